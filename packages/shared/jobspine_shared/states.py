@@ -1,0 +1,43 @@
+"""Job states and the transition table of the wire contract, as data."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+
+class JobState(enum.StrEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+S = JobState
+
+#: Every allowed transition: ``(from, to)`` -> what causes it. Anything else is refused.
+TRANSITIONS: Mapping[tuple[JobState, JobState], str] = {
+    (S.CREATED, S.RUNNING): "a worker's claim",
+    (S.CREATED, S.PAUSED): "a user's pause (hold the job)",
+    (S.CREATED, S.CANCELLED): "a user's cancel",
+    (S.RUNNING, S.CANCELLED): "a user's cancel (the worker's lease is revoked)",
+    (S.PAUSED, S.CANCELLED): "a user's cancel",
+    (S.RUNNING, S.COMPLETED): "the worker's complete",
+    (S.RUNNING, S.FAILED): "the worker's fail, or the supervisor",
+    (S.RUNNING, S.PAUSED): "the worker's paused after a pause request, or the supervisor",
+    (S.PAUSED, S.CREATED): "a user's resume",
+    (S.FAILED, S.CREATED): "a user's restart",
+    (S.CANCELLED, S.CREATED): "a user's restart",
+}
+
+#: States that no transition leaves.
+FINAL_STATES: frozenset[JobState] = frozenset(
+    s for s in JobState if not any(src == s for src, _ in TRANSITIONS)
+)
+
+
+def can_transition(source: JobState, target: JobState) -> bool:
+    """Whether the contract allows a job in ``source`` to move to ``target``."""
+    return (source, target) in TRANSITIONS

@@ -1,0 +1,1 @@
+"""jobspine web process: aiohttp + python-socketio over the job repository."""

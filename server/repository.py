@@ -1,0 +1,615 @@
+"""JobRepository: the single entry point for every job operation.
+
+Transports (Socket.IO handlers, REST views) and the supervisor call these methods; the
+methods validate values, authorise the actor, describe the change and let the store apply it
+atomically, then hand the committed events to the publisher in seq order per job.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import attrs
+
+from jobspine_shared.events import EventType, PauseReason
+from jobspine_shared.models import JobError, JobEvent, JobRecord
+from jobspine_shared.states import JobState
+from jobspine_shared.wire import event_to_wire, format_time, job_to_wire, parse_time
+from server import validation
+from server.actors import SUPERVISOR, Actor, Role
+from server.errors import (
+    Forbidden,
+    InvalidTransition,
+    LeaseLost,
+    NotFound,
+    ValidationFailed,
+)
+from server.keyed_lock import KeyedLock
+from server.recovery import recovery_options
+from server.store.base import JobStore, NewJob
+from server.store.model import (
+    CLEAR_CHECKPOINT,
+    NOW,
+    AuditEntry,
+    AuditWrite,
+    Checkpoint,
+    CheckpointWrite,
+    EventSpec,
+    JobChange,
+    JobFilter,
+    PageCursor,
+    StoredJob,
+)
+
+log = logging.getLogger(__name__)
+
+S = JobState
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+MAX_SYNC_JOBS = 500
+MAX_CLAIM_TYPES = 64
+
+
+class EventPublisher(Protocol):
+    async def publish(self, events: Sequence[JobEvent]) -> None: ...
+
+
+@attrs.frozen(kw_only=True)
+class RepositorySettings:
+    max_checkpoint_bytes: int = 1_048_576
+    heartbeat_timeout_s: float = 30.0
+    max_recovery_attempts: int = 3
+
+
+@attrs.frozen(kw_only=True)
+class Replay:
+    """Answer to "what did I miss after ``after_seq``": the events, or the snapshot to restart."""
+
+    job: JobRecord
+    events: tuple[JobEvent, ...]
+    recovered: bool
+
+
+@attrs.frozen(kw_only=True)
+class Claim:
+    job: JobRecord
+    lease: str
+    checkpoint: dict[str, Any] | None
+
+
+@attrs.frozen(kw_only=True)
+class JobPage:
+    items: tuple[JobRecord, ...]
+    next_cursor: str | None
+
+
+def encode_cursor(cursor: PageCursor) -> str:
+    raw = f"{format_time(cursor.created_at)}|{cursor.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(value: str) -> PageCursor:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        created, job_id = raw.split("|")
+        return PageCursor(created_at=parse_time(created), id=validation.job_id(job_id))
+    except (ValueError, binascii.Error, UnicodeDecodeError, ValidationFailed):
+        raise validation.invalid("cursor", "is not a cursor this server issued") from None
+
+
+def _user_states(*states: JobState) -> frozenset[JobState]:
+    return frozenset(states)
+
+
+class JobRepository:
+    def __init__(
+        self,
+        store: JobStore,
+        settings: RepositorySettings | None = None,
+        publisher: EventPublisher | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or RepositorySettings()
+        self._publisher = publisher
+        self._ordering = KeyedLock()
+
+    def set_publisher(self, publisher: EventPublisher | None) -> None:
+        self._publisher = publisher
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _publish(self, events: Sequence[JobEvent]) -> None:
+        if not events or self._publisher is None:
+            return
+        try:
+            await self._publisher.publish(events)
+        except Exception:
+            # The events are stored; clients fill the gap by replay.
+            log.exception("publishing %d event(s) failed", len(events))
+
+    async def _change(self, job_id: str, change: JobChange) -> StoredJob:
+        async with self._ordering.hold(job_id):
+            result = await self.store.apply(job_id, change)
+            await self._publish(result.events)
+        return result.job
+
+    async def _visible(self, actor: Actor, job_id: object) -> StoredJob:
+        """The job, when it exists and ``actor`` may see it; ``not_found`` otherwise."""
+        checked = validation.job_id(job_id)
+        job = await self.store.get(checked)
+        if job is None or not actor.may_see(job.record.user_id):
+            raise NotFound()
+        return job
+
+    def _options(self, job: StoredJob) -> dict[str, Any]:
+        return recovery_options(job, max_recovery_attempts=self.settings.max_recovery_attempts)
+
+    @staticmethod
+    def _audit(actor: Actor, action: str, **details: Any) -> AuditWrite:
+        if actor.role is not Role.USER:
+            details["role"] = str(actor.role)
+        return AuditWrite(action=action, actor=actor.id, details=details)
+
+    # -- users: reading ---------------------------------------------------------------------
+
+    async def get_job(self, actor: Actor, job_id: object) -> JobRecord:
+        return (await self._visible(actor, job_id)).record
+
+    async def list_jobs(
+        self,
+        actor: Actor,
+        *,
+        state: object = None,
+        type: object = None,
+        user_id: object = None,
+        limit: object = None,
+        cursor: object = None,
+    ) -> JobPage:
+        wanted_state = None
+        if state is not None:
+            if not isinstance(state, str) or state not in set(JobState):
+                raise validation.invalid("state", "is not a job state")
+            wanted_state = JobState(state)
+        wanted_type = None if type is None else validation.job_type(type)
+        if user_id is not None and not isinstance(user_id, str):
+            raise validation.invalid("user_id", "must be a string")
+        owner = (user_id or None) if actor.is_admin else actor.id
+        if limit is None:
+            limit = DEFAULT_PAGE_SIZE
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+            raise validation.invalid("limit", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
+        after = None
+        if cursor is not None:
+            if not isinstance(cursor, str):
+                raise validation.invalid("cursor", "must be a string")
+            after = decode_cursor(cursor)
+        page = await self.store.list_jobs(
+            JobFilter(user_id=owner, state=wanted_state, type=wanted_type), limit=limit, after=after
+        )
+        next_cursor = encode_cursor(page.next_cursor) if page.next_cursor else None
+        return JobPage(items=page.items, next_cursor=next_cursor)
+
+    async def replay(
+        self, actor: Actor, job_id: object, *, after_seq: object = None, epoch: object = None
+    ) -> Replay:
+        """Events after ``after_seq`` when the backlog still covers them, else the snapshot."""
+        cursor = validation.after_seq(after_seq)
+        if epoch is not None and not isinstance(epoch, str):
+            raise validation.invalid("epoch", "must be a string")
+        checked = validation.job_id(job_id)
+        read = await self.store.read_stream(checked, cursor if cursor is not None else 2**62)
+        if read is None or not actor.may_see(read.job.record.user_id):
+            raise NotFound()
+        job = read.job.record
+        if cursor is None or (epoch is not None and epoch != job.epoch) or cursor > job.seq:
+            return Replay(job=job, events=(), recovered=False)
+        missed = job.seq - cursor
+        contiguous = len(read.events) >= missed and all(
+            event.seq == cursor + 1 + i for i, event in enumerate(read.events[:missed])
+        )
+        if missed > self.store.backlog_size or not contiguous:
+            return Replay(job=job, events=(), recovered=False)
+        return Replay(job=job, events=read.events[:missed], recovered=True)
+
+    async def sync(
+        self, actor: Actor, cursors: object, epochs: object = None
+    ) -> dict[str, dict[str, Any]]:
+        """Replay many jobs in one call; each slot is a replay or a ``not_found`` error."""
+        if not isinstance(cursors, dict):
+            raise validation.invalid("cursors", "must be an object of job_id: after_seq")
+        if len(cursors) > MAX_SYNC_JOBS:
+            raise validation.invalid("cursors", f"at most {MAX_SYNC_JOBS} jobs per call")
+        for key, value in cursors.items():
+            validation.after_seq(value, f"cursors.{key}")
+        if epochs is not None and (
+            not isinstance(epochs, dict) or not all(isinstance(v, str) for v in epochs.values())
+        ):
+            raise validation.invalid("epochs", "must be an object of job_id: epoch")
+        epochs = epochs or {}
+        results: dict[str, dict[str, Any]] = {}
+        for key, value in cursors.items():
+            try:
+                replay = await self.replay(actor, key, after_seq=value, epoch=epochs.get(key))
+            except (NotFound, ValidationFailed):
+                results[key] = {"error": NotFound().to_wire()}
+            else:
+                results[key] = replay_to_wire(replay)
+        return results
+
+    async def recovery_options(self, actor: Actor, job_id: object) -> dict[str, Any]:
+        return self._options(await self._visible(actor, job_id))
+
+    async def get_checkpoint(self, actor: Actor, job_id: object) -> Checkpoint:
+        job = await self._visible(actor, job_id)
+        checkpoint = await self.store.get_checkpoint(job.record.id)
+        if checkpoint is None:
+            raise NotFound("this job has no checkpoint")
+        return checkpoint
+
+    async def audit_trail(self, actor: Actor, job_id: object) -> list[AuditEntry]:
+        job = await self._visible(actor, job_id)
+        return await self.store.list_audit(job.record.id)
+
+    async def get_stats(self, actor: Actor) -> dict[str, Any]:
+        counts = await self.store.count_by_state(None if actor.is_admin else actor.id)
+        by_state = {str(state): counts.get(state, 0) for state in JobState}
+        return {"by_state": by_state, "total": sum(by_state.values())}
+
+    async def get_resumable_jobs(self, actor: Actor) -> tuple[JobRecord, ...]:
+        page = await self.list_jobs(actor, state=S.PAUSED, limit=MAX_PAGE_SIZE)
+        return page.items
+
+    # -- users: changing --------------------------------------------------------------------
+
+    async def create_job(self, actor: Actor, *, type: object, input: object = None) -> JobRecord:
+        if actor.role is Role.WORKER:
+            raise Forbidden("workers cannot create jobs")
+        job = NewJob(
+            id=str(uuid.uuid4()),
+            user_id=actor.id,
+            type=validation.job_type(type),
+            input=validation.json_object({} if input is None else input, "input"),
+            epoch=uuid.uuid4().hex,
+        )
+        validation.encoded_size(job.input, "input")
+        event = EventSpec(
+            type=EventType.CREATED, data=lambda created: {"job": job_to_wire(created.record)}
+        )
+        async with self._ordering.hold(job.id):
+            result = await self.store.create(job, event=event)
+            await self._publish(result.events)
+        return result.job.record
+
+    async def pause(self, actor: Actor, job_id: object) -> JobRecord:
+        """A user's pause: hold a created job, or ask the worker of a running job to pause."""
+        job = await self._visible(actor, job_id)
+        if job.record.state is S.RUNNING:
+            if job.record.pause_requested:
+                return job.record
+            change = JobChange(
+                action="pause",
+                from_states=_user_states(S.RUNNING),
+                fields={"pause_requested": True},
+                events=(EventSpec(type=EventType.PAUSE_REQUESTED),),
+                audit=self._audit(actor, "pause_requested"),
+            )
+        else:
+            change = JobChange(
+                action="pause",
+                from_states=_user_states(S.CREATED),
+                to_state=S.PAUSED,
+                fields={"paused_at": NOW},
+                events=(EventSpec(type=EventType.PAUSED, data={"reason": PauseReason.USER.value}),),
+                audit=self._audit(actor, "pause"),
+            )
+        return (await self._change(job.record.id, change)).record
+
+    request_pause = pause
+
+    async def resume(self, actor: Actor, job_id: object) -> JobRecord:
+        """paused -> created: claimable again, checkpoint kept."""
+        job = await self._visible(actor, job_id)
+        change = JobChange(
+            action="resume",
+            from_states=_user_states(S.PAUSED),
+            to_state=S.CREATED,
+            fields={"paused_at": None},
+            events=(
+                EventSpec(
+                    type=EventType.RESUMED,
+                    data=lambda changed: {"has_checkpoint": changed.checkpoint is not None},
+                ),
+            ),
+            audit=self._audit(actor, "resume"),
+        )
+        return (await self._change(job.record.id, change)).record
+
+    async def cancel(self, actor: Actor, job_id: object) -> JobRecord:
+        job = await self._visible(actor, job_id)
+        previous = str(job.record.state)
+        change = JobChange(
+            action="cancel",
+            from_states=_user_states(S.CREATED, S.RUNNING, S.PAUSED),
+            to_state=S.CANCELLED,
+            fields={"cancelled_at": NOW},
+            events=(EventSpec(type=EventType.CANCELLED, data={"previous_state": previous}),),
+            audit=self._audit(actor, "cancel", previous_state=previous),
+        )
+        return (await self._change(job.record.id, change)).record
+
+    async def restart(self, actor: Actor, job_id: object, *, input: object = None) -> JobRecord:
+        """failed/cancelled -> created: error, result and checkpoint cleared; optional new input."""
+        job = await self._visible(actor, job_id)
+        fields: dict[str, Any] = {
+            "error": None,
+            "result": None,
+            "progress": 0.0,
+            "step": None,
+            "recovery_attempts": 0,
+            "started_at": None,
+            "paused_at": None,
+            "completed_at": None,
+            "failed_at": None,
+            "cancelled_at": None,
+            "last_heartbeat_at": None,
+        }
+        if input is not None:
+            fields["input"] = validation.json_object(input, "input")
+            validation.encoded_size(fields["input"], "input")
+        change = JobChange(
+            action="restart",
+            from_states=_user_states(S.FAILED, S.CANCELLED),
+            to_state=S.CREATED,
+            fields=fields,
+            checkpoint=CLEAR_CHECKPOINT,
+            events=(
+                EventSpec(type=EventType.RESTARTED, data={"previous_state": str(job.record.state)}),
+            ),
+            audit=self._audit(actor, "restart", new_input=input is not None),
+        )
+        return (await self._change(job.record.id, change)).record
+
+    # -- workers ----------------------------------------------------------------------------
+
+    async def claim(
+        self, actor: Actor, *, types: object = None, worker_id: object = None
+    ) -> Claim | None:
+        if types is None:
+            types = []
+        if not isinstance(types, list) or len(types) > MAX_CLAIM_TYPES:
+            raise validation.invalid("types", f"must be a list of at most {MAX_CLAIM_TYPES} types")
+        checked_types = [validation.job_type(t, "types") for t in types]
+        if worker_id is None:
+            worker_id = actor.id
+        if not isinstance(worker_id, str) or not 1 <= len(worker_id) <= 128:
+            raise validation.invalid("worker_id", "must be a string of 1 to 128 characters")
+        lease = secrets.token_urlsafe(18)
+        claimed = await self.store.claim(types=checked_types, worker_id=worker_id, lease=lease)
+        if claimed is None:
+            return None
+        async with self._ordering.hold(claimed.job.id):
+            await self._publish(claimed.events)
+        return Claim(job=claimed.job, lease=claimed.lease, checkpoint=claimed.checkpoint)
+
+    @staticmethod
+    def _lease(value: object) -> str:
+        if not isinstance(value, str) or not 1 <= len(value) <= 128:
+            raise validation.invalid("lease", "must be the lease string the claim returned")
+        return value
+
+    async def heartbeat(self, job_id: object, lease: object) -> bool:
+        """Prove the worker is alive; returns whether a pause was requested."""
+        return await self.store.heartbeat(validation.job_id(job_id), self._lease(lease))
+
+    async def update_progress(
+        self, job_id: object, lease: object, progress: object, step: object = None
+    ) -> JobRecord:
+        value = validation.progress(progress)
+        text = validation.step(step)
+        change = JobChange(
+            action="progress",
+            from_states=_user_states(S.RUNNING),
+            lease=self._lease(lease),
+            progress_at_most=value,
+            fields={"progress": value, "step": text, "last_heartbeat_at": NOW},
+            events=(EventSpec(type=EventType.PROGRESS, data={"progress": value, "step": text}),),
+        )
+        return (await self._change(validation.job_id(job_id), change)).record
+
+    def _checkpoint_write(
+        self, data: object, progress: object, current: float, field: str
+    ) -> tuple[CheckpointWrite, float | None]:
+        checked, size = validation.checkpoint_data(data, self.settings.max_checkpoint_bytes, field)
+        value = None if progress is None else validation.progress(progress)
+        write = CheckpointWrite(
+            data=checked,
+            size_bytes=size,
+            progress=current if value is None else value,
+            keys=tuple(str(k) for k in checked),
+        )
+        return write, value
+
+    async def checkpoint(
+        self, job_id: object, lease: object, data: object, progress: object = None
+    ) -> datetime:
+        checked_id, checked_lease = validation.job_id(job_id), self._lease(lease)
+        current = await self.store.get(checked_id)
+        if current is None:
+            raise NotFound()
+        write, value = self._checkpoint_write(data, progress, current.record.progress, "data")
+        event_data: dict[str, Any] = {"size_bytes": write.size_bytes}
+        fields: dict[str, Any] = {"last_heartbeat_at": NOW}
+        if value is not None:
+            event_data["progress"] = value
+            fields["progress"] = value
+        change = JobChange(
+            action="checkpoint",
+            from_states=_user_states(S.RUNNING),
+            lease=checked_lease,
+            progress_at_most=value,
+            fields=fields,
+            checkpoint=write,
+            events=(EventSpec(type=EventType.CHECKPOINT, data=event_data),),
+        )
+        job = await self._change(checked_id, change)
+        assert job.record.checkpoint_at is not None
+        return job.record.checkpoint_at
+
+    async def paused(self, job_id: object, lease: object, checkpoint: object = None) -> JobRecord:
+        """The worker honours a pause request, optionally saving a checkpoint first."""
+        checked_id, checked_lease = validation.job_id(job_id), self._lease(lease)
+        events = [EventSpec(type=EventType.PAUSED, data={"reason": PauseReason.USER.value})]
+        write = None
+        if checkpoint is not None:
+            current = await self.store.get(checked_id)
+            if current is None:
+                raise NotFound()
+            write, _ = self._checkpoint_write(
+                checkpoint, None, current.record.progress, "checkpoint"
+            )
+            events.insert(
+                0, EventSpec(type=EventType.CHECKPOINT, data={"size_bytes": write.size_bytes})
+            )
+        change = JobChange(
+            action="pause",
+            from_states=_user_states(S.RUNNING),
+            to_state=S.PAUSED,
+            lease=checked_lease,
+            require_pause_requested=True,
+            fields={"paused_at": NOW},
+            checkpoint=write,
+            events=tuple(events),
+        )
+        return (await self._change(checked_id, change)).record
+
+    async def complete(self, job_id: object, lease: object, result: object = None) -> JobRecord:
+        validation.encoded_size(result, "result")
+        change = JobChange(
+            action="complete",
+            from_states=_user_states(S.RUNNING),
+            to_state=S.COMPLETED,
+            lease=self._lease(lease),
+            fields={"result": result, "progress": 100.0, "completed_at": NOW},
+            events=(EventSpec(type=EventType.COMPLETED, data={"result": result}),),
+        )
+        return (await self._change(validation.job_id(job_id), change)).record
+
+    async def fail(self, job_id: object, lease: object, error: object) -> JobRecord:
+        if not isinstance(error, dict):
+            raise validation.invalid("error", "must be an object {message, code?, retryable?}")
+        retryable = error.get("retryable", False)
+        if not isinstance(retryable, bool):
+            raise validation.invalid("error.retryable", "must be a boolean")
+        wire_error = {
+            "code": validation.error_code(error.get("code")) or "job_failed",
+            "message": validation.error_message(error.get("message")),
+            "retryable": retryable,
+        }
+        return await self._fail(validation.job_id(job_id), wire_error, lease=self._lease(lease))
+
+    async def _fail(
+        self,
+        job_id: str,
+        error: dict[str, Any],
+        *,
+        lease: str,
+        stale_after_s: float | None = None,
+        actor: Actor | None = None,
+    ) -> JobRecord:
+        change = JobChange(
+            action="fail",
+            from_states=_user_states(S.RUNNING),
+            to_state=S.FAILED,
+            lease=lease,
+            stale_after_s=stale_after_s,
+            fields={"error": JobError(**error), "failed_at": NOW},
+            events=(EventSpec(type=EventType.FAILED, data={"error": error}),),
+            audit=self._audit(actor, "fail", code=error["code"]) if actor else None,
+        )
+        return (await self._change(job_id, change)).record
+
+    # -- supervisor -------------------------------------------------------------------------
+
+    async def find_stale_jobs(self, *, limit: int = 1000) -> list[StoredJob]:
+        return await self.store.find_stale(self.settings.heartbeat_timeout_s, limit=limit)
+
+    async def recover_stale_job(self, job: StoredJob) -> JobRecord | None:
+        """Pause (checkpoint and attempts left) or fail a stale job, once.
+
+        The change is conditional on the job still running under the same lease and still
+        being stale, so a heartbeat that lands first wins and concurrent supervisors recover
+        a job once. Returns None when there was nothing (any more) to recover.
+        """
+        record, lease = job.record, job.lease
+        if record.state is not S.RUNNING or lease is None:
+            return None
+        timeout = self.settings.heartbeat_timeout_s
+        try:
+            if job.checkpoint is not None and (
+                record.recovery_attempts < self.settings.max_recovery_attempts
+            ):
+                change = JobChange(
+                    action="recover",
+                    from_states=_user_states(S.RUNNING),
+                    to_state=S.PAUSED,
+                    lease=lease,
+                    stale_after_s=timeout,
+                    fields={"paused_at": NOW},
+                    increments={"recovery_attempts": 1},
+                    events=(
+                        EventSpec(
+                            type=EventType.PAUSED, data={"reason": PauseReason.STALLED.value}
+                        ),
+                        EventSpec(type=EventType.RECOVERY, data=self._options),
+                    ),
+                    audit=self._audit(SUPERVISOR, "recover", outcome="paused"),
+                )
+                return (await self._change(record.id, change)).record
+            code = "worker_lost" if job.checkpoint is None else "max_recovery_attempts"
+            message = (
+                "the worker stopped sending heartbeats and the job has no checkpoint"
+                if job.checkpoint is None
+                else "the job stalled again after its last allowed recovery"
+            )
+            error = {"code": code, "message": message, "retryable": True}
+            return await self._fail(
+                record.id, error, lease=lease, stale_after_s=timeout, actor=SUPERVISOR
+            )
+        except (LeaseLost, InvalidTransition, NotFound):
+            return None
+
+    async def check_job(self, actor: Actor, job_id: object) -> JobRecord | None:
+        """An admin's recovery check of one job: recover it when it is stale."""
+        if not actor.is_admin:
+            raise Forbidden("only admins can trigger a recovery check")
+        job = await self._visible(actor, job_id)
+        stale = {j.record.id: j for j in await self.find_stale_jobs(limit=100_000)}
+        if job.record.id not in stale:
+            return None
+        return await self.recover_stale_job(stale[job.record.id])
+
+
+def replay_to_wire(replay: Replay) -> dict[str, Any]:
+    return {
+        "recovered": replay.recovered,
+        "events": [event_to_wire(e) for e in replay.events],
+        "job": job_to_wire(replay.job),
+    }
+
+
+__all__ = [
+    "Claim",
+    "EventPublisher",
+    "JobPage",
+    "JobRepository",
+    "Replay",
+    "RepositorySettings",
+    "replay_to_wire",
+]

@@ -1,0 +1,115 @@
+"""The JobStore interface: public methods do the bookkeeping, abstract ones the storage."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import attrs
+
+from jobspine_shared.states import JobState
+from server.store.model import (
+    AuditEntry,
+    AuditWrite,
+    ChangeResult,
+    Checkpoint,
+    ClaimResult,
+    EventSpec,
+    JobChange,
+    JobFilter,
+    Page,
+    PageCursor,
+    StoredJob,
+    StreamRead,
+)
+from server.store.rules import check_change
+
+
+@attrs.frozen(kw_only=True)
+class NewJob:
+    id: str
+    user_id: str
+    type: str
+    input: dict[str, object]
+    epoch: str
+
+
+class JobStore(abc.ABC):
+    """Where jobs, their event streams, checkpoints and audit trails live.
+
+    Every method that changes a job does so in one atomic step together with the events it
+    appends, so a reader never sees a change without its event or the reverse. Stores raise
+    the domain errors of :mod:`server.errors` and never anything else for bad requests.
+    """
+
+    def __init__(self, *, backlog_size: int) -> None:
+        if backlog_size < 1:
+            raise ValueError("backlog_size must be at least 1")
+        self.backlog_size = backlog_size
+
+    async def apply(self, job_id: str, change: JobChange) -> ChangeResult:
+        """Apply one conditional change; raise the reason when its conditions do not hold."""
+        check_change(change)
+        return await self._apply(job_id, change)
+
+    async def create(self, job: NewJob, *, event: EventSpec) -> ChangeResult:
+        """Insert a job in ``created`` with its first event (seq 1)."""
+        return await self._insert(job, event)
+
+    async def claim(
+        self, *, types: Sequence[str], worker_id: str, lease: str
+    ) -> ClaimResult | None:
+        """Atomically take the oldest ``created`` job of ``types`` (any type when empty)."""
+        return await self._claim(tuple(types), worker_id, lease)
+
+    async def open(self) -> None:
+        """Acquire resources (pools, schema); called once before use."""
+
+    async def close(self) -> None:
+        """Release resources; the store is unusable afterwards."""
+
+    @abc.abstractmethod
+    async def _apply(self, job_id: str, change: JobChange) -> ChangeResult: ...
+
+    @abc.abstractmethod
+    async def _insert(self, job: NewJob, event: EventSpec) -> ChangeResult: ...
+
+    @abc.abstractmethod
+    async def _claim(
+        self, types: tuple[str, ...], worker_id: str, lease: str
+    ) -> ClaimResult | None: ...
+
+    @abc.abstractmethod
+    async def heartbeat(self, job_id: str, lease: str) -> bool:
+        """Record a heartbeat under a fenced lease; return ``pause_requested``."""
+
+    @abc.abstractmethod
+    async def get(self, job_id: str) -> StoredJob | None: ...
+
+    @abc.abstractmethod
+    async def read_stream(self, job_id: str, after_seq: int) -> StreamRead | None:
+        """The job and its retained events with ``seq > after_seq``, oldest first."""
+
+    @abc.abstractmethod
+    async def get_checkpoint(self, job_id: str) -> Checkpoint | None: ...
+
+    @abc.abstractmethod
+    async def list_jobs(self, where: JobFilter, *, limit: int, after: PageCursor | None) -> Page:
+        """Jobs newest first by ``(created_at, id)``, strictly after ``after``."""
+
+    @abc.abstractmethod
+    async def list_audit(self, job_id: str) -> list[AuditEntry]: ...
+
+    @abc.abstractmethod
+    async def count_by_state(self, user_id: str | None) -> dict[JobState, int]: ...
+
+    @abc.abstractmethod
+    async def find_stale(self, stale_after_s: float, *, limit: int) -> list[StoredJob]:
+        """Running jobs whose last heartbeat is older than ``stale_after_s`` seconds."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise :class:`server.errors.Unavailable` when the store cannot be reached."""
+
+
+__all__ = ["AuditWrite", "JobStore", "NewJob"]

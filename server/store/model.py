@@ -1,0 +1,167 @@
+"""What stores keep and return besides the public job record."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import attrs
+
+from jobspine_shared.events import EventType
+from jobspine_shared.models import JobEvent, JobRecord
+from jobspine_shared.states import JobState
+
+
+class _Now:
+    """Stands for "the store's clock at the moment of the change"."""
+
+    def __repr__(self) -> str:
+        return "NOW"
+
+
+NOW: Final = _Now()
+
+
+@attrs.frozen(kw_only=True)
+class CheckpointInfo:
+    """Everything about a job's checkpoint but the data itself."""
+
+    saved_at: datetime
+    size_bytes: int
+    progress: float
+    keys: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Checkpoint:
+    info: CheckpointInfo
+    data: dict[str, Any]
+
+
+@attrs.frozen(kw_only=True)
+class CheckpointWrite:
+    """A checkpoint to store with a change; ``saved_at`` is the store's clock."""
+
+    data: dict[str, Any]
+    size_bytes: int
+    progress: float
+    keys: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
+class StoredJob:
+    """A job as the store holds it: the public record plus lease bookkeeping."""
+
+    record: JobRecord
+    lease: str | None = None
+    worker_id: str | None = None
+    checkpoint: CheckpointInfo | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AuditEntry:
+    action: str
+    actor: str
+    at: datetime
+    details: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class AuditWrite:
+    action: str
+    actor: str
+    details: dict[str, Any] = attrs.field(factory=dict)
+
+
+EventData = Mapping[str, Any] | Callable[[StoredJob], Mapping[str, Any]]
+
+
+@attrs.frozen(kw_only=True)
+class EventSpec:
+    """An event to append with a change; ``data`` may be computed from the changed job."""
+
+    type: EventType
+    data: EventData = attrs.field(factory=dict)
+
+    def render(self, job: StoredJob) -> dict[str, Any]:
+        data = self.data(job) if callable(self.data) else self.data
+        return dict(data)
+
+
+CLEAR_CHECKPOINT: Final = "clear"
+
+
+@attrs.frozen(kw_only=True)
+class JobChange:
+    """One conditional, atomic change of a job: the unit both stores apply.
+
+    The change applies only when every condition holds on the current job; it then sets the
+    fields, writes or clears the checkpoint, appends the events (with consecutive seqs) and
+    the audit entry, all in one atomic step. Otherwise nothing changes and the store raises
+    the error :func:`server.store.rules.refusal` names.
+    """
+
+    action: str
+    from_states: frozenset[JobState]
+    to_state: JobState | None = None
+    #: Fenced: the job must be running under exactly this lease.
+    lease: str | None = None
+    require_pause_requested: bool = False
+    #: Progress may not go down: the current progress must be at most this.
+    progress_at_most: float | None = None
+    #: Supervisor: the last heartbeat must be older than this many seconds.
+    stale_after_s: float | None = None
+    #: Record fields to set (``NOW`` for the store's clock).
+    fields: Mapping[str, Any] = attrs.field(factory=dict)
+    #: Record fields to increase by the given amount.
+    increments: Mapping[str, int] = attrs.field(factory=dict)
+    checkpoint: CheckpointWrite | str | None = None
+    events: tuple[EventSpec, ...] = ()
+    audit: AuditWrite | None = None
+    #: Set the lease (a claim); leaving ``running`` always clears it.
+    new_lease: str | None = None
+    worker_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChangeResult:
+    job: StoredJob
+    events: tuple[JobEvent, ...]
+
+
+@attrs.frozen(kw_only=True)
+class ClaimResult:
+    job: JobRecord
+    lease: str
+    checkpoint: dict[str, Any] | None
+    events: tuple[JobEvent, ...]
+
+
+@attrs.frozen(kw_only=True)
+class StreamRead:
+    """A job and the events its store still holds after some seq, read consistently."""
+
+    job: StoredJob
+    events: tuple[JobEvent, ...]
+
+
+@attrs.frozen(kw_only=True)
+class JobFilter:
+    user_id: str | None = None
+    state: JobState | None = None
+    type: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PageCursor:
+    """Position after the last item of a page: newest first by ``(created_at, id)``."""
+
+    created_at: datetime
+    id: str
+
+
+@attrs.frozen(kw_only=True)
+class Page:
+    items: tuple[JobRecord, ...]
+    next_cursor: PageCursor | None

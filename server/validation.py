@@ -1,0 +1,113 @@
+"""Domain checks on values that reach the service layer, shared by every transport."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from typing import Any
+
+from jobspine_shared.models import (
+    JOB_TYPE_PATTERN,
+    MAX_ERROR_CODE_LENGTH,
+    MAX_ERROR_MESSAGE_LENGTH,
+    MAX_STEP_LENGTH,
+)
+from server.errors import PayloadTooLarge, ValidationFailed
+
+
+def invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(f"{field}: {message}", details={"field": field})
+
+
+def is_job_id(value: object) -> bool:
+    """Job ids are canonical lowercase UUID strings."""
+    if not isinstance(value, str) or len(value) != 36:
+        return False
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def job_id(value: object, field: str = "job_id") -> str:
+    if not isinstance(value, str):
+        raise invalid(field, "must be a string")
+    if not is_job_id(value):
+        raise invalid(field, "is not a job id")
+    return value
+
+
+def job_type(value: object, field: str = "type") -> str:
+    if not isinstance(value, str) or not JOB_TYPE_PATTERN.fullmatch(value):
+        raise invalid(field, "must be 1 to 64 characters of [a-z0-9_.-]")
+    return value
+
+
+def progress(value: object, field: str = "progress") -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise invalid(field, "must be a number")
+    if not math.isfinite(value) or not 0 <= value <= 100:
+        raise invalid(field, "must be a finite number in [0, 100]")
+    return float(value)
+
+
+def optional_text(value: object, field: str, max_length: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise invalid(field, "must be a string")
+    if len(value) > max_length:
+        raise invalid(field, f"must be at most {max_length} characters")
+    return value
+
+
+def step(value: object) -> str | None:
+    return optional_text(value, "step", MAX_STEP_LENGTH)
+
+
+def error_message(value: object) -> str:
+    text = optional_text(value, "error.message", MAX_ERROR_MESSAGE_LENGTH)
+    if text is None:
+        raise invalid("error.message", "is required")
+    return text
+
+
+def error_code(value: object) -> str | None:
+    return optional_text(value, "error.code", MAX_ERROR_CODE_LENGTH)
+
+
+def json_object(value: object, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise invalid(field, "must be a JSON object")
+    return value
+
+
+def encoded_size(value: object, field: str) -> int:
+    """Length of the compact UTF-8 JSON encoding; refuses what JSON cannot carry (NaN)."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise invalid(field, f"is not JSON-encodable ({exc})") from None
+    return len(text.encode("utf-8"))
+
+
+def checkpoint_data(
+    value: object, max_bytes: int, field: str = "data"
+) -> tuple[dict[str, Any], int]:
+    data = json_object(value, field)
+    size = encoded_size(data, field)
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            f"{field}: checkpoint of {size} bytes exceeds {max_bytes}",
+            details={"size_bytes": size, "max_bytes": max_bytes},
+        )
+    return data, size
+
+
+def after_seq(value: object, field: str = "after_seq") -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise invalid(field, "must be a non-negative integer")
+    return value
