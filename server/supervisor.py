@@ -1,0 +1,138 @@
+"""The supervisor: finds running jobs whose worker went quiet and recovers them.
+
+It runs inside the web process as a background task started and stopped by the aiohttp
+lifecycle. Each recovery is one conditional change in the store (still running, same lease,
+still stale), so a heartbeat landing during the scan wins and several supervisors sharing
+one database recover a job once. A failing job or a store outage is logged and retried on
+the next tick; only cancellation ends the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from jobspine_shared.states import JobState
+from jobspine_shared.wire import format_time
+from server.repository import JobRepository
+
+log = logging.getLogger(__name__)
+
+#: Jobs recovered per tick at most; the rest wait for the next tick.
+SCAN_BATCH = 500
+
+
+@attrs.define(kw_only=True)
+class SupervisorStatus:
+    """What admins see at ``GET /api/admin/supervisor``."""
+
+    interval_s: float
+    heartbeat_timeout_s: float
+    running: bool = False
+    ticks: int = 0
+    last_run_at: datetime | None = None
+    last_duration_ms: float | None = None
+    last_scanned: int = 0
+    scanned: int = 0
+    paused: int = 0
+    failed: int = 0
+    errors: int = 0
+    last_error: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        data = attrs.asdict(self)
+        data["last_run_at"] = format_time(self.last_run_at) if self.last_run_at else None
+        data["recovered"] = self.paused + self.failed
+        return data
+
+
+@attrs.frozen(kw_only=True)
+class TickReport:
+    scanned: int
+    paused: int
+    failed: int
+    errors: int
+
+
+class Supervisor:
+    def __init__(self, repository: JobRepository, *, interval_s: float) -> None:
+        self._repository = repository
+        self._interval_s = interval_s
+        self._wakeup = asyncio.Event()
+        self.status = SupervisorStatus(
+            interval_s=interval_s,
+            heartbeat_timeout_s=repository.settings.heartbeat_timeout_s,
+        )
+
+    async def tick(self) -> TickReport:
+        """One scan: recover every stale job found; one job's error does not stop the rest."""
+        started = time.perf_counter()
+        paused = failed = errors = 0
+        try:
+            stale = await self._repository.find_stale_jobs(limit=SCAN_BATCH)
+        except Exception as exc:
+            self._note_error(exc)
+            raise
+        for job in stale:
+            try:
+                recovered = await self._repository.recover_stale_job(job)
+            except Exception as exc:
+                errors += 1
+                self._note_error(exc, job_id=job.record.id)
+                continue
+            if recovered is None:
+                continue
+            log.info(
+                "supervisor: job %s stale since %s -> %s",
+                recovered.id,
+                job.record.last_heartbeat_at,
+                recovered.state,
+            )
+            if recovered.state is JobState.PAUSED:
+                paused += 1
+            else:
+                failed += 1
+        report = TickReport(scanned=len(stale), paused=paused, failed=failed, errors=errors)
+        self._record(report, time.perf_counter() - started)
+        return report
+
+    def _record(self, report: TickReport, duration_s: float) -> None:
+        status = self.status
+        status.ticks += 1
+        status.last_run_at = datetime.now(UTC)
+        status.last_duration_ms = round(duration_s * 1000, 3)
+        status.last_scanned = report.scanned
+        status.scanned += report.scanned
+        status.paused += report.paused
+        status.failed += report.failed
+
+    def _note_error(self, exc: Exception, *, job_id: str | None = None) -> None:
+        self.status.errors += 1
+        self.status.last_error = f"{type(exc).__name__}: {exc}"
+        if job_id:
+            log.exception("supervisor: recovering job %s failed", job_id)
+        else:
+            log.exception("supervisor: scan failed")
+
+    def wake(self) -> None:
+        """Run the next tick now instead of at the end of the interval."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Tick every ``interval_s`` until cancelled; errors wait for the next tick."""
+        self.status.running = True
+        try:
+            while True:
+                with contextlib.suppress(Exception):  # logged and counted by tick()
+                    await self.tick()
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._interval_s)
+        finally:
+            self.status.running = False
