@@ -136,7 +136,7 @@ async def test_a_heartbeat_that_lands_during_the_scan_wins(repo: JobRepository) 
 async def test_a_reclaimed_job_is_not_recovered_under_the_old_lease(
     repo: JobRepository,
 ) -> None:
-    job_id, lease = await running_with_checkpoint(repo)
+    job_id, _ = await running_with_checkpoint(repo)
     stale = await until_stale(repo, job_id)
     await repo.cancel(ALICE, job_id)
     assert await repo.recover_stale_job(stale) is None

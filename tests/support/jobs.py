@@ -31,16 +31,16 @@ class Driven:
 
 
 async def wait_until(
-    check: Callable[[], Awaitable[T]], *, timeout: float = 5.0, interval: float = 0.01
+    check: Callable[[], Awaitable[T]], *, within: float = 5.0, interval: float = 0.01
 ) -> T:
     """Poll ``check`` until it returns a truthy value or the deadline passes."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         value = await check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(interval)
 
 
