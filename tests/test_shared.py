@@ -1,0 +1,183 @@
+"""packages/shared: the transition table, wire converters, validation and migration."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from jobspine_shared import (
+    SCHEMA_VERSION,
+    TRANSITIONS,
+    EventType,
+    JobError,
+    JobEvent,
+    JobRecord,
+    JobState,
+    RecordValidationError,
+    can_transition,
+    event_from_wire,
+    event_to_wire,
+    job_from_wire,
+    job_to_wire,
+    migrate_job_record,
+    validate_job_record,
+)
+from jobspine_shared.states import FINAL_STATES
+
+S = JobState
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+CONTRACT_TABLE = {
+    (S.CREATED, S.RUNNING),
+    (S.CREATED, S.PAUSED),
+    (S.CREATED, S.CANCELLED),
+    (S.RUNNING, S.CANCELLED),
+    (S.PAUSED, S.CANCELLED),
+    (S.RUNNING, S.COMPLETED),
+    (S.RUNNING, S.FAILED),
+    (S.RUNNING, S.PAUSED),
+    (S.PAUSED, S.CREATED),
+    (S.FAILED, S.CREATED),
+    (S.CANCELLED, S.CREATED),
+}
+
+
+def record(**changes: Any) -> JobRecord:
+    base = JobRecord(
+        id="9b2f6a0e-0000-4000-8000-000000000001",
+        user_id="u1",
+        type="research",
+        input={"query": "q"},
+        created_at=NOW,
+        updated_at=NOW,
+        epoch="e8c1",
+        seq=3,
+    )
+    return base.evolve(**changes)
+
+
+@pytest.mark.parametrize("source", list(JobState))
+@pytest.mark.parametrize("target", list(JobState))
+def test_can_transition_is_exactly_the_contract_table(source: S, target: S) -> None:
+    assert can_transition(source, target) is ((source, target) in CONTRACT_TABLE)
+
+
+def test_table_data_and_final_states() -> None:
+    assert set(TRANSITIONS) == CONTRACT_TABLE
+    assert FINAL_STATES == {S.COMPLETED}
+
+
+def test_snapshot_has_exactly_the_contract_fields() -> None:
+    wire = job_to_wire(record())
+    assert set(wire) == {
+        "schema_version", "id", "user_id", "type", "input", "state", "progress", "step",
+        "result", "error", "has_checkpoint", "checkpoint_at", "attempt", "recovery_attempts",
+        "pause_requested", "created_at", "updated_at", "started_at", "paused_at",
+        "completed_at", "failed_at", "cancelled_at", "last_heartbeat_at", "seq", "epoch",
+    }  # fmt: skip
+    assert wire["schema_version"] == SCHEMA_VERSION
+    assert wire["state"] == "created"
+    assert type(wire["state"]) is str
+    assert wire["created_at"] == "2026-11-22T10:00:00Z"
+    json.dumps(wire)
+
+
+def test_wire_round_trip_with_every_field_set() -> None:
+    full = record(
+        state=S.FAILED,
+        progress=42.5,
+        step="step 2/5",
+        result={"r": [1, 2]},
+        error=JobError(code="worker_lost", message="gone", retryable=True),
+        has_checkpoint=True,
+        checkpoint_at=NOW,
+        attempt=2,
+        recovery_attempts=1,
+        started_at=NOW,
+        failed_at=NOW,
+        last_heartbeat_at=NOW,
+    )
+    wire = job_to_wire(full)
+    assert wire["error"] == {"code": "worker_lost", "message": "gone", "retryable": True}
+    assert job_from_wire(json.loads(json.dumps(wire))) == full
+    assert validate_job_record(json.loads(json.dumps(wire))) == full
+
+
+def test_event_round_trip() -> None:
+    event = JobEvent(
+        job_id="j", user_id="u", seq=18, epoch="e", type=EventType.PROGRESS, at=NOW,
+        data={"progress": 45.0, "step": "s"},
+    )  # fmt: skip
+    wire = event_to_wire(event)
+    assert wire["type"] == "job:progress"
+    assert event_from_wire(wire) == event
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"state": "bogus"}, "$.state"),
+        ({"progress": "high"}, "$.progress"),
+        ({"progress": math.nan}, "$.progress"),
+        ({"input": []}, "$.input"),
+        ({"seq": 1.5}, "$.seq"),
+        ({"created_at": "yesterday"}, "$.created_at"),
+        ({"created_at": "2026-11-22T10:00:00"}, "$.created_at"),
+        ({"pause_requested": "no"}, "$.pause_requested"),
+        ({"surprise": 1}, "$"),
+    ],
+)
+def test_validate_reports_the_offending_field(change: dict[str, Any], path: str) -> None:
+    wire = job_to_wire(record()) | change
+    with pytest.raises(RecordValidationError) as refused:
+        validate_job_record(wire)
+    assert any(path in error for error in refused.value.errors), refused.value.errors
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"type": "Bad Type"}, "type"),
+        ({"progress": 100.5}, "progress"),
+        ({"step": "s" * 257}, "step"),
+        ({"has_checkpoint": True}, "has_checkpoint"),
+        ({"seq": -1}, "seq"),
+    ],
+)
+def test_validate_applies_the_contract_limits(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(RecordValidationError) as refused:
+        validate_job_record(job_to_wire(record()) | change)
+    assert refused.value.errors[0].startswith(field)
+
+
+def test_validate_refuses_non_objects_and_future_versions() -> None:
+    with pytest.raises(RecordValidationError):
+        validate_job_record([1, 2])
+    with pytest.raises(RecordValidationError, match="newer"):
+        validate_job_record(job_to_wire(record()) | {"schema_version": 2})
+
+
+def test_migrate_upgrades_a_synthetic_v0_record() -> None:
+    v0 = {
+        "id": "9b2f6a0e-0000-4000-8000-000000000001",
+        "user_id": "u1",
+        "type": "research",
+        "input": {},
+        "status": "running",
+        "progress": 0.425,
+        "created_at": "2026-11-22T10:00:00Z",
+        "updated_at": "2026-11-22T10:00:00Z",
+    }
+    migrated = migrate_job_record(v0)
+    assert migrated["schema_version"] == 1
+    assert migrated["state"] == "running"
+    assert "status" not in migrated
+    job = validate_job_record(v0)
+    assert job.state is S.RUNNING
+    assert job.progress == pytest.approx(42.5)
+    assert (job.seq, job.recovery_attempts, job.pause_requested) == (0, 0, False)
+    assert migrate_job_record(job_to_wire(job)) == job_to_wire(job)
