@@ -1,0 +1,448 @@
+"""What only the Postgres store has: its migrator, the schema's own guards, HOT heartbeats,
+its indexes, several instances sharing one database, and outages.
+
+The store's behaviour as such is the contract suite's (``test_store_contract.py``), which
+runs against both stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from jobspine_shared.states import TRANSITIONS, JobState
+from server.errors import InvalidTransition, LeaseLost, Unavailable
+from server.repository import JobRepository
+from server.store.migrator import MIGRATION_LOCK_KEY, load_migrations, migrate
+from server.store.model import JobFilter
+from server.store.postgres import FIND_STALE_SQL, HEARTBEAT_SQL, PostgresJobStore
+from tests.support.jobs import ALICE, WORKER, claim, create, wait_until
+
+# The root conftest registers it too; naming it here keeps this module runnable on its own.
+
+BACKLOG = 5
+
+
+@contextlib.asynccontextmanager
+async def connect(dsn: str) -> AsyncIterator[asyncpg.Connection[Any]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def opened_store(dsn: str, **options: Any) -> AsyncIterator[PostgresJobStore]:
+    store = PostgresJobStore(dsn, backlog_size=BACKLOG, **options)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def insert_job(conn: asyncpg.Connection[Any], *, running: bool = False) -> uuid.UUID:
+    """A job written in raw SQL, so that a test's table statistics are its own."""
+    job_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO jobs (id, user_id, type, input, created_at, updated_at, epoch, seq)"
+        " VALUES ($1, 'alice', 'research', $2::jsonb, now(), now(), 'e1', 1)",
+        job_id,
+        '{"query": "what is HOT?", "depth": 3}',
+    )
+    if running:
+        await conn.execute(
+            "UPDATE jobs SET state = 'running', lease = 'L1', started_at = now(),"
+            " last_heartbeat_at = now(), attempt = 1 WHERE id = $1",
+            job_id,
+        )
+    return job_id
+
+
+# -- migrator --------------------------------------------------------------------------------
+
+
+async def migration_rows(dsn: str) -> list[tuple[int, str]]:
+    async with connect(dsn) as conn:
+        rows = await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
+    return [(r["version"], r["name"]) for r in rows]
+
+
+def shipped() -> list[tuple[int, str]]:
+    return [(m.version, m.name) for m in load_migrations()]
+
+
+async def test_migrator_builds_an_empty_database_once(empty_postgres_dsn: str) -> None:
+    first = await migrate(empty_postgres_dsn)
+    second = await migrate(empty_postgres_dsn)
+
+    assert [(m.version, m.name) for m in first] == shipped()
+    assert second == []
+    assert await migration_rows(empty_postgres_dsn) == shipped()
+
+
+async def test_concurrent_migrators_queue_on_the_lock_and_both_succeed(
+    empty_postgres_dsn: str,
+) -> None:
+    async with connect(empty_postgres_dsn) as blocker:
+        # Hold the migrators' lock so that both are provably waiting at the same time.
+        await blocker.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        runs = [asyncio.create_task(migrate(empty_postgres_dsn)) for _ in range(2)]
+
+        async def both_waiting() -> bool:
+            waiting = await blocker.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
+            return bool(waiting == 2)
+
+        await wait_until(both_waiting)
+        await blocker.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        results = await asyncio.gather(*runs)
+
+    applied = sorted((m.version, m.name) for result in results for m in result)
+    assert applied == shipped()  # each migration applied by exactly one of them
+    assert await migration_rows(empty_postgres_dsn) == shipped()
+
+
+async def test_a_cloned_test_database_is_fully_migrated(postgres_dsn: str) -> None:
+    assert await migration_rows(postgres_dsn) == shipped()
+    assert await migrate(postgres_dsn) == []
+
+
+# -- the schema guards the contract by itself ------------------------------------------------
+
+
+async def test_transition_table_is_the_contracts(postgres_dsn: str) -> None:
+    async with connect(postgres_dsn) as conn:
+        rows = await conn.fetch("SELECT from_state::text, to_state::text FROM job_transitions")
+    assert {(JobState(r[0]), JobState(r[1])) for r in rows} == set(TRANSITIONS)
+
+
+async def test_trigger_refuses_an_illegal_transition_in_raw_sql(postgres_dsn: str) -> None:
+    async with connect(postgres_dsn) as conn:
+        job_id = await insert_job(conn)
+        with pytest.raises(asyncpg.CheckViolationError, match="created -> completed"):
+            await conn.execute(
+                "UPDATE jobs SET state = 'completed', completed_at = now() WHERE state = 'created'"
+            )
+        assert await conn.fetchval("SELECT state::text FROM jobs WHERE id = $1", job_id) == (
+            "created"
+        )
+        # A legal one passes the same trigger.
+        await conn.execute("UPDATE jobs SET state = 'paused' WHERE id = $1", job_id)
+
+
+async def test_a_job_cannot_be_inserted_past_created(postgres_dsn: str) -> None:
+    async with connect(postgres_dsn) as conn, conn.transaction():
+        with pytest.raises(asyncpg.CheckViolationError, match="must be created"):
+            await conn.execute(
+                "INSERT INTO jobs (id, user_id, type, state, created_at, updated_at, epoch,"
+                " seq, completed_at) VALUES (gen_random_uuid(), 'u', 't', 'completed', now(),"
+                " now(), 'e', 1, now())"
+            )
+
+
+@pytest.mark.parametrize(
+    ("assignment", "constraint"),
+    [
+        ("progress = 150", "jobs_progress_range"),
+        ("progress = -1", "jobs_progress_range"),
+        ("progress = 'NaN'", "jobs_progress_range"),
+        ("step = repeat('x', 257)", "jobs_step_length"),
+        ("type = 'Not A Type'", "jobs_type_format"),
+        ("input = '[]'", "jobs_input_object"),
+        ("lease = 'L'", "jobs_lease_iff_running"),
+        ("pause_requested = true", "jobs_pause_request_running"),
+        ("has_checkpoint = true", "jobs_checkpoint_flag"),
+        ("checkpoint_size = 10", "jobs_checkpoint_meta"),
+        ('error = \'{"code": "x"}\'', "jobs_error_shape"),
+    ],
+)
+async def test_check_constraints_refuse_bad_values(
+    postgres_dsn: str, assignment: str, constraint: str
+) -> None:
+    async with connect(postgres_dsn) as conn:
+        job_id = await insert_job(conn)
+        with pytest.raises(asyncpg.CheckViolationError) as refused:
+            await conn.execute(f"UPDATE jobs SET {assignment} WHERE id = $1", job_id)
+    assert refused.value.constraint_name == constraint
+
+
+# -- heartbeats and indexes ------------------------------------------------------------------
+
+
+async def update_counts(conn: asyncpg.Connection[Any]) -> tuple[int, int]:
+    """(updates, HOT updates) of ``jobs``, including this backend's latest statements."""
+    await conn.execute("SELECT pg_stat_force_next_flush()")
+    row = await conn.fetchrow(
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'jobs'"
+    )
+    assert row is not None
+    return row["n_tup_upd"], row["n_tup_hot_upd"]
+
+
+async def test_heartbeats_are_hot_updates(postgres_dsn: str) -> None:
+    beats = 200
+    async with connect(postgres_dsn) as conn:
+        # Everything on this one connection: its statistics are flushed on demand.
+        job_id = await insert_job(conn, running=True)
+        updates_before, hot_before = await update_counts(conn)
+        for _ in range(beats):
+            assert await conn.fetchval(HEARTBEAT_SQL, job_id, "L1") is False
+        updates_after, hot_after = await update_counts(conn)
+
+    assert updates_after - updates_before == beats
+    assert hot_after - hot_before >= 0.9 * beats
+
+
+async def test_no_index_holds_the_heartbeat_column(postgres_dsn: str) -> None:
+    async with connect(postgres_dsn) as conn:
+        definitions = await conn.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'jobs'"
+        )
+    assert definitions
+    assert [r["indexname"] for r in definitions if "last_heartbeat_at" in r["indexdef"]] == []
+
+
+async def test_stale_scan_uses_the_partial_running_index(postgres_dsn: str) -> None:
+    async with connect(postgres_dsn) as conn:
+        await conn.execute(
+            "INSERT INTO jobs (id, user_id, type, created_at, updated_at, epoch, seq)"
+            " SELECT gen_random_uuid(), 'u' || (g % 50), 'research',"
+            "        now() - g * interval '1 second', now(), 'e', 1"
+            " FROM generate_series(1, 5000) AS g"
+        )
+        await conn.execute(
+            "UPDATE jobs SET state = 'running', lease = 'L', started_at = now(),"
+            " last_heartbeat_at = now() - ((g.n - 0.5) * interval '1 second')"
+            " FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM jobs LIMIT 50) AS g"
+            " WHERE jobs.id = g.id"
+        )
+        await conn.execute("ANALYZE jobs")
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + FIND_STALE_SQL, 30.0, 100))
+        stale = await conn.fetch(FIND_STALE_SQL, 30.0, 100)
+
+    assert "jobs_running_idx" in plan, plan
+    assert len(stale) == 20  # heartbeats 0.5 .. 49.5 s old; stale after 30 s: 30.5 .. 49.5
+
+
+async def test_the_backlog_is_trimmed_in_the_table(postgres_dsn: str) -> None:
+    async with opened_store(postgres_dsn) as store:
+        repo = JobRepository(store)
+        job = await create(repo)
+        lease = await claim(repo, job.id)
+        for step in range(12):
+            await repo.update_progress(job.id, lease, step)
+    async with connect(postgres_dsn) as conn:
+        seqs = await conn.fetch("SELECT seq FROM job_events ORDER BY seq")
+    assert [r["seq"] for r in seqs] == list(range(14 - BACKLOG + 1, 15))
+
+
+# -- several instances on one database -------------------------------------------------------
+
+
+async def test_two_instances_append_consecutive_seqs(postgres_dsn: str) -> None:
+    """Two stores (two pools, as two web instances) racing on one job: the row lock of the
+    conditional UPDATE orders them, so seqs stay gapless and unique."""
+    async with opened_store(postgres_dsn) as one, opened_store(postgres_dsn) as two:
+        repos = [JobRepository(one), JobRepository(two)]
+        job = await create(repos[0])
+        lease = await claim(repos[0], job.id)
+        await asyncio.gather(*(repos[i % 2].update_progress(job.id, lease, 10) for i in range(40)))
+        read = await one.read_stream(job.id, 0)
+
+    assert read is not None
+    assert read.job.record.seq == 2 + 40
+    assert [e.seq for e in read.events] == list(range(42 - BACKLOG + 1, 43))
+
+
+async def test_two_instances_claim_each_job_once(postgres_dsn: str) -> None:
+    async with opened_store(postgres_dsn) as one, opened_store(postgres_dsn) as two:
+        repos = [JobRepository(one), JobRepository(two)]
+        jobs = [await create(repos[0]) for _ in range(10)]
+        claims = await asyncio.gather(*(repos[i % 2].claim(WORKER) for i in range(16)))
+
+    claimed = [c.job.id for c in claims if c is not None]
+    assert sorted(claimed) == sorted(j.id for j in jobs)
+
+
+async def test_two_instances_cancel_and_complete_exactly_one_wins(postgres_dsn: str) -> None:
+    async with opened_store(postgres_dsn) as one, opened_store(postgres_dsn) as two:
+        job = await create(JobRepository(one))
+        lease = await claim(JobRepository(one), job.id)
+        outcomes = await asyncio.gather(
+            JobRepository(one).cancel(ALICE, job.id),
+            JobRepository(two).complete(job.id, lease, {"done": True}),
+            return_exceptions=True,
+        )
+        final = await one.get(job.id)
+
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(errors) == 1
+    assert isinstance(errors[0], LeaseLost | InvalidTransition)
+    assert final is not None
+    assert final.record.state in (JobState.CANCELLED, JobState.COMPLETED)
+    assert final.record.seq == 3  # created, started, and the winner's event
+
+
+# -- outages ---------------------------------------------------------------------------------
+
+UNREACHABLE_DSN = "postgresql://postgres@127.0.0.1:1/postgres"
+
+STORE_CALLS: dict[str, Callable[[PostgresJobStore], Awaitable[object]]] = {
+    "open": lambda store: store.open(),
+    "ping": lambda store: store.ping(),
+    "get": lambda store: store.get(str(uuid.uuid4())),
+    "read_stream": lambda store: store.read_stream(str(uuid.uuid4()), 0),
+    "heartbeat": lambda store: store.heartbeat(str(uuid.uuid4()), "L"),
+    "claim": lambda store: store.claim(types=[], worker_id="w", lease="L"),
+    "list_jobs": lambda store: store.list_jobs(JobFilter(), limit=10, after=None),
+    "count_by_state": lambda store: store.count_by_state(None),
+    "find_stale": lambda store: store.find_stale(30.0, limit=10),
+}
+
+
+@pytest.mark.parametrize("call", sorted(STORE_CALLS))
+async def test_an_unreachable_database_gives_unavailable_never_a_raw_error(call: str) -> None:
+    store = PostgresJobStore(UNREACHABLE_DSN, backlog_size=BACKLOG, connect_timeout=1.0)
+    try:
+        with pytest.raises(Unavailable):
+            await STORE_CALLS[call](store)
+    finally:
+        await store.close()
+
+
+async def test_calls_during_an_outage_share_one_connection_attempt() -> None:
+    """A server that accepts but never answers (a hung host): ten concurrent calls wait
+    for one connection attempt, not for ten in a row."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    store = PostgresJobStore(
+        f"postgresql://postgres@127.0.0.1:{port}/postgres",
+        backlog_size=BACKLOG,
+        connect_timeout=0.3,
+    )
+    try:
+        results = await asyncio.gather(
+            *(store.get(str(uuid.uuid4())) for _ in range(10)), return_exceptions=True
+        )
+    finally:
+        await store.close()
+        server.close()
+        for writer in accepted:
+            writer.close()
+        await server.wait_closed()
+
+    assert [type(r) for r in results] == [Unavailable] * 10
+    assert len(accepted) == 1
+
+
+def through_port(dsn: str, port: int) -> str:
+    parts = urlsplit(dsn)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+
+
+class Outage:
+    """A TCP forwarder to Postgres that can be taken down and brought back on one port."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._target = (target_host, target_port)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._pipes: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def up(self) -> None:
+        self._server = await asyncio.start_server(self._forward, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def down(self) -> None:
+        """Refuse new connections and cut the open ones, as a crashed server would."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in self._writers:
+            writer.close()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+        self._writers.update((writer, upstream_writer))
+        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
+            pipe = asyncio.create_task(self._pipe(source, sink))
+            self._pipes.add(pipe)
+            pipe.add_done_callback(self._pipes.discard)
+
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+
+async def test_the_store_recovers_by_itself_after_an_outage(postgres_dsn: str) -> None:
+    server = urlsplit(postgres_dsn)
+    outage = Outage(server.hostname or "127.0.0.1", server.port or 5432)
+    await outage.up()  # only to be given a free port
+    await outage.down()
+    store = PostgresJobStore(
+        through_port(postgres_dsn, outage.port), backlog_size=BACKLOG, connect_timeout=2.0
+    )
+    try:
+        with pytest.raises(Unavailable):
+            await store.open()  # down from the start: open fails, the store stays usable
+
+        await outage.up()
+        repo = JobRepository(store)
+        job = await create(repo)  # the pool is created (and the schema checked) lazily
+
+        await outage.down()
+        with pytest.raises(Unavailable):
+            await repo.get_job(ALICE, job.id)
+        with pytest.raises(Unavailable):
+            await store.ping()
+
+        await outage.up()
+        assert await repo.get_job(ALICE, job.id) == job
+        await store.ping()
+    finally:
+        await store.close()
+        await outage.down()
+
+
+async def test_terminated_backends_are_replaced(postgres_dsn: str) -> None:
+    """A Postgres restart ends every backend: the pool reconnects, and at most the first
+    call, should it meet the dead connection, fails, with ``Unavailable``."""
+    async with opened_store(postgres_dsn, min_pool=1, max_pool=1) as store:
+        repo = JobRepository(store)
+        job = await create(repo)
+        async with connect(postgres_dsn) as admin:
+            ended = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        assert ended == 1
+        with contextlib.suppress(Unavailable):
+            await repo.get_job(ALICE, job.id)
+        assert await repo.get_job(ALICE, job.id) == job
