@@ -12,7 +12,7 @@ import binascii
 import logging
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -217,6 +217,25 @@ class JobRepository:
         if missed > self.store.backlog_size or not contiguous:
             return Replay(job=job, events=(), recovered=False)
         return Replay(job=job, events=read.events[:missed], recovered=True)
+
+    async def subscribe(
+        self,
+        actor: Actor,
+        job_id: object,
+        *,
+        join: Callable[[str], Awaitable[None]],
+        after_seq: object = None,
+        epoch: object = None,
+    ) -> Replay:
+        """A replay that starts live delivery: ``join(job_id)`` runs once the arguments are
+        valid and ``actor`` may see the job, and before the backlog is read, so no event
+        falls between the replay and the live stream and no one else's event leaks."""
+        validation.after_seq(after_seq)
+        if epoch is not None and not isinstance(epoch, str):
+            raise validation.invalid("epoch", "must be a string")
+        job = await self._visible(actor, job_id)
+        await join(job.record.id)
+        return await self.replay(actor, job.record.id, after_seq=after_seq, epoch=epoch)
 
     async def sync(
         self, actor: Actor, cursors: object, epochs: object = None
@@ -423,15 +442,20 @@ class JobRepository:
         )
         return (await self._change(validation.job_id(job_id), change)).record
 
-    def _checkpoint_write(
-        self, data: object, progress: object, current: float, field: str
+    async def _checkpoint_write(
+        self, job_id: str, data: object, progress: object, field: str
     ) -> tuple[CheckpointWrite, float | None]:
+        """Validate the checkpoint (before looking the job up: a malformed call is a
+        ``validation_error`` whether or not the job exists), then describe the write."""
         checked, size = validation.checkpoint_data(data, self.settings.max_checkpoint_bytes, field)
         value = None if progress is None else validation.progress(progress)
+        current = await self.store.get(job_id)
+        if current is None:
+            raise NotFound()
         write = CheckpointWrite(
             data=checked,
             size_bytes=size,
-            progress=current if value is None else value,
+            progress=current.record.progress if value is None else value,
             keys=tuple(str(k) for k in checked),
         )
         return write, value
@@ -440,10 +464,7 @@ class JobRepository:
         self, job_id: object, lease: object, data: object, progress: object = None
     ) -> datetime:
         checked_id, checked_lease = validation.job_id(job_id), self._lease(lease)
-        current = await self.store.get(checked_id)
-        if current is None:
-            raise NotFound()
-        write, value = self._checkpoint_write(data, progress, current.record.progress, "data")
+        write, value = await self._checkpoint_write(checked_id, data, progress, "data")
         event_data: dict[str, Any] = {"size_bytes": write.size_bytes}
         fields: dict[str, Any] = {"last_heartbeat_at": NOW}
         if value is not None:
@@ -468,12 +489,7 @@ class JobRepository:
         events = [EventSpec(type=EventType.PAUSED, data={"reason": PauseReason.USER.value})]
         write = None
         if checkpoint is not None:
-            current = await self.store.get(checked_id)
-            if current is None:
-                raise NotFound()
-            write, _ = self._checkpoint_write(
-                checkpoint, None, current.record.progress, "checkpoint"
-            )
+            write, _ = await self._checkpoint_write(checked_id, checkpoint, None, "checkpoint")
             events.insert(
                 0, EventSpec(type=EventType.CHECKPOINT, data={"size_bytes": write.size_bytes})
             )

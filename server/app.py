@@ -1,0 +1,185 @@
+"""The web application: Socket.IO, the REST API, health and metrics over one job repository.
+
+Everything that runs in the background starts and stops with the aiohttp lifecycle
+(``cleanup_ctx``); nothing outlives the application.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from server.auth import TokenVerifier
+from server.config import Settings
+from server.errors import Unavailable
+from server.keys import (
+    HTTP_IN_FLIGHT,
+    IN_FLIGHT,
+    METRICS,
+    READINESS_CHECKS,
+    REPOSITORY,
+    SETTINGS,
+    SIO,
+    STORE,
+    VERIFIER,
+    ReadinessCheck,
+)
+from server.metrics import Metrics
+from server.realtime import user_namespace, worker_namespace
+from server.realtime.dispatch import InFlight
+from server.realtime.publisher import SocketPublisher
+from server.realtime.sockets import SocketServer
+from server.repository import JobRepository, RepositorySettings
+from server.rest.cors import cors_middleware
+from server.rest.errors import error_middleware
+from server.rest.routes import add_routes
+from server.rest.tracking import tracking_middleware
+from server.store.base import JobStore
+from server.store.memory import MemoryJobStore
+
+log = logging.getLogger(__name__)
+
+#: How long shutdown waits for socket calls in flight before closing the store.
+DRAIN_TIMEOUT_S = 5.0
+
+
+def build_store(settings: Settings) -> JobStore:
+    """The store ``DATABASE_URL`` selects (not opened yet): Postgres, or in-memory when unset."""
+    if settings.database_url is None:
+        return MemoryJobStore(backlog_size=settings.backlog_size)
+    # Imported here so that asyncpg is loaded only by deployments that use it.
+    from server.store.postgres import PostgresJobStore
+
+    return PostgresJobStore(settings.database_url, backlog_size=settings.backlog_size)
+
+
+def add_background_services(app: web.Application) -> None:
+    """The extension point for in-process background services.
+
+    Each service is a ``cleanup_ctx`` generator appended here, e.g. the supervisor loop
+    (``app.cleanup_ctx.append(supervisor_ctx)``) or the Redis client manager's readiness
+    probe. They start after the store is open and Socket.IO is ready, and stop first, in
+    reverse order. A service that needs a dependency checked by ``/readyz`` appends a
+    :class:`~server.keys.ReadinessCheck` to ``app[READINESS_CHECKS]``. HTTP routes of a
+    service go into :data:`server.rest.routes.ROUTES`. This build has no such service.
+    """
+
+
+async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE]
+    try:
+        await store.open()  # the Postgres store applies its schema migrations here
+    except Unavailable as exc:
+        # The process stays up: /readyz says 503 and the store retries on its next call.
+        log.warning("job store %s unavailable at start: %s", type(store).__name__, exc.message)
+    else:
+        log.info("job store %s open", type(store).__name__)
+    try:
+        yield
+    finally:
+        await store.close()
+
+
+async def _socketio_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    yield
+    if not await app[IN_FLIGHT].drain(DRAIN_TIMEOUT_S):
+        log.warning("%d socket call(s) still running at shutdown", len(app[IN_FLIGHT]))
+    await app[SIO].shutdown()
+
+
+async def close_client_connections(app: web.Application, timeout_s: float) -> bool:
+    """Drop every Socket.IO client's transport (they reconnect, as after a crash) and wait up
+    to ``timeout_s`` for the requests that carried them (websockets, long polls) to end;
+    whether they all did.
+
+    Call it before the runner's cleanup: once aiohttp begins its shutdown it no longer reads
+    from open connections, so websocket clients could not finish their closing handshake
+    and would hold shutdown until its timeout.
+    """
+    await app[SIO].disconnect_all()
+    return await app[HTTP_IN_FLIGHT].drain(timeout_s)
+
+
+async def _disconnect_sockets(app: web.Application) -> None:
+    """For runners that did not call :func:`close_client_connections` first: long polls end
+    at once, websockets within the websocket close timeout or the runner's shutdown timeout."""
+    await app[SIO].disconnect_all()
+
+
+def create_app(
+    settings: Settings, *, store: JobStore | None = None, client_manager: Any = None
+) -> web.Application:
+    """Build the application.
+
+    ``store``: a store to use as is; its owner opens and closes it. Without one, the app
+    builds the store ``settings`` select and opens and closes it with its lifecycle.
+    ``client_manager``: a python-socketio client manager (e.g. for Redis); default in-process.
+    """
+    owns_store = store is None
+    job_store = build_store(settings) if store is None else store
+    metrics, in_flight = Metrics(), InFlight()
+    sockets = SocketServer(
+        max_message_bytes=settings.max_message_bytes, client_manager=client_manager
+    )
+    repository = JobRepository(
+        job_store,
+        RepositorySettings(
+            max_checkpoint_bytes=settings.max_checkpoint_bytes,
+            heartbeat_timeout_s=settings.heartbeat_timeout_s,
+            max_recovery_attempts=settings.max_recovery_attempts,
+        ),
+    )
+    repository.set_publisher(SocketPublisher(sockets, metrics))
+    verifier = TokenVerifier(settings.jwt)
+
+    app = web.Application(
+        client_max_size=settings.max_message_bytes,
+        middlewares=[tracking_middleware, cors_middleware, error_middleware],
+    )
+    app[SETTINGS] = settings
+    app[STORE] = job_store
+    app[REPOSITORY] = repository
+    app[SIO] = sockets
+    app[VERIFIER] = verifier
+    app[METRICS] = metrics
+    app[IN_FLIGHT] = in_flight
+    app[HTTP_IN_FLIGHT] = InFlight()
+    app[READINESS_CHECKS] = [ReadinessCheck(name="store", probe=job_store.ping)]
+
+    for namespace in (user_namespace, worker_namespace):
+        namespace.install(
+            sockets=sockets,
+            repository=repository,
+            verifier=verifier,
+            metrics=metrics,
+            in_flight=in_flight,
+        )
+    sockets.attach(app)
+    add_routes(app)
+
+    if owns_store:
+        app.cleanup_ctx.append(_store_lifecycle)
+    app.on_shutdown.append(_disconnect_sockets)
+    app.cleanup_ctx.append(_socketio_lifecycle)
+    add_background_services(app)
+    return app
+
+
+__all__ = [
+    "IN_FLIGHT",
+    "METRICS",
+    "READINESS_CHECKS",
+    "REPOSITORY",
+    "SETTINGS",
+    "SIO",
+    "STORE",
+    "VERIFIER",
+    "ReadinessCheck",
+    "add_background_services",
+    "build_store",
+    "close_client_connections",
+    "create_app",
+]

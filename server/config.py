@@ -1,0 +1,222 @@
+"""Settings of the web process, read once from the environment and validated.
+
+Every bad value raises :class:`server.errors.ConfigError` with one line that names the
+variable, e.g. ``PORT: expected an integer from 1 to 65535, got 'abc'``. A variable that is
+unset or empty takes its default.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import attrs
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from server.errors import ConfigError
+
+T = TypeVar("T")
+
+#: HS256 secrets shorter than this are refused (RFC 7518 §3.2: at least the hash size).
+MIN_SECRET_BYTES = 32
+#: Checkpoints larger than this are refused by configuration: a typo guard.
+MAX_CHECKPOINT_LIMIT = 1 << 30
+#: Room for a checkpoint call's other fields and the Socket.IO framing.
+TRANSPORT_OVERHEAD_BYTES = 64 * 1024
+#: A client that escapes non-ASCII text (``\\uXXXX``, as Python's ``json.dumps`` does by
+#: default) sends up to 3 characters per byte of the compact UTF-8 encoding the limit counts.
+ESCAPING_FACTOR = 3
+
+ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
+
+
+@attrs.frozen(kw_only=True)
+class JwtSettings:
+    """How tokens are verified: one algorithm and its key, plus optional aud/iss checks."""
+
+    algorithm: str
+    key: str = attrs.field(repr=False)
+    audience: str | None = None
+    issuer: str | None = None
+    #: True when the secret was generated for this process (``--dev``).
+    generated: bool = False
+
+    @property
+    def can_mint(self) -> bool:
+        """Whether this process holds the signing key (HS256's secret is both)."""
+        return self.algorithm == "HS256"
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str | None = attrs.field(default=None, repr=False)
+    redis_url: str | None = attrs.field(default=None, repr=False)
+    jwt: JwtSettings
+    heartbeat_timeout_s: float = 30.0
+    supervisor_interval_s: float = 10.0
+    max_recovery_attempts: int = 3
+    backlog_size: int = 200
+    max_checkpoint_bytes: int = 1_048_576
+    redis_channel: str = "jobspine"
+    dev: bool = False
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest Socket.IO message or HTTP body accepted.
+
+        The contract asks for at least ``MAX_CHECKPOINT_BYTES`` + 64 KiB so that an oversize
+        checkpoint is refused with an ack rather than a dropped connection. Clients that escape
+        non-ASCII characters send up to three characters per counted byte, so the limit leaves
+        room for that too.
+        """
+        return ESCAPING_FACTOR * self.max_checkpoint_bytes + TRANSPORT_OVERHEAD_BYTES
+
+
+class _Env:
+    """Reads one variable at a time and names it in every complaint."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def raw(self, name: str) -> str | None:
+        value = self._environ.get(name)
+        if value is None or not value.strip():
+            return None
+        return value.strip()
+
+    def get(self, name: str, default: T, parse: Callable[[str, str], T]) -> T:
+        value = self.raw(name)
+        return default if value is None else parse(name, value)
+
+
+def _fail(name: str, expected: str, value: str) -> ConfigError:
+    return ConfigError(f"{name}: expected {expected}, got {value!r}")
+
+
+def _integer(low: int, high: int) -> Callable[[str, str], int]:
+    expected = f"an integer from {low} to {high}"
+
+    def parse(name: str, value: str) -> int:
+        try:
+            number = int(value, 10)
+        except ValueError:
+            raise _fail(name, expected, value) from None
+        if not low <= number <= high:
+            raise _fail(name, expected, value)
+        return number
+
+    return parse
+
+
+def _duration(name: str, value: str) -> float:
+    expected = "a finite number of seconds > 0"
+    try:
+        number = float(value)
+    except ValueError:
+        raise _fail(name, expected, value) from None
+    if not math.isfinite(number) or number <= 0:
+        raise _fail(name, expected, value)
+    return number
+
+
+def _url(*schemes: str) -> Callable[[str, str], str]:
+    expected = "a URL starting with " + " or ".join(f"{s}://" for s in schemes)
+
+    def parse(name: str, value: str) -> str:
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            raise _fail(name, expected, value) from None
+        if parts.scheme not in schemes:
+            # Do not echo the URL: it may carry a password.
+            raise ConfigError(f"{name}: expected {expected}")
+        return value
+
+    return parse
+
+
+def _text(name: str, value: str) -> str:
+    return value
+
+
+def _public_key(algorithm: str, pem: str) -> str:
+    # Environments often carry PEM blocks with escaped newlines.
+    if "\n" not in pem and "\\n" in pem:
+        pem = pem.replace("\\n", "\n")
+    try:
+        key = load_pem_public_key(pem.encode())
+    except (ValueError, TypeError):
+        raise ConfigError("JWT_PUBLIC_KEY: expected a PEM-encoded public key") from None
+    if algorithm == "RS256" and not isinstance(key, rsa.RSAPublicKey):
+        raise ConfigError("JWT_PUBLIC_KEY: expected an RSA public key for RS256")
+    if algorithm == "ES256" and not (
+        isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
+    ):
+        raise ConfigError("JWT_PUBLIC_KEY: expected a P-256 EC public key for ES256")
+    return pem
+
+
+def _jwt(env: _Env, *, dev: bool) -> JwtSettings:
+    secret, public_key = env.raw("JWT_SECRET"), env.raw("JWT_PUBLIC_KEY")
+    requested = env.raw("JWT_ALGORITHM")
+    audience, issuer = env.raw("JWT_AUDIENCE"), env.raw("JWT_ISSUER")
+    if secret is not None and public_key is not None:
+        raise ConfigError("JWT_PUBLIC_KEY: set either JWT_SECRET or JWT_PUBLIC_KEY, not both")
+    if public_key is not None:
+        algorithm = requested or "RS256"
+        if algorithm not in ASYMMETRIC_ALGORITHMS:
+            raise _fail("JWT_ALGORITHM", "RS256 or ES256 with JWT_PUBLIC_KEY", algorithm)
+        return JwtSettings(
+            algorithm=algorithm,
+            key=_public_key(algorithm, public_key),
+            audience=audience,
+            issuer=issuer,
+        )
+    if requested is not None and requested != "HS256":
+        expected = "HS256 with JWT_SECRET (RS256 and ES256 need JWT_PUBLIC_KEY)"
+        raise _fail("JWT_ALGORITHM", expected, requested)
+    generated = False
+    if secret is None:
+        if not dev:
+            raise ConfigError(
+                "JWT_SECRET: required (an HS256 secret of at least 32 bytes), "
+                "or set JWT_PUBLIC_KEY, or start with --dev"
+            )
+        secret, generated = secrets.token_urlsafe(48), True
+    elif len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"JWT_SECRET: expected at least {MIN_SECRET_BYTES} bytes, got {len(secret.encode())}"
+        )
+    return JwtSettings(
+        algorithm="HS256", key=secret, audience=audience, issuer=issuer, generated=generated
+    )
+
+
+def load_settings(environ: Mapping[str, str], *, dev: bool = False) -> Settings:
+    """Build and validate the settings; ``dev`` generates a secret when none is configured."""
+    env = _Env(environ)
+    return Settings(
+        host=env.get("HOST", "127.0.0.1", _text),
+        port=env.get("PORT", 8080, _integer(1, 65535)),
+        database_url=env.get("DATABASE_URL", None, _url("postgresql", "postgres")),
+        redis_url=env.get("REDIS_URL", None, _url("redis", "rediss", "unix")),
+        jwt=_jwt(env, dev=dev),
+        heartbeat_timeout_s=env.get("HEARTBEAT_TIMEOUT_S", 30.0, _duration),
+        supervisor_interval_s=env.get("SUPERVISOR_INTERVAL_S", 10.0, _duration),
+        max_recovery_attempts=env.get("MAX_RECOVERY_ATTEMPTS", 3, _integer(0, 1000)),
+        backlog_size=env.get("BACKLOG_SIZE", 200, _integer(1, 1_000_000)),
+        max_checkpoint_bytes=env.get(
+            "MAX_CHECKPOINT_BYTES", 1_048_576, _integer(1, MAX_CHECKPOINT_LIMIT)
+        ),
+        redis_channel=env.get("REDIS_CHANNEL", "jobspine", _text),
+        dev=dev,
+    )
+
+
+__all__ = ["JwtSettings", "Settings", "load_settings"]

@@ -1,0 +1,55 @@
+"""Typed keys of what the web application holds, shared by the app factory and the views.
+
+:mod:`server.app` re-exports them; they live here so that views need not import the factory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import attrs
+from aiohttp import web
+
+from server.auth import TokenVerifier
+from server.config import Settings
+from server.metrics import Metrics
+from server.realtime.dispatch import InFlight
+from server.realtime.sockets import SocketServer
+from server.repository import JobRepository
+from server.store.base import JobStore
+
+
+@attrs.frozen(kw_only=True)
+class ReadinessCheck:
+    """A named probe for ``/readyz``: it returns when the dependency answers, raises otherwise."""
+
+    name: str
+    probe: Callable[[], Awaitable[None]]
+
+    async def __call__(self) -> None:
+        await self.probe()
+
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", JobStore)
+REPOSITORY = web.AppKey("repository", JobRepository)
+SIO = web.AppKey("sio", SocketServer)
+VERIFIER = web.AppKey("verifier", TokenVerifier)
+METRICS = web.AppKey("metrics", Metrics)
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
+#: HTTP requests being served, the long-lived Engine.IO ones (websockets, polls) included.
+HTTP_IN_FLIGHT = web.AppKey("http_in_flight", InFlight)
+READINESS_CHECKS = web.AppKey("readiness_checks", list[ReadinessCheck])
+
+__all__ = [
+    "HTTP_IN_FLIGHT",
+    "IN_FLIGHT",
+    "METRICS",
+    "READINESS_CHECKS",
+    "REPOSITORY",
+    "SETTINGS",
+    "SIO",
+    "STORE",
+    "VERIFIER",
+    "ReadinessCheck",
+]

@@ -1,0 +1,136 @@
+"""The one wrapper every Socket.IO call of both namespaces goes through.
+
+It finds the caller's identity (stored at connect) and refuses calls after the token expired,
+routes the event to its handler, checks that the payload is an object, and turns whatever
+happens into a flat ack: a domain error into its envelope, anything else into a generic
+``internal_error`` (logged here with its traceback, never sent). It also counts calls by
+outcome and tracks calls in flight so that shutdown can wait for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from server.actors import Actor
+from server.errors import BadRequest, JobspineError, Unauthorized, ValidationFailed
+from server.metrics import Metrics
+from server.realtime import acks
+from server.realtime.sockets import SocketServer
+
+log = logging.getLogger(__name__)
+
+Fields = dict[str, Any]
+
+
+@attrs.frozen(kw_only=True)
+class Call:
+    """One client call: the socket, who is behind it, and the payload object."""
+
+    sid: str
+    actor: Actor
+    payload: dict[str, Any]
+
+
+Handler = Callable[[Call], Awaitable[Fields]]
+
+
+class InFlight:
+    """Counts calls being handled; :meth:`drain` waits until none is."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        self._count += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._count -= 1
+            if self._count == 0:
+                self._idle.set()
+
+    def __len__(self) -> int:
+        return self._count
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Whether every call finished within ``timeout_s``."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+
+def _payload(args: tuple[object, ...]) -> dict[str, Any]:
+    payload = args[0] if args else None
+    if not isinstance(payload, dict):
+        raise ValidationFailed("the payload must be a JSON object", details={"field": "payload"})
+    return payload
+
+
+class Dispatcher:
+    """Routes the events of one namespace to their handlers."""
+
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        handlers: Mapping[str, Handler],
+        sockets: SocketServer,
+        metrics: Metrics,
+        in_flight: InFlight,
+    ) -> None:
+        self.namespace = namespace
+        self._handlers = dict(handlers)
+        self._sockets = sockets
+        self._metrics = metrics
+        self._in_flight = in_flight
+
+    def install(self) -> None:
+        self._sockets.on_any_event(self.namespace, self.dispatch)
+
+    async def dispatch(self, event: str, sid: str, args: tuple[object, ...]) -> acks.Ack:
+        known = event in self._handlers
+        with self._in_flight.track():
+            try:
+                ack = acks.ok(**await self._call(event, sid, args))
+            except JobspineError as exc:
+                ack = acks.error(exc)
+            except Exception:
+                log.exception("socket call %r on %s failed", event, self.namespace)
+                ack = acks.error(JobspineError("internal error; the server logged the details"))
+        outcome = "ok" if ack["ok"] else str(ack["error"]["code"])
+        self._metrics.socket_call(self.namespace, event if known else "unknown", outcome)
+        return ack
+
+    async def _call(self, event: str, sid: str, args: tuple[object, ...]) -> Fields:
+        identity = await self._sockets.identity(sid, self.namespace)
+        if identity is None:
+            raise Unauthorized("this socket is not authenticated")
+        if identity.is_expired():
+            raise Unauthorized("the token has expired; reconnect with a fresh one")
+        handler = self._handlers.get(event)
+        if handler is None:
+            raise BadRequest(
+                f"unknown event {event!r} on namespace {self.namespace}",
+                details={"event": event},
+            )
+        return await handler(Call(sid=sid, actor=identity.actor, payload=_payload(args)))
+
+    async def reserved(self, sid: str) -> acks.Ack:
+        """A client event that reuses a reserved name (``connect``, ``disconnect``)."""
+        self._metrics.socket_call(self.namespace, "unknown", "bad_request")
+        return acks.error(BadRequest("connect and disconnect are reserved event names"))
+
+
+__all__ = ["Call", "Dispatcher", "Fields", "Handler", "InFlight"]

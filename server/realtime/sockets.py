@@ -1,0 +1,165 @@
+"""A typed face of ``socketio.AsyncServer``: the one module that touches its untyped API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+from server.auth import Identity
+
+ConnectHandler = Callable[[str, dict[str, Any], object], Awaitable[None]]
+"""``(sid, environ, auth)``; raises :class:`socketio.exceptions.ConnectionRefusedError`."""
+
+EventHandler = Callable[[str, str, tuple[object, ...]], Awaitable[object]]
+"""``(event, sid, args)``; returns the ack."""
+
+ReservedHandler = Callable[[str], Awaitable[object]]
+"""``(sid)`` for a client event that reuses a reserved name (``connect``, ``disconnect``)."""
+
+ConnectionRefused = socketio.exceptions.ConnectionRefusedError
+
+_IDENTITY = "identity"
+
+
+class SocketServer:
+    def __init__(self, *, max_message_bytes: int, client_manager: Any = None) -> None:
+        options: dict[str, Any] = {}
+        if client_manager is not None:
+            options["client_manager"] = client_manager
+        self.server: Any = socketio.AsyncServer(
+            async_mode="aiohttp",
+            cors_allowed_origins="*",
+            max_http_buffer_size=max_message_bytes,
+            **options,
+        )
+        self._shut_down = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._track_background_tasks()
+
+    def _track_background_tasks(self) -> None:
+        """Keep a handle on every task Engine.IO and Socket.IO start (event handlers, pings),
+        so that :meth:`shutdown` can end those still pending: none outlives the app."""
+        eio = self.server.eio
+        spawn = eio.start_background_task
+
+        def start_background_task(target: Any, *args: Any, **kwargs: Any) -> Any:
+            task = spawn(target, *args, **kwargs)
+            if isinstance(task, asyncio.Task):
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return task
+
+        eio.start_background_task = start_background_task
+
+    def attach(self, app: web.Application) -> None:
+        self.server.attach(app)
+
+    # -- handlers -------------------------------------------------------------------------
+
+    def on_connect(
+        self, namespace: str, handler: ConnectHandler, reserved: ReservedHandler
+    ) -> None:
+        """Register the connect handler of ``namespace``.
+
+        python-socketio also routes a *client* event named ``connect`` or ``disconnect`` to
+        these handlers; such calls come from connected sockets and go to ``reserved``.
+        """
+
+        async def connect(sid: str, *args: Any) -> object:
+            if self.is_connected(sid, namespace):
+                return await reserved(sid)
+            environ = args[0] if args and isinstance(args[0], dict) else {}
+            await handler(sid, environ, args[1] if len(args) > 1 else None)
+            return None
+
+        async def disconnect(sid: str, *args: Any) -> object:
+            if self.is_connected(sid, namespace):
+                return await reserved(sid)
+            return None
+
+        self.server.on("connect", connect, namespace=namespace)
+        self.server.on("disconnect", disconnect, namespace=namespace)
+
+    def on_any_event(self, namespace: str, handler: EventHandler) -> None:
+        """Every client event of ``namespace`` but the reserved ones goes to ``handler``."""
+
+        async def any_event(event: str, sid: str, *args: Any) -> object:
+            return await handler(event, sid, args)
+
+        self.server.on("*", any_event, namespace=namespace)
+
+    # -- sessions and rooms -----------------------------------------------------------------
+
+    def is_connected(self, sid: str, namespace: str) -> bool:
+        return bool(self.server.manager.is_connected(sid, namespace))
+
+    async def save_identity(self, sid: str, namespace: str, identity: Identity) -> None:
+        await self.server.save_session(sid, {_IDENTITY: identity}, namespace=namespace)
+
+    async def identity(self, sid: str, namespace: str) -> Identity | None:
+        try:
+            session = await self.server.get_session(sid, namespace=namespace)
+        except KeyError:  # the socket is already gone
+            return None
+        found = session.get(_IDENTITY) if isinstance(session, dict) else None
+        return found if isinstance(found, Identity) else None
+
+    async def enter_room(self, sid: str, room: str, namespace: str) -> None:
+        await self.server.enter_room(sid, room, namespace=namespace)
+
+    async def leave_room(self, sid: str, room: str, namespace: str) -> None:
+        await self.server.leave_room(sid, room, namespace=namespace)
+
+    def in_room(self, sid: str, room: str, namespace: str) -> bool:
+        return room in self.server.rooms(sid, namespace=namespace)
+
+    def connected_count(self, namespace: str) -> int:
+        """Sockets of this instance that completed the connection to ``namespace``."""
+        manager = self.server.manager
+        return sum(
+            1
+            for sid, _ in manager.get_participants(namespace, None)
+            if manager.is_connected(sid, namespace)
+        )
+
+    # -- delivery and lifecycle ---------------------------------------------------------------
+
+    async def emit(
+        self, event: str, data: dict[str, Any], rooms: list[str], namespace: str
+    ) -> None:
+        """Send to every socket in any of ``rooms``, once per socket."""
+        await self.server.emit(event, data, to=rooms, namespace=namespace)
+
+    async def disconnect_all(self) -> None:
+        """Drop every client's transport, as a stopped server would (at shutdown).
+
+        Clients then reconnect, to this instance when it is back or to another one. Neither
+        Socket.IO's DISCONNECT nor Engine.IO's CLOSE is sent: clients take both for a
+        deliberate goodbye and stay away. Each connection is closed without waiting for its
+        client, and ending its send queue makes Engine.IO close the websocket (or answer the
+        long poll) from the server's side.
+        """
+        eio = self.server.eio
+        for socket in list(eio.sockets.values()):
+            with contextlib.suppress(Exception):
+                await socket.close(wait=False, abort=True, reason=eio.reason.SERVER_DISCONNECT)
+                socket.queue.put_nowait(None)
+
+    async def shutdown(self) -> None:
+        """Stop Socket.IO's background tasks and cancel what is left of the tasks it started
+        (idle ping timers and the like); safe to call more than once."""
+        if not self._shut_down:
+            self._shut_down = True
+            await self.server.shutdown()
+        pending = [task for task in self._tasks if not task.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+__all__ = ["ConnectionRefused", "SocketServer"]

@@ -1,0 +1,136 @@
+"""Namespace ``/``: users and admins create, watch and steer jobs.
+
+A connecting user joins ``user:<sub>``. Each handler reads its payload fields, makes one
+repository call (which validates and authorises) and shapes the ack.
+"""
+
+from __future__ import annotations
+
+from jobspine_shared.wire import job_to_wire
+from server import validation
+from server.actors import Role
+from server.auth import Identity, TokenVerifier
+from server.metrics import Metrics
+from server.realtime.dispatch import Call, Dispatcher, Fields, Handler, InFlight
+from server.realtime.handshake import gatekeeper
+from server.realtime.rooms import USER_NAMESPACE, job_room, user_room
+from server.realtime.sockets import SocketServer
+from server.repository import JobRepository, replay_to_wire
+
+NAMESPACE = USER_NAMESPACE
+
+
+class UserHandlers:
+    def __init__(self, repository: JobRepository, sockets: SocketServer) -> None:
+        self._repository = repository
+        self._sockets = sockets
+
+    def table(self) -> dict[str, Handler]:
+        return {
+            "job:subscribe": self.subscribe,
+            "job:unsubscribe": self.unsubscribe,
+            "job:sync": self.sync,
+            "job:create": self.create,
+            "job:pause": self.pause,
+            "job:resume": self.resume,
+            "job:cancel": self.cancel,
+            "job:restart": self.restart,
+            "job:recovery": self.recovery,
+        }
+
+    async def subscribe(self, call: Call) -> Fields:
+        """Join ``job:<id>`` (before the backlog is read), then answer with the replay."""
+        sid, payload = call.sid, call.payload
+        joined: list[str] = []
+
+        async def join(job_id: str) -> None:
+            room = job_room(job_id)
+            if not self._sockets.in_room(sid, room, NAMESPACE):
+                await self._sockets.enter_room(sid, room, NAMESPACE)
+                joined.append(room)
+
+        try:
+            replay = await self._repository.subscribe(
+                call.actor,
+                payload.get("job_id"),
+                join=join,
+                after_seq=payload.get("after_seq"),
+                epoch=payload.get("epoch"),
+            )
+        except BaseException:
+            for room in joined:
+                await self._sockets.leave_room(sid, room, NAMESPACE)
+            raise
+        return replay_to_wire(replay)
+
+    async def unsubscribe(self, call: Call) -> Fields:
+        job_id = validation.job_id(call.payload.get("job_id"))
+        await self._sockets.leave_room(call.sid, job_room(job_id), NAMESPACE)
+        return {}
+
+    async def sync(self, call: Call) -> Fields:
+        results = await self._repository.sync(
+            call.actor, call.payload.get("cursors"), call.payload.get("epochs")
+        )
+        return {"results": results}
+
+    async def create(self, call: Call) -> Fields:
+        job = await self._repository.create_job(
+            call.actor, type=call.payload.get("type"), input=call.payload.get("input")
+        )
+        return {"job": job_to_wire(job)}
+
+    async def pause(self, call: Call) -> Fields:
+        return {"job": job_to_wire(await self._repository.pause(call.actor, _job_id(call)))}
+
+    async def resume(self, call: Call) -> Fields:
+        return {"job": job_to_wire(await self._repository.resume(call.actor, _job_id(call)))}
+
+    async def cancel(self, call: Call) -> Fields:
+        return {"job": job_to_wire(await self._repository.cancel(call.actor, _job_id(call)))}
+
+    async def restart(self, call: Call) -> Fields:
+        job = await self._repository.restart(
+            call.actor, _job_id(call), input=call.payload.get("input")
+        )
+        return {"job": job_to_wire(job)}
+
+    async def recovery(self, call: Call) -> Fields:
+        return {"options": await self._repository.recovery_options(call.actor, _job_id(call))}
+
+
+def _job_id(call: Call) -> object:
+    return call.payload.get("job_id")
+
+
+def install(
+    *,
+    sockets: SocketServer,
+    repository: JobRepository,
+    verifier: TokenVerifier,
+    metrics: Metrics,
+    in_flight: InFlight,
+) -> Dispatcher:
+    async def on_admitted(sid: str, identity: Identity) -> None:
+        await sockets.enter_room(sid, user_room(identity.actor.id), NAMESPACE)
+
+    dispatcher = Dispatcher(
+        namespace=NAMESPACE,
+        handlers=UserHandlers(repository, sockets).table(),
+        sockets=sockets,
+        metrics=metrics,
+        in_flight=in_flight,
+    )
+    connect = gatekeeper(
+        namespace=NAMESPACE,
+        roles=(Role.USER, Role.ADMIN),
+        verifier=verifier,
+        sockets=sockets,
+        on_admitted=on_admitted,
+    )
+    sockets.on_connect(NAMESPACE, connect, dispatcher.reserved)
+    dispatcher.install()
+    return dispatcher
+
+
+__all__ = ["NAMESPACE", "UserHandlers", "install"]

@@ -1,0 +1,1 @@
+"""REST transport: JSON views over the job repository, health, readiness and metrics."""

@@ -1,0 +1,73 @@
+"""The REST error envelope ``{"error": {code, message, details?}}`` for every failure.
+
+One middleware turns domain errors, aiohttp's own HTTP errors (unknown route, wrong method,
+oversize body) and unexpected exceptions (logged with their traceback, never sent) into the
+envelope, and counts requests by route and status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from server.errors import (
+    BadRequest,
+    JobspineError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from server.keys import METRICS
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(exc: JobspineError, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": exc.to_wire()}, status=exc.http_status, headers=headers)
+
+
+def _from_http(exc: web.HTTPException) -> JobspineError:
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound("no such route")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return MethodNotAllowed(
+            f"{exc.method} is not allowed here; allowed: " + ", ".join(sorted(exc.allowed_methods))
+        )
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLarge("the request body is larger than allowed")
+    if isinstance(exc, web.HTTPUnauthorized):
+        return Unauthorized()
+    if exc.status < 500:
+        return BadRequest(exc.reason)
+    return JobspineError(exc.reason)
+
+
+def _route_name(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except JobspineError as exc:
+        response = error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        response = error_response(_from_http(exc), headers)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        response = error_response(JobspineError("internal error; the server logged the details"))
+    request.app[METRICS].http_request(request.method, _route_name(request), response.status)
+    return response
+
+
+__all__ = ["error_middleware", "error_response"]

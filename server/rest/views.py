@@ -1,0 +1,138 @@
+"""The job views of the REST API: authenticate, read the request, one repository call, reply.
+
+Single-job endpoints answer with the bare job snapshot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from jobspine_shared.models import JobRecord
+from jobspine_shared.wire import format_time, job_to_wire
+from server.keys import REPOSITORY
+from server.repository import JobRepository, replay_to_wire
+from server.rest.requests import authenticate, json_body, path_job_id, query_int, query_text
+
+
+def _repository(request: web.Request) -> JobRepository:
+    return request.app[REPOSITORY]
+
+
+def _job(job: JobRecord, status: int = 200) -> web.Response:
+    return web.json_response(job_to_wire(job), status=status)
+
+
+def _json(body: dict[str, Any]) -> web.Response:
+    return web.json_response(body)
+
+
+async def create_job(request: web.Request) -> web.Response:
+    actor = authenticate(request)
+    body = await json_body(request) or {}
+    job = await _repository(request).create_job(
+        actor, type=body.get("type"), input=body.get("input")
+    )
+    return _job(job, status=201)
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    actor = authenticate(request)
+    page = await _repository(request).list_jobs(
+        actor,
+        state=query_text(request, "state"),
+        type=query_text(request, "type"),
+        user_id=query_text(request, "user_id"),
+        limit=query_int(request, "limit"),
+        cursor=query_text(request, "cursor"),
+    )
+    return _json({"items": [job_to_wire(j) for j in page.items], "next_cursor": page.next_cursor})
+
+
+async def get_job(request: web.Request) -> web.Response:
+    actor = authenticate(request)
+    return _job(await _repository(request).get_job(actor, path_job_id(request)))
+
+
+async def job_events(request: web.Request) -> web.Response:
+    actor = authenticate(request)
+    replay = await _repository(request).replay(
+        actor,
+        path_job_id(request),
+        after_seq=query_int(request, "after_seq"),
+        epoch=query_text(request, "epoch"),
+    )
+    return _json(replay_to_wire(replay))
+
+
+async def pause_job(request: web.Request) -> web.Response:
+    actor = authenticate(request)
+    return _job(await _repository(request).pause(actor, path_job_id(request)))
+
+
+async def resume_job(request: web.Request) -> web.Response:
+    actor = authenticate(request)
+    return _job(await _repository(request).resume(actor, path_job_id(request)))
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    actor = authenticate(request)
+    return _job(await _repository(request).cancel(actor, path_job_id(request)))
+
+
+async def restart_job(request: web.Request) -> web.Response:
+    """``{input}`` in the body (optional) replaces the job's input."""
+    actor = authenticate(request)
+    job_id = path_job_id(request)
+    body = await json_body(request, optional=True) or {}
+    return _job(await _repository(request).restart(actor, job_id, input=body.get("input")))
+
+
+async def recovery_options(request: web.Request) -> web.Response:
+    actor = authenticate(request)
+    return _json(await _repository(request).recovery_options(actor, path_job_id(request)))
+
+
+async def get_checkpoint(request: web.Request) -> web.Response:
+    actor = authenticate(request)
+    checkpoint = await _repository(request).get_checkpoint(actor, path_job_id(request))
+    return _json(
+        {
+            "data": checkpoint.data,
+            "saved_at": format_time(checkpoint.info.saved_at),
+            "size_bytes": checkpoint.info.size_bytes,
+            "progress": checkpoint.info.progress,
+        }
+    )
+
+
+async def audit_trail(request: web.Request) -> web.Response:
+    actor = authenticate(request)
+    entries = await _repository(request).audit_trail(actor, path_job_id(request))
+    items = [
+        {"action": e.action, "actor": e.actor, "at": format_time(e.at), "details": e.details}
+        for e in entries
+    ]
+    return _json({"items": items})
+
+
+async def stats(request: web.Request) -> web.Response:
+    actor = authenticate(request)
+    return _json(await _repository(request).get_stats(actor))
+
+
+__all__ = [
+    "audit_trail",
+    "cancel_job",
+    "create_job",
+    "get_checkpoint",
+    "get_job",
+    "job_events",
+    "list_jobs",
+    "pause_job",
+    "recovery_options",
+    "restart_job",
+    "resume_job",
+    "stats",
+]
