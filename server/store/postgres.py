@@ -33,6 +33,7 @@ from jobspine_shared.states import JobState
 from server.errors import JobspineError, LeaseLost, NotFound, Unavailable
 from server.store.base import JobStore, NewJob
 from server.store.claiming import claim_change
+from server.store.heartbeat_batch import DEFAULT_MAX_DELAY_S, HeartbeatBatcher
 from server.store.migrator import apply_migrations
 from server.store.model import (
     CLEAR_CHECKPOINT,
@@ -431,8 +432,13 @@ class PostgresJobStore(JobStore):
         command_timeout: float = 10.0,
         acquire_timeout: float = 5.0,
         ping_timeout: float = 2.0,
+        heartbeat_batch_delay_s: float = DEFAULT_MAX_DELAY_S,
     ) -> None:
+        """``heartbeat_batch_delay_s``: how long a heartbeat may wait for others to share its
+        statement (:mod:`server.store.heartbeat_batch`); 0 writes each one on its own."""
         super().__init__(backlog_size=backlog_size)
+        if heartbeat_batch_delay_s < 0:
+            raise ValueError("heartbeat_batch_delay_s must not be negative")
         self._dsn = dsn
         self._min_pool = min_pool
         self._max_pool = max_pool
@@ -443,6 +449,16 @@ class PostgresJobStore(JobStore):
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._opening: asyncio.Future[asyncpg.Pool[asyncpg.Record]] | None = None
         self._closed = False
+        self._heartbeats: HeartbeatBatcher | None = None
+        if heartbeat_batch_delay_s > 0:
+            self._heartbeats = HeartbeatBatcher(
+                self._connection, max_delay_s=heartbeat_batch_delay_s
+            )
+
+    @property
+    def heartbeat_batcher(self) -> HeartbeatBatcher | None:
+        """The heartbeat batcher (None when batching is off), for its counters."""
+        return self._heartbeats
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -456,6 +472,8 @@ class PostgresJobStore(JobStore):
         self._closed = True
         if self._opening is not None:
             self._opening.cancel()
+        if self._heartbeats is not None:
+            await self._heartbeats.close()  # writes pending heartbeats while the pool is open
         pool, self._pool = self._pool, None
         if pool is None:
             return
@@ -629,6 +647,8 @@ class PostgresJobStore(JobStore):
         key = _job_key(job_id)
         if key is None:
             raise NotFound()
+        if self._heartbeats is not None:
+            return await self._heartbeats.submit(key, lease)
         async with self._connection() as conn:
             pause_requested = await conn.fetchval(HEARTBEAT_SQL, key, lease)
             if pause_requested is not None:

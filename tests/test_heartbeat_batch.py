@@ -1,0 +1,426 @@
+"""Batched heartbeats on Postgres: many callers, few statements, each caller its own answer.
+
+The store's heartbeat contract as such is the contract suite's (which runs with batching on,
+the default); these tests cover what batching adds: answers sorted out per caller within one
+statement, callers that give up, outages, deadlocks between batches and closing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from jobspine_shared.states import JobState
+from server.errors import LeaseLost, NotFound, Unavailable
+from server.repository import JobRepository
+from server.store.heartbeat_batch import HeartbeatBatcher
+from server.store.postgres import PostgresJobStore
+from tests.support.jobs import ALICE, drive, wait_until
+from tests.support.postgres import open_postgres_store
+
+BACKLOG = 5
+UNREACHABLE_DSN = "postgresql://postgres@127.0.0.1:1/postgres"
+#: Long enough that callers gathered together always share the batch, however slow the host.
+WIDE_WINDOW_S = 0.05
+
+
+@contextlib.asynccontextmanager
+async def opened(dsn: str, **options: Any) -> AsyncIterator[PostgresJobStore]:
+    store = await open_postgres_store(dsn, backlog_size=BACKLOG, **options)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def connect(dsn: str) -> AsyncIterator[asyncpg.Connection[Any]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def batcher_of(store: PostgresJobStore) -> HeartbeatBatcher:
+    batcher = store.heartbeat_batcher
+    assert batcher is not None, "batching is off"
+    return batcher
+
+
+async def running_jobs(conn: asyncpg.Connection[Any], count: int) -> list[tuple[str, str]]:
+    """``count`` running jobs, (id, lease) each, their last heartbeat an hour ago; ids in
+    ascending order, inserted in that order."""
+    ids = sorted(uuid.uuid4() for _ in range(count))
+    leases = [f"lease-{i}" for i in range(count)]
+    await conn.execute(
+        "INSERT INTO jobs (id, user_id, type, created_at, updated_at, epoch, seq)"
+        " SELECT id, 'alice', 'research', now(), now(), 'e1', 1"
+        " FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n) ORDER BY n",
+        ids,
+    )
+    await conn.execute(
+        "UPDATE jobs SET state = 'running', lease = t.lease, started_at = now(), attempt = 1,"
+        " last_heartbeat_at = now() - interval '1 hour'"
+        " FROM unnest($1::uuid[], $2::text[]) AS t(id, lease) WHERE jobs.id = t.id",
+        ids,
+        leases,
+    )
+    return [(str(i), lease) for i, lease in zip(ids, leases, strict=True)]
+
+
+async def beaten_since(conn: asyncpg.Connection[Any], minutes: int) -> int:
+    """How many jobs heartbeated within the last ``minutes``."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM jobs WHERE last_heartbeat_at > now() - make_interval(mins => $1)",
+        minutes,
+    )
+    return count
+
+
+async def lock_waiters(conn: asyncpg.Connection[Any]) -> int:
+    """Backends of this database waiting for a lock (a flush stuck behind a row lock)."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    return count
+
+
+# -- many callers, few statements -----------------------------------------------------------
+
+
+async def test_concurrent_heartbeats_share_few_statements(postgres_dsn: str) -> None:
+    async with connect(postgres_dsn) as conn, opened(postgres_dsn) as store:
+        jobs = await running_jobs(conn, 50)
+        calls = [jobs[i % len(jobs)] for i in range(200)]  # each job four times
+
+        answers = await asyncio.gather(*(store.heartbeat(j, lease) for j, lease in calls))
+
+        assert answers == [False] * 200
+        batcher = batcher_of(store)
+        assert batcher.flushes < 200 / 4
+        assert batcher.statements < 200 / 4
+        assert await beaten_since(conn, 1) == 50  # written, not only answered
+        # Callers are answered before the flush gives its connection back; then it ends.
+        await wait_until(lambda: _true(batcher.busy == 0))
+
+
+async def update_counts(conn: asyncpg.Connection[Any]) -> tuple[int, int]:
+    """(updates, HOT updates) of ``jobs``, this backend's latest statements included."""
+    await conn.execute("SELECT pg_stat_force_next_flush()")
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
+    row = await conn.fetchrow(
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'jobs'"
+    )
+    assert row is not None
+    return row["n_tup_upd"], row["n_tup_hot_upd"]
+
+
+async def no_other_backends(conn: asyncpg.Connection[Any]) -> bool:
+    """A backend reports its last table statistics when it exits."""
+    others: int = await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    return others == 0
+
+
+async def test_batched_heartbeats_are_hot_updates(postgres_dsn: str) -> None:
+    """The batch statement sets only the unindexed ``last_heartbeat_at``, so its row updates
+    are HOT: as in the single-heartbeat test, a few jobs heartbeat many times, their page
+    pruned between batches. (How many of a batch's updates find room on their page depends
+    on the page; ``scripts/bench_heartbeat_store.py`` measures it under load.)"""
+    async with connect(postgres_dsn) as conn:
+        jobs = await running_jobs(conn, 5)
+        updates_before, hot_before = await update_counts(conn)
+        store = await open_postgres_store(postgres_dsn, backlog_size=BACKLOG)
+        try:
+            for _ in range(40):
+                answers = await asyncio.gather(*(store.heartbeat(j, lease) for j, lease in jobs))
+                assert answers == [False] * 5
+            assert batcher_of(store).flushes == 40
+        finally:
+            await store.close()
+        await wait_until(lambda: no_other_backends(conn))
+        updates_after, hot_after = await update_counts(conn)
+
+    assert updates_after - updates_before == 200
+    assert hot_after - hot_before >= 0.9 * 200
+
+
+async def test_a_full_batch_is_written_without_waiting_out_its_window(postgres_dsn: str) -> None:
+    """``max_batch`` callers start the flush at once; the window only bounds a lone caller."""
+    async with connect(postgres_dsn) as conn:
+        jobs = await running_jobs(conn, 20)
+        pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=2)
+        batcher = HeartbeatBatcher(pool.acquire, max_delay_s=3600, max_batch=10)
+        try:
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(batcher.submit(uuid.UUID(j), lease) for j, lease in jobs)),
+                timeout=30,
+            )
+        finally:
+            await batcher.close()
+            await pool.close()
+        assert answers == [False] * 20
+        assert batcher.flushes == 2
+        assert await beaten_since(conn, 1) == 20
+
+
+async def test_batching_off_writes_each_heartbeat_on_its_own(postgres_dsn: str) -> None:
+    async with (
+        connect(postgres_dsn) as conn,
+        opened(postgres_dsn, heartbeat_batch_delay_s=0) as store,
+    ):
+        (job_id, lease), *_ = await running_jobs(conn, 1)
+        assert store.heartbeat_batcher is None
+        assert await store.heartbeat(job_id, lease) is False
+        with pytest.raises(LeaseLost):
+            await store.heartbeat(job_id, "foreign")
+
+
+def test_a_negative_delay_is_refused() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        PostgresJobStore(UNREACHABLE_DSN, backlog_size=BACKLOG, heartbeat_batch_delay_s=-1)
+
+
+# -- one batch, many answers ----------------------------------------------------------------
+
+
+async def test_each_caller_in_a_batch_gets_its_own_answer(postgres_dsn: str) -> None:
+    async with opened(postgres_dsn, heartbeat_batch_delay_s=WIDE_WINDOW_S) as store:
+        repo = JobRepository(store)
+        plain = await drive(repo, JobState.RUNNING)
+        pausing = await drive(repo, JobState.RUNNING)
+        await repo.pause(ALICE, pausing.job.id)  # running, with a pause requested
+        cancelled = await drive(repo, JobState.CANCELLED)
+        unknown = str(uuid.uuid4())
+        assert plain.lease is not None
+        assert pausing.lease is not None
+        assert cancelled.lease is not None
+        flushes_before = batcher_of(store).flushes
+
+        calls = [
+            (plain.job.id, plain.lease),
+            (pausing.job.id, pausing.lease),
+            (plain.job.id, "someone-else"),  # a foreign lease on a running job
+            (cancelled.job.id, cancelled.lease),
+            (unknown, "lease"),
+            (plain.job.id, plain.lease),  # a duplicate, answered too
+            (pausing.job.id, "someone-else"),
+        ]
+        answers = await asyncio.gather(
+            *(store.heartbeat(j, lease) for j, lease in calls), return_exceptions=True
+        )
+
+        assert batcher_of(store).flushes == flushes_before + 1  # all in one batch
+        assert answers[0] is False
+        assert answers[1] is True
+        assert answers[5] is False
+        for index, job_id, state in [
+            (2, plain.job.id, "running"),
+            (3, cancelled.job.id, "cancelled"),
+            (6, pausing.job.id, "running"),
+        ]:
+            error = answers[index]
+            assert isinstance(error, LeaseLost), (index, error)
+            assert error.details == {"state": state, "job_id": job_id}
+        assert isinstance(answers[4], NotFound)
+        # Each caller raises its own error object, not one shared by the batch.
+        assert answers[2] is not answers[6]
+
+
+async def test_a_malformed_id_is_refused_without_a_statement(postgres_dsn: str) -> None:
+    async with opened(postgres_dsn) as store:
+        with pytest.raises(NotFound):
+            await store.heartbeat("not-a-uuid", "lease")
+        assert batcher_of(store).statements == 0
+
+
+# -- callers that give up -------------------------------------------------------------------
+
+
+async def test_a_caller_giving_up_in_the_window_does_not_affect_the_others(
+    postgres_dsn: str,
+) -> None:
+    async with (
+        connect(postgres_dsn) as conn,
+        opened(postgres_dsn, heartbeat_batch_delay_s=3600) as store,
+    ):
+        jobs = await running_jobs(conn, 3)
+        batcher = batcher_of(store)
+        calls = [asyncio.create_task(store.heartbeat(j, lease)) for j, lease in jobs]
+        await wait_until(lambda: _true(batcher.waiting == 3))
+
+        calls[0].cancel()
+        await batcher.flush()
+
+        with pytest.raises(asyncio.CancelledError):
+            await calls[0]
+        assert [await c for c in calls[1:]] == [False, False]
+
+
+async def test_a_caller_giving_up_during_the_write_does_not_cancel_it(postgres_dsn: str) -> None:
+    """The write is the batcher's task: the caller that gave up stops waiting for it, and
+    the others are answered when it commits."""
+    async with (
+        connect(postgres_dsn) as conn,
+        connect(postgres_dsn) as locker,
+        opened(postgres_dsn) as store,
+    ):
+        jobs = await running_jobs(conn, 3)
+        async with locker.transaction():
+            # The flush must wait for this row lock, so callers are cancelled mid-write.
+            await locker.execute(
+                "SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", uuid.UUID(jobs[2][0])
+            )
+            calls = [asyncio.create_task(store.heartbeat(j, lease)) for j, lease in jobs]
+            await wait_until(lambda: lock_waiters(conn))
+            calls[0].cancel()
+            calls[2].cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await calls[0]
+            assert not calls[1].done()  # still waiting for the commit
+        assert await calls[1] is False
+        with pytest.raises(asyncio.CancelledError):
+            await calls[2]
+        assert batcher_of(store).flushes == 1
+        assert await beaten_since(conn, 1) == 3  # the write went on for the cancelled too
+        assert await store.heartbeat(*jobs[0]) is False  # and the batcher keeps working
+
+
+# -- outages and contention -----------------------------------------------------------------
+
+
+async def test_an_unreachable_database_fails_every_caller_with_unavailable() -> None:
+    with pytest.raises(Unavailable):
+        await open_postgres_store(UNREACHABLE_DSN, backlog_size=BACKLOG, connect_timeout=1.0)
+
+    store = PostgresJobStore(UNREACHABLE_DSN, backlog_size=BACKLOG, connect_timeout=1.0)
+    try:
+        answers = await asyncio.gather(
+            *(store.heartbeat(str(uuid.uuid4()), "lease") for _ in range(20)),
+            return_exceptions=True,
+        )
+        batcher = batcher_of(store)
+        assert [type(a) for a in answers] == [Unavailable] * 20
+        assert len({id(a) for a in answers}) == 20  # each caller its own error
+        assert batcher.flushes == 1  # one connection attempt for the batch
+    finally:
+        await store.close()
+    assert batcher.busy == 0
+
+
+async def test_a_connection_lost_mid_write_fails_the_batch_with_unavailable(
+    postgres_dsn: str,
+) -> None:
+    async with (
+        connect(postgres_dsn) as conn,
+        connect(postgres_dsn) as locker,
+        opened(postgres_dsn) as store,
+    ):
+        jobs = await running_jobs(conn, 4)
+        async with locker.transaction():
+            await locker.execute(
+                "SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", uuid.UUID(jobs[0][0])
+            )
+            calls = [asyncio.create_task(store.heartbeat(j, lease)) for j, lease in jobs]
+            await wait_until(lambda: lock_waiters(conn))
+            ended = await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            assert ended == 1
+            answers = await asyncio.gather(*calls, return_exceptions=True)
+        assert [type(a) for a in answers] == [Unavailable] * 4
+        # The pool replaces the connection; at most the first call may still meet it.
+        with contextlib.suppress(Unavailable):
+            await store.heartbeat(*jobs[0])
+        assert await store.heartbeat(*jobs[0]) is False
+
+
+async def test_a_deadlock_between_batches_is_retried(postgres_dsn: str) -> None:
+    """Two multi-row writers locking the same jobs in opposite orders deadlock; Postgres
+    aborts the batch statement (the one whose deadlock check runs first, here), which wrote
+    nothing, and the batcher runs it again."""
+    async with connect(postgres_dsn) as conn:
+        # The store's sessions check for deadlocks after 0.5 s, the other writer's after
+        # a minute: the batch is the one Postgres aborts.
+        database = await conn.fetchval("SELECT current_database()")
+        await conn.execute(f"ALTER DATABASE \"{database}\" SET deadlock_timeout = '500ms'")
+    async with (
+        connect(postgres_dsn) as conn,
+        connect(postgres_dsn) as other,
+        opened(postgres_dsn, heartbeat_batch_delay_s=WIDE_WINDOW_S) as store,
+    ):
+        (first, first_lease), (second, second_lease) = await running_jobs(conn, 2)
+        await other.execute("SET deadlock_timeout = '60s'")
+        beat = "UPDATE jobs SET last_heartbeat_at = now() WHERE id = $1"
+        async with other.transaction():
+            await other.execute(beat, uuid.UUID(second))
+            # The batch takes the first job (lower id, first on the page), waits for the second.
+            calls = [
+                asyncio.create_task(store.heartbeat(first, first_lease)),
+                asyncio.create_task(store.heartbeat(second, second_lease)),
+            ]
+            await wait_until(lambda: lock_waiters(conn))
+            # Now the other writer wants the first job: a cycle.
+            await other.execute(beat, uuid.UUID(first))
+        assert await asyncio.gather(*calls) == [False, False]
+        batcher = batcher_of(store)
+        assert batcher.deadlock_retries >= 1  # (1 unless the host is too slow for the backoff)
+        assert batcher.flushes == 1
+
+
+# -- closing --------------------------------------------------------------------------------
+
+
+async def test_close_writes_pending_heartbeats_and_leaves_no_task(postgres_dsn: str) -> None:
+    async with connect(postgres_dsn) as conn:
+        jobs = await running_jobs(conn, 5)
+        store = await open_postgres_store(
+            postgres_dsn, backlog_size=BACKLOG, heartbeat_batch_delay_s=3600
+        )
+        batcher = batcher_of(store)
+        calls = [asyncio.create_task(store.heartbeat(j, lease)) for j, lease in jobs]
+        await wait_until(lambda: _true(batcher.waiting == 5))
+
+        # Closing does not wait out the window: it writes the batch now.
+        await asyncio.wait_for(store.close(), timeout=30)
+
+        assert all(c.done() for c in calls)
+        assert [c.result() for c in calls] == [False] * 5
+        assert await beaten_since(conn, 1) == 5
+        assert batcher.busy == 0
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+        with pytest.raises(Unavailable):
+            await store.heartbeat(*jobs[0])
+
+
+async def test_close_answers_pending_callers_even_when_the_database_is_gone() -> None:
+    store = PostgresJobStore(
+        UNREACHABLE_DSN, backlog_size=BACKLOG, connect_timeout=1.0, heartbeat_batch_delay_s=3600
+    )
+    batcher = batcher_of(store)
+    calls = [asyncio.create_task(store.heartbeat(str(uuid.uuid4()), "L")) for _ in range(3)]
+    await wait_until(lambda: _true(batcher.waiting == 3))
+
+    await asyncio.wait_for(store.close(), timeout=30)
+
+    assert [type(c.exception()) for c in calls] == [Unavailable] * 3
+    assert batcher.busy == 0
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+async def _true(value: bool) -> bool:
+    return value
