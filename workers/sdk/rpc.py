@@ -1,0 +1,312 @@
+"""The worker's Socket.IO connection: stays connected across server restarts and turns
+Socket.IO acks into results or exceptions.
+
+Reconnection is done here rather than by python-socketio's built-in loop so that the SDK
+decides what is fatal (a refused token), what is transient (anything else), and can drop a
+connection whose acks stopped arriving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import engineio.exceptions
+import socketio
+
+from workers.sdk.backoff import Backoff
+from workers.sdk.errors import AckTimeout, AuthRefused, ConnectionLost, RpcError
+
+log = logging.getLogger("workers.sdk.rpc")
+
+#: ``connect_error`` codes that no retry will fix.
+FATAL_CONNECT_CODES = frozenset({"unauthorized", "forbidden"})
+
+
+class RpcCaller(Protocol):
+    """What a job's lease needs from a connection (a fake one in unit tests)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def call(
+        self, event: str, payload: Mapping[str, Any], *, ack_timeout_s: float | None = None
+    ) -> dict[str, Any]: ...
+
+    async def wait_connected(self) -> None: ...
+
+
+class SocketClient(Protocol):
+    """The subset of ``socketio.AsyncClient`` used here."""
+
+    def on(self, event: str, handler: Callable[..., Any], namespace: str | None = None) -> Any: ...
+
+    async def connect(self, url: str, **kwargs: Any) -> None: ...
+
+    async def emit(
+        self,
+        event: str,
+        data: Any = None,
+        namespace: str | None = None,
+        callback: Callable[..., None] | None = None,
+    ) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+
+#: Largest message accepted from the server. A claim ack carries the job's checkpoint (up to
+#: the server's ``MAX_CHECKPOINT_BYTES``, 1 MiB by default); aiohttp's own default (4 MiB)
+#: would drop the connection on a larger one, so allow plenty.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def default_client_factory() -> SocketClient:
+    """A python-socketio client without its own reconnect loop (``WorkerConnection`` has one)."""
+    client: SocketClient = socketio.AsyncClient(
+        reconnection=False,
+        handle_sigint=False,
+        websocket_extra_options={"max_msg_size": MAX_MESSAGE_BYTES},
+    )
+    return client
+
+
+def parse_ack(event: str, ack: Any) -> dict[str, Any]:
+    """``{ok: true, …}`` → the ack; ``{ok: false, error}`` → :class:`RpcError`."""
+    if not isinstance(ack, dict) or not isinstance(ack.get("ok"), bool):
+        raise RpcError("protocol_error", f"malformed ack to {event!r}: {ack!r:.200}")
+    if ack["ok"]:
+        return ack
+    error = ack.get("error")
+    if not isinstance(error, dict):
+        raise RpcError("protocol_error", f"refusal of {event!r} without an error object")
+    code = error.get("code")
+    message = error.get("message")
+    details = error.get("details")
+    return_code = code if isinstance(code, str) else "unknown"
+    raise RpcError(
+        return_code,
+        message if isinstance(message, str) else return_code,
+        details if isinstance(details, dict) else None,
+    )
+
+
+def connect_refusal(data: Any) -> tuple[str, str] | None:
+    """``(code, message)`` of a ``connect_error`` payload that carries the contract's
+    ``{code, message}`` (directly or under python-socketio's ``data`` key), else None."""
+    if not isinstance(data, dict):
+        return None
+    for candidate in (data.get("data"), data):
+        if isinstance(candidate, dict) and isinstance(candidate.get("code"), str):
+            message = candidate.get("message")
+            return candidate["code"], message if isinstance(message, str) else candidate["code"]
+    return None
+
+
+class _Session:
+    """One live Socket.IO connection; ``closed`` resolves when it ends for any reason."""
+
+    def __init__(self, client: SocketClient) -> None:
+        self.client = client
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        #: The library reported the disconnect (it then closes the transport itself).
+        self.dropped_by_transport = False
+
+    def end(self) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class WorkerConnection:
+    """A logical connection to the ``/workers`` namespace that outlives server restarts.
+
+    :meth:`run` is a long-lived task: it connects (with backoff), waits for the connection to
+    end, and connects again, until :meth:`close`. A refused token ends it with
+    :class:`AuthRefused`. :meth:`call` sends one RPC and waits for its ack, failing fast with
+    :class:`ConnectionLost` when the connection is (or goes) down, and with :class:`AckTimeout`
+    (dropping the connection, so :meth:`run` reconnects) when the ack does not come.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        token: str,
+        namespace: str = "/workers",
+        ack_timeout_s: float = 10.0,
+        connect_timeout_s: float = 5.0,
+        backoff: Backoff | None = None,
+        transports: tuple[str, ...] | None = ("websocket",),
+        client_factory: Callable[[], SocketClient] = default_client_factory,
+    ) -> None:
+        self.url = url
+        self._token = token
+        self.namespace = namespace
+        self.ack_timeout_s = ack_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self._backoff = backoff or Backoff()
+        self._transports = list(transports) if transports else None
+        self._client_factory = client_factory
+        self._session: _Session | None = None
+        self._connected = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._emit_lock = asyncio.Lock()
+        self._last_connect_error: Any = None
+        self._teardowns: set[asyncio.Task[None]] = set()
+        #: How many sessions were established (1 after the first connect).
+        self.sessions = 0
+
+    @property
+    def connected(self) -> bool:
+        session = self._session
+        return session is not None and not session.closed.done()
+
+    @property
+    def connected_event(self) -> asyncio.Event:
+        """Set while connected (read-only use: wait on it, never set it)."""
+        return self._connected
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Stay connected until :meth:`close`; raises :class:`AuthRefused` on a refused token."""
+        try:
+            while not self._closing.is_set():
+                session = await self._open(self._client_factory())
+                if session is None:
+                    delay = self._backoff.next_delay()
+                    log.warning(
+                        "cannot connect to %s%s (attempt %d); retrying in %.1fs",
+                        self.url,
+                        self.namespace,
+                        self._backoff.attempt,
+                        delay,
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._closing.wait(), delay)
+                    continue
+                self._backoff.reset()
+                closing = asyncio.ensure_future(self._closing.wait())
+                ends: set[asyncio.Future[Any]] = {session.closed, closing}
+                try:
+                    await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    closing.cancel()
+                    self._retire(session)
+                if not self._closing.is_set():
+                    log.warning("connection to %s%s lost; reconnecting", self.url, self.namespace)
+        finally:
+            if self._teardowns:
+                await asyncio.wait(set(self._teardowns), timeout=self.connect_timeout_s)
+
+    async def close(self) -> None:
+        """Disconnect and make :meth:`run` return."""
+        self._closing.set()
+        session = self._session
+        if session is not None:
+            self._end(session)
+
+    async def _open(self, client: SocketClient) -> _Session | None:
+        session = _Session(client)
+        self._last_connect_error = None
+
+        def on_disconnect(*_: Any) -> None:
+            session.dropped_by_transport = True
+            self._end(session)
+
+        def on_connect_error(data: Any = None, *_: Any) -> None:
+            self._last_connect_error = data
+
+        client.on("disconnect", on_disconnect, namespace=self.namespace)
+        client.on("connect_error", on_connect_error, namespace=self.namespace)
+        try:
+            await client.connect(
+                self.url,
+                auth={"token": self._token},
+                namespaces=[self.namespace],
+                transports=self._transports,
+                wait_timeout=self.connect_timeout_s,
+            )
+        except (socketio.exceptions.ConnectionError, engineio.exceptions.EngineIOError, OSError):
+            refusal = connect_refusal(self._last_connect_error)
+            if refusal is not None and refusal[0] in FATAL_CONNECT_CODES:
+                raise AuthRefused(*refusal) from None
+            log.debug("connect failed: %r", self._last_connect_error)
+            self._tear_down(client)
+            return None
+        self._session = session
+        self.sessions += 1
+        self._connected.set()
+        log.info("connected to %s%s", self.url, self.namespace)
+        return session
+
+    def _end(self, session: _Session) -> None:
+        """The session is over: from now on calls fail fast and waiters wait for the next."""
+        session.end()
+        if self._session is session:
+            self._connected.clear()
+
+    def _retire(self, session: _Session) -> None:
+        """Forget a finished session and tear its client down in the background: closing a
+        websocket whose server went away can take seconds, and must not delay reconnecting."""
+        self._end(session)
+        if self._session is session:
+            self._session = None
+        if not session.dropped_by_transport:
+            # We are the ones leaving (close, or an ack timeout). Otherwise python-socketio
+            # is closing the transport itself, and a second close would wait for nothing.
+            self._tear_down(session.client)
+
+    def _tear_down(self, client: SocketClient) -> None:
+        task = asyncio.create_task(self._quietly_disconnect(client), name="socket teardown")
+        self._teardowns.add(task)
+        task.add_done_callback(self._teardowns.discard)
+
+    async def _quietly_disconnect(self, client: SocketClient) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.disconnect(), self.connect_timeout_s)
+
+    # -- calls -------------------------------------------------------------------------------
+
+    async def call(
+        self, event: str, payload: Mapping[str, Any], *, ack_timeout_s: float | None = None
+    ) -> dict[str, Any]:
+        """Send ``event`` and return its ``{ok: true}`` ack.
+
+        Raises :class:`RpcError` for a refusal, :class:`ConnectionLost` or
+        :class:`AckTimeout` when there is no answer (the call may or may not have happened).
+        """
+        session = self._session
+        if session is None or session.closed.done():
+            raise ConnectionLost(f"not connected; cannot send {event!r}")
+        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def on_ack(*args: Any) -> None:
+            if not ack.done():
+                ack.set_result(args[0] if args else None)
+
+        try:
+            # python-socketio's emit is not safe to interleave; serialise the sends only.
+            async with self._emit_lock:
+                await session.client.emit(
+                    event, dict(payload), namespace=self.namespace, callback=on_ack
+                )
+        except (socketio.exceptions.SocketIOError, engineio.exceptions.EngineIOError) as exc:
+            self._end(session)
+            raise ConnectionLost(f"sending {event!r} failed: {exc}") from exc
+        wait_s = self.ack_timeout_s if ack_timeout_s is None else ack_timeout_s
+        await asyncio.wait(
+            {ack, session.closed}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        if ack.done():
+            return parse_ack(event, ack.result())
+        if session.closed.done():
+            raise ConnectionLost(f"connection lost while waiting for the ack of {event!r}")
+        log.warning("no ack for %r within %.1fs; reconnecting", event, wait_s)
+        self._end(session)
+        raise AckTimeout(f"no ack for {event!r} within {wait_s}s")
