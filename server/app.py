@@ -24,6 +24,7 @@ from server.keys import (
     SETTINGS,
     SIO,
     STORE,
+    SUPERVISOR,
     VERIFIER,
     ReadinessCheck,
 )
@@ -39,6 +40,8 @@ from server.rest.routes import add_routes
 from server.rest.tracking import tracking_middleware
 from server.store.base import JobStore
 from server.store.memory import MemoryJobStore
+from server.supervisor import Supervisor
+from server.tasks import start_task, stop_task
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +60,21 @@ def build_store(settings: Settings) -> JobStore:
 
 
 def add_background_services(app: web.Application) -> None:
-    """The extension point for in-process background services.
+    """In-process background services, each a ``cleanup_ctx`` generator.
 
-    Each service is a ``cleanup_ctx`` generator appended here, e.g. the supervisor loop
-    (``app.cleanup_ctx.append(supervisor_ctx)``) or the Redis client manager's readiness
-    probe. They start after the store is open and Socket.IO is ready, and stop first, in
-    reverse order. A service that needs a dependency checked by ``/readyz`` appends a
-    :class:`~server.keys.ReadinessCheck` to ``app[READINESS_CHECKS]``. HTTP routes of a
-    service go into :data:`server.rest.routes.ROUTES`. This build has no such service.
+    They start after the store is open and Socket.IO is ready, and stop first, in reverse
+    order. A service whose dependency ``/readyz`` should check appends a
+    :class:`~server.keys.ReadinessCheck` to ``app[READINESS_CHECKS]``.
     """
+    app.cleanup_ctx.append(_supervisor_lifecycle)
+
+
+async def _supervisor_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    task = start_task(app[SUPERVISOR].run(), name="supervisor")
+    try:
+        yield
+    finally:
+        await stop_task(task)
 
 
 async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -147,6 +156,7 @@ def create_app(
     app[METRICS] = metrics
     app[IN_FLIGHT] = in_flight
     app[HTTP_IN_FLIGHT] = InFlight()
+    app[SUPERVISOR] = Supervisor(repository, interval_s=settings.supervisor_interval_s)
     app[READINESS_CHECKS] = [ReadinessCheck(name="store", probe=job_store.ping)]
 
     for namespace in (user_namespace, worker_namespace):
@@ -176,6 +186,7 @@ __all__ = [
     "SETTINGS",
     "SIO",
     "STORE",
+    "SUPERVISOR",
     "VERIFIER",
     "ReadinessCheck",
     "add_background_services",

@@ -17,6 +17,7 @@ from server.realtime.dispatch import InFlight
 from server.realtime.sockets import SocketServer
 from server.repository import JobRepository
 from server.store.base import JobStore
+from server.supervisor import Supervisor
 
 
 @attrs.frozen(kw_only=True)
@@ -40,6 +41,7 @@ IN_FLIGHT = web.AppKey("in_flight", InFlight)
 #: HTTP requests being served, the long-lived Engine.IO ones (websockets, polls) included.
 HTTP_IN_FLIGHT = web.AppKey("http_in_flight", InFlight)
 READINESS_CHECKS = web.AppKey("readiness_checks", list[ReadinessCheck])
+SUPERVISOR = web.AppKey("supervisor", Supervisor)
 
 __all__ = [
     "HTTP_IN_FLIGHT",
@@ -50,6 +52,7 @@ __all__ = [
     "SETTINGS",
     "SIO",
     "STORE",
+    "SUPERVISOR",
     "VERIFIER",
     "ReadinessCheck",
 ]

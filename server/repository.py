@@ -602,14 +602,15 @@ class JobRepository:
             return None
 
     async def check_job(self, actor: Actor, job_id: object) -> JobRecord | None:
-        """An admin's recovery check of one job: recover it when it is stale."""
+        """An admin's recovery check of one job: recover it now when it is stale.
+
+        Returns the job after recovery, or None when it was not stale (or not running). The
+        staleness condition is checked by the store in the same change, as for the supervisor.
+        """
         if not actor.is_admin:
             raise Forbidden("only admins can trigger a recovery check")
         job = await self._visible(actor, job_id)
-        stale = {j.record.id: j for j in await self.find_stale_jobs(limit=100_000)}
-        if job.record.id not in stale:
-            return None
-        return await self.recover_stale_job(stale[job.record.id])
+        return await self.recover_stale_job(job)
 
 
 def replay_to_wire(replay: Replay) -> dict[str, Any]:

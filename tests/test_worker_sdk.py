@@ -25,10 +25,10 @@ from jobspine_shared.states import JobState
 from server.app import close_client_connections, create_app
 from server.auth import mint_token
 from server.config import load_settings as load_server_settings
+from server.keys import SUPERVISOR
 from server.store.base import JobStore
 from server.store.memory import MemoryJobStore
 from server.supervisor import Supervisor
-from server.tasks import start_task, stop_task
 from tests.support.processes import free_port
 from tests.support.server import (
     TEST_SECRET,
@@ -870,18 +870,12 @@ async def running(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
 
 
 @contextlib.asynccontextmanager
-async def supervising(server: LiveServer, interval_s: float = 0.1) -> AsyncIterator[Supervisor]:
-    """The real supervisor over the server's repository.
-
-    Started here because the app does not start one yet; the contract allows several
-    supervisors (each recovery is conditional), so this stays correct once it does.
-    """
-    supervisor = Supervisor(server.repository, interval_s=interval_s)
-    task = start_task(supervisor.run(), name="test supervisor")
-    try:
-        yield supervisor
-    finally:
-        await stop_task(task)
+async def supervising(server: LiveServer) -> AsyncIterator[Supervisor]:
+    """The app's own supervisor (it runs from start-up), woken for an immediate tick."""
+    supervisor = server.app[SUPERVISOR]
+    assert supervisor.status.running
+    supervisor.wake()
+    yield supervisor
 
 
 async def create_job(

@@ -1,8 +1,6 @@
 """Every HTTP route of the web process, in one table.
 
-Admin routes of other components (the supervisor's ``GET /api/admin/supervisor`` and
-``POST /api/admin/jobs/{job_id}/check``) join by extending :data:`ROUTES` or by calling
-:func:`add_routes` with their own table.
+Components with routes of their own call :func:`add_routes` with their own table.
 """
 
 from __future__ import annotations
@@ -11,7 +9,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from server.rest import ops, views
+from server.rest import admin, ops, views
 
 JOB = "/api/jobs/{job_id}"
 
@@ -28,6 +26,8 @@ ROUTES: list[web.RouteDef] = [
     web.get(f"{JOB}/checkpoint", views.get_checkpoint, allow_head=False),
     web.get(f"{JOB}/audit", views.audit_trail, allow_head=False),
     web.get("/api/stats", views.stats, allow_head=False),
+    web.get("/api/admin/supervisor", admin.supervisor_status, allow_head=False),
+    web.post("/api/admin/jobs/{job_id}/check", admin.check_job),
     web.get("/healthz", ops.healthz),
     web.get("/readyz", ops.readyz),
     web.get("/metrics", ops.metrics),

@@ -1,0 +1,30 @@
+"""Admin views: the supervisor's status and an on-demand recovery check of one job."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from jobspine_shared.wire import job_to_wire
+from server.errors import Forbidden
+from server.keys import REPOSITORY, SUPERVISOR
+from server.rest.requests import authenticate, path_job_id
+
+
+async def supervisor_status(request: web.Request) -> web.Response:
+    actor = authenticate(request)
+    if not actor.is_admin:
+        raise Forbidden("only admins can see the supervisor")
+    return web.json_response(request.app[SUPERVISOR].status.to_wire())
+
+
+async def check_job(request: web.Request) -> web.Response:
+    """``{recovered, job}``: ``recovered`` says whether this check paused or failed the job."""
+    actor = authenticate(request)
+    repository = request.app[REPOSITORY]
+    job_id = path_job_id(request)
+    recovered = await repository.check_job(actor, job_id)
+    job = recovered if recovered is not None else await repository.get_job(actor, job_id)
+    return web.json_response({"recovered": recovered is not None, "job": job_to_wire(job)})
+
+
+__all__ = ["check_job", "supervisor_status"]
