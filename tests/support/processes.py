@@ -1,16 +1,24 @@
-"""Real processes for end-to-end tests: the `web` and `worker` commands of the Procfile."""
+"""Real processes for end-to-end tests: the `web` and `worker` commands of the Procfile.
+
+Each child writes its combined output to a temporary file. When a child stops (or is found
+dead), its output is printed under a header, so pytest shows it with a failing test (and
+hides it otherwise). No child outlives its block: :func:`stop` ends it with SIGTERM, then
+SIGKILL; and on Linux each child also gets SIGKILL from the kernel when the test process
+dies (``PR_SET_PDEATHSIG``), e.g. when pytest-timeout ends a hanging session.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -21,6 +29,8 @@ from server.auth import mint_token
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "e2e-secret-" + "x" * 32
+#: ``prctl(2)`` option: the signal a child gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -34,6 +44,16 @@ def token(sub: str, role: str = "user") -> str:
     return mint_token(SECRET, sub=sub, role=role, ttl_s=3600)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: be killed when the test process dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _child_setup() -> Callable[[], None] | None:
+    return _die_with_parent if sys.platform.startswith("linux") else None
+
+
 @attrs.define
 class Proc:
     """A child process whose combined output goes to a temporary file, for failure reports."""
@@ -42,8 +62,18 @@ class Proc:
     process: asyncio.subprocess.Process
     log: IO[bytes]
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
     def output(self) -> str:
-        self.log.flush()
+        """Everything the process wrote so far (stdout and stderr, interleaved)."""
+        if not self.log.closed:
+            self.log.flush()
         return Path(self.log.name).read_text(errors="replace")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -53,26 +83,58 @@ class Proc:
     async def wait(self, within: float = 15.0) -> int:
         return await asyncio.wait_for(self.process.wait(), within)
 
+    def discard_log(self) -> str:
+        """Close and remove the log file; returns what it held."""
+        output = self.output()
+        _discard(self.log)
+        return output
+
+
+def _discard(log: IO[bytes]) -> None:
+    log.close()
+    Path(log.name).unlink(missing_ok=True)
+
 
 async def spawn(name: str, args: list[str], env: Mapping[str, str]) -> Proc:
+    """``python <args>`` in the repository root with ``env`` on top of ours."""
     log = tempfile.NamedTemporaryFile(prefix=f"jobspine-{name}-", suffix=".log", delete=False)  # noqa: SIM115
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, *args, cwd=ROOT, env=full_env, stdout=log, stderr=asyncio.subprocess.STDOUT
-    )
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args,
+            cwd=ROOT,
+            env=full_env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=_child_setup(),
+        )
+    except BaseException:
+        _discard(log)
+        raise
     return Proc(name=name, process=process, log=log)
 
 
 async def stop(proc: Proc) -> None:
-    """SIGTERM, then SIGKILL after a grace period; never leaves a child behind."""
-    if proc.process.returncode is None:
-        proc.kill(signal.SIGTERM)
-        try:
-            await proc.wait(10)
-        except TimeoutError:
+    """SIGTERM, then SIGKILL after a grace period; never leaves a child behind. Prints the
+    child's output (shown by pytest when the test fails) and removes its log file."""
+    try:
+        if proc.process.returncode is None:
+            proc.kill(signal.SIGTERM)
+            try:
+                await proc.wait(10)
+            except TimeoutError:
+                proc.kill(signal.SIGKILL)
+                await proc.wait(10)
+    finally:
+        if proc.process.returncode is None:  # cancelled while waiting: still no orphan
             proc.kill(signal.SIGKILL)
-            await proc.wait(5)
-    proc.log.close()
+        output = proc.discard_log()
+        print(
+            f"----- {proc.name} (pid {proc.pid}, exit status {proc.returncode}) -----\n"
+            f"{output}----- end of {proc.name} -----"
+        )
 
 
 @attrs.define
@@ -98,7 +160,7 @@ async def wait_ready(url: str, proc: Proc, *, within: float = 30.0) -> None:
 
 @contextlib.asynccontextmanager
 async def web_process(name: str = "web", **env: str) -> AsyncIterator[WebProcess]:
-    """``python -m server`` on a free port with the test secret and ``env``."""
+    """``python -m server`` on a free port with the test secret and ``env``, once ready."""
     port = free_port()
     settings = {"HOST": "127.0.0.1", "PORT": str(port), "JWT_SECRET": SECRET, **env}
     proc = await spawn(name, ["-m", "server"], settings)
@@ -112,7 +174,8 @@ async def web_process(name: str = "web", **env: str) -> AsyncIterator[WebProcess
 
 @contextlib.asynccontextmanager
 async def worker_process(url: str, name: str = "worker", **env: str) -> AsyncIterator[Proc]:
-    """``python -m workers`` against ``url`` with a worker token."""
+    """``python -m workers`` against ``url`` with a worker token (sub ``name``) and ``env``
+    (``WORKER_HEARTBEAT_S``, ``WORKER_TYPES``, …)."""
     settings = {"JOBSPINE_URL": url, "JOBSPINE_TOKEN": token(name, "worker"), **env}
     proc = await spawn(name, ["-m", "workers"], settings)
     try:
