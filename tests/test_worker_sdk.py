@@ -1106,6 +1106,84 @@ async def test_cancel_cancels_the_handler_and_nothing_more_is_written(
     assert (after["state"], after["seq"]) == ("cancelled", cancelled["seq"])
 
 
+async def test_a_job_recovered_by_the_supervisor_cancels_its_handler_and_nothing_more_is_written(
+    start_server: StartServer,
+) -> None:
+    """lease_lost from the supervisor: a worker that is alive but heartbeats far too rarely
+    loses its job; its next heartbeat learns so, and the handler is cancelled."""
+    server = await start_server(env=FAST_SERVER)
+    watcher = await connect_user(server, USER)
+    checkpointed, saw = asyncio.Event(), []
+
+    async def handler(ctx: JobContext) -> None:
+        await ctx.checkpoint({"phase": 1})
+        checkpointed.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            saw.append("CancelledError")
+            raise
+
+    # six timeouts between heartbeats: the job looks stale although the worker is alive
+    worker = sdk_worker(server, {"stuck": handler}, heartbeat_interval_s=3.0)
+    async with supervising(server), running(worker):
+        job = await create_job(server, "stuck")
+        await asyncio.wait_for(checkpointed.wait(), 10)
+        await until_job(server, job["id"], in_state("paused"), what="paused as stale")
+        await wait_until(lambda: worker.outcomes[Outcome.LOST] == 1, within_s=20, what="lost")
+
+    assert saw == ["CancelledError"]
+    assert worker.outcomes == {Outcome.LOST: 1}
+    after = await get_job(server, job["id"])
+    assert after["state"] == "paused"
+    kinds = [e["type"] for e in watcher.events.of_job(job["id"])]
+    assert kinds[-3:] == ["job:checkpoint", "job:paused", "job:recovery"]
+    assert watcher.events.of_job(job["id"])[-1]["seq"] == after["seq"]
+
+
+@pytest.mark.parametrize(
+    ("coalescing", "sent"),
+    [
+        # no waiting, but only moves of 10 or more go out (and the last value, before complete)
+        ({"progress_min_delta": 10.0, "progress_min_interval_s": 0.0}, [*range(1, 100, 10), 100]),
+        # any move, but at most one report a minute: the first, and the last before complete
+        ({"progress_min_delta": 0.0, "progress_min_interval_s": 60.0}, [1, 100]),
+    ],
+)
+async def test_progress_is_coalesced_and_the_last_report_goes_out_before_complete(
+    live_server: LiveServer, coalescing: dict[str, float], sent: list[int]
+) -> None:
+    watcher = await connect_user(live_server, USER)
+
+    async def chatty(ctx: JobContext) -> str:
+        for value in range(1, 101):
+            await ctx.progress(value, "counting")
+        return "counted"
+
+    worker = sdk_worker(live_server, {"chatty": chatty}, **coalescing)
+    # What the server accepted from this worker (its own events may be rate-limited further).
+    accepted: list[float] = []
+    call = worker.connection.call
+
+    async def recording_call(event: str, payload: Mapping[str, Any], **options: Any) -> Any:
+        ack = await call(event, payload, **options)
+        if event == "progress":
+            accepted.append(payload["progress"])
+        return ack
+
+    worker.connection.call = recording_call  # type: ignore[method-assign]
+    async with running(worker):
+        job = await create_job(live_server, "chatty")
+        done = await until_job(live_server, job["id"], in_state("completed"), what="completed")
+        await watcher.events.wait_for_job_event(job["id"], "job:completed")
+
+    assert accepted == [float(v) for v in sent]
+    events = watcher.events.of_job(job["id"])
+    assert [e["type"] for e in events[-2:]] == ["job:progress", "job:completed"]
+    assert events[-2]["data"] == {"progress": 100.0, "step": "counting"}
+    assert (done["progress"], done["step"], done["result"]) == (100.0, "counting", "counted")
+
+
 @pytest.mark.parametrize("how", ["graceful stop past the grace period", "crash"])
 async def test_crash_and_resume_loop(start_server: StartServer, how: str) -> None:
     """A worker goes away mid-job; the supervisor pauses the stale job (it has a checkpoint);
