@@ -211,6 +211,16 @@ def test_settings_defaults() -> None:
     assert settings.types == ("research", "trade", "analysis")
 
 
+def test_blank_variables_mean_their_defaults() -> None:
+    blank = ("JOBSPINE_URL", "WORKER_TYPES", "WORKER_CONCURRENCY", "WORKER_HEARTBEAT_S")
+    settings = load_settings({"JOBSPINE_TOKEN": "jwt", **dict.fromkeys(blank, " ")})
+
+    assert settings.config.url == "http://127.0.0.1:8080"
+    assert settings.config.concurrency == 4
+    assert settings.config.heartbeat_interval_s == 5.0
+    assert settings.types == ("research", "trade", "analysis")
+
+
 def test_settings_read_every_variable() -> None:
     settings = load_settings(
         {

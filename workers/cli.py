@@ -38,8 +38,14 @@ class WorkerSettings:
     types: tuple[str, ...]
 
 
+def _raw(env: Mapping[str, str], name: str, default: str) -> str:
+    """The variable's value, stripped; ``default`` when it is unset or blank (as the web
+    process reads its own variables, so ``WORKER_TYPES=`` in a ``.env`` file means unset)."""
+    return env.get(name, "").strip() or default
+
+
 def _url(env: Mapping[str, str]) -> str:
-    value = env.get("JOBSPINE_URL", "").strip() or DEFAULT_URL
+    value = _raw(env, "JOBSPINE_URL", DEFAULT_URL)
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise EnvError(f"JOBSPINE_URL: must be an http:// or https:// URL, got {value!r}")
@@ -47,14 +53,14 @@ def _url(env: Mapping[str, str]) -> str:
 
 
 def _token(env: Mapping[str, str]) -> str:
-    value = env.get("JOBSPINE_TOKEN", "").strip()
+    value = _raw(env, "JOBSPINE_TOKEN", "")
     if not value:
         raise EnvError("JOBSPINE_TOKEN: required: a worker JWT (role worker)")
     return value
 
 
 def _types(env: Mapping[str, str]) -> tuple[str, ...]:
-    raw = env.get("WORKER_TYPES", DEFAULT_TYPES)
+    raw = _raw(env, "WORKER_TYPES", DEFAULT_TYPES)
     names = tuple(dict.fromkeys(t.strip() for t in raw.split(",") if t.strip()))
     if not names:
         raise EnvError("WORKER_TYPES: must name at least one job type")
@@ -66,7 +72,7 @@ def _types(env: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def _concurrency(env: Mapping[str, str]) -> int:
-    raw = env.get("WORKER_CONCURRENCY", "4").strip()
+    raw = _raw(env, "WORKER_CONCURRENCY", "4")
     try:
         value = int(raw)
     except ValueError:
@@ -79,7 +85,7 @@ def _concurrency(env: Mapping[str, str]) -> int:
 
 
 def _heartbeat(env: Mapping[str, str]) -> float:
-    raw = env.get("WORKER_HEARTBEAT_S", "5").strip()
+    raw = _raw(env, "WORKER_HEARTBEAT_S", "5")
     try:
         value = float(raw)
     except ValueError:
