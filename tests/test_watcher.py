@@ -18,7 +18,7 @@ from jobspine_shared.models import JobRecord
 from jobspine_shared.states import JobState
 from jobspine_shared.wire import job_to_wire
 from server.store.memory import MemoryJobStore
-from tests.support.server import StartServer
+from tests.support.server import StartServer, connect_worker
 from tests.test_worker_sdk import RestartableServer, running
 from workers.client import (
     JobStreamFollower,
@@ -26,6 +26,7 @@ from workers.client import (
     TerminalView,
     Verdict,
     apply_event,
+    event_note,
     exit_status,
     progress_line,
 )
@@ -284,6 +285,46 @@ def test_terminal_view_redraws_the_bar_and_prints_state_changes_on_their_own_lin
     )
 
 
+RECOVERY = {
+    "job_id": JOB_ID,
+    "state": "paused",
+    "resumable": True,
+    "restartable": False,
+    "checkpoint": {"present": True, "progress": 35.0},
+    "recovery_attempts": 1,
+    "max_recovery_attempts": 3,
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "note"),
+    [
+        ("job:paused", {"reason": "stalled"}, "  its worker stopped sending heartbeats (stalled)"),
+        ("job:paused", {"reason": "user"}, "  paused at a user's request"),
+        (
+            "job:recovery",
+            RECOVERY,
+            f"  resumable from its checkpoint at 35.0% (recovery 1 of 3): "
+            f"POST /api/jobs/{JOB_ID}/resume continues it",
+        ),
+        (
+            "job:recovery",
+            {**RECOVERY, "resumable": False, "restartable": True, "recovery_attempts": 3},
+            f"  not resumable (recovery 3 of 3): POST /api/jobs/{JOB_ID}/restart starts it again",
+        ),
+        ("job:recovery", {"resumable": False}, "  not recoverable"),
+        ("job:resumed", {}, "  resumed: waiting for a worker to continue from the checkpoint"),
+        ("job:restarted", {}, "  restarted: waiting for a worker to start from scratch"),
+        ("job:progress", {"progress": 1.0}, None),
+        ("job:completed", {"result": None}, None),
+    ],
+)
+def test_event_notes_say_why_a_job_paused_and_how_to_go_on(
+    kind: str, data: dict[str, Any], note: str | None
+) -> None:
+    assert event_note(event(7, kind, **data)) == note
+
+
 # -- against the real server ----------------------------------------------------------------
 
 USER = "alice"
@@ -374,6 +415,38 @@ async def test_the_watcher_reports_a_failure(start_server: StartServer) -> None:
     assert exit_status(final) == 1
     assert final.error is not None
     assert final.error.message.startswith("invalid input: steps")
+
+
+async def test_the_watcher_explains_a_stalled_pause_and_the_resume(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(env={"HEARTBEAT_TIMEOUT_S": "0.5", "SUPERVISOR_INTERVAL_S": "0.1"})
+    job_id = await create(server.url, server.token(USER), "stuck", {})
+    messages: list[str] = []
+    watcher = JobWatcher(
+        url=server.url, token=server.token(USER), job_id=job_id, on_message=messages.append
+    )
+    watching = asyncio.create_task(watcher.run())
+    raw = await connect_worker(server)
+    claim = await raw.ok("claim", {"types": ["stuck"]})
+    lease = {"job_id": job_id, "lease": claim["lease"]}
+    await raw.ok("checkpoint", {**lease, "data": {"done": 2}, "progress": 40})
+    # no more heartbeats: the supervisor pauses the job; the watcher says why and what next
+    await wait_until(lambda: len(messages) >= 2, within_s=20, what="stalled and recovery notes")
+    status, _ = await server.rest("POST", f"/api/jobs/{job_id}/resume", token=server.token(USER))
+    assert status == 200
+    await wait_until(lambda: len(messages) >= 3, within_s=20, what="the resume note")
+    status, _ = await server.rest("POST", f"/api/jobs/{job_id}/cancel", token=server.token(USER))
+    assert status == 200
+    final = await asyncio.wait_for(watching, 20)
+
+    assert final.state is JobState.CANCELLED
+    assert messages == [
+        "  its worker stopped sending heartbeats (stalled)",
+        f"  resumable from its checkpoint at 40.0% (recovery 1 of 3): "
+        f"POST /api/jobs/{job_id}/resume continues it",
+        "  resumed: waiting for a worker to continue from the checkpoint",
+    ]
 
 
 @pytest.mark.parametrize(("backlog", "snapshots"), [(200, 1), (2, 2)])

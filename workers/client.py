@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import socketio
 
-from jobspine_shared.events import EventType
+from jobspine_shared.events import EventType, PauseReason
 from jobspine_shared.models import JobError, JobRecord
 from jobspine_shared.states import FINAL_STATES, JobState
 from jobspine_shared.wire import job_from_wire, parse_time
@@ -201,6 +201,46 @@ def state_line(job: JobRecord) -> str:
     return str(job.state)
 
 
+def event_note(event: Mapping[str, Any]) -> str | None:
+    """A line for what the state line alone does not tell: why a job paused, how it can be
+    recovered, and what a resume or restart means for it; None for other events."""
+    raw = event.get("data")
+    data: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    kind = event.get("type")
+    if kind == EventType.PAUSED:
+        if data.get("reason") == PauseReason.STALLED:
+            return "  its worker stopped sending heartbeats (stalled)"
+        return "  paused at a user's request"
+    if kind == EventType.RECOVERY:
+        return _recovery_note(str(event.get("job_id")), data)
+    if kind == EventType.RESUMED:
+        return "  resumed: waiting for a worker to continue from the checkpoint"
+    if kind == EventType.RESTARTED:
+        return "  restarted: waiting for a worker to start from scratch"
+    return None
+
+
+def _recovery_note(job_id: str, options: Mapping[str, Any]) -> str:
+    raw = options.get("checkpoint")
+    checkpoint: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    progress = checkpoint.get("progress")
+    at = f" at {progress:.1f}%" if isinstance(progress, int | float) else ""
+    attempts = (
+        f" (recovery {options['recovery_attempts']} of {options['max_recovery_attempts']})"
+        if isinstance(options.get("recovery_attempts"), int)
+        and isinstance(options.get("max_recovery_attempts"), int)
+        else ""
+    )
+    if options.get("resumable") is True:
+        return (
+            f"  resumable from its checkpoint{at}{attempts}: "
+            f"POST /api/jobs/{job_id}/resume continues it"
+        )
+    if options.get("restartable") is True:
+        return f"  not resumable{attempts}: POST /api/jobs/{job_id}/restart starts it again"
+    return f"  not recoverable{attempts}"
+
+
 class TerminalView:
     """Draws a one-line progress bar that state changes interrupt with their own lines."""
 
@@ -314,6 +354,7 @@ class JobWatcher:
                 verdict = self.follower.on_event(data)
                 if verdict is Verdict.APPLIED:
                     self._changed()
+                    self._note(data)
                 elif verdict is Verdict.RESYNC:
                     self.resyncs += 1
                     await self._subscribe(client)
@@ -336,15 +377,22 @@ class JobWatcher:
             error = ack.get("error", {}) if isinstance(ack, Mapping) else {}
             raise WatchError(f"job:subscribe refused: {error.get('code')}: {error.get('message')}")
         before = self.follower.snapshots
-        self.follower.on_subscribed(ack)
+        replayed = self.follower.on_subscribed(ack)
         if self.follower.snapshots != before and before:
             self._on_message("history not recoverable; restarted from the job's snapshot")
         self._changed()
+        for event in replayed:
+            self._note(event)
 
     def _changed(self) -> None:
         job = self.follower.job
         if job is not None:
             self._on_change(job)
+
+    def _note(self, event: Mapping[str, Any]) -> None:
+        note = event_note(event)
+        if note is not None:
+            self._on_message(note)
 
 
 def _refusal_text(refusal: list[Any], exc: Exception) -> str:
@@ -373,6 +421,7 @@ __all__ = [
     "Verdict",
     "WatchError",
     "apply_event",
+    "event_note",
     "exit_status",
     "progress_line",
     "state_line",
