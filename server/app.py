@@ -20,6 +20,8 @@ from server.keys import (
     IN_FLIGHT,
     METRICS,
     READINESS_CHECKS,
+    REDIS_MANAGER,
+    REDIS_WATCHDOG,
     REPOSITORY,
     SETTINGS,
     SIO,
@@ -33,6 +35,7 @@ from server.realtime import user_namespace, worker_namespace
 from server.realtime.dispatch import InFlight
 from server.realtime.publisher import SocketPublisher
 from server.realtime.sockets import SocketServer
+from server.redis_bus import JobspineRedisManager, RedisWatchdog
 from server.repository import JobRepository, RepositorySettings
 from server.rest.cors import cors_middleware
 from server.rest.errors import error_middleware
@@ -75,6 +78,34 @@ async def _supervisor_lifecycle(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await stop_task(task)
+
+
+def _redis_manager(settings: Settings) -> JobspineRedisManager | None:
+    """The Redis client manager ``REDIS_URL`` asks for; ``None`` for a single instance."""
+    if settings.redis_url is None:
+        return None
+    return JobspineRedisManager(settings.redis_url, channel=settings.redis_channel)
+
+
+def _add_redis(app: web.Application, manager: JobspineRedisManager) -> None:
+    """Cross-instance delivery: the listener and its watchdog live with the app, and
+    ``/readyz`` checks the last round trip. It stops after Socket.IO (calls still draining
+    may emit), and the manager drops publishes once closed."""
+    watchdog = RedisWatchdog(manager)
+    app[REDIS_MANAGER], app[REDIS_WATCHDOG] = manager, watchdog
+    app[READINESS_CHECKS].append(ReadinessCheck(name="redis", probe=watchdog.readiness))
+    app.cleanup_ctx.append(_redis_lifecycle)
+
+
+async def _redis_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    manager = app[REDIS_MANAGER]
+    manager.start_listener()
+    task = start_task(app[REDIS_WATCHDOG].run(), name="redis-watchdog")
+    try:
+        yield
+    finally:
+        await stop_task(task)
+        await manager.close()
 
 
 async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -125,8 +156,12 @@ def create_app(
 
     ``store``: a store to use as is; its owner opens and closes it. Without one, the app
     builds the store ``settings`` select and opens and closes it with its lifecycle.
-    ``client_manager``: a python-socketio client manager (e.g. for Redis); default in-process.
+    ``client_manager``: a python-socketio client manager, used as is; without one, the Redis
+    manager when ``REDIS_URL`` is set (run and stopped by the app), else in-process.
     """
+    redis_manager = _redis_manager(settings) if client_manager is None else None
+    if redis_manager is not None:
+        client_manager = redis_manager
     owns_store = store is None
     job_store = build_store(settings) if store is None else store
     metrics, in_flight = Metrics(), InFlight()
@@ -173,6 +208,8 @@ def create_app(
     if owns_store:
         app.cleanup_ctx.append(_store_lifecycle)
     app.on_shutdown.append(_disconnect_sockets)
+    if redis_manager is not None:
+        _add_redis(app, redis_manager)
     app.cleanup_ctx.append(_socketio_lifecycle)
     add_background_services(app)
     return app

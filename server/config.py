@@ -201,7 +201,7 @@ def _jwt(env: _Env, *, dev: bool) -> JwtSettings:
 def load_settings(environ: Mapping[str, str], *, dev: bool = False) -> Settings:
     """Build and validate the settings; ``dev`` generates a secret when none is configured."""
     env = _Env(environ)
-    return Settings(
+    settings = Settings(
         host=env.get("HOST", "127.0.0.1", _text),
         port=env.get("PORT", 8080, _integer(1, 65535)),
         database_url=env.get("DATABASE_URL", None, _url("postgresql", "postgres")),
@@ -217,6 +217,12 @@ def load_settings(environ: Mapping[str, str], *, dev: bool = False) -> Settings:
         redis_channel=env.get("REDIS_CHANNEL", "jobspine", _text),
         dev=dev,
     )
+    if settings.redis_url is not None and settings.database_url is None:
+        # Several instances would each keep their own jobs and event streams.
+        raise ConfigError(
+            "REDIS_URL: needs DATABASE_URL too (instances cannot share the in-memory store)"
+        )
+    return settings
 
 
 __all__ = ["JwtSettings", "Settings", "load_settings"]

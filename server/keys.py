@@ -15,6 +15,7 @@ from server.config import Settings
 from server.metrics import Metrics
 from server.realtime.dispatch import InFlight
 from server.realtime.sockets import SocketServer
+from server.redis_bus import JobspineRedisManager, RedisWatchdog
 from server.repository import JobRepository
 from server.store.base import JobStore
 from server.supervisor import Supervisor
@@ -42,12 +43,17 @@ IN_FLIGHT = web.AppKey("in_flight", InFlight)
 HTTP_IN_FLIGHT = web.AppKey("http_in_flight", InFlight)
 READINESS_CHECKS = web.AppKey("readiness_checks", list[ReadinessCheck])
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
+#: Set only with ``REDIS_URL``: the Socket.IO client manager and its listener's watchdog.
+REDIS_MANAGER = web.AppKey("redis_manager", JobspineRedisManager)
+REDIS_WATCHDOG = web.AppKey("redis_watchdog", RedisWatchdog)
 
 __all__ = [
     "HTTP_IN_FLIGHT",
     "IN_FLIGHT",
     "METRICS",
     "READINESS_CHECKS",
+    "REDIS_MANAGER",
+    "REDIS_WATCHDOG",
     "REPOSITORY",
     "SETTINGS",
     "SIO",

@@ -1,202 +1,303 @@
 """Cross-instance Socket.IO delivery over Redis pub/sub, and a watchdog for its listener.
 
-python-socketio's ``AsyncRedisManager`` already emits to local clients before publishing,
-and ignores its own messages. This subclass adds what production needs:
+python-socketio's ``AsyncPubSubManager.emit`` serves this instance's clients first and then
+publishes the message for the other instances, whose listener task hands it to their own
+clients; an instance ignores its own messages. Redis pub/sub is at-most-once: clients notice
+a lost event by its ``seq`` and fill the gap by replay from the store. This subclass of
+``AsyncRedisManager`` adds what running it in production needs:
 
-* short Redis timeouts, so an unreachable Redis delays an emit by milliseconds, not
-  minutes (local clients are served first either way, and every event is in the store);
-* a listener that retries with a bounded backoff instead of up to a minute;
-* a round-trip probe: every ``probe_interval_s`` the instance publishes a ping on the
-  channel and expects its own listener to hear it. A listener that died silently (a known
-  failure mode: ``listen()`` returning after a Redis restart) or hangs on a dead connection
-  misses the probe; the instance then reports not ready and restarts the listener.
+* publishing never raises and never waits long: short timeouts, one quick retry, and after
+  a failure further publishes are skipped (dropped) for :data:`PUBLISH_PAUSE_S` or until a
+  probe gets through, so that during an outage an emit costs local delivery only;
+* the listener is a task the application lifecycle starts and stops (python-socketio would
+  start it lazily, untracked, at the first connection), on a Redis client of its own, and
+  it resubscribes after any error with a backoff bounded by :data:`MAX_LISTEN_BACKOFF_S`;
+* a round-trip probe: the instance publishes a nonce on a probe channel only it subscribes
+  to, on the listener's connection, and waits for its listener to hear it.
+
+:class:`RedisWatchdog` runs the probe periodically. A listener that missed its probe while
+Redis answers is dead or deaf (a known failure mode: the listener task ending after
+``listen()`` returned, or blocking on a connection that silently went away), so the watchdog
+restarts it. Until a probe succeeds again the instance reports not ready.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import socketio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
+from server.errors import Unavailable
 from server.tasks import start_task, stop_task
 
 log = logging.getLogger(__name__)
 
-PROBE_METHOD = "jobspine_probe"
-PROBE_MARKER = PROBE_METHOD
-MAX_LISTEN_BACKOFF_S = 2.0
+#: Connecting to Redis, or a publish or a PING, gives up after this many seconds.
 REDIS_TIMEOUT_S = 1.0
-
-
-def _is_probe(message: object) -> bool:
-    if isinstance(message, bytes):
-        return PROBE_MARKER.encode() in message
-    return isinstance(message, str) and PROBE_MARKER in message
+#: After a failed publish, publishes are dropped for this long (or until a probe succeeds).
+PUBLISH_PAUSE_S = 1.0
+MIN_LISTEN_BACKOFF_S = 0.1
+MAX_LISTEN_BACKOFF_S = 2.0
+#: How often the watchdog probes the round trip, and how long a probe waits to be heard.
+PROBE_INTERVAL_S = 1.0
+PROBE_TIMEOUT_S = 1.0
+#: A listener still not subscribed after this many failed probes in a row is restarted too.
+STUCK_AFTER_FAILED_PROBES = 3
 
 
 class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
-    """An ``AsyncRedisManager`` with bounded retries and a self-probe of its listener."""
+    """An ``AsyncRedisManager`` whose publishing cannot stall an emit, whose listener the
+    application owns, and whose round trip can be probed."""
 
-    connected: bool
-    redis: Any
-    pubsub: Any
-    channel: str
     host_id: str
+    channel: str
+    redis_url: str
 
-    def __init__(self, url: str, *, channel: str) -> None:
-        super().__init__(
-            url,
-            channel=channel,
-            redis_options={
-                "socket_connect_timeout": REDIS_TIMEOUT_S,
-                "socket_timeout": None,  # the listener blocks on purpose
-                "health_check_interval": 5,
-            },
-        )
-        self._heard: dict[str, asyncio.Future[None]] = {}
-        self.last_probe_ok_at: float | None = None
+    def __init__(self, url: str, *, channel: str, timeout_s: float = REDIS_TIMEOUT_S) -> None:
+        super().__init__(url, channel=channel)
+        self.probe_channel = f"{channel}:probe:{self.host_id}"
+        self._timeout_s = timeout_s
+        self._publisher: Any = None
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._awaiting_probe: dict[str, asyncio.Future[None]] = {}
+        self._publish_paused_until = 0.0
+        self._publishing_fails = False
+        self._closed = False
+        #: Messages published, and messages dropped (Redis unreachable or paused).
+        self.published = 0
+        self.dropped = 0
         self.listener_restarts = 0
 
-    # -- probe ------------------------------------------------------------------------------
+    # -- publishing ---------------------------------------------------------------------------
 
-    async def probe(self, *, timeout_s: float) -> bool:
-        """Publish a ping and wait for our own listener to hear it."""
+    async def _publish(self, data: Any) -> None:
+        """Send ``data`` to the other instances, at most once; never raises."""
+        if self._closed or time.monotonic() < self._publish_paused_until:
+            self.dropped += 1
+            return
+        if await self._send(self.channel, self.json.dumps(data)):
+            self.published += 1
+            if self._publishing_fails:
+                self._publishing_fails = False
+                log.info("redis: publishing again")
+            return
+        self.dropped += 1
+        self._publish_paused_until = time.monotonic() + PUBLISH_PAUSE_S
+        if not self._publishing_fails:
+            self._publishing_fails = True
+            log.warning(
+                "redis: cannot publish; other instances miss events until it heals "
+                "(clients fill the gap by replay)"
+            )
+
+    async def _send(self, channel: str, payload: str) -> bool:
+        try:
+            if self._publisher is None:
+                self._publisher = self._new_client(blocking=False)
+            await asyncio.wait_for(self._publisher.publish(channel, payload), self._timeout_s)
+        except Exception as exc:  # redis-py raises many kinds; each means "not now"
+            log.debug("redis publish failed: %r", exc)
+            return False
+        return True
+
+    def _new_client(self, *, blocking: bool) -> Any:
+        """A redis-py asyncio client of its own; ``blocking`` for the listener's reads."""
+        return self._get_redis_module().Redis.from_url(
+            self.redis_url,
+            socket_connect_timeout=self._timeout_s,
+            socket_timeout=None if blocking else self._timeout_s,
+            socket_keepalive=True,
+            retry=Retry(NoBackoff(), 1),
+        )
+
+    async def ping(self) -> bool:
+        """Whether Redis answers a PING within the timeout."""
+        try:
+            if self._publisher is None:
+                self._publisher = self._new_client(blocking=False)
+            await asyncio.wait_for(self._publisher.ping(), self._timeout_s)
+        except Exception:
+            return False
+        return True
+
+    # -- listening ----------------------------------------------------------------------------
+
+    def initialize(self) -> None:
+        """python-socketio calls this at the first connection, where the base class would
+        start the listener as a task nobody stops; :meth:`start_listener` does instead."""
+
+    @property
+    def listener_running(self) -> bool:
+        return self._listener is not None and not self._listener.done()
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether the listener is subscribed and reading."""
+        return self._subscribed.is_set()
+
+    async def wait_subscribed(self, within: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), within)
+        return self.subscribed
+
+    def start_listener(self) -> None:
+        if not self.listener_running:
+            # python-socketio's loop: it dispatches what _listen yields to local clients.
+            self._listener = start_task(self._thread(), name="redis-listener")
+
+    async def stop_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await stop_task(listener)
+        self._subscribed.clear()
+
+    async def restart_listener(self) -> None:
+        self.listener_restarts += 1
+        await self.stop_listener()
+        self.start_listener()
+
+    async def _listen(self) -> AsyncIterator[bytes]:
+        """The Socket.IO channel's messages; probes are answered here."""
+        channel, probe_channel = self.channel.encode(), self.probe_channel.encode()
+        async for message in self._subscription():
+            if message.get("type") != "message":
+                continue
+            if message.get("channel") == channel:
+                yield message["data"]
+            elif message.get("channel") == probe_channel:
+                self._heard(message.get("data"))
+
+    async def _subscription(self) -> AsyncIterator[Mapping[str, Any]]:
+        """Messages of both channels; after any error, a new connection and subscription."""
+        backoff = MIN_LISTEN_BACKOFF_S
+        failing = False
+        while True:
+            client = self._new_client(blocking=True)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel, self.probe_channel)
+                self._subscribed.set()
+                backoff, failing = MIN_LISTEN_BACKOFF_S, False
+                async for message in pubsub.listen():
+                    yield message
+                log.warning("redis listener: the subscription ended; subscribing again")
+            except Exception as exc:  # a lost or refused connection: retry below
+                if not failing:
+                    log.warning("redis listener: %r; retrying", exc)
+                failing = True
+            finally:
+                self._subscribed.clear()
+                await _close_quietly(pubsub, client)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_LISTEN_BACKOFF_S)
+
+    def _heard(self, data: object) -> None:
+        nonce = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+        waiting = self._awaiting_probe.get(nonce)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
+
+    # -- probing and lifecycle ----------------------------------------------------------------
+
+    async def probe(self, *, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+        """Publish a nonce and wait up to ``timeout_s`` for our own listener to hear it."""
         nonce = uuid.uuid4().hex
         heard: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._heard[nonce] = heard
+        self._awaiting_probe[nonce] = heard
         try:
-            message = {"method": PROBE_METHOD, "host_id": self.host_id, "nonce": nonce}
-            published = await asyncio.wait_for(self._publish_once(message), timeout_s)
-            if not published:
+            if not await self._send(self.probe_channel, nonce):
                 return False
             await asyncio.wait_for(heard, timeout_s)
         except TimeoutError:
             return False
         finally:
-            self._heard.pop(nonce, None)
-        self.last_probe_ok_at = time.monotonic()
+            del self._awaiting_probe[nonce]
+        self._publish_paused_until = 0.0  # the round trip works: publish again at once
         return True
-
-    async def _publish_once(self, message: dict[str, Any]) -> bool:
-        """One publish attempt that reports failure instead of logging it."""
-        try:
-            if not self.connected:
-                self._redis_connect()
-            await self.redis.publish(self.channel, json.dumps(message))
-        except Exception as exc:  # redis-py raises many kinds; all mean "not now"
-            log.debug("redis publish failed: %s", exc)
-            self.connected = False
-            return False
-        return True
-
-    async def _listen(self) -> AsyncIterator[Any]:
-        """Messages for python-socketio, minus our probes (resolved here)."""
-        async for message in super()._listen():
-            if _is_probe(message):
-                with contextlib.suppress(ValueError):
-                    data = json.loads(message)
-                    heard = self._heard.get(data.get("nonce", ""))
-                    if heard is not None and not heard.done():
-                        heard.set_result(None)
-                continue
-            yield message
-
-    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
-        """Like python-socketio's, with a bounded backoff so recovery is quick."""
-        backoff = 0.1
-        subscribed = False
-        while True:
-            try:
-                if not subscribed:
-                    self._redis_connect()
-                    await self.pubsub.subscribe(self.channel)
-                    subscribed = True
-                    backoff = 0.1
-                async for message in self.pubsub.listen():
-                    yield message
-                subscribed = False
-            except Exception as exc:
-                log.warning("redis listener: %s; retrying in %.1fs", exc, backoff)
-                subscribed = False
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_LISTEN_BACKOFF_S)
-
-    # -- listener lifecycle -------------------------------------------------------------------
-
-    def start_listener(self) -> None:
-        self.thread = start_task(self._thread(), name="redis-listener")
-
-    async def stop_listener(self) -> None:
-        task = getattr(self, "thread", None)
-        if isinstance(task, asyncio.Task):
-            await stop_task(task)
-        pubsub = self.pubsub
-        if pubsub is not None:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-        self.connected = False
-
-    async def restart_listener(self) -> None:
-        self.listener_restarts += 1
-        log.warning("redis listener missed its probe: restarting it")
-        await self.stop_listener()
-        self.start_listener()
 
     async def close(self) -> None:
+        """Stop the listener and close every connection; later publishes are dropped."""
+        self._closed = True
         await self.stop_listener()
-        if self.redis is not None:
-            with contextlib.suppress(Exception):
-                await self.redis.aclose()
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            await _close_quietly(publisher)
+
+
+async def _close_quietly(*clients: Any) -> None:
+    for client in clients:
+        with contextlib.suppress(Exception):
+            await client.aclose()
 
 
 class RedisWatchdog:
-    """Probes the manager's round trip; restarts a deaf listener; reports readiness."""
+    """Probes the manager's round trip; restarts a dead or deaf listener; says if ready."""
 
     def __init__(
-        self, manager: JobspineRedisManager, *, interval_s: float = 2.0, timeout_s: float = 1.0
+        self,
+        manager: JobspineRedisManager,
+        *,
+        interval_s: float = PROBE_INTERVAL_S,
+        timeout_s: float = PROBE_TIMEOUT_S,
     ) -> None:
         self._manager = manager
         self._interval_s = interval_s
         self._timeout_s = timeout_s
         self.healthy = False
         self.failures = 0
+        self.problem = "not probed yet"
 
     async def check_once(self) -> bool:
-        ok = await self._manager.probe(timeout_s=self._timeout_s)
-        if ok:
+        """One probe; on failure, a restart of the listener when it (not Redis) is at fault."""
+        manager = self._manager
+        if await manager.probe(timeout_s=self._timeout_s):
             if not self.healthy:
-                log.info("redis round trip ok: instance ready for cross-instance delivery")
-            self.healthy, self.failures = True, 0
+                log.info("redis: round trip ok; ready for cross-instance delivery")
+            self.healthy, self.failures, self.problem = True, 0, ""
             return True
-        self.healthy = False
+        was_healthy, self.healthy = self.healthy, False
         self.failures += 1
-        if await self._redis_answers():
-            # Redis is up but our listener did not hear us: it is dead or deaf.
-            await self._manager.restart_listener()
+        if not await manager.ping():
+            self.problem = "Redis is unreachable"
+        elif (
+            not manager.listener_running
+            or manager.subscribed
+            or self.failures >= STUCK_AFTER_FAILED_PROBES
+        ):
+            # Redis answers, but the listener is gone, deaf, or stuck connecting.
+            self.problem = "the listener missed its probe"
+            log.warning("redis: %s; restarting it", self.problem)
+            await manager.restart_listener()
+        else:
+            self.problem = "the listener is subscribing"
+        if was_healthy:
+            log.warning("redis: %s; not ready", self.problem)
         return False
 
-    async def _redis_answers(self) -> bool:
-        try:
-            if not self._manager.connected:
-                self._manager._redis_connect()
-            await asyncio.wait_for(self._manager.redis.ping(), self._timeout_s)
-        except Exception:
-            self._manager.connected = False
-            return False
-        return True
-
     async def run(self) -> None:
+        """Probe every ``interval_s`` until cancelled (first once the listener subscribed)."""
+        await self._manager.wait_subscribed(self._interval_s)
         while True:
             try:
                 await self.check_once()
             except Exception:
-                log.exception("redis watchdog check failed")
-                self.healthy = False
+                log.exception("redis watchdog: the check failed")
+                self.healthy, self.problem = False, "the check failed"
             await asyncio.sleep(self._interval_s)
+
+    async def readiness(self) -> None:
+        """For ``/readyz``: returns when the last probe succeeded, raises otherwise."""
+        if not self.healthy:
+            raise Unavailable(f"redis: {self.problem}")
+
+
+__all__ = ["JobspineRedisManager", "RedisWatchdog"]

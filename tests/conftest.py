@@ -7,7 +7,7 @@ import pytest
 from server.store.base import JobStore
 from server.store.memory import MemoryJobStore
 
-pytest_plugins = ["tests.support.postgres", "tests.support.server"]
+pytest_plugins = ["tests.support.postgres", "tests.support.redis", "tests.support.server"]
 
 #: Small so trimming is easy to observe.
 TEST_BACKLOG = 5

@@ -1,0 +1,148 @@
+"""Pytest plugin: Redis for the scaling tests.
+
+- ``redis_url``: the shared test Redis (``JOBSPINE_TEST_REDIS_URL``, default
+  ``redis://127.0.0.1:6379/0``), for tests that never stop it; pair it with
+  ``redis_channel``, a channel of the test's own, so that concurrent sessions do not hear
+  each other.
+- ``private_redis``: a ``redis-server`` of the test's own on a free port, which the test may
+  stop and start again (:class:`RedisServer`); it never touches the shared one.
+
+When Redis is unreachable or ``redis-server`` is not installed, the tests that need it are
+skipped, or fail when ``CI=true``, so CI never passes by skipping them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.support.processes import free_port
+
+REDIS_URL_ENV = "JOBSPINE_TEST_REDIS_URL"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: How long a starting redis-server may take to answer PING.
+START_TIMEOUT_S = 10.0
+
+
+def _unavailable(message: str) -> NoReturn:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def answers_ping(host: str, port: int, *, timeout_s: float = 1.0) -> bool:
+    """Whether a Redis server at ``host:port`` answers ``PING`` (plain RESP, no client)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """A private ``redis-server`` on a fixed port: no persistence, stoppable, restartable."""
+
+    def __init__(self, binary: str, port: int) -> None:
+        self._binary = binary
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    async def start(self) -> None:
+        """Start it and wait until it answers (the port is its own again after a stop)."""
+        self._process = subprocess.Popen(  # noqa: ASYNC220 (returns at once)
+            [
+                self._binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd="/",
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not await asyncio.to_thread(answers_ping, "127.0.0.1", self.port):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                await self.stop()
+                pytest.fail(f"redis-server on port {self.port} did not start", pytrace=False)
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL) and wait until it is gone."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.to_thread(process.wait, 10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.to_thread(process.wait, 10)
+
+
+@pytest.fixture
+async def private_redis() -> AsyncIterator[RedisServer]:
+    """A started ``redis-server`` for this test only, stopped afterwards."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        _unavailable("redis-server is not installed (needed for the Redis restart tests)")
+    server = RedisServer(binary, free_port())
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The shared test Redis, checked reachable; never stop it."""
+    url = os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+    if not answers_ping(host, port):
+        _unavailable(
+            f"Redis at {host}:{port} is unreachable; start it or point {REDIS_URL_ENV} at one"
+        )
+    return url
+
+
+@pytest.fixture
+def redis_channel() -> str:
+    """A pub/sub channel for this test alone."""
+    return f"jobspine-test-{uuid.uuid4().hex[:12]}"
+
+
+__all__ = [
+    "DEFAULT_REDIS_URL",
+    "REDIS_URL_ENV",
+    "RedisServer",
+    "answers_ping",
+    "private_redis",
+    "redis_channel",
+    "redis_url",
+]

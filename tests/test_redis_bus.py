@@ -1,0 +1,206 @@
+"""The Redis bus inside the app: cross-instance delivery, readiness, outages, a dead listener.
+
+Two apps in this process share one Postgres database and one Redis channel, as two web
+processes would (``tests/test_scaling.py`` runs real processes). Tests that stop Redis use a
+private ``redis-server``; the others use the shared one on a channel of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from server.config import load_settings
+from server.errors import ConfigError
+from server.keys import REDIS_MANAGER, REDIS_WATCHDOG
+from server.redis_bus import JobspineRedisManager
+from tests.support.jobs import wait_until
+from tests.support.redis import RedisServer
+from tests.support.server import (
+    TEST_SECRET,
+    LiveServer,
+    SocketClient,
+    StartServer,
+    connect_user,
+    connect_worker,
+    running_server,
+)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+#: Generous: the machine is shared; a healthy run takes a second or two.
+HEAL_WITHIN_S = 30.0
+
+
+def bus_env(dsn: str, url: str, channel: str) -> dict[str, str]:
+    # Every progress report is an event here, whatever the live rate limit.
+    return {
+        "DATABASE_URL": dsn,
+        "REDIS_URL": url,
+        "REDIS_CHANNEL": channel,
+        "PROGRESS_EVENTS_PER_S": "0",
+    }
+
+
+async def two_instances(
+    start_server: StartServer, env: Mapping[str, str]
+) -> tuple[LiveServer, LiveServer]:
+    first, second = await asyncio.gather(start_server(env=env), start_server(env=env))
+    for server in (first, second):
+        await wait_until(lambda server=server: is_ready(server), within=HEAL_WITHIN_S)
+    return first, second
+
+
+async def readyz(server: LiveServer) -> tuple[int, Any]:
+    return await server.rest("GET", "/readyz")
+
+
+async def is_ready(server: LiveServer) -> bool:
+    return (await readyz(server))[0] == 200
+
+
+async def not_ready(server: LiveServer) -> bool:
+    return (await readyz(server))[0] == 503
+
+
+async def running_job(owner: SocketClient, worker: SocketClient) -> dict[str, Any]:
+    """A job of ``owner``'s, claimed by ``worker``: its snapshot and ``lease``."""
+    job = (await owner.ok("job:create", {"type": "research", "input": {}}))["job"]
+    claim = await worker.ok("claim", {"types": ["research"]})
+    assert claim["job"]["id"] == job["id"]
+    return {**job, "lease": claim["lease"]}
+
+
+async def progress(worker: SocketClient, job: Mapping[str, Any], value: float) -> None:
+    await worker.ok("progress", {"job_id": job["id"], "lease": job["lease"], "progress": value})
+
+
+def seqs(client: SocketClient, job_id: str) -> list[int]:
+    """The seqs of ``job_id``'s events ``client`` received live, in order of arrival."""
+    return [event["seq"] for event in client.events.of_job(job_id)]
+
+
+async def received(client: SocketClient, job_id: str, count: int) -> list[int]:
+    await client.events.wait_for(lambda _: len(seqs(client, job_id)) >= count)
+    return seqs(client, job_id)
+
+
+def test_redis_without_a_database_is_refused_in_one_line() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"JWT_SECRET": TEST_SECRET, "REDIS_URL": "redis://127.0.0.1:6379/0"})
+    message = str(raised.value)
+    assert message.startswith("REDIS_URL: needs DATABASE_URL")
+    assert "\n" not in message
+
+
+async def test_an_event_made_on_one_instance_reaches_a_client_of_another_in_order_once(
+    start_server: StartServer, postgres_dsn: str, redis_url: str, redis_channel: str
+) -> None:
+    a, b = await two_instances(start_server, bus_env(postgres_dsn, redis_url, redis_channel))
+    owner = await connect_user(a, "alice")
+    worker = await connect_worker(b)
+    job = await running_job(owner, worker)
+    await owner.ok("job:subscribe", {"job_id": job["id"]})
+    for value in range(1, 6):
+        await progress(worker, job, value * 10)
+    await worker.ok("complete", {"job_id": job["id"], "lease": job["lease"], "result": {}})
+
+    await owner.events.wait_for_job_event(job["id"], "job:completed")
+    # created (on A), started, 5 progress, completed (on B): each once, in seq order.
+    assert seqs(owner, job["id"]) == list(range(1, 9))
+    assert a.app[REDIS_MANAGER].listener_restarts == 0
+
+
+async def test_while_redis_is_down_local_clients_get_every_event_and_readyz_names_redis(
+    start_server: StartServer, postgres_dsn: str, private_redis: RedisServer, redis_channel: str
+) -> None:
+    a, b = await two_instances(
+        start_server, bus_env(postgres_dsn, private_redis.url, redis_channel)
+    )
+    near, far = await connect_user(a, "alice"), await connect_user(b, "alice")
+    worker = await connect_worker(a)
+    job = await running_job(near, worker)
+    assert await received(far, job["id"], 2) == [1, 2]  # created, started: over Redis
+
+    await private_redis.stop()
+    await wait_until(lambda: not_ready(a), within=HEAL_WITHIN_S)
+    status, body = await readyz(a)
+    assert status == 503
+    assert body["error"]["code"] == "unavailable"
+    assert body["error"]["details"] == {"failed": ["redis"]}
+    # The publishes fail: the calls still succeed and the local client gets every event.
+    for value in (10, 20, 30):
+        await progress(worker, job, value)
+    assert await received(near, job["id"], 5) == [1, 2, 3, 4, 5]
+    assert seqs(far, job["id"]) == [1, 2]
+    stored = await a.store.read_stream(job["id"], 2)
+    assert stored is not None
+    assert [event.seq for event in stored.events] == [3, 4, 5]
+    assert a.app[REDIS_MANAGER].dropped >= 1
+
+    await private_redis.start()
+    for server in (a, b):
+        await wait_until(lambda server=server: is_ready(server), within=HEAL_WITHIN_S)
+    # Both listeners are subscribed again: the next event crosses, and shows the gap.
+    await progress(worker, job, 40)
+    assert await received(far, job["id"], 3) == [1, 2, 6]
+    ack = await far.ok(
+        "job:subscribe", {"job_id": job["id"], "after_seq": 2, "epoch": job["epoch"]}
+    )
+    assert ack["recovered"] is True
+    assert [event["seq"] for event in ack["events"]] == [3, 4, 5, 6]
+
+
+async def test_a_dead_listener_is_detected_restarted_and_delivery_resumes(
+    start_server: StartServer, postgres_dsn: str, redis_url: str, redis_channel: str
+) -> None:
+    a, b = await two_instances(start_server, bus_env(postgres_dsn, redis_url, redis_channel))
+    manager: JobspineRedisManager = a.app[REDIS_MANAGER]
+    owner = await connect_user(a, "alice")
+    worker = await connect_worker(b)
+    job = await running_job(owner, worker)
+    assert await received(owner, job["id"], 2) == [1, 2]
+
+    # python-socketio's listener loop ends for good when listen() fails in some ways;
+    # ending its task is that failure, seen from outside.
+    listener = manager._listener
+    assert listener is not None
+    listener.cancel()
+    await asyncio.wait({listener})
+    assert not manager.listener_running
+
+    await wait_until(lambda: not_ready(a), within=HEAL_WITHIN_S)
+    await wait_until(lambda: is_ready(a), within=HEAL_WITHIN_S)
+    assert manager.listener_restarts >= 1
+    assert manager.listener_running
+    await progress(worker, job, 10)
+    assert await received(owner, job["id"], 3) == [1, 2, 3]
+
+
+async def other_connections(redis: RedisServer) -> int:
+    """Connections to ``redis`` besides the one asking."""
+    client = Redis.from_url(redis.url)
+    try:
+        return len(await client.client_list()) - 1
+    finally:
+        await client.aclose()
+
+
+async def test_the_app_closes_its_redis_connections_and_tasks_at_shutdown(
+    postgres_dsn: str, private_redis: RedisServer, redis_channel: str
+) -> None:
+    async with running_server(env=bus_env(postgres_dsn, private_redis.url, redis_channel)) as a:
+        await wait_until(lambda: is_ready(a), within=HEAL_WITHIN_S)
+        assert a.app[REDIS_WATCHDOG].healthy
+        assert await other_connections(private_redis) == 2  # the listener, the publisher
+    tasks = {task.get_name() for task in asyncio.all_tasks()}
+    assert not tasks & {"redis-listener", "redis-watchdog"}
+    await wait_until(lambda: _none(other_connections(private_redis)), within=HEAL_WITHIN_S)
+
+
+async def _none(count: Awaitable[int]) -> bool:
+    return await count == 0
