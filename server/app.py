@@ -70,6 +70,7 @@ def add_background_services(app: web.Application) -> None:
     :class:`~server.keys.ReadinessCheck` to ``app[READINESS_CHECKS]``.
     """
     app.cleanup_ctx.append(_supervisor_lifecycle)
+    app.cleanup_ctx.append(_progress_gate_lifecycle)
 
 
 async def _supervisor_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -106,6 +107,12 @@ async def _redis_lifecycle(app: web.Application) -> AsyncIterator[None]:
     finally:
         await stop_task(task)
         await manager.close()
+
+
+async def _progress_gate_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Held progress reports get their trailing events before the store closes."""
+    yield
+    await app[REPOSITORY].close()
 
 
 async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -166,7 +173,10 @@ def create_app(
     job_store = build_store(settings) if store is None else store
     metrics, in_flight = Metrics(), InFlight()
     sockets = SocketServer(
-        max_message_bytes=settings.max_message_bytes, client_manager=client_manager
+        max_message_bytes=settings.max_message_bytes,
+        client_manager=client_manager,
+        max_client_queue=settings.max_client_queue,
+        on_client_dropped=metrics.slow_client_dropped,
     )
     repository = JobRepository(
         job_store,
@@ -174,9 +184,11 @@ def create_app(
             max_checkpoint_bytes=settings.max_checkpoint_bytes,
             heartbeat_timeout_s=settings.heartbeat_timeout_s,
             max_recovery_attempts=settings.max_recovery_attempts,
+            progress_events_per_s=settings.progress_events_per_s,
         ),
     )
     repository.set_publisher(SocketPublisher(sockets, metrics))
+    repository.set_progress_observer(metrics.progress_event_throttled)
     verifier = TokenVerifier(settings.jwt)
 
     app = web.Application(

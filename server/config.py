@@ -64,6 +64,10 @@ class Settings:
     backlog_size: int = 200
     max_checkpoint_bytes: int = 1_048_576
     redis_channel: str = "jobspine"
+    #: Packets queued for one client before it is dropped as one that stopped reading.
+    max_client_queue: int = 5000
+    #: Live ``job:progress`` events per job and second; 0 for no limit.
+    progress_events_per_s: float = 10.0
     dev: bool = False
 
     @property
@@ -141,6 +145,17 @@ def _url(*schemes: str) -> Callable[[str, str], str]:
     return parse
 
 
+def _rate(name: str, value: str) -> float:
+    expected = "a finite number >= 0 (0 for no limit)"
+    try:
+        number = float(value)
+    except ValueError:
+        raise _fail(name, expected, value) from None
+    if not math.isfinite(number) or number < 0:
+        raise _fail(name, expected, value)
+    return number
+
+
 def _text(name: str, value: str) -> str:
     return value
 
@@ -215,6 +230,8 @@ def load_settings(environ: Mapping[str, str], *, dev: bool = False) -> Settings:
             "MAX_CHECKPOINT_BYTES", 1_048_576, _integer(1, MAX_CHECKPOINT_LIMIT)
         ),
         redis_channel=env.get("REDIS_CHANNEL", "jobspine", _text),
+        max_client_queue=env.get("MAX_CLIENT_QUEUE", 5000, _integer(16, 10_000_000)),
+        progress_events_per_s=env.get("PROGRESS_EVENTS_PER_S", 10.0, _rate),
         dev=dev,
     )
     if settings.redis_url is not None and settings.database_url is None:

@@ -54,6 +54,10 @@ class Metrics:
         self.events_emitted: Counter[str] = Counter()
         self.socket_calls: Counter[tuple[str, str, str]] = Counter()
         self.http_requests: Counter[tuple[str, str, str]] = Counter()
+        #: Clients dropped because their send queue reached ``MAX_CLIENT_QUEUE``.
+        self.slow_clients_dropped = 0
+        #: Progress updates stored without a live event (``PROGRESS_EVENTS_PER_S``).
+        self.progress_events_throttled = 0
 
     def event_emitted(self, event_type: str) -> None:
         self.events_emitted[event_type] += 1
@@ -63,6 +67,12 @@ class Metrics:
 
     def http_request(self, method: str, route: str, status: int) -> None:
         self.http_requests[(method, route, str(status))] += 1
+
+    def slow_client_dropped(self) -> None:
+        self.slow_clients_dropped += 1
+
+    def progress_event_throttled(self) -> None:
+        self.progress_events_throttled += 1
 
     def families(self) -> list[Family]:
         emitted = Family(
@@ -82,7 +92,19 @@ class Metrics:
         )
         for (method, route, status), count in self.http_requests.items():
             http.set(count, method=method, route=route, status=status)
-        return [emitted, calls, http]
+        dropped = Family(
+            "jobspine_slow_clients_dropped_total",
+            "counter",
+            "Clients disconnected because their send queue reached MAX_CLIENT_QUEUE.",
+        )
+        dropped.set(self.slow_clients_dropped)
+        throttled = Family(
+            "jobspine_progress_events_throttled_total",
+            "counter",
+            "Progress updates stored without a live event (PROGRESS_EVENTS_PER_S).",
+        )
+        throttled.set(self.progress_events_throttled)
+        return [emitted, calls, http, dropped, throttled]
 
 
 def gauge(name: str, help: str, values: Mapping[str, float], label: str) -> Family:

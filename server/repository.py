@@ -29,9 +29,11 @@ from server.errors import (
     InvalidTransition,
     LeaseLost,
     NotFound,
+    Unavailable,
     ValidationFailed,
 )
 from server.keyed_lock import KeyedLock
+from server.progress_gate import ProgressGate
 from server.recovery import recovery_options
 from server.store.base import JobStore, NewJob
 from server.store.model import (
@@ -47,6 +49,7 @@ from server.store.model import (
     PageCursor,
     StoredJob,
 )
+from server.store.progress import ProgressWrite, trailing_progress_change
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,9 @@ class RepositorySettings:
     max_checkpoint_bytes: int = 1_048_576
     heartbeat_timeout_s: float = 30.0
     max_recovery_attempts: int = 3
+    #: Live ``job:progress`` events per job and second (:mod:`server.progress_gate`); 0 for
+    #: no limit. The default of the server's configuration (``PROGRESS_EVENTS_PER_S``).
+    progress_events_per_s: float = 10.0
 
 
 @attrs.frozen(kw_only=True)
@@ -119,9 +125,21 @@ class JobRepository:
         self.settings = settings or RepositorySettings()
         self._publisher = publisher
         self._ordering = KeyedLock()
+        self.progress_gate = ProgressGate(
+            self.settings.progress_events_per_s, self._append_trailing_progress
+        )
+        self._on_progress_held: Callable[[], None] = lambda: None
 
     def set_publisher(self, publisher: EventPublisher | None) -> None:
         self._publisher = publisher
+
+    def set_progress_observer(self, on_held: Callable[[], None]) -> None:
+        """``on_held`` is called for each progress update stored without a live event."""
+        self._on_progress_held = on_held
+
+    async def close(self) -> None:
+        """Append the trailing progress events still pending; call before the store closes."""
+        await self.progress_gate.close()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -136,6 +154,7 @@ class JobRepository:
 
     async def _change(self, job_id: str, change: JobChange) -> StoredJob:
         async with self._ordering.hold(job_id):
+            await self._flush_held_progress(job_id)
             result = await self.store.apply(job_id, change)
             await self._publish(result.events)
         return result.job
@@ -430,17 +449,48 @@ class JobRepository:
     async def update_progress(
         self, job_id: object, lease: object, progress: object, step: object = None
     ) -> JobRecord:
+        """Store the report; append its ``job:progress`` event now, or hold it back when the
+        job's event rate is reached (:mod:`server.progress_gate`: a trailing event carries
+        the latest value once the window closes, and seq never skips)."""
         value = validation.progress(progress)
         text = validation.step(step)
-        change = JobChange(
-            action="progress",
-            from_states=_user_states(S.RUNNING),
-            lease=self._lease(lease),
-            progress_at_most=value,
-            fields={"progress": value, "step": text, "last_heartbeat_at": NOW},
-            events=(EventSpec(type=EventType.PROGRESS, data={"progress": value, "step": text}),),
-        )
-        return (await self._change(validation.job_id(job_id), change)).record
+        checked_lease = self._lease(lease)
+        checked_id = validation.job_id(job_id)
+        gate = self.progress_gate
+        async with self._ordering.hold(checked_id):
+            live = gate.admits(checked_id)
+            write = ProgressWrite(lease=checked_lease, progress=value, step=text, with_event=live)
+            result = await self.store.update_progress(checked_id, write)
+            if live:
+                gate.event_appended(checked_id)
+                await self._publish(result.events)
+            else:
+                gate.update_held(checked_id, checked_lease)
+                self._on_progress_held()
+        return result.job.record
+
+    async def _append_trailing_progress(self, job_id: str) -> None:
+        """The gate's callback: the trailing event of held reports, in its turn."""
+        async with self._ordering.hold(job_id):
+            await self._flush_held_progress(job_id)
+
+    async def _flush_held_progress(self, job_id: str) -> None:
+        """Append the pending trailing progress event of ``job_id``, if any, before anything
+        else of the job (the caller holds the job's lock). When the job no longer runs under
+        the reporting lease the event is dropped: the stored row has the value, and the
+        stream has moved on (another instance changed the job)."""
+        lease = self.progress_gate.take_held(job_id)
+        if lease is None:
+            return
+        try:
+            result = await self.store.apply(job_id, trailing_progress_change(lease))
+        except (LeaseLost, InvalidTransition, NotFound):
+            return
+        except Unavailable:
+            self.progress_gate.update_held(job_id, lease)  # try again when the window closes
+            raise
+        self.progress_gate.event_appended(job_id)
+        await self._publish(result.events)
 
     async def _checkpoint_write(
         self, job_id: str, data: object, progress: object, field: str

@@ -19,7 +19,7 @@ import pytest
 
 from jobspine_shared.states import TRANSITIONS, JobState
 from server.errors import InvalidTransition, LeaseLost, Unavailable
-from server.repository import JobRepository
+from server.repository import JobRepository, RepositorySettings
 from server.store.migrator import MIGRATION_LOCK_KEY, load_migrations, migrate
 from server.store.model import JobFilter
 from server.store.postgres import FIND_STALE_SQL, HEARTBEAT_SQL, PostgresJobStore
@@ -28,6 +28,8 @@ from tests.support.jobs import ALICE, WORKER, claim, create, wait_until
 # The root conftest registers it too; naming it here keeps this module runnable on its own.
 
 BACKLOG = 5
+#: Every progress report appends its event: reports are how these tests make events.
+EVERY_PROGRESS_EVENT = RepositorySettings(progress_events_per_s=0)
 
 
 @contextlib.asynccontextmanager
@@ -236,7 +238,7 @@ async def test_stale_scan_uses_the_partial_running_index(postgres_dsn: str) -> N
 
 async def test_the_backlog_is_trimmed_in_the_table(postgres_dsn: str) -> None:
     async with opened_store(postgres_dsn) as store:
-        repo = JobRepository(store)
+        repo = JobRepository(store, EVERY_PROGRESS_EVENT)
         job = await create(repo)
         lease = await claim(repo, job.id)
         for step in range(12):
@@ -253,7 +255,7 @@ async def test_two_instances_append_consecutive_seqs(postgres_dsn: str) -> None:
     """Two stores (two pools, as two web instances) racing on one job: the row lock of the
     conditional UPDATE orders them, so seqs stay gapless and unique."""
     async with opened_store(postgres_dsn) as one, opened_store(postgres_dsn) as two:
-        repos = [JobRepository(one), JobRepository(two)]
+        repos = [JobRepository(one, EVERY_PROGRESS_EVENT), JobRepository(two, EVERY_PROGRESS_EVENT)]
         job = await create(repos[0])
         lease = await claim(repos[0], job.id)
         await asyncio.gather(*(repos[i % 2].update_progress(job.id, lease, 10) for i in range(40)))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from server.store.base import JobStore
 from tests.support.server import (
     TEST_BACKLOG,
     TIMEOUT_S,
@@ -150,6 +151,13 @@ async def test_steering_a_job_over_the_socket(live_server: LiveServer) -> None:
     assert error["details"]["state"] == "created"
 
 
+@pytest.fixture
+async def unthrottled_server(live_store: JobStore, start_server: StartServer) -> LiveServer:
+    """A live server where every progress report appends an event (``PROGRESS_EVENTS_PER_S``
+    0), for tests that use reports to make a number of events quickly."""
+    return await start_server(env={"PROGRESS_EVENTS_PER_S": "0"}, store=live_store)
+
+
 async def _missed_events(live_server: LiveServer, missed: int) -> tuple[dict[str, Any], int]:
     """A job whose subscriber left at seq ``n`` while ``missed`` more events happened."""
     user = await connect_user(live_server, "u1")
@@ -164,10 +172,10 @@ async def _missed_events(live_server: LiveServer, missed: int) -> tuple[dict[str
 
 
 async def test_replay_after_a_disconnect_recovers_exactly_the_missed_events(
-    live_server: LiveServer,
+    unthrottled_server: LiveServer,
 ) -> None:
-    job, seen = await _missed_events(live_server, 3)
-    back = await connect_user(live_server, "u1")
+    job, seen = await _missed_events(unthrottled_server, 3)
+    back = await connect_user(unthrottled_server, "u1")
     ack = await back.ok(
         "job:subscribe", {"job_id": job["id"], "after_seq": seen, "epoch": job["epoch"]}
     )
@@ -183,9 +191,9 @@ async def test_replay_after_a_disconnect_recovers_exactly_the_missed_events(
     assert nothing_missed["events"] == []
 
 
-async def test_replay_gives_the_snapshot_past_the_backlog(live_server: LiveServer) -> None:
-    job, seen = await _missed_events(live_server, TEST_BACKLOG + 1)
-    back = await connect_user(live_server, "u1")
+async def test_replay_gives_the_snapshot_past_the_backlog(unthrottled_server: LiveServer) -> None:
+    job, seen = await _missed_events(unthrottled_server, TEST_BACKLOG + 1)
+    back = await connect_user(unthrottled_server, "u1")
     ack = await back.ok("job:subscribe", {"job_id": job["id"], "after_seq": seen})
     assert ack["recovered"] is False
     assert ack["events"] == []
@@ -197,10 +205,10 @@ async def test_replay_gives_the_snapshot_past_the_backlog(live_server: LiveServe
 
 
 async def test_replay_gives_the_snapshot_for_another_epoch_a_cursor_ahead_or_none(
-    live_server: LiveServer,
+    unthrottled_server: LiveServer,
 ) -> None:
-    job, seen = await _missed_events(live_server, 2)
-    back = await connect_user(live_server, "u1")
+    job, seen = await _missed_events(unthrottled_server, 2)
+    back = await connect_user(unthrottled_server, "u1")
     for payload in [
         {"job_id": job["id"], "after_seq": seen, "epoch": "another-epoch"},
         {"job_id": job["id"], "after_seq": seen + 50},

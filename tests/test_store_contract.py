@@ -35,7 +35,10 @@ MAX_CHECKPOINT = 1024
 
 @pytest.fixture
 def repo(store: JobStore) -> JobRepository:
-    return JobRepository(store, RepositorySettings(max_checkpoint_bytes=MAX_CHECKPOINT))
+    # Every progress report appends its event here: the stores' contract is checked on
+    # each change; the repository's per-job event rate has its own cases below.
+    settings = RepositorySettings(max_checkpoint_bytes=MAX_CHECKPOINT, progress_events_per_s=0)
+    return JobRepository(store, settings)
 
 
 async def events_of(repo: JobRepository, job_id: str) -> list[tuple[int, str]]:

@@ -11,6 +11,7 @@ import socketio
 from aiohttp import web
 
 from server.auth import Identity
+from server.realtime.backpressure import SendQueueBound
 
 ConnectHandler = Callable[[str, dict[str, Any], object], Awaitable[None]]
 """``(sid, environ, auth)``; raises :class:`socketio.exceptions.ConnectionRefusedError`."""
@@ -27,7 +28,16 @@ _IDENTITY = "identity"
 
 
 class SocketServer:
-    def __init__(self, *, max_message_bytes: int, client_manager: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_message_bytes: int,
+        client_manager: Any = None,
+        max_client_queue: int = 0,
+        on_client_dropped: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``max_client_queue``: packets queued per client before it is dropped as a client
+        that stopped reading (:mod:`server.realtime.backpressure`); 0 leaves it unbounded."""
         options: dict[str, Any] = {}
         if client_manager is not None:
             options["client_manager"] = client_manager
@@ -40,6 +50,11 @@ class SocketServer:
         self._shut_down = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._track_background_tasks()
+        self.send_queue_bound: SendQueueBound | None = None
+        if max_client_queue > 0:
+            self.send_queue_bound = SendQueueBound(
+                self.server.eio, max_packets=max_client_queue, on_drop=on_client_dropped
+            )
 
     def _track_background_tasks(self) -> None:
         """Keep a handle on every task Engine.IO and Socket.IO start (event handlers, pings),

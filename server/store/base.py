@@ -22,6 +22,7 @@ from server.store.model import (
     StoredJob,
     StreamRead,
 )
+from server.store.progress import ProgressWrite, progress_change
 from server.store.rules import check_change
 
 
@@ -51,6 +52,11 @@ class JobStore(abc.ABC):
         """Apply one conditional change; raise the reason when its conditions do not hold."""
         check_change(change)
         return await self._apply(job_id, change)
+
+    async def update_progress(self, job_id: str, write: ProgressWrite) -> ChangeResult:
+        """A worker's progress report: :func:`server.store.progress.progress_change`, with or
+        without its event. A store may group concurrent reports (Postgres does)."""
+        return await self.apply(job_id, progress_change(write))
 
     async def create(self, job: NewJob, *, event: EventSpec) -> ChangeResult:
         """Insert a job in ``created`` with its first event (seq 1)."""

@@ -1,0 +1,64 @@
+"""A worker's progress report as a store change: the one definition both stores apply.
+
+A report always updates the job's row (progress, step, heartbeat); whether it also appends a
+``job:progress`` event is the caller's choice (:mod:`server.progress_gate`). Without the
+event, ``seq`` does not move, so holding an event back never opens a gap in the stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from jobspine_shared.events import EventType
+from jobspine_shared.states import JobState
+from server.store.model import NOW, EventSpec, JobChange, StoredJob
+
+_RUNNING = frozenset({JobState.RUNNING})
+
+
+@attrs.frozen(kw_only=True)
+class ProgressWrite:
+    """A validated progress report under a lease; ``with_event``: append ``job:progress``."""
+
+    lease: str
+    progress: float
+    step: str | None
+    with_event: bool = True
+
+    @property
+    def event_data(self) -> dict[str, Any]:
+        return {"progress": self.progress, "step": self.step}
+
+
+def progress_change(write: ProgressWrite) -> JobChange:
+    """Running under the lease, progress not going down; sets progress, step and the
+    heartbeat; the event when asked for."""
+    events = (EventSpec(type=EventType.PROGRESS, data=write.event_data),)
+    return JobChange(
+        action="progress",
+        from_states=_RUNNING,
+        lease=write.lease,
+        progress_at_most=write.progress,
+        fields={"progress": write.progress, "step": write.step, "last_heartbeat_at": NOW},
+        events=events if write.with_event else (),
+    )
+
+
+def _stored_progress(job: StoredJob) -> dict[str, Any]:
+    return {"progress": job.record.progress, "step": job.record.step}
+
+
+def trailing_progress_change(lease: str) -> JobChange:
+    """The trailing event of held progress reports: the job's stored progress and step, as
+    long as it still runs under the lease that reported them."""
+    return JobChange(
+        action="progress",
+        from_states=_RUNNING,
+        lease=lease,
+        events=(EventSpec(type=EventType.PROGRESS, data=_stored_progress),),
+    )
+
+
+__all__ = ["ProgressWrite", "progress_change", "trailing_progress_change"]
