@@ -6,11 +6,15 @@ end-to-end runs against the real server are in ``test_worker_sdk.py``.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from typing import Any
 
 import pytest
 
+from server.config import load_settings
+from server.devmode import banner
 from workers.examples import EXAMPLE_HANDLERS, steps
 from workers.examples.steps import InvalidCheckpoint, InvalidInput
 from workers.sdk.context import Handler
@@ -204,3 +208,16 @@ async def test_a_thousand_steps_keep_the_checkpoint_small() -> None:
     assert result["completed_steps"] == 1000
     assert ctx.progress_reports[-1] == (100.0, "step 1000/1000: drafting summary")
     assert len(str(ctx.checkpoints[-1])) < 1000
+
+
+async def test_the_job_that_the_dev_banner_suggests_completes() -> None:
+    """``scripts/serve`` prints a curl command creating a job; a newcomer's first job must
+    not fail on its input."""
+    body = re.search(r"-d '(\{.*\})'", banner(load_settings({}, dev=True)))
+    assert body is not None
+    job = json.loads(body[1])
+    ctx = FakeJobContext(job["type"], job["input"])
+
+    result = await run(EXAMPLE_HANDLERS[job["type"]], ctx)
+
+    assert result["completed_steps"] == steps.DEFAULT_STEPS
