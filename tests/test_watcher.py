@@ -325,6 +325,35 @@ def test_event_notes_say_why_a_job_paused_and_how_to_go_on(
     assert event_note(event(7, kind, **data)) == note
 
 
+def test_terminal_view_messages_take_the_bar_s_place_and_the_bar_is_drawn_below() -> None:
+    out = io.StringIO()
+    view = TerminalView(out, width=4)
+    job = JobRecord(
+        id=JOB_ID,
+        user_id="u",
+        type="t",
+        created_at=NOW,
+        updated_at=NOW,
+        epoch="e1",
+        state=JobState.PAUSED,
+        progress=50.0,
+    )
+
+    view.message("before any bar")
+    view.show(job)
+    view.message("  stalled")
+    view.message("  resumable")
+
+    bar = "[##..] 50.0%  state=paused"
+    assert out.getvalue() == (
+        "before any bar\n"
+        "paused\n"
+        f"\r{bar}"
+        f"\r{'  stalled'.ljust(len(bar))}\n{bar}"
+        f"\r{'  resumable'.ljust(len(bar))}\n{bar}"
+    )
+
+
 # -- against the real server ----------------------------------------------------------------
 
 USER = "alice"

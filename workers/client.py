@@ -254,7 +254,7 @@ class TerminalView:
 
     def show(self, job: JobRecord) -> None:
         if job.state is not self._last_state:
-            self.message(state_line(job))
+            self._state_change(state_line(job))
             self._last_state = job.state
         if job.state not in FINAL_STATES:
             line = progress_line(job, width=self._width, max_length=self._max_length)
@@ -264,6 +264,16 @@ class TerminalView:
                 self._out.flush()
 
     def message(self, text: str) -> None:
+        """A line in place of the bar, which is drawn again below it: notes stack up above
+        the live bar."""
+        if self._bar_shown:
+            self._out.write("\r" + text.ljust(self._bar_shown) + "\n" + self._bar_line)
+        else:
+            self._out.write(text + "\n")
+        self._out.flush()
+
+    def _state_change(self, text: str) -> None:
+        """A line below the bar, which stays as the record of where the state changed."""
         if self._bar_shown:
             self._out.write("\n")
             self._bar_shown, self._bar_line = 0, ""
