@@ -86,9 +86,7 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             return
         if await self._send(self.channel, self.json.dumps(data)):
             self.published += 1
-            if self._publishing_fails:
-                self._publishing_fails = False
-                log.info("redis: publishing again")
+            self._publishing_works()
             return
         self.dropped += 1
         self._publish_paused_until = time.monotonic() + PUBLISH_PAUSE_S
@@ -98,6 +96,17 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 "redis: cannot publish; other instances miss events until it heals "
                 "(clients fill the gap by replay)"
             )
+
+    @property
+    def publishing_fails(self) -> bool:
+        """Whether the last publish failed (and no publish or probe got through since)."""
+        return self._publishing_fails
+
+    def _publishing_works(self) -> None:
+        self._publish_paused_until = 0.0
+        if self._publishing_fails:
+            self._publishing_fails = False
+            log.info("redis: publishing again")
 
     async def _send(self, channel: str, payload: str) -> bool:
         try:
@@ -192,7 +201,7 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 log.warning("redis listener: the subscription ended; subscribing again")
             except Exception as exc:  # a lost or refused connection: retry below
                 if not failing:
-                    log.warning("redis listener: %r; retrying", exc)
+                    log.warning("redis listener: %s; retrying", exc)
                 failing = True
             finally:
                 self._subscribed.clear()
@@ -221,7 +230,7 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             return False
         finally:
             del self._awaiting_probe[nonce]
-        self._publish_paused_until = 0.0  # the round trip works: publish again at once
+        self._publishing_works()  # publish again at once
         return True
 
     async def close(self) -> None:
@@ -295,9 +304,15 @@ class RedisWatchdog:
             await asyncio.sleep(self._interval_s)
 
     async def readiness(self) -> None:
-        """For ``/readyz``: returns when the last probe succeeded, raises otherwise."""
+        """For ``/readyz``: returns when the last probe succeeded, the listener is still
+        subscribed and publishing works (a lost subscription or a failed publish shows at
+        once, not at the next probe)."""
         if not self.healthy:
             raise Unavailable(f"redis: {self.problem}")
+        if not self._manager.subscribed:
+            raise Unavailable("redis: the listener lost its subscription")
+        if self._manager.publishing_fails:
+            raise Unavailable("redis: cannot publish")
 
 
 __all__ = ["JobspineRedisManager", "RedisWatchdog"]

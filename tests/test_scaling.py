@@ -1,0 +1,297 @@
+"""Two real web processes, one Postgres database, one Redis: no lost or duplicated events.
+
+Each test gets a fresh database and a Redis channel of its own; the tests that stop Redis
+run a private ``redis-server``. Every wait is a condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import pytest
+import socketio
+
+from tests.support.jobs import wait_until
+from tests.support.processes import (
+    SECRET,
+    Proc,
+    WebProcess,
+    free_port,
+    spawn,
+    stop,
+    token,
+    web_process,
+)
+from tests.support.redis import RedisServer
+from tests.support.server import TIMEOUT_S, EventRecorder, SocketClient
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+
+#: Generous: other test sessions share the machine; a healthy run takes a second or two.
+WITHIN_S = 30.0
+USER = "alice"
+
+
+def cluster_env(dsn: str, url: str, channel: str, **extra: str) -> dict[str, str]:
+    # Every progress report is a live event here, whatever the default rate limit.
+    return {
+        "DATABASE_URL": dsn,
+        "REDIS_URL": url,
+        "REDIS_CHANNEL": channel,
+        "PROGRESS_EVENTS_PER_S": "0",
+        **extra,
+    }
+
+
+@contextlib.asynccontextmanager
+async def two_instances(env: Mapping[str, str]) -> AsyncIterator[tuple[WebProcess, WebProcess]]:
+    """Web processes A and B with the same settings, each ready."""
+    async with contextlib.AsyncExitStack() as stack:
+        a, b = await asyncio.gather(
+            stack.enter_async_context(web_process("web-a", **env)),
+            stack.enter_async_context(web_process("web-b", **env)),
+        )
+        yield a, b
+
+
+@contextlib.asynccontextmanager
+async def connected(url: str, namespace: str, bearer: str) -> AsyncIterator[SocketClient]:
+    sio = socketio.AsyncClient(reconnection=False)
+    recorder = EventRecorder()
+
+    async def any_event(event: str, *args: Any) -> None:
+        await recorder.record(event, args[0] if len(args) == 1 else list(args))
+
+    sio.on("*", any_event, namespace=namespace)
+    await sio.connect(url, auth={"token": bearer}, namespaces=[namespace], wait_timeout=TIMEOUT_S)
+    try:
+        yield SocketClient(sio=sio, namespace=namespace, events=recorder)
+    finally:
+        await sio.disconnect()
+
+
+def user(web: WebProcess, sub: str = USER) -> contextlib.AbstractAsyncContextManager[SocketClient]:
+    return connected(web.url, "/", token(sub))
+
+
+def worker(web: WebProcess) -> contextlib.AbstractAsyncContextManager[SocketClient]:
+    return connected(web.url, "/workers", token("worker-1", "worker"))
+
+
+async def readyz(url: str) -> int:
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/readyz") as response:
+        return response.status
+
+
+async def get(url: str, path: str, bearer: str) -> Any:
+    headers = {"Authorization": f"Bearer {bearer}"}
+    async with aiohttp.ClientSession() as http, http.get(url + path, headers=headers) as response:
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
+async def running_job(owner: SocketClient, work: SocketClient) -> dict[str, Any]:
+    """A job of the owner's claimed by ``work``: its snapshot plus ``lease``."""
+    job = (await owner.ok("job:create", {"type": "research", "input": {}}))["job"]
+    claim = await work.ok("claim", {"types": ["research"]})
+    assert claim["job"]["id"] == job["id"]
+    return {**job, "lease": claim["lease"]}
+
+
+async def progress(work: SocketClient, job: Mapping[str, Any], value: float) -> None:
+    await work.ok("progress", {"job_id": job["id"], "lease": job["lease"], "progress": value})
+
+
+def seqs(client: SocketClient, job_id: str) -> list[int]:
+    """The seqs of ``job_id``'s events ``client`` received live, in order of arrival."""
+    return [event["seq"] for event in client.events.of_job(job_id)]
+
+
+async def received(client: SocketClient, job_id: str, count: int) -> list[int]:
+    await client.events.wait_for(lambda _: len(seqs(client, job_id)) >= count, WITHIN_S)
+    return seqs(client, job_id)
+
+
+def status_is(url: str, status: int) -> Any:
+    async def check() -> bool:
+        return await readyz(url) == status
+
+    return check
+
+
+async def test_a_client_on_a_gets_every_event_a_worker_on_b_makes_in_order_once(
+    postgres_dsn: str, redis_url: str, redis_channel: str
+) -> None:
+    async with (
+        two_instances(cluster_env(postgres_dsn, redis_url, redis_channel)) as (a, b),
+        user(a) as owner,
+        worker(b) as work,
+    ):
+        job = await running_job(owner, work)
+        await owner.ok("job:subscribe", {"job_id": job["id"]})
+        for value in range(1, 21):
+            await progress(work, job, value * 5)
+        await work.ok("complete", {"job_id": job["id"], "lease": job["lease"], "result": {}})
+        await owner.events.wait_for_job_event(job["id"], "job:completed", WITHIN_S)
+        # created (made on A), started and 20 progress (on B), completed (on B).
+        assert seqs(owner, job["id"]) == list(range(1, 24))
+
+
+async def test_a_client_that_moves_from_a_to_b_mid_job_resyncs_without_a_gap(
+    postgres_dsn: str, redis_url: str, redis_channel: str
+) -> None:
+    async with (
+        two_instances(cluster_env(postgres_dsn, redis_url, redis_channel)) as (a, b),
+        worker(b) as work,
+    ):
+        async with user(a) as first:
+            job = await running_job(first, work)
+            await first.ok("job:subscribe", {"job_id": job["id"]})
+            for value in (10, 20):
+                await progress(work, job, value)
+            seen = await received(first, job["id"], 4)
+        assert seen == [1, 2, 3, 4]
+        for value in (30, 40, 50):  # while the client is between instances
+            await progress(work, job, value)
+        async with user(b) as second:
+            ack = await second.ok(
+                "job:subscribe", {"job_id": job["id"], "after_seq": 4, "epoch": job["epoch"]}
+            )
+            assert ack["recovered"] is True
+            replayed = [event["seq"] for event in ack["events"]]
+            await progress(work, job, 60)
+            live = await received(second, job["id"], 1)
+        assert seen + replayed + live == list(range(1, 9))
+
+
+async def test_a_stale_job_is_recovered_once_with_both_supervisors_running(
+    postgres_dsn: str, redis_url: str, redis_channel: str
+) -> None:
+    fast = {"HEARTBEAT_TIMEOUT_S": "0.5", "SUPERVISOR_INTERVAL_S": "0.1"}
+    admin = token("root", "admin")
+    async with (
+        two_instances(cluster_env(postgres_dsn, redis_url, redis_channel, **fast)) as (a, b),
+        user(a) as owner,
+        worker(b) as work,
+    ):
+        job = await running_job(owner, work)
+        await work.ok(
+            "checkpoint", {"job_id": job["id"], "lease": job["lease"], "data": {"step": 1}}
+        )
+        await owner.ok("job:subscribe", {"job_id": job["id"]})
+        # The worker goes silent: both supervisors see the job go stale.
+        await owner.events.wait_for_job_event(job["id"], "job:paused", WITHIN_S)
+        ticks = {}
+        for web in (a, b):
+            ticks[web.url] = (await get(web.url, "/api/admin/supervisor", admin))["ticks"]
+
+        async def both_scanned_again() -> bool:
+            for web in (a, b):
+                status = await get(web.url, "/api/admin/supervisor", admin)
+                if status["ticks"] < ticks[web.url] + 3:
+                    return False
+            return True
+
+        await wait_until(both_scanned_again, within=WITHIN_S)
+        statuses = [await get(web.url, "/api/admin/supervisor", admin) for web in (a, b)]
+        assert sum(status["paused"] for status in statuses) == 1
+        stream = await get(a.url, f"/api/jobs/{job['id']}/events?after_seq=0", token(USER))
+        types = [event["type"] for event in stream["events"]]
+        assert types.count("job:paused") == 1
+        assert stream["job"]["state"] == "paused"
+        live = [event["type"] for event in owner.events.of_job(job["id"])]
+        assert live.count("job:paused") == 1
+
+
+async def test_after_a_redis_restart_both_recover_and_a_client_fills_its_gap_by_replay(
+    postgres_dsn: str, private_redis: RedisServer, redis_channel: str
+) -> None:
+    async with (
+        two_instances(cluster_env(postgres_dsn, private_redis.url, redis_channel)) as (a, b),
+        user(a) as owner,
+        worker(b) as work,
+    ):
+        job = await running_job(owner, work)
+        await owner.ok("job:subscribe", {"job_id": job["id"]})
+        await progress(work, job, 10)
+        assert await received(owner, job["id"], 3) == [1, 2, 3]
+
+        await private_redis.stop()
+        for web in (a, b):
+            await wait_until(status_is(web.url, 503), within=WITHIN_S)
+        for value in (20, 30):  # stored on B, lost for A's client
+            await progress(work, job, value)
+        assert seqs(owner, job["id"]) == [1, 2, 3]
+
+        await private_redis.start()
+        for web in (a, b):
+            await wait_until(status_is(web.url, 200), within=WITHIN_S)
+        await progress(work, job, 40)
+        live = await received(owner, job["id"], 4)
+        assert live == [1, 2, 3, 6]  # the client sees the gap: 4 and 5 are missing
+        ack = await owner.ok(
+            "job:subscribe", {"job_id": job["id"], "after_seq": 3, "epoch": job["epoch"]}
+        )
+        assert ack["recovered"] is True
+        assert [event["seq"] for event in ack["events"]] == [4, 5, 6]
+        assert [event["data"]["progress"] for event in ack["events"]] == [20.0, 30.0, 40.0]
+
+
+async def test_an_instance_started_while_redis_is_down_serves_locally_and_gets_ready(
+    postgres_dsn: str, private_redis: RedisServer, redis_channel: str
+) -> None:
+    await private_redis.stop()
+    port = free_port()
+    env = {
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "JWT_SECRET": SECRET,
+        **cluster_env(postgres_dsn, private_redis.url, redis_channel),
+    }
+    proc = await spawn("web-no-redis", ["-m", "server"], env)
+    web = WebProcess(proc=proc, url=f"http://127.0.0.1:{port}")
+    try:
+        await wait_until(_alive(web), within=WITHIN_S)
+        assert await readyz(web.url) == 503
+        async with user(web) as owner, worker(web) as work:
+            job = await running_job(owner, work)
+            await progress(work, job, 50)
+            assert await received(owner, job["id"], 3) == [1, 2, 3]
+            assert await readyz(web.url) == 503
+            await private_redis.start()
+            await wait_until(status_is(web.url, 200), within=WITHIN_S)
+    finally:
+        await stop(proc)
+
+
+async def test_redis_without_a_database_stops_the_process_with_one_line() -> None:
+    proc: Proc = await spawn(
+        "web-memory-redis",
+        ["-m", "server"],
+        {"JWT_SECRET": SECRET, "REDIS_URL": "redis://127.0.0.1:6379/0", "DATABASE_URL": ""},
+    )
+    try:
+        assert await proc.wait(WITHIN_S) == 2
+        lines = proc.output().strip().splitlines()
+        assert lines == [
+            "jobspine: REDIS_URL: needs DATABASE_URL too "
+            "(instances cannot share the in-memory store)"
+        ]
+    finally:
+        await stop(proc)
+
+
+def _alive(web: WebProcess) -> Any:
+    async def check() -> bool:
+        if web.proc.returncode is not None:
+            raise AssertionError(f"{web.proc.name} exited:\n{web.proc.output()}")
+        with contextlib.suppress(aiohttp.ClientError):
+            async with aiohttp.ClientSession() as http, http.get(f"{web.url}/healthz") as response:
+                return response.status == 200
+        return False
+
+    return check
