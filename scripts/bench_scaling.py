@@ -1,0 +1,354 @@
+"""Events per second delivered to clients: two web instances over Redis versus one.
+
+Why: with ``REDIS_URL`` every event crosses Redis pub/sub to reach clients on another
+instance. This measures what that path delivers, next to one instance without Redis and one
+instance with Redis (whose emits then also publish, for nobody).
+
+What it does, on loopback with real processes: creates a scratch Postgres database, starts
+``python -m server`` instances as subprocesses (same database, Redis on a channel of this
+run's own), connects N user clients that subscribe to J jobs, and starts a load generator
+(this script with ``--generate``, a subprocess) whose worker socket claims the J jobs and
+reports E progress events on each (one call at a time per job, J jobs at once), then
+completes them. The clock runs from the generator's first call to the last event received
+by the last client. Each client checks its events arrive in seq order, each once.
+
+Scenarios (clients always on instance A):
+
+- ``single``: one instance, no Redis; the worker on A.
+- ``single+redis``: one instance with Redis; the worker on A.
+- ``cross``: two instances with Redis; the worker on B, so every event crosses Redis.
+
+Prints one JSON line per scenario, then a table. Usage::
+
+    .venv/bin/python scripts/bench_scaling.py                # defaults: about a minute
+    .venv/bin/python scripts/bench_scaling.py --tiny         # a few seconds
+    .venv/bin/python scripts/bench_scaling.py --clients 8 --jobs 8 --events 500
+
+Postgres comes from ``--dsn``, else ``JOBSPINE_TEST_DATABASE_URL``, else
+``postgresql://postgres@127.0.0.1:5432/postgres`` (a role that may create databases); Redis
+from ``--redis``, else ``JOBSPINE_TEST_REDIS_URL``, else ``redis://127.0.0.1:6379/0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+import socketio
+
+ROOT = Path(__file__).resolve().parents[1]
+# Run from a checkout without installing the package too.
+sys.path.insert(0, str(ROOT))
+
+from server.auth import mint_token  # noqa: E402
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+SECRET = "bench-scaling-secret-" + "x" * 32
+OWNER = "bench"
+START_TIMEOUT_S = 60.0
+RUN_TIMEOUT_S = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def bearer(sub: str, role: str = "user") -> str:
+    return mint_token(SECRET, sub=sub, role=role, ttl_s=3600)
+
+
+# -- services --------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(dsn: str) -> AsyncIterator[str]:
+    """A new empty database (the web process migrates it), dropped afterwards."""
+    name = f"jobspine_bench_scaling_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def web_instance(name: str, env: Mapping[str, str]) -> AsyncIterator[str]:
+    """``python -m server`` on a free port, once ``/readyz`` says 200; its URL."""
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "JWT_SECRET": SECRET,
+        # Every progress report is a live event: the bench measures delivery, not the limit.
+        "PROGRESS_EVENTS_PER_S": "0",
+        **env,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server",
+        cwd=ROOT,
+        env=full_env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(url, process, name)
+        yield url
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def wait_ready(url: str, process: asyncio.subprocess.Process, name: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    async with aiohttp.ClientSession() as http:
+        while True:
+            if process.returncode is not None:
+                raise SystemExit(f"{name} exited with status {process.returncode}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{name} not ready within {START_TIMEOUT_S:.0f} s")
+            await asyncio.sleep(0.05)
+
+
+# -- the receiving side (this process) -------------------------------------------------------
+
+
+class Receiver:
+    """One user client: counts the events of the bench's jobs, checks order and uniqueness."""
+
+    def __init__(self, expected: int) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.expected = expected
+        self.received = 0
+        self.out_of_order = 0
+        self.duplicates = 0
+        self.done = asyncio.Event()
+        self._last_seq: dict[str, int] = {}
+        self.sio.on("job:progress", self._on_event)
+        self.sio.on("job:completed", self._on_event)
+        self.sio.on("job:started", self._on_seq_only)
+
+    async def _on_seq_only(self, event: dict[str, Any]) -> None:
+        self._check(event)
+
+    async def _on_event(self, event: dict[str, Any]) -> None:
+        self._check(event)
+        self.received += 1
+        if self.received >= self.expected:
+            self.done.set()
+
+    def _check(self, event: dict[str, Any]) -> None:
+        job_id, seq = event["job_id"], event["seq"]
+        last = self._last_seq.get(job_id)
+        if last is not None:
+            if seq <= last:
+                self.duplicates += 1
+            elif seq != last + 1:
+                self.out_of_order += 1
+        self._last_seq[job_id] = max(seq, last or 0)
+
+
+async def create_jobs(url: str, count: int) -> list[str]:
+    headers = {"Authorization": f"Bearer {bearer(OWNER)}"}
+    async with aiohttp.ClientSession() as http:
+        ids = []
+        for _ in range(count):
+            body = {"type": "bench", "input": {}}
+            async with http.post(f"{url}/api/jobs", json=body, headers=headers) as response:
+                assert response.status == 201, await response.text()
+                ids.append((await response.json())["id"])
+        return ids
+
+
+async def run_scenario(
+    name: str, client_url: str, worker_url: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    jobs = await create_jobs(client_url, args.jobs)
+    expected = args.jobs * (args.events + 1)  # progress events and the completion
+    receivers = [Receiver(expected) for _ in range(args.clients)]
+    for receiver in receivers:
+        await receiver.sio.connect(
+            client_url, auth={"token": bearer(OWNER)}, transports=["websocket"]
+        )
+        for job_id in jobs:
+            ack = await receiver.sio.call("job:subscribe", {"job_id": job_id}, timeout=30)
+            assert ack.get("ok"), ack
+    try:
+        generator = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--generate",
+            worker_url,
+            "--jobs",
+            str(args.jobs),
+            "--events",
+            str(args.events),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        # The generator prints its start time (time.time()) once connected and claiming.
+        assert generator.stdout is not None
+        started_line = await asyncio.wait_for(generator.stdout.readline(), START_TIMEOUT_S)
+        started_at = json.loads(started_line)["started_at"]
+        await asyncio.wait_for(asyncio.gather(*(r.done.wait() for r in receivers)), RUN_TIMEOUT_S)
+        finished_at = time.time()
+        report = json.loads(await generator.stdout.readline())
+        await generator.wait()
+    finally:
+        for receiver in receivers:
+            await receiver.sio.disconnect()
+    seconds = finished_at - started_at
+    deliveries = sum(r.received for r in receivers)
+    return {
+        "scenario": name,
+        "clients": args.clients,
+        "jobs": args.jobs,
+        "events_per_job": args.events,
+        "events": expected,
+        "deliveries": deliveries,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(expected / seconds, 1),
+        "deliveries_per_s": round(deliveries / seconds, 1),
+        "worker_calls_per_s": round(report["calls"] / report["seconds"], 1),
+        "out_of_order": sum(r.out_of_order for r in receivers),
+        "duplicates": sum(r.duplicates for r in receivers),
+    }
+
+
+# -- the load generator (a subprocess) -------------------------------------------------------
+
+
+async def generate(url: str, jobs: int, events: int) -> None:
+    """Claim ``jobs`` jobs, report ``events`` progress on each (J at once), complete them."""
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(
+        url,
+        auth={"token": bearer("bench-worker", "worker")},
+        namespaces=["/workers"],
+        transports=["websocket"],
+    )
+    started = time.time()
+    print(json.dumps({"started_at": started}), flush=True)
+    calls = 0
+
+    async def call(event: str, payload: dict[str, Any]) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        ack: dict[str, Any] = await sio.call(event, payload, namespace="/workers", timeout=60)
+        if not ack.get("ok"):
+            raise SystemExit(f"{event} refused: {ack}")
+        return ack
+
+    async def run(job_id: str, lease: str) -> None:
+        fenced = {"job_id": job_id, "lease": lease}
+        for n in range(1, events + 1):
+            await call("progress", {**fenced, "progress": 100 * n / events, "step": f"{n}"})
+        await call("complete", {**fenced, "result": {"events": events}})
+
+    claimed = [await call("claim", {"types": ["bench"]}) for _ in range(jobs)]
+    await asyncio.gather(*(run(c["job"]["id"], c["lease"]) for c in claimed))
+    seconds = time.time() - started
+    print(json.dumps({"calls": calls, "seconds": seconds}), flush=True)
+    await sio.disconnect()
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
+    results = []
+    channel = f"jobspine-bench-{uuid.uuid4().hex[:8]}"
+    redis_env = {"REDIS_URL": args.redis, "REDIS_CHANNEL": channel}
+    for _ in range(args.repeat):
+        async with scratch_database(args.dsn) as dsn:
+            base = {"DATABASE_URL": dsn}
+            async with web_instance("single", base) as a:
+                results.append(await run_scenario("single", a, a, args))
+            async with web_instance("single+redis", {**base, **redis_env}) as a:
+                results.append(await run_scenario("single+redis", a, a, args))
+            async with (
+                web_instance("cross-a", {**base, **redis_env}) as a,
+                web_instance("cross-b", {**base, **redis_env}) as b,
+            ):
+                results.append(await run_scenario("cross", a, b, args))
+    return results
+
+
+def table(results: Sequence[dict[str, Any]]) -> str:
+    header = f"{'scenario':<14}{'events/s':>10}{'deliveries/s':>14}{'seconds':>9}{'lost':>6}"
+    lines = [header, "-" * len(header)]
+    for r in results:
+        lost = r["clients"] * r["events"] - r["deliveries"]
+        lines.append(
+            f"{r['scenario']:<14}{r['events_per_s']:>10.1f}{r['deliveries_per_s']:>14.1f}"
+            f"{r['seconds']:>9.2f}{lost:>6}"
+        )
+    return "\n".join(lines)
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--dsn", default=os.environ.get("JOBSPINE_TEST_DATABASE_URL") or DEFAULT_DSN
+    )
+    parser.add_argument(
+        "--redis", default=os.environ.get("JOBSPINE_TEST_REDIS_URL") or DEFAULT_REDIS
+    )
+    parser.add_argument("--clients", type=int, default=8, help="subscribed user clients on A")
+    parser.add_argument("--jobs", type=int, default=16, help="jobs driven at once")
+    parser.add_argument("--events", type=int, default=200, help="progress events per job")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of the three scenarios")
+    parser.add_argument("--tiny", action="store_true", help="2 clients, 2 jobs, 50 events")
+    parser.add_argument("--generate", metavar="URL", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.clients, args.jobs, args.events = 2, 2, 50
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    if args.generate:
+        asyncio.run(generate(args.generate, args.jobs, args.events))
+        return 0
+    results = asyncio.run(bench(args))
+    for result in results:
+        print(json.dumps(result))
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
