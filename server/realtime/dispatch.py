@@ -50,14 +50,21 @@ class InFlight:
 
     @contextlib.contextmanager
     def track(self) -> Iterator[None]:
-        self._count += 1
-        self._idle.clear()
+        self.enter()
         try:
             yield
         finally:
-            self._count -= 1
-            if self._count == 0:
-                self._idle.set()
+            self.leave()
+
+    def enter(self) -> None:
+        """One more call in flight; pair with :meth:`leave` (``track`` does both)."""
+        self._count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self._count -= 1
+        if self._count == 0:
+            self._idle.set()
 
     def __len__(self) -> int:
         return self._count
@@ -101,14 +108,17 @@ class Dispatcher:
 
     async def dispatch(self, event: str, sid: str, args: tuple[object, ...]) -> acks.Ack:
         known = event in self._handlers
-        with self._in_flight.track():
-            try:
-                ack = acks.ok(**await self._call(event, sid, args))
-            except JobspineError as exc:
-                ack = acks.error(exc)
-            except Exception:
-                log.exception("socket call %r on %s failed", event, self.namespace)
-                ack = acks.error(JobspineError("internal error; the server logged the details"))
+        # enter/leave rather than the ``track`` context manager: this runs once per call.
+        self._in_flight.enter()
+        try:
+            ack = acks.ok(**await self._call(event, sid, args))
+        except JobspineError as exc:
+            ack = acks.error(exc)
+        except Exception:
+            log.exception("socket call %r on %s failed", event, self.namespace)
+            ack = acks.error(JobspineError("internal error; the server logged the details"))
+        finally:
+            self._in_flight.leave()
         outcome = "ok" if ack["ok"] else str(ack["error"]["code"])
         self._metrics.socket_call(self.namespace, event if known else "unknown", outcome)
         return ack

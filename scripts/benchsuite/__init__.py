@@ -1,0 +1,1 @@
+"""The benchmark suite of jobspine against the raw libraries (``scripts/bench``)."""

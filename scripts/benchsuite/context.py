@@ -1,0 +1,143 @@
+"""What a measure runs against: the sizes of this run and the servers already started."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import attrs
+
+from scripts.benchsuite.processes import Server
+
+
+@attrs.frozen(kw_only=True)
+class Sizes:
+    seconds: float
+    warmup_s: float
+    in_flight: int
+    sockets: int
+    fan_jobs: int
+    subscribers: int
+    scan_jobs: int
+    scan_running: int
+    scan_stale: int
+    scan_repeats: int
+    hot_rounds: int
+    replay_events: int
+    replay_calls: int
+    idle_counts: tuple[int, ...]
+    idle_warm: int
+
+
+FULL = Sizes(
+    seconds=5.0,
+    warmup_s=1.0,
+    in_flight=50,
+    sockets=5,
+    fan_jobs=10,
+    subscribers=10,
+    scan_jobs=100_000,
+    scan_running=10_000,
+    scan_stale=20,
+    scan_repeats=50,
+    hot_rounds=3,
+    replay_events=200,
+    replay_calls=200,
+    idle_counts=(1000, 5000),
+    idle_warm=20,
+)
+
+SMOKE = Sizes(
+    seconds=0.3,
+    warmup_s=0.1,
+    in_flight=10,
+    sockets=2,
+    fan_jobs=2,
+    subscribers=3,
+    scan_jobs=2000,
+    scan_running=200,
+    scan_stale=5,
+    scan_repeats=3,
+    hot_rounds=1,
+    replay_events=200,
+    replay_calls=5,
+    idle_counts=(30, 60),
+    idle_warm=10,
+)
+
+
+@attrs.define(kw_only=True)
+class Context:
+    sizes: Sizes
+    http: aiohttp.ClientSession
+    raw: Server
+    #: jobspine servers by store name: ``memory`` and ``postgres``.
+    jobspine: dict[str, Server]
+    #: A maintenance database URL of the Postgres server (scratch databases go beside it).
+    admin_dsn: str
+
+
+@attrs.frozen
+class LoopStats:
+    """What a closed-loop run did in its counted window, and the CPU each side spent."""
+
+    calls: int
+    elapsed_s: float
+    server_cpu_s: float
+    client_cpu_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.elapsed_s
+
+    def cpu(self) -> dict[str, float]:
+        """Busy fraction of one core per side, and the server's CPU microseconds per call:
+        a server near 1.0 is the bottleneck; a client near 1.0 means the load generator is."""
+        return {
+            "server_cpu": round(self.server_cpu_s / self.elapsed_s, 2),
+            "client_cpu": round(self.client_cpu_s / self.elapsed_s, 2),
+            "server_us_per_call": round(self.server_cpu_s / max(self.calls, 1) * 1e6, 1),
+        }
+
+
+async def closed_loop(
+    loops: list[Callable[[], Awaitable[object]]],
+    *,
+    seconds: float,
+    warmup_s: float,
+    server: Server,
+) -> LoopStats:
+    """Run every loop's call back to back; what was done after the warm-up, in ``seconds``."""
+    counting = False
+    done = 0
+    stop = False
+
+    async def run(call: Callable[[], Awaitable[object]]) -> None:
+        nonlocal done
+        while not stop:
+            await call()
+            if counting:
+                done += 1
+
+    tasks = [asyncio.create_task(run(call)) for call in loops]
+    try:
+        await asyncio.sleep(warmup_s)
+        counting = True
+        started, cpu0, client0 = time.perf_counter(), server.cpu_seconds(), time.process_time()
+        await asyncio.sleep(seconds)
+        counted, elapsed = done, time.perf_counter() - started
+        stats = LoopStats(
+            calls=counted,
+            elapsed_s=elapsed,
+            server_cpu_s=server.cpu_seconds() - cpu0,
+            client_cpu_s=time.process_time() - client0,
+        )
+        stop = True
+        await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return stats

@@ -1,0 +1,249 @@
+"""b. Progress fan-out: progress RPCs per second ingested and delivered to subscribed clients,
+then the latency from a worker's call to a client's receipt at half that rate.
+
+Rate: ``in_flight`` loops call ``progress`` back to back over ``fan_jobs`` jobs; every
+subscriber is subscribed to every job, so each call is one event to each subscriber. The
+rate counts a call once every subscriber has its event: calls during the window, divided by
+the time from the window's start until the last of their events arrived.
+
+Latency: calls paced at half of jobspine's maximum rate of the store (open loop: on a
+schedule, not waiting for acks); each event's receipt time minus its call's send time, over
+every subscriber. The raw server runs the same schedule.
+
+Progress stays at 50 and ``step`` carries the call's number, so calls on one job may be
+handled in any order without ``invalid_progress``, and each event names its call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from scripts.benchsuite.common import (
+    Result,
+    RunningJob,
+    checked,
+    percentile,
+    ratio,
+    running_jobs,
+    user_auth,
+    worker_auth,
+)
+from scripts.benchsuite.context import Context, Sizes
+from scripts.benchsuite.processes import Server
+from scripts.benchsuite.wire import WireClient, event_data
+
+RATE_GOALS = {"memory": 0.6, "postgres": 0.4}
+P99_GOAL = 2.0
+#: How long the last events of a window may take to arrive before the run is called broken.
+DRAIN_WITHIN_S = 60.0
+PROGRESS = 50.0
+
+
+class Subscribers:
+    """``count`` user sockets subscribed to every job; counts (or times) what they receive."""
+
+    def __init__(self, sockets: list[WireClient]) -> None:
+        self.sockets = sockets
+        self.received = 0
+        self.arrived = asyncio.Event()
+        self.expected = -1
+        #: When timing: step -> send time, and every receipt's latency in seconds.
+        self.sent: dict[str, float] | None = None
+        self.latencies: list[float] = []
+        for socket in sockets:
+            socket.on_event = self._on_event
+
+    def _on_event(self, raw: str) -> None:
+        if not raw.startswith('["job:progress"'):
+            return
+        self.received += 1
+        if self.sent is not None:
+            sent = self.sent.get(event_data(raw)["data"]["step"])
+            if sent is not None:
+                self.latencies.append(time.perf_counter() - sent)
+        if self.received == self.expected:
+            self.arrived.set()
+
+    async def until(self, total: int) -> None:
+        self.expected = total
+        if self.received >= total:
+            return
+        self.arrived.clear()
+        await asyncio.wait_for(self.arrived.wait(), DRAIN_WITHIN_S)
+
+    async def close(self) -> None:
+        for socket in self.sockets:
+            await socket.close()
+
+
+async def _subscribers(ctx: Context, server: Server, jobs: list[RunningJob]) -> Subscribers:
+    sockets = []
+    for _ in range(ctx.sizes.subscribers):
+        socket = await WireClient.connect(ctx.http, server.url, "/", user_auth())
+        for job in jobs:
+            checked(await socket.call("job:subscribe", {"job_id": job.job_id}), "subscribe")
+        sockets.append(socket)
+    return Subscribers(sockets)
+
+
+async def _workers(ctx: Context, server: Server) -> list[WireClient]:
+    return [
+        await WireClient.connect(ctx.http, server.url, "/workers", worker_auth())
+        for _ in range(ctx.sizes.sockets)
+    ]
+
+
+def _payload(job: RunningJob, n: int) -> dict[str, object]:
+    return {"job_id": job.job_id, "lease": job.lease, "progress": PROGRESS, "step": f"s{n}"}
+
+
+async def _max_rate(ctx: Context, server: Server, jobs: list[RunningJob]) -> float:
+    sizes = ctx.sizes
+    subscribers = await _subscribers(ctx, server, jobs)
+    workers = await _workers(ctx, server)
+    counting, stop, counted, issued = False, False, 0, 0
+    try:
+
+        def loop(i: int) -> Callable[[], Coroutine[Any, Any, None]]:
+            socket, job = workers[i % len(workers)], jobs[i % len(jobs)]
+
+            async def run() -> None:
+                nonlocal counted, issued
+                while not stop:
+                    issued += 1
+                    checked(await socket.call("progress", _payload(job, issued)), "progress")
+                    if counting:
+                        counted += 1
+
+            return run
+
+        tasks = [asyncio.create_task(loop(i)()) for i in range(sizes.in_flight)]
+        try:
+            await asyncio.sleep(sizes.warmup_s)
+            counting, started, before = True, time.perf_counter(), subscribers.received
+            await asyncio.sleep(sizes.seconds)
+            stop = True
+            await asyncio.wait_for(asyncio.gather(*tasks), DRAIN_WITHIN_S)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        # Every call acked so far, counted or not, is one event per subscriber.
+        await subscribers.until(issued * len(subscribers.sockets))
+        elapsed = time.perf_counter() - started
+        delivered = subscribers.received - before
+    finally:
+        await subscribers.close()
+        for socket in workers:
+            await socket.close()
+    return min(counted, delivered / len(subscribers.sockets)) / elapsed
+
+
+async def _latency(
+    ctx: Context, server: Server, jobs: list[RunningJob], rate: float
+) -> tuple[float, float, int]:
+    sizes = ctx.sizes
+    subscribers = await _subscribers(ctx, server, jobs)
+    workers = await _workers(ctx, server)
+    sent: dict[str, float] = {}
+    subscribers.sent = sent
+    total = max(10, int(rate * sizes.seconds))
+    pending: set[asyncio.Task[object]] = set()
+    try:
+        started = time.perf_counter()
+        for n in range(total):
+            due = started + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            socket, job = workers[n % len(workers)], jobs[n % len(jobs)]
+            sent[f"s{n}"] = time.perf_counter()
+            task = asyncio.create_task(socket.call("progress", _payload(job, n)))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        acks = await asyncio.wait_for(asyncio.gather(*pending), DRAIN_WITHIN_S)
+        for ack in acks:
+            checked(ack, "progress")
+        await subscribers.until(total * len(subscribers.sockets))
+    finally:
+        for task in pending:
+            task.cancel()
+        await subscribers.close()
+        for socket in workers:
+            await socket.close()
+    latencies = subscribers.latencies
+    return percentile(latencies, 50), percentile(latencies, 99), len(latencies)
+
+
+def _params(sizes: Sizes) -> dict[str, object]:
+    return {
+        "in_flight": sizes.in_flight,
+        "jobs": sizes.fan_jobs,
+        "subscribers": sizes.subscribers,
+        "seconds": sizes.seconds,
+    }
+
+
+async def run(ctx: Context) -> list[Result]:
+    sizes = ctx.sizes
+    fake = [
+        RunningJob(job_id=f"00000000-0000-4000-8000-{i:012d}", lease="x")
+        for i in range(sizes.fan_jobs)
+    ]
+    raw_rate = await _max_rate(ctx, ctx.raw, fake)
+    params = _params(sizes)
+    results = [
+        Result(
+            measure="b",
+            name="progress_fanout_rps",
+            store="raw",
+            value=raw_rate,
+            unit="rpc/s",
+            raw=raw_rate,
+            ratio=1.0,
+            params=params,
+        )
+    ]
+    for store, server in ctx.jobspine.items():
+        jobs = await running_jobs(ctx.http, server.url, sizes.fan_jobs, type=f"bench.fan.{store}")
+        rate = await _max_rate(ctx, server, jobs)
+        share = ratio(rate, raw_rate)
+        goal = RATE_GOALS[store]
+        results.append(
+            Result(
+                measure="b",
+                name="progress_fanout_rps",
+                store=store,
+                value=rate,
+                unit="rpc/s",
+                raw=raw_rate,
+                ratio=share,
+                params=params,
+                goal=f">= {goal:.0%} of raw",
+                met=share is not None and share >= goal,
+            )
+        )
+        paced = rate / 2
+        p50, p99, samples = await _latency(ctx, server, jobs, paced)
+        raw_p50, raw_p99, _ = await _latency(ctx, ctx.raw, fake, paced)
+        latency_params = {**params, "rate_rps": round(paced), "deliveries": samples}
+        p99_ratio = ratio(p99, raw_p99)
+        results.append(
+            Result(
+                measure="b",
+                name="progress_latency_p99",
+                store=store,
+                value=p99 * 1e3,
+                unit="ms",
+                raw=raw_p99 * 1e3,
+                ratio=p99_ratio,
+                params=latency_params,
+                goal=f"<= {P99_GOAL:g}x raw",
+                met=p99_ratio is not None and p99_ratio <= P99_GOAL,
+                extra={"p50_ms": round(p50 * 1e3, 3), "raw_p50_ms": round(raw_p50 * 1e3, 3)},
+            )
+        )
+    return results

@@ -1,0 +1,109 @@
+"""d. Replay: one ``job:subscribe`` with ``after_seq`` that returns ``replay_events`` missed
+events, round trip p50/p99, on each store; raw: a python-socketio call whose ack carries as
+many ready-made events of the same shape.
+
+The job gets its events from progress calls (one event each; the server under test runs
+without a live progress limit, and checkpoints top up if a limit held some back).
+"""
+
+from __future__ import annotations
+
+import time
+
+from scripts.benchsuite.common import (
+    Result,
+    RunningJob,
+    checked,
+    percentile,
+    ratio,
+    running_jobs,
+    user_auth,
+    worker_auth,
+)
+from scripts.benchsuite.context import Context
+from scripts.benchsuite.processes import Server
+from scripts.benchsuite.wire import WireClient
+
+P99_GOALS_MS = {"memory": 20.0, "postgres": 50.0}
+
+
+async def _fill(ctx: Context, server: Server, job: RunningJob, events: int) -> int:
+    """Give ``job`` at least ``events`` + 1 events; its latest seq."""
+    worker = await WireClient.connect(ctx.http, server.url, "/workers", worker_auth())
+    user = await WireClient.connect(ctx.http, server.url, "/", user_auth())
+    try:
+        for n in range(events):
+            payload = {"job_id": job.job_id, "lease": job.lease, "progress": 50.0, "step": f"s{n}"}
+            checked(await worker.call("progress", payload), "progress")
+        seq = int(
+            checked(await user.call("job:subscribe", {"job_id": job.job_id}), "sub")["job"]["seq"]
+        )
+        while seq < events + 1:
+            payload = {"job_id": job.job_id, "lease": job.lease, "data": {"n": seq}}
+            checked(await worker.call("checkpoint", payload), "checkpoint")
+            seq += 1
+        return seq
+    finally:
+        await worker.close()
+        await user.close()
+
+
+async def _round_trips(ctx: Context, server: Server, payload: dict[str, object]) -> list[float]:
+    want = ctx.sizes.replay_events
+    user = await WireClient.connect(ctx.http, server.url, "/", user_auth())
+    try:
+        times = []
+        for _ in range(ctx.sizes.replay_calls + 1):
+            started = time.perf_counter()
+            ack = checked(await user.call("job:subscribe", payload), "subscribe")
+            times.append(time.perf_counter() - started)
+            if len(ack["events"]) != want or not ack["recovered"]:
+                raise RuntimeError(f"the replay returned {len(ack['events'])} events, not {want}")
+        return times[1:]  # the first one warms up
+    finally:
+        await user.close()
+
+
+async def run(ctx: Context) -> list[Result]:
+    sizes = ctx.sizes
+    want = sizes.replay_events
+    fake = "00000000-0000-4000-8000-000000000000"
+    raw_times = await _round_trips(ctx, ctx.raw, {"job_id": fake, "count": want})
+    raw_p50, raw_p99 = percentile(raw_times, 50) * 1e3, percentile(raw_times, 99) * 1e3
+    params = {"events": want, "calls": sizes.replay_calls}
+    results = [
+        Result(
+            measure="d",
+            name="replay_p99_ms",
+            store="raw",
+            value=raw_p99,
+            unit="ms",
+            raw=raw_p99,
+            ratio=1.0,
+            params=params,
+            extra={"p50_ms": round(raw_p50, 3)},
+        )
+    ]
+    for store, server in ctx.jobspine.items():
+        [job] = await running_jobs(ctx.http, server.url, 1, type=f"bench.replay.{store}")
+        seq = await _fill(ctx, server, job, want)
+        payload = {"job_id": job.job_id, "after_seq": seq - want}
+        times = await _round_trips(ctx, server, payload)
+        p50, p99 = percentile(times, 50) * 1e3, percentile(times, 99) * 1e3
+        goal = P99_GOALS_MS[store]
+        results.append(
+            Result(
+                measure="d",
+                name="replay_p99_ms",
+                store=store,
+                value=p99,
+                unit="ms",
+                raw=raw_p99,
+                ratio=ratio(p99, raw_p99),
+                params=params,
+                goal=f"p99 <= {goal:g} ms",
+                met=p99 <= goal,
+                extra={"p50_ms": round(p50, 3), "raw_p50_ms": round(raw_p50, 3)},
+            )
+        )
+    return results
