@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import resource
 import sys
 import time
@@ -22,7 +23,7 @@ from scripts.benchsuite import fanout, heartbeats, idle, replay, scan
 from scripts.benchsuite.common import Result, machine, now_iso
 from scripts.benchsuite.context import FULL, SMOKE, Context, Sizes
 from scripts.benchsuite.database import admin_dsn, scratch_database
-from scripts.benchsuite.processes import jobspine, raw
+from scripts.benchsuite.processes import SERVER_ROOT_ENV, jobspine, raw
 from scripts.benchsuite.report import table
 from scripts.benchsuite.wire import new_session
 
@@ -79,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: seconds, for CI")
     parser.add_argument("--out", type=Path, help="also write every result to this JSON file")
     parser.add_argument(
+        "--server-root",
+        type=Path,
+        help="run jobspine's server from this checkout (e.g. a git worktree of an older "
+        "commit) to compare versions; the load and the baseline stay this checkout's",
+    )
+    parser.add_argument(
         "--only", default=",".join(MEASURES), help="comma-separated measures (default a,b,c,d,e)"
     )
     return parser
@@ -91,8 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         _parser().error(f"unknown measure(s): {', '.join(unknown)}")
     _raise_fd_limit()
+    if args.server_root is not None:
+        os.environ[SERVER_ROOT_ENV] = str(args.server_root.resolve())
     sizes = SMOKE if args.smoke else FULL
     run = {"date": now_iso(), "machine": machine(), "smoke": args.smoke}
+    if args.server_root is not None:
+        run["server_root"] = str(args.server_root.resolve())
     lines: list[dict[str, Any]] = []
 
     def emit(result: Result) -> None:

@@ -15,6 +15,8 @@ from scripts.benchsuite.processes import Server
 @attrs.frozen(kw_only=True)
 class Sizes:
     seconds: float
+    #: Rate measures alternate raw and jobspine this many times and keep the median.
+    rounds: int
     warmup_s: float
     in_flight: int
     sockets: int
@@ -32,8 +34,9 @@ class Sizes:
 
 
 FULL = Sizes(
-    seconds=5.0,
-    warmup_s=1.0,
+    seconds=3.0,
+    rounds=3,
+    warmup_s=0.5,
     in_flight=50,
     sockets=5,
     fan_jobs=10,
@@ -51,6 +54,7 @@ FULL = Sizes(
 
 SMOKE = Sizes(
     seconds=0.3,
+    rounds=1,
     warmup_s=0.1,
     in_flight=10,
     sockets=2,

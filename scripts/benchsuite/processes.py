@@ -21,6 +21,9 @@ import attrs
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "jobspine-bench-secret-0123456789-abcdefghijkl"
 READY_WITHIN_S = 60.0
+#: Where ``python -m server`` runs from: another checkout (say, a ``git worktree`` of an
+#: older commit) measures that version's server against the same load and baseline.
+SERVER_ROOT_ENV = "JOBSPINE_BENCH_SERVER_ROOT"
 
 
 def free_port() -> int:
@@ -86,7 +89,9 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serve(name: str, args: list[str], env: Mapping[str, str]) -> AsyncIterator[Server]:
+async def serve(
+    name: str, args: list[str], env: Mapping[str, str], *, root: Path = ROOT
+) -> AsyncIterator[Server]:
     port = free_port()
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below
         prefix=f"jobspine-bench-{name}-", suffix=".log", delete=False
@@ -98,7 +103,7 @@ async def serve(name: str, args: list[str], env: Mapping[str, str]) -> AsyncIter
         *args,
         "--port",
         str(port),
-        cwd=ROOT,
+        cwd=root,
         env=full_env,
         stdout=log,
         stderr=asyncio.subprocess.STDOUT,
@@ -123,7 +128,10 @@ def jobspine(
     settings = {"JWT_SECRET": SECRET, "PROGRESS_EVENTS_PER_S": "0", **env}
     if database_url is not None:
         settings["DATABASE_URL"] = database_url
-    return serve(name, ["-m", "server"], settings)
+    root = Path(os.environ.get(SERVER_ROOT_ENV) or ROOT).resolve()
+    if root != ROOT:
+        settings["PYTHONPATH"] = os.pathsep.join((str(root), str(root / "packages" / "shared")))
+    return serve(name, ["-m", "server"], settings, root=root)
 
 
 def raw(name: str = "raw") -> AbstractAsyncContextManager[Server]:
