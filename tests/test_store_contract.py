@@ -26,6 +26,7 @@ from server.errors import (
 )
 from server.repository import JobRepository, RepositorySettings
 from server.store.base import JobStore
+from server.store.progress import ProgressWrite, trailing_progress_change
 from tests.conftest import TEST_BACKLOG
 from tests.support.jobs import ADMIN, ALICE, BOB, WORKER, claim, create, drive
 
@@ -542,3 +543,78 @@ async def test_concurrent_cancel_and_complete_apply_exactly_one(repo: JobReposit
     job = await repo.get_job(ALICE, driven.job.id)
     assert job.state in (S.CANCELLED, S.COMPLETED)
     assert job.seq == driven.job.seq + 1
+
+
+# -- progress without its event (the repository's per-job event rate) ------------------------
+
+
+async def test_progress_without_event_updates_the_row_only(repo: JobRepository) -> None:
+    driven = await drive(repo, S.RUNNING)
+    job_id, lease = driven.job.id, driven.lease
+    assert lease
+    store = repo.store
+    before = await store.get(job_id)
+    assert before is not None
+    held = ProgressWrite(lease=lease, progress=40.0, step="quietly", with_event=False)
+
+    result = await store.update_progress(job_id, held)
+
+    assert result.events == ()
+    after = await store.get(job_id)
+    assert after is not None
+    assert (after.record.progress, after.record.step) == (40.0, "quietly")
+    assert after.record.seq == before.record.seq
+    assert after.record.last_heartbeat_at is not None
+    assert before.record.last_heartbeat_at is not None
+    assert after.record.last_heartbeat_at >= before.record.last_heartbeat_at
+    read = await store.read_stream(job_id, 0)
+    assert read is not None
+    assert read.events[-1].seq == before.record.seq  # nothing appended
+
+
+async def test_progress_without_event_is_fenced_like_with_one(repo: JobRepository) -> None:
+    driven = await drive(repo, S.RUNNING)
+    job_id, lease = driven.job.id, driven.lease
+    assert lease
+    store = repo.store
+    await store.update_progress(job_id, ProgressWrite(lease=lease, progress=50.0, step=None))
+    for error, write in [
+        (InvalidProgress, ProgressWrite(lease=lease, progress=10.0, step=None, with_event=False)),
+        (LeaseLost, ProgressWrite(lease="other", progress=60.0, step=None, with_event=False)),
+    ]:
+        with pytest.raises(error):
+            await store.update_progress(job_id, write)
+    with pytest.raises(NotFound):
+        await store.update_progress(
+            str(uuid.uuid4()), ProgressWrite(lease=lease, progress=1.0, step=None)
+        )
+    await repo.complete(job_id, lease, None)
+    with pytest.raises(LeaseLost):
+        await store.update_progress(
+            job_id, ProgressWrite(lease=lease, progress=100.0, step=None, with_event=False)
+        )
+    job = await store.get(job_id)
+    assert job is not None
+    assert (job.record.state, job.record.progress) == (S.COMPLETED, 100.0)
+
+
+async def test_a_trailing_progress_event_carries_the_stored_values(repo: JobRepository) -> None:
+    driven = await drive(repo, S.RUNNING)
+    job_id, lease = driven.job.id, driven.lease
+    assert lease
+    store = repo.store
+    quiet = ProgressWrite(lease=lease, progress=70.0, step="almost", with_event=False)
+    await store.update_progress(job_id, quiet)
+    before = await store.get(job_id)
+    assert before is not None
+
+    result = await store.apply(job_id, trailing_progress_change(lease))
+
+    (event,) = result.events
+    assert event.seq == before.record.seq + 1 == result.job.record.seq
+    assert (str(event.type), event.data) == ("job:progress", {"progress": 70.0, "step": "almost"})
+    read = await store.read_stream(job_id, before.record.seq)
+    assert read is not None
+    assert read.events == (event,)
+    with pytest.raises(LeaseLost):
+        await store.apply(job_id, trailing_progress_change("other"))

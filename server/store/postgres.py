@@ -53,6 +53,9 @@ from server.store.model import (
     StoredJob,
     StreamRead,
 )
+from server.store.progress import ProgressWrite
+from server.store.progress_batch import DEFAULT_MAX_DELAY_S as PROGRESS_BATCH_DELAY_S
+from server.store.progress_batch import ProgressBatcher
 from server.store.rules import clears_lease, implied_fields, refusal
 
 log = logging.getLogger(__name__)
@@ -226,6 +229,9 @@ class _Statement:
 
 
 _SELECT_JOB: Final = f"SELECT {_JOB_COLUMNS}, now() AS store_now FROM jobs WHERE id = $1"
+_SELECT_JOBS: Final = (
+    f"SELECT {_JOB_COLUMNS}, now() AS store_now FROM jobs WHERE id = ANY($1::uuid[])"
+)
 
 _INSERT_JOB: Final = f"""
 INSERT INTO jobs (id, user_id, type, input, epoch, seq, created_at, updated_at)
@@ -433,12 +439,15 @@ class PostgresJobStore(JobStore):
         acquire_timeout: float = 5.0,
         ping_timeout: float = 2.0,
         heartbeat_batch_delay_s: float = DEFAULT_MAX_DELAY_S,
+        progress_batch_delay_s: float = PROGRESS_BATCH_DELAY_S,
     ) -> None:
         """``heartbeat_batch_delay_s``: how long a heartbeat may wait for others to share its
-        statement (:mod:`server.store.heartbeat_batch`); 0 writes each one on its own."""
+        statement (:mod:`server.store.heartbeat_batch`); 0 writes each one on its own.
+        ``progress_batch_delay_s``: the same for progress reports
+        (:mod:`server.store.progress_batch`)."""
         super().__init__(backlog_size=backlog_size)
-        if heartbeat_batch_delay_s < 0:
-            raise ValueError("heartbeat_batch_delay_s must not be negative")
+        if heartbeat_batch_delay_s < 0 or progress_batch_delay_s < 0:
+            raise ValueError("batch delays must not be negative")
         self._dsn = dsn
         self._min_pool = min_pool
         self._max_pool = max_pool
@@ -454,6 +463,22 @@ class PostgresJobStore(JobStore):
             self._heartbeats = HeartbeatBatcher(
                 self._connection, max_delay_s=heartbeat_batch_delay_s
             )
+
+        self._progress: ProgressBatcher | None = None
+        if progress_batch_delay_s > 0:
+            self._progress = ProgressBatcher(
+                self._connection,
+                columns=_RECORD_FIELDS + _BOOKKEEPING,
+                decode=job_from_row,
+                select_jobs_sql=_SELECT_JOBS,
+                backlog_size=backlog_size,
+                max_delay_s=progress_batch_delay_s,
+            )
+
+    @property
+    def progress_batcher(self) -> ProgressBatcher | None:
+        """The progress batcher (None when batching is off), for its counters."""
+        return self._progress
 
     @property
     def heartbeat_batcher(self) -> HeartbeatBatcher | None:
@@ -474,6 +499,8 @@ class PostgresJobStore(JobStore):
             self._opening.cancel()
         if self._heartbeats is not None:
             await self._heartbeats.close()  # writes pending heartbeats while the pool is open
+        if self._progress is not None:
+            await self._progress.close()
         pool, self._pool = self._pool, None
         if pool is None:
             return
@@ -642,6 +669,17 @@ class PostgresJobStore(JobStore):
             return ClaimResult(
                 job=result.job.record, lease=lease, checkpoint=data, events=result.events
             )
+
+    async def update_progress(self, job_id: str, write: ProgressWrite) -> ChangeResult:
+        """Grouped with concurrent reports of other jobs when batching is on."""
+        key = _job_key(job_id)
+        if key is None:
+            raise NotFound()
+        if self._progress is not None:
+            result = await self._progress.submit(key, job_id, write)
+            if result is not None:
+                return result
+        return await super().update_progress(job_id, write)
 
     async def heartbeat(self, job_id: str, lease: str) -> bool:
         key = _job_key(job_id)
