@@ -34,6 +34,7 @@ from server.metrics import Metrics
 from server.realtime import user_namespace, worker_namespace
 from server.realtime.dispatch import InFlight
 from server.realtime.publisher import SocketPublisher
+from server.realtime.resend import LatestEventResender
 from server.realtime.sockets import SocketServer
 from server.redis_bus import JobspineRedisManager, RedisWatchdog
 from server.repository import JobRepository, RepositorySettings
@@ -88,11 +89,15 @@ def _redis_manager(settings: Settings) -> JobspineRedisManager | None:
     return JobspineRedisManager(settings.redis_url, channel=settings.redis_channel)
 
 
-def _add_redis(app: web.Application, manager: JobspineRedisManager) -> None:
+def _add_redis(
+    app: web.Application, manager: JobspineRedisManager, publisher: SocketPublisher
+) -> None:
     """Cross-instance delivery: the listener and its watchdog live with the app, and
     ``/readyz`` checks the last round trip. It stops after Socket.IO (calls still draining
-    may emit), and the manager drops publishes once closed."""
-    watchdog = RedisWatchdog(manager)
+    may emit), and the manager drops publishes once closed. After Redis lost messages, the
+    latest event of each job concerned is sent again (:mod:`server.realtime.resend`)."""
+    repair = LatestEventResender(app[SIO], app[STORE], publisher)
+    watchdog = RedisWatchdog(manager, repair=repair)
     app[REDIS_MANAGER], app[REDIS_WATCHDOG] = manager, watchdog
     app[READINESS_CHECKS].append(ReadinessCheck(name="redis", probe=watchdog.readiness))
     app.cleanup_ctx.append(_redis_lifecycle)
@@ -187,7 +192,8 @@ def create_app(
             progress_events_per_s=settings.progress_events_per_s,
         ),
     )
-    repository.set_publisher(SocketPublisher(sockets, metrics))
+    publisher = SocketPublisher(sockets, metrics)
+    repository.set_publisher(publisher)
     repository.set_progress_observer(metrics.progress_event_throttled)
     verifier = TokenVerifier(settings.jwt)
 
@@ -221,7 +227,7 @@ def create_app(
         app.cleanup_ctx.append(_store_lifecycle)
     app.on_shutdown.append(_disconnect_sockets)
     if redis_manager is not None:
-        _add_redis(app, redis_manager)
+        _add_redis(app, redis_manager, publisher)
     app.cleanup_ctx.append(_socketio_lifecycle)
     add_background_services(app)
     return app

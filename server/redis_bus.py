@@ -28,8 +28,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any, Protocol
 
 import socketio
 from redis.asyncio.retry import Retry
@@ -51,6 +51,9 @@ PROBE_INTERVAL_S = 1.0
 PROBE_TIMEOUT_S = 1.0
 #: A listener still not subscribed after this many failed probes in a row is restarted too.
 STUCK_AFTER_FAILED_PROBES = 3
+#: Rooms of dropped messages remembered for :class:`LossRepair` (beyond: clients still see
+#: the gap at the job's next event).
+MAX_DROPPED_ROOMS = 10_000
 
 
 class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
@@ -71,7 +74,10 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         self._awaiting_probe: dict[str, asyncio.Future[None]] = {}
         self._publish_paused_until = 0.0
         self._publishing_fails = False
+        self._dropped_rooms: set[str] = set()
         self._closed = False
+        #: Successful subscriptions of the listener: more than one means it lost one.
+        self.subscriptions = 0
         #: Messages published, and messages dropped (Redis unreachable or paused).
         self.published = 0
         self.dropped = 0
@@ -81,14 +87,16 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
 
     async def _publish(self, data: Any) -> None:
         """Send ``data`` to the other instances, at most once; never raises."""
-        if self._closed or time.monotonic() < self._publish_paused_until:
-            self.dropped += 1
+        if self._closed:
+            return
+        if time.monotonic() < self._publish_paused_until:
+            self._dropped(data)
             return
         if await self._send(self.channel, self.json.dumps(data)):
             self.published += 1
             self._publishing_works()
             return
-        self.dropped += 1
+        self._dropped(data)
         self._publish_paused_until = time.monotonic() + PUBLISH_PAUSE_S
         if not self._publishing_fails:
             self._publishing_fails = True
@@ -96,6 +104,19 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 "redis: cannot publish; other instances miss events until it heals "
                 "(clients fill the gap by replay)"
             )
+
+    def _dropped(self, data: Any) -> None:
+        self.dropped += 1
+        rooms = data.get("room") if isinstance(data, dict) else None
+        if isinstance(rooms, str):
+            rooms = [rooms]
+        if isinstance(rooms, list) and len(self._dropped_rooms) < MAX_DROPPED_ROOMS:
+            self._dropped_rooms.update(room for room in rooms if isinstance(room, str))
+
+    def take_dropped_rooms(self) -> set[str]:
+        """The rooms of the messages dropped since the last call."""
+        rooms, self._dropped_rooms = self._dropped_rooms, set()
+        return rooms
 
     @property
     def publishing_fails(self) -> bool:
@@ -194,6 +215,7 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel, self.probe_channel)
+                self.subscriptions += 1
                 self._subscribed.set()
                 backoff, failing = MIN_LISTEN_BACKOFF_S, False
                 async for message in pubsub.listen():
@@ -248,19 +270,33 @@ async def _close_quietly(*clients: Any) -> None:
             await client.aclose()
 
 
+class LossRepair(Protocol):
+    """What to do once Redis works again about the messages it lost."""
+
+    async def to_everyone(self, rooms: Iterable[str]) -> None:
+        """This instance could not publish the messages for ``rooms``."""
+
+    async def to_local_watchers(self) -> None:
+        """This instance's listener missed what others published for a while."""
+
+
 class RedisWatchdog:
-    """Probes the manager's round trip; restarts a dead or deaf listener; says if ready."""
+    """Probes the manager's round trip; restarts a dead or deaf listener; says if ready;
+    after a loss, has ``repair`` make up for the lost messages once the round trip works."""
 
     def __init__(
         self,
         manager: JobspineRedisManager,
         *,
+        repair: LossRepair | None = None,
         interval_s: float = PROBE_INTERVAL_S,
         timeout_s: float = PROBE_TIMEOUT_S,
     ) -> None:
         self._manager = manager
+        self._repair = repair
         self._interval_s = interval_s
         self._timeout_s = timeout_s
+        self._subscriptions_seen = 0
         self.healthy = False
         self.failures = 0
         self.problem = "not probed yet"
@@ -272,6 +308,7 @@ class RedisWatchdog:
             if not self.healthy:
                 log.info("redis: round trip ok; ready for cross-instance delivery")
             self.healthy, self.failures, self.problem = True, 0, ""
+            await self._repair_losses()
             return True
         was_healthy, self.healthy = self.healthy, False
         self.failures += 1
@@ -291,6 +328,18 @@ class RedisWatchdog:
         if was_healthy:
             log.warning("redis: %s; not ready", self.problem)
         return False
+
+    async def _repair_losses(self) -> None:
+        manager, repair = self._manager, self._repair
+        dropped = manager.take_dropped_rooms()
+        resubscribed = 0 < self._subscriptions_seen < manager.subscriptions
+        self._subscriptions_seen = manager.subscriptions
+        if repair is None:
+            return
+        if dropped:
+            await repair.to_everyone(dropped)
+        if resubscribed:
+            await repair.to_local_watchers()
 
     async def run(self) -> None:
         """Probe every ``interval_s`` until cancelled (first once the listener subscribed)."""
@@ -315,4 +364,4 @@ class RedisWatchdog:
             raise Unavailable("redis: cannot publish")
 
 
-__all__ = ["JobspineRedisManager", "RedisWatchdog"]
+__all__ = ["JobspineRedisManager", "LossRepair", "RedisWatchdog"]

@@ -24,13 +24,22 @@ class SocketPublisher:
 
     async def publish(self, events: Sequence[JobEvent]) -> None:
         for event in events:
-            await self._sockets.emit(
-                str(event.type),
-                event_to_wire(event),
-                [job_room(event.job_id), user_room(event.user_id)],
-                USER_NAMESPACE,
-            )
+            await self._emit(event, local_only=False)
             self._metrics.event_emitted(str(event.type))
+
+    async def resend(self, event: JobEvent, *, local_only: bool) -> None:
+        """Send a stored event once more (clients drop it when they have it: its seq is not
+        above their last), e.g. after Redis lost messages; not counted as emitted."""
+        await self._emit(event, local_only=local_only)
+
+    async def _emit(self, event: JobEvent, *, local_only: bool) -> None:
+        await self._sockets.emit(
+            str(event.type),
+            event_to_wire(event),
+            [job_room(event.job_id), user_room(event.user_id)],
+            USER_NAMESPACE,
+            local_only=local_only,
+        )
 
 
 __all__ = ["SocketPublisher"]

@@ -6,12 +6,20 @@ USER_NAMESPACE = "/"
 WORKER_NAMESPACE = "/workers"
 
 
+JOB_ROOM_PREFIX = "job:"
+
+
 def job_room(job_id: str) -> str:
-    return f"job:{job_id}"
+    return f"{JOB_ROOM_PREFIX}{job_id}"
+
+
+def job_of_room(room: str) -> str | None:
+    """The job id of a ``job:<id>`` room; ``None`` for any other room."""
+    return room.removeprefix(JOB_ROOM_PREFIX) if room.startswith(JOB_ROOM_PREFIX) else None
 
 
 def user_room(user_id: str) -> str:
     return f"user:{user_id}"
 
 
-__all__ = ["USER_NAMESPACE", "WORKER_NAMESPACE", "job_room", "user_room"]
+__all__ = ["USER_NAMESPACE", "WORKER_NAMESPACE", "job_of_room", "job_room", "user_room"]

@@ -145,10 +145,22 @@ class SocketServer:
     # -- delivery and lifecycle ---------------------------------------------------------------
 
     async def emit(
-        self, event: str, data: dict[str, Any], rooms: list[str], namespace: str
+        self,
+        event: str,
+        data: dict[str, Any],
+        rooms: list[str],
+        namespace: str,
+        *,
+        local_only: bool = False,
     ) -> None:
-        """Send to every socket in any of ``rooms``, once per socket."""
-        await self.server.emit(event, data, to=rooms, namespace=namespace)
+        """Send to every socket in any of ``rooms``, once per socket; ``local_only``: to this
+        instance's sockets only, not through the client manager's queue (Redis) too."""
+        await self.server.emit(event, data, to=rooms, namespace=namespace, ignore_queue=local_only)
+
+    def local_rooms(self, namespace: str) -> list[str]:
+        """The named rooms that sockets of this instance are in."""
+        rooms = self.server.manager.rooms.get(namespace, {})
+        return [room for room, members in rooms.items() if isinstance(room, str) and members]
 
     async def disconnect_all(self) -> None:
         """Drop every client's transport, as a stopped server would (at shutdown).
