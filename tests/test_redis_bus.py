@@ -19,7 +19,7 @@ from server.errors import ConfigError
 from server.keys import REDIS_MANAGER, REDIS_WATCHDOG
 from server.redis_bus import JobspineRedisManager
 from tests.support.jobs import wait_until
-from tests.support.redis import RedisServer
+from tests.support.redis import FreezingProxy, RedisServer
 from tests.support.server import (
     TEST_SECRET,
     LiveServer,
@@ -182,6 +182,35 @@ async def test_a_dead_listener_is_detected_restarted_and_delivery_resumes(
     assert manager.listener_running
     await progress(worker, job, 10)
     assert await received(owner, job["id"], 3) == [1, 2, 3]
+
+
+async def test_a_listener_on_a_connection_gone_silent_is_detected_and_restarted(
+    start_server: StartServer, postgres_dsn: str, private_redis: RedisServer, redis_channel: str
+) -> None:
+    proxy = FreezingProxy(private_redis.port)
+    await proxy.start()
+    try:
+        a, b = await asyncio.gather(
+            start_server(env=bus_env(postgres_dsn, proxy.url, redis_channel)),
+            start_server(env=bus_env(postgres_dsn, private_redis.url, redis_channel)),
+        )
+        for server in (a, b):
+            await wait_until(lambda server=server: is_ready(server), within=HEAL_WITHIN_S)
+        manager: JobspineRedisManager = a.app[REDIS_MANAGER]
+        owner = await connect_user(a, "alice")
+        worker = await connect_worker(b)
+        job = await running_job(owner, worker)
+        assert await received(owner, job["id"], 2) == [1, 2]
+
+        # A's connections stay open but carry nothing: its listener still looks subscribed.
+        assert proxy.freeze() >= 1
+        await wait_until(lambda: not_ready(a), within=HEAL_WITHIN_S)
+        await wait_until(lambda: is_ready(a), within=HEAL_WITHIN_S)
+        assert manager.listener_restarts >= 1
+        await progress(worker, job, 10)
+        await owner.events.wait_for(lambda _: 3 in seqs(owner, job["id"]))
+    finally:
+        await proxy.close()
 
 
 async def other_connections(redis: RedisServer) -> int:

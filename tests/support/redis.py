@@ -6,6 +6,7 @@
   each other.
 - ``private_redis``: a ``redis-server`` of the test's own on a free port, which the test may
   stop and start again (:class:`RedisServer`); it never touches the shared one.
+- :class:`FreezingProxy`: a proxy in front of a Redis whose connections can go silent.
 
 When Redis is unreachable or ``redis-server`` is not installed, the tests that need it are
 skipped, or fail when ``CI=true``, so CI never passes by skipping them.
@@ -104,6 +105,64 @@ class RedisServer:
             await asyncio.to_thread(process.wait, 10)
 
 
+class FreezingProxy:
+    """A TCP proxy to a Redis server whose open connections can be frozen: they stay open
+    and silently swallow everything both ways, as after a network partition that sent no
+    reset. Connections opened after :meth:`freeze` pass through."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target_port = target_port
+        self._server: asyncio.Server | None = None
+        self._frozen: set[int] = set()
+        self._open: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.url = ""
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def freeze(self) -> int:
+        """Freeze every connection open now; how many."""
+        self._frozen |= self._open
+        return len(self._open)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            "127.0.0.1", self._target_port
+        )
+        key = id(writer)
+        self._open.add(key)
+        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
+            task = asyncio.create_task(self._pump(key, source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pump(
+        self, key: int, source: asyncio.StreamReader, sink: asyncio.StreamWriter
+    ) -> None:
+        try:
+            while data := await source.read(65536):
+                if key not in self._frozen:
+                    sink.write(data)
+                    await sink.drain()
+        except OSError:
+            pass
+        finally:
+            self._open.discard(key)
+            sink.close()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
 @pytest.fixture
 async def private_redis() -> AsyncIterator[RedisServer]:
     """A started ``redis-server`` for this test only, stopped afterwards."""
@@ -140,6 +199,7 @@ def redis_channel() -> str:
 __all__ = [
     "DEFAULT_REDIS_URL",
     "REDIS_URL_ENV",
+    "FreezingProxy",
     "RedisServer",
     "answers_ping",
     "private_redis",
