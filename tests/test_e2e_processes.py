@@ -23,7 +23,7 @@ import attrs
 import pytest
 import socketio
 
-from tests.support.processes import token, web_process, worker_process
+from tests.support.processes import Proc, token, web_process, worker_process
 from tests.support.server import EventRecorder
 from workers.examples import EXAMPLE_HANDLERS
 from workers.examples import steps as example_steps
@@ -248,3 +248,27 @@ async def test_sigterm_lets_the_running_job_finish_and_claims_nothing_more(
     assert (untouched["state"], untouched["attempt"]) == ("created", 0)
     assert f"job {job_id} (research): completed" in log
     assert log.rstrip().endswith("stopped"), log
+
+
+async def test_no_child_outlives_a_failing_block(capsys: pytest.CaptureFixture[str]) -> None:
+    """The process helpers stop their children when the test fails inside the block, and
+    print what the children wrote, so the failure report shows it."""
+    children: list[Proc] = []
+
+    async def failing() -> None:
+        async with web_process(**SERVER_ENV) as web, worker_process(web.url, "worker-a") as worker:
+            children.extend([web.proc, worker])
+            await wait_until(
+                lambda: "connected to" in worker.output(), within_s=WAIT_S, what="connected"
+            )
+            raise RuntimeError("the test failed here")
+
+    with pytest.raises(RuntimeError, match="the test failed here"):
+        await failing()
+
+    web, worker = children
+    assert (web.returncode, worker.returncode) == (0, 0)
+    printed = capsys.readouterr().out
+    assert f"----- worker-a (pid {worker.pid}, exit status 0) -----" in printed
+    assert "connected to http://127.0.0.1:" in printed
+    assert f"----- web (pid {web.pid}, exit status 0) -----" in printed
