@@ -48,18 +48,25 @@ async def _fill(ctx: Context, server: Server, job: RunningJob, events: int) -> i
         await user.close()
 
 
-async def _round_trips(ctx: Context, server: Server, payload: dict[str, object]) -> list[float]:
+async def _round_trips(
+    ctx: Context, server: Server, payload: dict[str, object]
+) -> tuple[list[float], float]:
+    """Round trip of each call, and the server's CPU milliseconds per call."""
     want = ctx.sizes.replay_events
     user = await WireClient.connect(ctx.http, server.url, "/", user_auth())
     try:
         times = []
-        for _ in range(ctx.sizes.replay_calls + 1):
+        cpu = 0.0
+        for i in range(ctx.sizes.replay_calls + 1):
+            if i == 1:
+                cpu = server.cpu_seconds()
             started = time.perf_counter()
             ack = checked(await user.call("job:subscribe", payload), "subscribe")
             times.append(time.perf_counter() - started)
             if len(ack["events"]) != want or not ack["recovered"]:
                 raise RuntimeError(f"the replay returned {len(ack['events'])} events, not {want}")
-        return times[1:]  # the first one warms up
+        cpu = server.cpu_seconds() - cpu
+        return times[1:], cpu / ctx.sizes.replay_calls * 1e3  # the first one warms up
     finally:
         await user.close()
 
@@ -68,7 +75,7 @@ async def run(ctx: Context) -> list[Result]:
     sizes = ctx.sizes
     want = sizes.replay_events
     fake = "00000000-0000-4000-8000-000000000000"
-    raw_times = await _round_trips(ctx, ctx.raw, {"job_id": fake, "count": want})
+    raw_times, raw_cpu = await _round_trips(ctx, ctx.raw, {"job_id": fake, "count": want})
     raw_p50, raw_p99 = percentile(raw_times, 50) * 1e3, percentile(raw_times, 99) * 1e3
     params = {"events": want, "calls": sizes.replay_calls}
     results = [
@@ -81,14 +88,14 @@ async def run(ctx: Context) -> list[Result]:
             raw=raw_p99,
             ratio=1.0,
             params=params,
-            extra={"p50_ms": round(raw_p50, 3)},
+            extra={"p50_ms": round(raw_p50, 3), "server_cpu_ms_per_call": round(raw_cpu, 3)},
         )
     ]
     for store, server in ctx.jobspine.items():
         [job] = await running_jobs(ctx.http, server.url, 1, type=f"bench.replay.{store}")
         seq = await _fill(ctx, server, job, want)
         payload = {"job_id": job.job_id, "after_seq": seq - want}
-        times = await _round_trips(ctx, server, payload)
+        times, cpu = await _round_trips(ctx, server, payload)
         p50, p99 = percentile(times, 50) * 1e3, percentile(times, 99) * 1e3
         goal = P99_GOALS_MS[store]
         results.append(
@@ -103,7 +110,12 @@ async def run(ctx: Context) -> list[Result]:
                 params=params,
                 goal=f"p99 <= {goal:g} ms",
                 met=p99 <= goal,
-                extra={"p50_ms": round(p50, 3), "raw_p50_ms": round(raw_p50, 3)},
+                extra={
+                    "p50_ms": round(p50, 3),
+                    "raw_p50_ms": round(raw_p50, 3),
+                    "server_cpu_ms_per_call": round(cpu, 3),
+                    "raw_server_cpu_ms_per_call": round(raw_cpu, 3),
+                },
             )
         )
     return results

@@ -176,15 +176,23 @@ def _job_key(job_id: str) -> uuid.UUID | None:
     return key if str(key) == job_id else None
 
 
-def _event_from_row(job: JobRecord, row: asyncpg.Record) -> JobEvent:
-    return JobEvent(
-        job_id=job.id,
-        user_id=job.user_id,
-        seq=row["seq"],
-        epoch=job.epoch,
-        type=EventType(row["type"]),
-        at=row["at"],
-        data=row["data"],
+def _events_from_arrays(job: JobRecord, row: asyncpg.Record) -> tuple[JobEvent, ...]:
+    """The events of a :data:`_READ_STREAM` row (its parallel arrays; NULL for none)."""
+    if row["seqs"] is None:
+        return ()
+    return tuple(
+        JobEvent(
+            job_id=job.id,
+            user_id=job.user_id,
+            seq=seq,
+            epoch=job.epoch,
+            type=EventType(type_),
+            at=at,
+            data=data,
+        )
+        for seq, type_, at, data in zip(
+            row["seqs"], row["types"], row["ats"], row["datas"], strict=True
+        )
     )
 
 
@@ -297,8 +305,18 @@ ORDER BY last_heartbeat_at, id
 LIMIT $2
 """
 
-_SELECT_EVENTS: Final = """
-SELECT seq, type, at, data FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq
+#: A job and its events after a seq, in one statement: one snapshot without a transaction,
+#: one round trip instead of four (BEGIN, two reads, COMMIT); replays run it on every
+#: subscribe that carries ``after_seq`` (docs/performance.md, measure d).
+_READ_STREAM: Final = f"""
+SELECT {_JOB_COLUMNS}, now() AS store_now, ev.seqs, ev.types, ev.ats, ev.datas
+FROM jobs
+LEFT JOIN LATERAL (
+    SELECT array_agg(e.seq ORDER BY e.seq) AS seqs, array_agg(e.type ORDER BY e.seq) AS types,
+           array_agg(e.at ORDER BY e.seq) AS ats, array_agg(e.data ORDER BY e.seq) AS datas
+    FROM job_events AS e WHERE e.job_id = jobs.id AND e.seq > $2
+) AS ev ON true
+WHERE id = $1
 """
 
 _SELECT_CHECKPOINT: Final = f"""
@@ -711,14 +729,13 @@ class PostgresJobStore(JobStore):
         key = _job_key(job_id)
         if key is None:
             return None
-        # One snapshot for both reads: the events are exactly those up to the job's seq.
-        async with self._transaction(isolation="repeatable_read", readonly=True) as conn:
-            row = await conn.fetchrow(_SELECT_JOB, key)
-            if row is None:
-                return None
-            rows = await conn.fetch(_SELECT_EVENTS, key, after_seq)
+        # One statement, one snapshot: the events are exactly those up to the job's seq.
+        async with self._connection() as conn:
+            row = await conn.fetchrow(_READ_STREAM, key, after_seq)
+        if row is None:
+            return None
         job = job_from_row(row)
-        return StreamRead(job=job, events=tuple(_event_from_row(job.record, r) for r in rows))
+        return StreamRead(job=job, events=_events_from_arrays(job.record, row))
 
     async def get_checkpoint(self, job_id: str) -> Checkpoint | None:
         key = _job_key(job_id)
