@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from jobspine_shared.states import JobState
-from server.errors import InvalidProgress, LeaseLost
+from server.config import load_settings
+from server.errors import ConfigError, InvalidProgress, LeaseLost
 from server.keys import METRICS
 from server.repository import JobRepository, RepositorySettings
 from server.store.base import JobStore
@@ -179,3 +180,30 @@ async def test_subscribers_see_gapless_seqs_and_the_final_value_live(
     status, body = await server.rest("GET", f"/api/jobs/{job_id}", token=server.token("u1"))
     assert body["seq"] == seqs[-1]
     assert server.app[METRICS].progress_events_throttled >= BURST - len(progress_events)
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+SECRET = "x" * 32
+
+
+def test_the_rate_and_the_queue_bound_are_configured_and_validated() -> None:
+    defaults = load_settings({"JWT_SECRET": SECRET})
+    assert (defaults.progress_events_per_s, defaults.max_client_queue) == (10.0, 5000)
+    chosen = load_settings(
+        {"JWT_SECRET": SECRET, "PROGRESS_EVENTS_PER_S": "2.5", "MAX_CLIENT_QUEUE": "100"}
+    )
+    assert (chosen.progress_events_per_s, chosen.max_client_queue) == (2.5, 100)
+    assert (
+        load_settings({"JWT_SECRET": SECRET, "PROGRESS_EVENTS_PER_S": "0"}).progress_events_per_s
+        == 0
+    )
+    for variable, value in [
+        ("PROGRESS_EVENTS_PER_S", "-1"),
+        ("PROGRESS_EVENTS_PER_S", "nan"),
+        ("PROGRESS_EVENTS_PER_S", "fast"),
+        ("MAX_CLIENT_QUEUE", "0"),
+        ("MAX_CLIENT_QUEUE", "1.5"),
+    ]:
+        with pytest.raises(ConfigError, match=rf"^{variable}: expected "):
+            load_settings({"JWT_SECRET": SECRET, variable: value})
