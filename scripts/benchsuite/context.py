@@ -106,6 +106,11 @@ class LoopStats:
         }
 
 
+def median_run(runs: list[LoopStats]) -> LoopStats:
+    """The run with the median rate (of an odd number of rounds, the middle one)."""
+    return sorted(runs, key=lambda stats: stats.rate)[len(runs) // 2]
+
+
 async def closed_loop(
     loops: list[Callable[[], Awaitable[object]]],
     *,

@@ -25,14 +25,13 @@ from scripts.benchsuite.common import (
     Result,
     RunningJob,
     checked,
-    median,
     percentile,
     ratio,
     running_jobs,
     user_auth,
     worker_auth,
 )
-from scripts.benchsuite.context import Context, Sizes
+from scripts.benchsuite.context import Context, LoopStats, Sizes, median_run
 from scripts.benchsuite.processes import Server
 from scripts.benchsuite.wire import WireClient, event_data
 
@@ -101,7 +100,7 @@ def _payload(job: RunningJob, n: int) -> dict[str, object]:
     return {"job_id": job.job_id, "lease": job.lease, "progress": PROGRESS, "step": f"s{n}"}
 
 
-async def _max_rate(ctx: Context, server: Server, jobs: list[RunningJob]) -> float:
+async def _max_rate(ctx: Context, server: Server, jobs: list[RunningJob]) -> LoopStats:
     sizes = ctx.sizes
     subscribers = await _subscribers(ctx, server, jobs)
     workers = await _workers(ctx, server)
@@ -125,6 +124,7 @@ async def _max_rate(ctx: Context, server: Server, jobs: list[RunningJob]) -> flo
         try:
             await asyncio.sleep(sizes.warmup_s)
             counting, started, before = True, time.perf_counter(), subscribers.received
+            cpu0, client0 = server.cpu_seconds(), time.process_time()
             await asyncio.sleep(sizes.seconds)
             stop = True
             await asyncio.wait_for(asyncio.gather(*tasks), DRAIN_WITHIN_S)
@@ -135,12 +135,17 @@ async def _max_rate(ctx: Context, server: Server, jobs: list[RunningJob]) -> flo
         # Every call acked so far, counted or not, is one event per subscriber.
         await subscribers.until(issued * len(subscribers.sockets))
         elapsed = time.perf_counter() - started
+        server_cpu, client_cpu = server.cpu_seconds() - cpu0, time.process_time() - client0
         delivered = subscribers.received - before
     finally:
         await subscribers.close()
         for socket in workers:
             await socket.close()
-    return min(counted, delivered / len(subscribers.sockets)) / elapsed
+    # A call counts once every subscriber has its event.
+    calls = min(counted, delivered // len(subscribers.sockets))
+    return LoopStats(
+        calls=calls, elapsed_s=elapsed, server_cpu_s=server_cpu, client_cpu_s=client_cpu
+    )
 
 
 async def _latency(
@@ -200,11 +205,12 @@ async def run(ctx: Context) -> list[Result]:
     for store, server in ctx.jobspine.items():
         jobs = await running_jobs(ctx.http, server.url, sizes.fan_jobs, type=f"bench.fan.{store}")
         targets[store] = (server, jobs)
-    rounds: dict[str, list[float]] = {name: [] for name in targets}
+    rounds: dict[str, list[LoopStats]] = {name: [] for name in targets}
     for _ in range(sizes.rounds):
         for name, (server, jobs) in targets.items():
             rounds[name].append(await _max_rate(ctx, server, jobs))
-    rates = {name: median(found) for name, found in rounds.items()}
+    medians = {name: median_run(found) for name, found in rounds.items()}
+    rates = {name: stats.rate for name, stats in medians.items()}
     raw_rate = rates["raw"]
     params = {**_params(sizes), "rounds": sizes.rounds}
     results = [
@@ -217,7 +223,7 @@ async def run(ctx: Context) -> list[Result]:
             raw=raw_rate,
             ratio=1.0,
             params=params,
-            extra={"rounds_rps": [round(r) for r in rounds["raw"]]},
+            extra={**medians["raw"].cpu(), "rounds_rps": [round(r.rate) for r in rounds["raw"]]},
         )
     ]
     for store in ctx.jobspine:
@@ -237,7 +243,10 @@ async def run(ctx: Context) -> list[Result]:
                 params=params,
                 goal=f">= {goal:.0%} of raw",
                 met=share is not None and share >= goal,
-                extra={"rounds_rps": [round(r) for r in rounds[store]]},
+                extra={
+                    **medians[store].cpu(),
+                    "rounds_rps": [round(r.rate) for r in rounds[store]],
+                },
             )
         )
         paced = rate / 2

@@ -16,7 +16,7 @@ from scripts.benchsuite.common import (
     running_jobs,
     worker_auth,
 )
-from scripts.benchsuite.context import Context, LoopStats, closed_loop
+from scripts.benchsuite.context import Context, LoopStats, closed_loop, median_run
 from scripts.benchsuite.processes import Server
 from scripts.benchsuite.wire import WireClient
 
@@ -47,10 +47,6 @@ async def _rate(ctx: Context, server: Server, jobs: list[RunningJob]) -> LoopSta
     return stats
 
 
-def _median_run(runs: list[LoopStats]) -> LoopStats:
-    return sorted(runs, key=lambda stats: stats.rate)[len(runs) // 2]
-
-
 async def run(ctx: Context) -> list[Result]:
     """Raw, memory and Postgres take turns for ``rounds`` rounds; each reports its median
     round, so that a burst of other load on the machine does not favour one of them."""
@@ -70,11 +66,11 @@ async def run(ctx: Context) -> list[Result]:
         "seconds": sizes.seconds,
         "rounds": sizes.rounds,
     }
-    raw_stats = _median_run(runs["raw"])
+    raw_stats = median_run(runs["raw"])
     raw = raw_stats.rate
     results = []
     for name, stats_list in runs.items():
-        stats = _median_run(stats_list)
+        stats = median_run(stats_list)
         share = ratio(stats.rate, raw)
         jobspine = name != "raw"
         results.append(
