@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from server.keys import METRICS, SIO
+from server.keys import HTTP_IN_FLIGHT, METRICS, SIO
 from server.realtime.backpressure import BoundedSendQueue
 from server.realtime.rooms import USER_NAMESPACE
 from tests.support.jobs import wait_until
@@ -75,7 +75,12 @@ async def test_a_client_that_stops_reading_is_dropped_and_others_get_everything(
             ),
             within=TIMEOUT_S * 2,
         )
-        # The laggard's connection is gone from the server (it would reconnect and replay).
+        # Its websocket request ended on the server while it still reads nothing: the TCP
+        # connection was aborted, so no writer stays blocked on its full socket buffer. Only
+        # the reader's websocket is left.
+        in_flight = server.app[HTTP_IN_FLIGHT]
+        await wait_until(lambda: _true(len(in_flight) == 1), within=TIMEOUT_S)
+        # The laggard sees its connection gone (it would reconnect and replay).
         assert await asyncio.wait_for(laggard.closed_by_server(), TIMEOUT_S)
         await wait_until(lambda: _true(sockets.connected_count(USER_NAMESPACE) == 1))
         status, text = await server.rest("GET", "/metrics")
