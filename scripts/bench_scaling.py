@@ -60,6 +60,7 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 SECRET = "bench-scaling-secret-" + "x" * 32
 OWNER = "bench"
 START_TIMEOUT_S = 60.0
+SCENARIOS = ("single", "single+redis", "cross")
 RUN_TIMEOUT_S = 120.0
 
 
@@ -294,15 +295,18 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
     for _ in range(args.repeat):
         async with scratch_database(args.dsn) as dsn:
             base = {"DATABASE_URL": dsn}
-            async with web_instance("single", base) as a:
-                results.append(await run_scenario("single", a, a, args))
-            async with web_instance("single+redis", {**base, **redis_env}) as a:
-                results.append(await run_scenario("single+redis", a, a, args))
-            async with (
-                web_instance("cross-a", {**base, **redis_env}) as a,
-                web_instance("cross-b", {**base, **redis_env}) as b,
-            ):
-                results.append(await run_scenario("cross", a, b, args))
+            if "single" in args.scenarios:
+                async with web_instance("single", base) as a:
+                    results.append(await run_scenario("single", a, a, args))
+            if "single+redis" in args.scenarios:
+                async with web_instance("single+redis", {**base, **redis_env}) as a:
+                    results.append(await run_scenario("single+redis", a, a, args))
+            if "cross" in args.scenarios:
+                async with (
+                    web_instance("cross-a", {**base, **redis_env}) as a,
+                    web_instance("cross-b", {**base, **redis_env}) as b,
+                ):
+                    results.append(await run_scenario("cross", a, b, args))
     return results
 
 
@@ -329,7 +333,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8, help="subscribed user clients on A")
     parser.add_argument("--jobs", type=int, default=16, help="jobs driven at once")
     parser.add_argument("--events", type=int, default=200, help="progress events per job")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of the three scenarios")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of the scenarios")
+    parser.add_argument(
+        "--scenarios",
+        type=lambda value: value.split(","),
+        default=list(SCENARIOS),
+        help="comma-separated, from " + ",".join(SCENARIOS),
+    )
     parser.add_argument("--tiny", action="store_true", help="2 clients, 2 jobs, 50 events")
     parser.add_argument("--generate", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

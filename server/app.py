@@ -105,7 +105,7 @@ def _add_redis(
 
 async def _redis_lifecycle(app: web.Application) -> AsyncIterator[None]:
     manager = app[REDIS_MANAGER]
-    manager.start_listener()
+    manager.start()
     task = start_task(app[REDIS_WATCHDOG].run(), name="redis-watchdog")
     try:
         yield

@@ -6,12 +6,14 @@ clients; an instance ignores its own messages. Redis pub/sub is at-most-once: cl
 a lost event by its ``seq`` and fill the gap by replay from the store. This subclass of
 ``AsyncRedisManager`` adds what running it in production needs:
 
-* publishing never raises and never waits long: short timeouts, one quick retry, and after
-  a failure further publishes are skipped (dropped) for :data:`PUBLISH_PAUSE_S` or until a
-  probe gets through, so that during an outage an emit costs local delivery only;
-* the listener is a task the application lifecycle starts and stops (python-socketio would
-  start it lazily, untracked, at the first connection), on a Redis client of its own, and
-  it resubscribes after any error with a backoff bounded by :data:`MAX_LISTEN_BACKOFF_S`;
+* publishing never raises and never makes an emit wait: messages go to a bounded queue that
+  one sender task publishes in order, many per round trip, with short timeouts; after a
+  failure, messages are dropped for :data:`PUBLISH_PAUSE_S` or until a probe gets through,
+  and the rooms they were for are remembered for :class:`LossRepair`;
+* the listener (and the sender) are tasks the application lifecycle starts and stops
+  (python-socketio would start the listener lazily, untracked, at the first connection); the
+  listener has a Redis client of its own, ignores our own messages before decoding them, and
+  resubscribes after any error with a backoff bounded by :data:`MAX_LISTEN_BACKOFF_S`;
 * a round-trip probe: the instance publishes a nonce on a probe channel only it subscribes
   to, on the listener's connection, and waits for its listener to hear it.
 
@@ -51,14 +53,20 @@ PROBE_INTERVAL_S = 1.0
 PROBE_TIMEOUT_S = 1.0
 #: A listener still not subscribed after this many failed probes in a row is restarted too.
 STUCK_AFTER_FAILED_PROBES = 3
+#: Messages waiting to be published, at most; more are dropped (clients see gaps).
+MAX_PUBLISH_QUEUE = 10_000
+#: At most this many messages go to Redis in one round trip.
+MAX_PUBLISH_BATCH = 256
+#: At shutdown, how long the messages still queued may take to go out.
+FLUSH_TIMEOUT_S = 1.0
 #: Rooms of dropped messages remembered for :class:`LossRepair` (beyond: clients still see
 #: the gap at the job's next event).
 MAX_DROPPED_ROOMS = 10_000
 
 
 class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
-    """An ``AsyncRedisManager`` whose publishing cannot stall an emit, whose listener the
-    application owns, and whose round trip can be probed."""
+    """An ``AsyncRedisManager`` whose publishing cannot stall an emit, whose tasks the
+    application owns (:meth:`start`, :meth:`close`), and whose round trip can be probed."""
 
     host_id: str
     channel: str
@@ -67,8 +75,12 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     def __init__(self, url: str, *, channel: str, timeout_s: float = REDIS_TIMEOUT_S) -> None:
         super().__init__(url, channel=channel)
         self.probe_channel = f"{channel}:probe:{self.host_id}"
+        # How our messages end: json.dumps of python-socketio's dicts, host_id last.
+        self._own_marker = f'"host_id": "{self.host_id}"}}'.encode()
         self._timeout_s = timeout_s
         self._publisher: Any = None
+        self._outbox: asyncio.Queue[tuple[str, list[str]]] = asyncio.Queue(MAX_PUBLISH_QUEUE)
+        self._sender: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._awaiting_probe: dict[str, asyncio.Future[None]] = {}
@@ -86,18 +98,43 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     # -- publishing ---------------------------------------------------------------------------
 
     async def _publish(self, data: Any) -> None:
-        """Send ``data`` to the other instances, at most once; never raises."""
+        """Queue ``data`` for the other instances, at most once; never raises, never waits.
+
+        One sender task publishes the queue in order, many messages per round trip, so an
+        emit costs Redis nothing on the caller's path (an RPC's ack does not wait for it).
+        """
         if self._closed:
             return
-        if time.monotonic() < self._publish_paused_until:
-            self._dropped(data)
+        rooms = _rooms_of(data)
+        if time.monotonic() < self._publish_paused_until or self._outbox.full():
+            self._dropped(rooms)
             return
-        if await self._send(self.channel, self.json.dumps(data)):
-            self.published += 1
-            self._publishing_works()
-            return
-        self._dropped(data)
-        self._publish_paused_until = time.monotonic() + PUBLISH_PAUSE_S
+        self._outbox.put_nowait((self.json.dumps(data), rooms))
+
+    async def _send_queued(self) -> None:
+        """The sender task: publishes the queue in batches until cancelled."""
+        outbox = self._outbox
+        while True:
+            batch = [await outbox.get()]
+            while len(batch) < MAX_PUBLISH_BATCH and not outbox.empty():
+                batch.append(outbox.get_nowait())
+            try:
+                if time.monotonic() >= self._publish_paused_until and await self._send(
+                    self.channel, [payload for payload, _ in batch]
+                ):
+                    self.published += len(batch)
+                    self._publishing_works()
+                else:
+                    for _, rooms in batch:
+                        self._dropped(rooms)
+                    self._publishing_failed()
+            finally:
+                for _ in batch:
+                    outbox.task_done()
+
+    def _publishing_failed(self) -> None:
+        if self._publish_paused_until <= time.monotonic():
+            self._publish_paused_until = time.monotonic() + PUBLISH_PAUSE_S
         if not self._publishing_fails:
             self._publishing_fails = True
             log.warning(
@@ -105,13 +142,10 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 "(clients fill the gap by replay)"
             )
 
-    def _dropped(self, data: Any) -> None:
+    def _dropped(self, rooms: list[str]) -> None:
         self.dropped += 1
-        rooms = data.get("room") if isinstance(data, dict) else None
-        if isinstance(rooms, str):
-            rooms = [rooms]
-        if isinstance(rooms, list) and len(self._dropped_rooms) < MAX_DROPPED_ROOMS:
-            self._dropped_rooms.update(room for room in rooms if isinstance(room, str))
+        if len(self._dropped_rooms) < MAX_DROPPED_ROOMS:
+            self._dropped_rooms.update(rooms)
 
     def take_dropped_rooms(self) -> set[str]:
         """The rooms of the messages dropped since the last call."""
@@ -129,11 +163,19 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             self._publishing_fails = False
             log.info("redis: publishing again")
 
-    async def _send(self, channel: str, payload: str) -> bool:
+    async def _send(self, channel: str, payloads: list[str]) -> bool:
+        """Publish ``payloads`` in order, in one round trip; whether Redis took them."""
         try:
             if self._publisher is None:
                 self._publisher = self._new_client(blocking=False)
-            await asyncio.wait_for(self._publisher.publish(channel, payload), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                if len(payloads) == 1:
+                    await self._publisher.publish(channel, payloads[0])
+                else:
+                    async with self._publisher.pipeline(transaction=False) as pipe:
+                        for payload in payloads:
+                            pipe.publish(channel, payload)
+                        await pipe.execute()
         except Exception as exc:  # redis-py raises many kinds; each means "not now"
             log.debug("redis publish failed: %r", exc)
             return False
@@ -163,7 +205,13 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
 
     def initialize(self) -> None:
         """python-socketio calls this at the first connection, where the base class would
-        start the listener as a task nobody stops; :meth:`start_listener` does instead."""
+        start the listener as a task nobody stops; :meth:`start` does instead."""
+
+    def start(self) -> None:
+        """Start the listener and the sender (the application's lifecycle calls this)."""
+        self.start_listener()
+        if self._sender is None:
+            self._sender = start_task(self._send_queued(), name="redis-sender")
 
     @property
     def listener_running(self) -> bool:
@@ -196,15 +244,23 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         self.start_listener()
 
     async def _listen(self) -> AsyncIterator[bytes]:
-        """The Socket.IO channel's messages; probes are answered here."""
+        """The Socket.IO channel's messages but our own; probes are answered here."""
         channel, probe_channel = self.channel.encode(), self.probe_channel.encode()
         async for message in self._subscription():
             if message.get("type") != "message":
                 continue
             if message.get("channel") == channel:
-                yield message["data"]
+                data = message["data"]
+                if not self._is_own(data):
+                    yield data
             elif message.get("channel") == probe_channel:
                 self._heard(message.get("data"))
+
+    def _is_own(self, data: object) -> bool:
+        """Whether ``data`` is a message this instance published, which python-socketio
+        would decode only to ignore. (A callback addressed to us carries our ``host_id`` too,
+        but not last.)"""
+        return isinstance(data, bytes) and data.endswith(self._own_marker)
 
     async def _subscription(self) -> AsyncIterator[Mapping[str, Any]]:
         """Messages of both channels; after any error, a new connection and subscription."""
@@ -245,7 +301,7 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         heard: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._awaiting_probe[nonce] = heard
         try:
-            if not await self._send(self.probe_channel, nonce):
+            if not await self._send(self.probe_channel, [nonce]):
                 return False
             await asyncio.wait_for(heard, timeout_s)
         except TimeoutError:
@@ -256,12 +312,28 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         return True
 
     async def close(self) -> None:
-        """Stop the listener and close every connection; later publishes are dropped."""
+        """Publish what is queued (for up to :data:`FLUSH_TIMEOUT_S`), stop the sender and
+        the listener, and close every connection; later publishes are dropped."""
         self._closed = True
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox.join(), FLUSH_TIMEOUT_S)
+            await stop_task(sender)
         await self.stop_listener()
         publisher, self._publisher = self._publisher, None
         if publisher is not None:
             await _close_quietly(publisher)
+
+
+def _rooms_of(data: Any) -> list[str]:
+    """The rooms a python-socketio message is for (none for other kinds)."""
+    rooms = data.get("room") if isinstance(data, dict) else None
+    if isinstance(rooms, str):
+        return [rooms]
+    if isinstance(rooms, list):
+        return [room for room in rooms if isinstance(room, str)]
+    return []
 
 
 async def _close_quietly(*clients: Any) -> None:

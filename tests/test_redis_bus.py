@@ -230,7 +230,7 @@ async def test_the_app_closes_its_redis_connections_and_tasks_at_shutdown(
         assert a.app[REDIS_WATCHDOG].healthy
         assert await other_connections(private_redis) == 2  # the listener, the publisher
     tasks = {task.get_name() for task in asyncio.all_tasks()}
-    assert not tasks & {"redis-listener", "redis-watchdog"}
+    assert not tasks & {"redis-listener", "redis-sender", "redis-watchdog"}
     await wait_until(lambda: _none(other_connections(private_redis)), within=HEAL_WITHIN_S)
 
 
