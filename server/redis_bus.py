@@ -147,6 +147,10 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         if len(self._dropped_rooms) < MAX_DROPPED_ROOMS:
             self._dropped_rooms.update(rooms)
 
+    def remember_dropped(self, rooms: Iterable[str]) -> None:
+        """Give back rooms taken with :meth:`take_dropped_rooms` that were not handled."""
+        self._dropped_rooms.update(rooms)
+
     def take_dropped_rooms(self) -> set[str]:
         """The rooms of the messages dropped since the last call."""
         rooms, self._dropped_rooms = self._dropped_rooms, set()
@@ -402,16 +406,25 @@ class RedisWatchdog:
         return False
 
     async def _repair_losses(self) -> None:
+        """Has ``repair`` make up for what was lost since the last successful probe; when it
+        fails (the store is down, say), it tries again after the next successful probe."""
         manager, repair = self._manager, self._repair
         dropped = manager.take_dropped_rooms()
-        resubscribed = 0 < self._subscriptions_seen < manager.subscriptions
-        self._subscriptions_seen = manager.subscriptions
+        seen, self._subscriptions_seen = self._subscriptions_seen, manager.subscriptions
+        resubscribed = 0 < seen < manager.subscriptions
         if repair is None:
             return
-        if dropped:
-            await repair.to_everyone(dropped)
-        if resubscribed:
-            await repair.to_local_watchers()
+        try:
+            if dropped:
+                await repair.to_everyone(dropped)
+                dropped = set()
+            if resubscribed:
+                await repair.to_local_watchers()
+        except Exception as exc:
+            log.warning("redis: sending the latest events again failed (%s); will retry", exc)
+            manager.remember_dropped(dropped)
+            if resubscribed:
+                self._subscriptions_seen = seen
 
     async def run(self) -> None:
         """Probe every ``interval_s`` until cancelled (first once the listener subscribed)."""
