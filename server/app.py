@@ -42,6 +42,7 @@ from server.rest.cors import cors_middleware
 from server.rest.errors import error_middleware
 from server.rest.routes import add_routes
 from server.rest.tracking import tracking_middleware
+from server.scan_lock import AlwaysScan, PostgresScanLock, ScanGate
 from server.store.base import JobStore
 from server.store.memory import MemoryJobStore
 from server.supervisor import Supervisor
@@ -80,6 +81,13 @@ async def _supervisor_lifecycle(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await stop_task(task)
+
+
+def _scan_gate(settings: Settings) -> ScanGate:
+    """With Postgres, one instance's supervisor scans at a time (:mod:`server.scan_lock`)."""
+    if settings.database_url is None:
+        return AlwaysScan()
+    return PostgresScanLock(settings.database_url)
 
 
 def _redis_manager(settings: Settings) -> JobspineRedisManager | None:
@@ -209,7 +217,9 @@ def create_app(
     app[METRICS] = metrics
     app[IN_FLIGHT] = in_flight
     app[HTTP_IN_FLIGHT] = InFlight()
-    app[SUPERVISOR] = Supervisor(repository, interval_s=settings.supervisor_interval_s)
+    app[SUPERVISOR] = Supervisor(
+        repository, interval_s=settings.supervisor_interval_s, gate=_scan_gate(settings)
+    )
     app[READINESS_CHECKS] = [ReadinessCheck(name="store", probe=job_store.ping)]
 
     for namespace in (user_namespace, worker_namespace):

@@ -4,7 +4,9 @@ It runs inside the web process as a background task started and stopped by the a
 lifecycle. Each recovery is one conditional change in the store (still running, same lease,
 still stale), so a heartbeat landing during the scan wins and several supervisors sharing
 one database recover a job once. A failing job or a store outage is logged and retried on
-the next tick; only cancellation ends the loop.
+the next tick; only cancellation ends the loop. With a :class:`~server.scan_lock.ScanGate`,
+only the instance holding the scan lock scans; the others skip their ticks (``standby``)
+and one of them takes over when the holder goes away.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import attrs
 from jobspine_shared.states import JobState
 from jobspine_shared.wire import format_time
 from server.repository import JobRepository
+from server.scan_lock import AlwaysScan, ScanGate
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,11 @@ class SupervisorStatus:
     interval_s: float
     heartbeat_timeout_s: float
     running: bool = False
+    #: Whether this instance scanned at its last tick (it holds the scan lock).
+    scanning: bool = False
     ticks: int = 0
+    #: Ticks skipped because another instance holds the scan lock.
+    standby: int = 0
     last_run_at: datetime | None = None
     last_duration_ms: float | None = None
     last_scanned: int = 0
@@ -61,9 +68,12 @@ class TickReport:
 
 
 class Supervisor:
-    def __init__(self, repository: JobRepository, *, interval_s: float) -> None:
+    def __init__(
+        self, repository: JobRepository, *, interval_s: float, gate: ScanGate | None = None
+    ) -> None:
         self._repository = repository
         self._interval_s = interval_s
+        self._gate: ScanGate = gate or AlwaysScan()
         self._wakeup = asyncio.Event()
         self.status = SupervisorStatus(
             interval_s=interval_s,
@@ -129,10 +139,15 @@ class Supervisor:
         self.status.running = True
         try:
             while True:
-                with contextlib.suppress(Exception):  # logged and counted by tick()
-                    await self.tick()
+                self.status.scanning = await self._gate.may_scan()
+                if self.status.scanning:
+                    with contextlib.suppress(Exception):  # logged and counted by tick()
+                        await self.tick()
+                else:
+                    self.status.standby += 1
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout=self._interval_s)
         finally:
-            self.status.running = False
+            self.status.running = self.status.scanning = False
+            await self._gate.close()

@@ -168,36 +168,43 @@ async def test_a_client_that_moves_from_a_to_b_mid_job_resyncs_without_a_gap(
         assert seen + replayed + live == list(range(1, 9))
 
 
+FAST_SUPERVISION = {"HEARTBEAT_TIMEOUT_S": "0.5", "SUPERVISOR_INTERVAL_S": "0.1"}
+
+
+async def supervisor(web: WebProcess) -> dict[str, Any]:
+    status: dict[str, Any] = await get(web.url, "/api/admin/supervisor", token("root", "admin"))
+    return status
+
+
+async def silent_stale_job(owner: SocketClient, work: SocketClient) -> dict[str, Any]:
+    """A running job with a checkpoint whose worker then says nothing more."""
+    job = await running_job(owner, work)
+    await work.ok("checkpoint", {"job_id": job["id"], "lease": job["lease"], "data": {"step": 1}})
+    await owner.ok("job:subscribe", {"job_id": job["id"]})
+    return job
+
+
 async def test_a_stale_job_is_recovered_once_with_both_supervisors_running(
     postgres_dsn: str, redis_url: str, redis_channel: str
 ) -> None:
-    fast = {"HEARTBEAT_TIMEOUT_S": "0.5", "SUPERVISOR_INTERVAL_S": "0.1"}
-    admin = token("root", "admin")
-    async with (
-        two_instances(cluster_env(postgres_dsn, redis_url, redis_channel, **fast)) as (a, b),
-        user(a) as owner,
-        worker(b) as work,
-    ):
-        job = await running_job(owner, work)
-        await work.ok(
-            "checkpoint", {"job_id": job["id"], "lease": job["lease"], "data": {"step": 1}}
-        )
-        await owner.ok("job:subscribe", {"job_id": job["id"]})
-        # The worker goes silent: both supervisors see the job go stale.
+    env = cluster_env(postgres_dsn, redis_url, redis_channel, **FAST_SUPERVISION)
+    async with two_instances(env) as (a, b), user(a) as owner, worker(b) as work:
+        job = await silent_stale_job(owner, work)
         await owner.events.wait_for_job_event(job["id"], "job:paused", WITHIN_S)
-        ticks = {}
-        for web in (a, b):
-            ticks[web.url] = (await get(web.url, "/api/admin/supervisor", admin))["ticks"]
+        seen = {web.url: await supervisor(web) for web in (a, b)}
 
-        async def both_scanned_again() -> bool:
+        async def both_ticked_again() -> bool:
             for web in (a, b):
-                status = await get(web.url, "/api/admin/supervisor", admin)
-                if status["ticks"] < ticks[web.url] + 3:
+                now, before = await supervisor(web), seen[web.url]
+                if now["ticks"] + now["standby"] < before["ticks"] + before["standby"] + 3:
                     return False
             return True
 
-        await wait_until(both_scanned_again, within=WITHIN_S)
-        statuses = [await get(web.url, "/api/admin/supervisor", admin) for web in (a, b)]
+        await wait_until(both_ticked_again, within=WITHIN_S)
+        statuses = [await supervisor(web) for web in (a, b)]
+        # Both run; one holds the scan lock and scans, the other stands by.
+        assert all(status["running"] for status in statuses)
+        assert sorted(status["scanning"] for status in statuses) == [False, True]
         assert sum(status["paused"] for status in statuses) == 1
         stream = await get(a.url, f"/api/jobs/{job['id']}/events?after_seq=0", token(USER))
         types = [event["type"] for event in stream["events"]]
@@ -205,6 +212,31 @@ async def test_a_stale_job_is_recovered_once_with_both_supervisors_running(
         assert stream["job"]["state"] == "paused"
         live = [event["type"] for event in owner.events.of_job(job["id"])]
         assert live.count("job:paused") == 1
+
+
+async def test_when_the_scanning_instance_dies_the_other_takes_over(
+    postgres_dsn: str, redis_url: str, redis_channel: str
+) -> None:
+    env = cluster_env(postgres_dsn, redis_url, redis_channel, **FAST_SUPERVISION)
+    async with two_instances(env) as (a, b):
+
+        async def one_scans() -> bool:
+            statuses = [await supervisor(web) for web in (a, b)]
+            return sorted(status["scanning"] for status in statuses) == [False, True]
+
+        await wait_until(one_scans, within=WITHIN_S)
+        scanner, survivor = (a, b) if (await supervisor(a))["scanning"] else (b, a)
+        scanner.proc.kill()  # SIGKILL: no goodbye; Postgres releases its lock
+        await scanner.proc.wait()
+
+        async def survivor_scans() -> bool:
+            return bool((await supervisor(survivor))["scanning"])
+
+        await wait_until(survivor_scans, within=WITHIN_S)
+        async with user(survivor) as owner, worker(survivor) as work:
+            job = await silent_stale_job(owner, work)
+            paused = await owner.events.wait_for_job_event(job["id"], "job:paused", WITHIN_S)
+            assert paused["data"] == {"reason": "stalled"}
 
 
 async def test_after_a_redis_restart_both_recover_and_a_client_fills_its_gap_by_replay(
