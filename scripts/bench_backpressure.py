@@ -209,7 +209,7 @@ async def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         laggard_dropped = None
         if laggard is not None:
             try:
-                laggard_dropped = await asyncio.wait_for(laggard.closed_by_server(), 5.0)
+                laggard_dropped = await asyncio.wait_for(laggard.closed_by_server(), args.drop_wait)
             except TimeoutError:
                 laggard_dropped = False
             await laggard.close()
@@ -284,11 +284,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--runs", default="baseline,laggard,unbounded", help="comma-separated runs, in order"
     )
+    parser.add_argument(
+        "--drop-wait", type=float, default=5.0, help="how long to wait for the laggard's drop"
+    )
     parser.add_argument("--tiny", action="store_true", help="smoke: 200/s, 5 jobs, 1 s")
     args = parser.parse_args(argv)
     if args.tiny:
         args.rate, args.jobs, args.subscribers, args.workers = 200.0, 5, 2, 2
-        args.seconds, args.warmup = 1.0, 0.5
+        args.seconds, args.warmup, args.drop_wait = 1.0, 0.5, 0.5
     if not 0 <= args.step_bytes <= 240:
         parser.error("--step-bytes must be from 0 to 240 (steps are at most 256 characters)")
     return args
