@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.processes import free_port
+from tests.support.processes import _child_setup, free_port
 
 REDIS_URL_ENV = "JOBSPINE_TEST_REDIS_URL"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -84,6 +84,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd="/",
+            preexec_fn=_child_setup(),  # killed with the test process, never left behind
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while not await asyncio.to_thread(answers_ping, "127.0.0.1", self.port):
