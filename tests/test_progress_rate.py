@@ -179,7 +179,10 @@ async def test_subscribers_see_gapless_seqs_and_the_final_value_live(
     assert len(progress_events) < BURST
     status, body = await server.rest("GET", f"/api/jobs/{job_id}", token=server.token("u1"))
     assert body["seq"] == seqs[-1]
-    assert server.app[METRICS].progress_events_throttled >= BURST - len(progress_events)
+    throttled = server.app[METRICS].progress_events_throttled
+    assert throttled >= BURST - len(progress_events)
+    status, text = await server.rest("GET", "/metrics")
+    assert f"jobspine_progress_events_throttled_total {throttled}" in str(text)
 
 
 # -- configuration ----------------------------------------------------------------------------
