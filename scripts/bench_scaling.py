@@ -37,6 +37,7 @@ import contextlib
 import json
 import os
 import socket
+import statistics
 import sys
 import time
 import uuid
@@ -311,14 +312,24 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def table(results: Sequence[dict[str, Any]]) -> str:
-    header = f"{'scenario':<14}{'events/s':>10}{'deliveries/s':>14}{'seconds':>9}{'lost':>6}"
+    header = f"{'scenario':<22}{'events/s':>10}{'deliveries/s':>14}{'seconds':>9}{'lost':>6}"
     lines = [header, "-" * len(header)]
     for r in results:
         lost = r["clients"] * r["events"] - r["deliveries"]
         lines.append(
-            f"{r['scenario']:<14}{r['events_per_s']:>10.1f}{r['deliveries_per_s']:>14.1f}"
+            f"{r['scenario']:<22}{r['events_per_s']:>10.1f}{r['deliveries_per_s']:>14.1f}"
             f"{r['seconds']:>9.2f}{lost:>6}"
         )
+    scenarios = list(dict.fromkeys(r["scenario"] for r in results))
+    if len(results) > len(scenarios):
+        lines.append("-" * len(header))
+        for name in scenarios:
+            runs = [r for r in results if r["scenario"] == name]
+            events = statistics.median(r["events_per_s"] for r in runs)
+            deliveries = statistics.median(r["deliveries_per_s"] for r in runs)
+            seconds = statistics.median(r["seconds"] for r in runs)
+            label = f"{name} (median)"
+            lines.append(f"{label:<22}{events:>10.1f}{deliveries:>14.1f}{seconds:>9.2f}")
     return "\n".join(lines)
 
 
