@@ -100,7 +100,7 @@ def _payload(job: RunningJob, n: int) -> dict[str, object]:
     return {"job_id": job.job_id, "lease": job.lease, "progress": PROGRESS, "step": f"s{n}"}
 
 
-async def _max_rate(ctx: Context, server: Server, jobs: list[RunningJob]) -> LoopStats:
+async def max_rate(ctx: Context, server: Server, jobs: list[RunningJob]) -> LoopStats:
     sizes = ctx.sizes
     subscribers = await _subscribers(ctx, server, jobs)
     workers = await _workers(ctx, server)
@@ -208,7 +208,7 @@ async def run(ctx: Context) -> list[Result]:
     rounds: dict[str, list[LoopStats]] = {name: [] for name in targets}
     for _ in range(sizes.rounds):
         for name, (server, jobs) in targets.items():
-            rounds[name].append(await _max_rate(ctx, server, jobs))
+            rounds[name].append(await max_rate(ctx, server, jobs))
     medians = {name: median_run(found) for name, found in rounds.items()}
     rates = {name: stats.rate for name, stats in medians.items()}
     raw_rate = rates["raw"]
