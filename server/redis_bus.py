@@ -437,16 +437,24 @@ class RedisWatchdog:
                 self.healthy, self.problem = False, "the check failed"
             await asyncio.sleep(self._interval_s)
 
-    async def readiness(self) -> None:
-        """For ``/readyz``: returns when the last probe succeeded, the listener is still
-        subscribed and publishing works (a lost subscription or a failed publish shows at
-        once, not at the next probe)."""
+    @property
+    def trouble(self) -> str | None:
+        """Why cross-instance delivery does not work now, or ``None``: the last probe
+        failed, or since then the listener lost its subscription or a publish failed (those
+        show at once, not at the next probe)."""
         if not self.healthy:
-            raise Unavailable(f"redis: {self.problem}")
+            return self.problem
         if not self._manager.subscribed:
-            raise Unavailable("redis: the listener lost its subscription")
+            return "the listener lost its subscription"
         if self._manager.publishing_fails:
-            raise Unavailable("redis: cannot publish")
+            return "cannot publish"
+        return None
+
+    async def readiness(self) -> None:
+        """For ``/readyz``: returns when there is no :attr:`trouble`, raises otherwise."""
+        trouble = self.trouble
+        if trouble is not None:
+            raise Unavailable(f"redis: {trouble}")
 
 
 __all__ = ["JobspineRedisManager", "LossRepair", "RedisWatchdog"]

@@ -143,6 +143,9 @@ async def test_while_redis_is_down_local_clients_get_every_event_and_readyz_name
     assert stored is not None
     assert [event.seq for event in stored.events] == [3, 4, 5]
     assert a.app[REDIS_MANAGER].dropped >= 1
+    metrics = await metric_values(a)
+    assert metrics["jobspine_redis_up"] == 0
+    assert metrics["jobspine_redis_dropped_total"] >= 1
 
     await private_redis.start()
     for server in (a, b):
@@ -182,6 +185,18 @@ async def test_a_dead_listener_is_detected_restarted_and_delivery_resumes(
     assert manager.listener_running
     await progress(worker, job, 10)
     assert await received(owner, job["id"], 3) == [1, 2, 3]
+    metrics = await metric_values(a)
+    assert metrics["jobspine_redis_listener_restarts_total"] >= 1
+    assert metrics["jobspine_redis_up"] == 1
+    assert metrics["jobspine_redis_published_total"] >= 1
+
+
+async def metric_values(server: LiveServer) -> dict[str, float]:
+    """The unlabelled samples of ``/metrics``."""
+    status, text = await server.rest("GET", "/metrics")
+    assert status == 200
+    samples = (line.split(" ") for line in text.splitlines() if not line.startswith("#"))
+    return {sample[0]: float(sample[1]) for sample in samples if len(sample) == 2}
 
 
 async def test_a_listener_on_a_connection_gone_silent_is_detected_and_restarted(

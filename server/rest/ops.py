@@ -9,7 +9,15 @@ from aiohttp import web
 
 from jobspine_shared.states import JobState
 from server.errors import Unavailable
-from server.keys import METRICS, READINESS_CHECKS, SIO, STORE, ReadinessCheck
+from server.keys import (
+    METRICS,
+    READINESS_CHECKS,
+    REDIS_MANAGER,
+    REDIS_WATCHDOG,
+    SIO,
+    STORE,
+    ReadinessCheck,
+)
 from server.metrics import Family, exposition, gauge
 from server.realtime.rooms import USER_NAMESPACE, WORKER_NAMESPACE
 from server.rest.errors import error_response
@@ -59,6 +67,45 @@ async def _job_families(request: web.Request) -> list[Family]:
     return [up, gauge("jobspine_jobs", "Jobs by state.", by_state, "state")]
 
 
+def _redis_families(app: web.Application) -> list[Family]:
+    """With ``REDIS_URL``: the bus's health and counters since the process started."""
+    if REDIS_MANAGER not in app:
+        return []
+    manager, watchdog = app[REDIS_MANAGER], app[REDIS_WATCHDOG]
+    values = (
+        (
+            "jobspine_redis_up",
+            "gauge",
+            "1 when cross-instance delivery through Redis works (as /readyz checks it).",
+            float(watchdog.trouble is None),
+        ),
+        (
+            "jobspine_redis_published_total",
+            "counter",
+            "Messages published to other instances.",
+            float(manager.published),
+        ),
+        (
+            "jobspine_redis_dropped_total",
+            "counter",
+            "Messages not published (Redis unreachable); clients fill such gaps by replay.",
+            float(manager.dropped),
+        ),
+        (
+            "jobspine_redis_listener_restarts_total",
+            "counter",
+            "Listeners restarted after missing their probe.",
+            float(manager.listener_restarts),
+        ),
+    )
+    families = []
+    for name, kind, help, value in values:
+        family = Family(name, kind, help)
+        family.set(value)
+        families.append(family)
+    return families
+
+
 async def metrics(request: web.Request) -> web.Response:
     sockets = request.app[SIO]
     connected = {
@@ -73,6 +120,7 @@ async def metrics(request: web.Request) -> web.Response:
             "namespace",
         ),
         *request.app[METRICS].families(),
+        *_redis_families(request.app),
     ]
     return web.Response(
         body=exposition(families).encode(), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE}
