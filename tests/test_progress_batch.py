@@ -255,21 +255,43 @@ async def test_an_outage_fails_the_batch_with_unavailable() -> None:
         await store.close()
 
 
-async def test_closing_writes_what_is_collecting_then_refuses(postgres_dsn: str) -> None:
+async def test_a_quiet_batcher_writes_at_once_a_busy_one_collects_and_closing_writes_all(
+    postgres_dsn: str,
+) -> None:
+    """With a window of a minute: a report with no batch being written goes out at once; one
+    that arrives while a batch is being written (here held up by a row lock) collects; closing
+    writes the collecting batch without waiting out the window, then refuses reports."""
     store = await open_postgres_store(
         postgres_dsn, backlog_size=BACKLOG, progress_batch_delay_s=60.0
     )
+    conn = await asyncpg.connect(postgres_dsn)
     try:
+        batcher = batcher_of(store)
         repo = repository(store)
-        ((job_id, lease),) = await running(repo, 1)
-        pending = asyncio.ensure_future(store.update_progress(job_id, write(lease, 33.0)))
-        await wait_until(lambda: _true(batcher_of(store).busy > 0))
-        await batcher_of(store).close()
-        result = await pending
-        assert result.job.record.progress == 33.0
+        (one, one_lease), (two, two_lease) = await running(repo, 2)
+        quiet = await asyncio.wait_for(store.update_progress(one, write(one_lease, 10.0)), 30)
+        assert quiet.job.record.progress == 10.0  # not after the minute's window
+        # (Its caller is answered before the batch gives its connection back; then it ends.)
+        await wait_until(lambda: _true(batcher.busy == 0))
+
+        locker = conn.transaction()
+        await locker.start()
+        await conn.execute("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", uuid.UUID(one))
+        blocked = asyncio.ensure_future(store.update_progress(one, write(one_lease, 20.0)))
+        await wait_until(lambda: _true(batcher.writing == 1))
+        collecting = asyncio.ensure_future(store.update_progress(two, write(two_lease, 30.0)))
+        await wait_until(lambda: _true(batcher.busy == 2))
+        assert batcher.writing == 1  # the second batch waits in its window
+
+        closing = asyncio.ensure_future(batcher.close())
+        assert (await asyncio.wait_for(collecting, 30)).job.record.progress == 30.0
+        await locker.rollback()
+        assert (await asyncio.wait_for(blocked, 30)).job.record.progress == 20.0
+        await asyncio.wait_for(closing, 30)
         with pytest.raises(Unavailable):
-            await store.update_progress(job_id, write(lease, 34.0))
+            await store.update_progress(two, write(two_lease, 34.0))
     finally:
+        await conn.close()
         await store.close()
 
 

@@ -7,7 +7,11 @@ share one statement and one commit without changing what any caller is told; thi
 the heartbeat batch (:mod:`server.store.heartbeat_batch`) does for heartbeats.
 
 How: as for heartbeats, the first report of a batch opens a window of ``max_delay_s``;
-reports arriving within it join; the window closes early at ``max_batch`` reports. The flush
+reports arriving within it join; the window closes early at ``max_batch`` reports. Unlike
+heartbeats, whose latency nobody watches, a progress report is on the way to every
+subscriber's screen: when no batch is being written, the window is skipped (reports of the
+same event-loop turn still share the batch), so a quiet server adds no delay, and under
+load, while a batch is being written, the next one collects for the window. The flush
 is a task of the batcher, never of a caller. One statement (:data:`BATCH_PROGRESS_SQL`):
 
 * ``UPDATE jobs … FROM unnest(…)``, each row fenced as the single report is (running, same
@@ -176,6 +180,8 @@ class ProgressBatcher:
         self.max_batch = max_batch
         self._open: _Batch | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Batches past their window, being written.
+        self._written: set[_Batch] = set()
         self._closed = False
         self.flushes = 0
         self.statements = 0
@@ -183,7 +189,14 @@ class ProgressBatcher:
 
     @property
     def busy(self) -> int:
+        """Batches collecting or being written (each one a task of this batcher)."""
         return len(self._tasks)
+
+    @property
+    def writing(self) -> int:
+        """Batches being written whose callers are not all answered yet (a batch gives its
+        connection back after answering: that does not make a new report wait)."""
+        return sum(1 for batch in self._written if any(not w.future.done() for w in batch.waiters))
 
     async def submit(
         self, key: uuid.UUID, job_id: str, write: ProgressWrite
@@ -235,12 +248,19 @@ class ProgressBatcher:
 
     async def _run(self, batch: _Batch) -> None:
         try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.max_delay_s):
-                    await batch.full.wait()
+            if self.writing:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.max_delay_s):
+                        await batch.full.wait()
+            else:
+                await asyncio.sleep(0)  # callers of this turn of the event loop join
             self._seal(batch)
-            for round_ in _rounds([w for w in batch.waiters if not w.future.done()]):
-                await self._flush(round_)
+            self._written.add(batch)
+            try:
+                for round_ in _rounds([w for w in batch.waiters if not w.future.done()]):
+                    await self._flush(round_)
+            finally:
+                self._written.discard(batch)
         except Exception as exc:
             for waiter in batch.waiters:
                 waiter.refuse(exc)
