@@ -18,7 +18,10 @@ Scenarios (clients always on instance A):
 - ``single+redis``: one instance with Redis; the worker on A.
 - ``cross``: two instances with Redis; the worker on B, so every event crosses Redis.
 
-Prints one JSON line per scenario, then a table. Usage::
+Besides the rates, it reports the CPU time the web process(es) spent per event (user and
+system, from ``/proc``): on a shared machine the rates move with other load, the CPU cost
+much less. Prints one JSON line per scenario, then a table (and medians when repeated).
+Usage::
 
     .venv/bin/python scripts/bench_scaling.py                # defaults: about a minute
     .venv/bin/python scripts/bench_scaling.py --tiny         # a few seconds
@@ -48,6 +51,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
+import attrs
 import socketio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,9 +98,25 @@ async def scratch_database(dsn: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+@attrs.frozen
+class Web:
+    url: str
+    pid: int
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time the processes used so far (Linux ``/proc``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 @contextlib.asynccontextmanager
-async def web_instance(name: str, env: Mapping[str, str]) -> AsyncIterator[str]:
-    """``python -m server`` on a free port, once ``/readyz`` says 200; its URL."""
+async def web_instance(name: str, env: Mapping[str, str]) -> AsyncIterator[Web]:
+    """``python -m server`` on a free port, once ``/readyz`` says 200."""
     port = free_port()
     full_env = {
         **os.environ,
@@ -119,7 +139,7 @@ async def web_instance(name: str, env: Mapping[str, str]) -> AsyncIterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(url, process, name)
-        yield url
+        yield Web(url=url, pid=process.pid)
     finally:
         if process.returncode is None:
             process.terminate()
@@ -196,8 +216,10 @@ async def create_jobs(url: str, count: int) -> list[str]:
 
 
 async def run_scenario(
-    name: str, client_url: str, worker_url: str, args: argparse.Namespace
+    name: str, clients_on: Web, worker_on: Web, args: argparse.Namespace
 ) -> dict[str, Any]:
+    client_url, worker_url = clients_on.url, worker_on.url
+    pids = sorted({clients_on.pid, worker_on.pid})
     jobs = await create_jobs(client_url, args.jobs)
     expected = args.jobs * (args.events + 1)  # progress events and the completion
     receivers = [Receiver(expected) for _ in range(args.clients)]
@@ -224,8 +246,10 @@ async def run_scenario(
         assert generator.stdout is not None
         started_line = await asyncio.wait_for(generator.stdout.readline(), START_TIMEOUT_S)
         started_at = json.loads(started_line)["started_at"]
+        cpu_before = cpu_seconds(pids)
         await asyncio.wait_for(asyncio.gather(*(r.done.wait() for r in receivers)), RUN_TIMEOUT_S)
         finished_at = time.time()
+        server_cpu = cpu_seconds(pids) - cpu_before
         report = json.loads(await generator.stdout.readline())
         await generator.wait()
     finally:
@@ -244,6 +268,9 @@ async def run_scenario(
         "events_per_s": round(expected / seconds, 1),
         "deliveries_per_s": round(deliveries / seconds, 1),
         "worker_calls_per_s": round(report["calls"] / report["seconds"], 1),
+        "web_processes": len(pids),
+        "web_cpu_s": round(server_cpu, 3),
+        "web_cpu_ms_per_event": round(1000 * server_cpu / expected, 3),
         "out_of_order": sum(r.out_of_order for r in receivers),
         "duplicates": sum(r.duplicates for r in receivers),
     }
@@ -312,13 +339,16 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def table(results: Sequence[dict[str, Any]]) -> str:
-    header = f"{'scenario':<22}{'events/s':>10}{'deliveries/s':>14}{'seconds':>9}{'lost':>6}"
+    header = (
+        f"{'scenario':<22}{'events/s':>10}{'deliveries/s':>14}{'seconds':>9}"
+        f"{'web cpu ms/event':>18}{'lost':>6}"
+    )
     lines = [header, "-" * len(header)]
     for r in results:
         lost = r["clients"] * r["events"] - r["deliveries"]
         lines.append(
             f"{r['scenario']:<22}{r['events_per_s']:>10.1f}{r['deliveries_per_s']:>14.1f}"
-            f"{r['seconds']:>9.2f}{lost:>6}"
+            f"{r['seconds']:>9.2f}{r['web_cpu_ms_per_event']:>18.3f}{lost:>6}"
         )
     scenarios = list(dict.fromkeys(r["scenario"] for r in results))
     if len(results) > len(scenarios):
@@ -328,8 +358,11 @@ def table(results: Sequence[dict[str, Any]]) -> str:
             events = statistics.median(r["events_per_s"] for r in runs)
             deliveries = statistics.median(r["deliveries_per_s"] for r in runs)
             seconds = statistics.median(r["seconds"] for r in runs)
+            cpu = statistics.median(r["web_cpu_ms_per_event"] for r in runs)
             label = f"{name} (median)"
-            lines.append(f"{label:<22}{events:>10.1f}{deliveries:>14.1f}{seconds:>9.2f}")
+            lines.append(
+                f"{label:<22}{events:>10.1f}{deliveries:>14.1f}{seconds:>9.2f}{cpu:>18.3f}"
+            )
     return "\n".join(lines)
 
 
