@@ -64,10 +64,39 @@ def _with_heartbeat(job: StoredJob, at: datetime) -> StoredJob:
 
 @attrs.define
 class _Slot:
-    job: StoredJob
+    """One job, its retained events, checkpoint data and audit trail.
+
+    A heartbeat only notes its time (:meth:`heartbeat`); the job is rebuilt with it when
+    ``job`` is next read. Heartbeats are the hottest write, and most are never read before
+    the next one (docs/performance.md).
+    """
+
+    _job: StoredJob = attrs.field(alias="job")
     events: collections.deque[JobEvent]
     checkpoint_data: dict[str, Any] | None = None
     audit: list[AuditEntry] = attrs.field(factory=list)
+    _heartbeat_at: datetime | None = attrs.field(default=None, init=False)
+
+    @property
+    def job(self) -> StoredJob:
+        if self._heartbeat_at is not None:
+            self._job = _with_heartbeat(self._job, self._heartbeat_at)
+            self._heartbeat_at = None
+        return self._job
+
+    @job.setter
+    def job(self, job: StoredJob) -> None:
+        self._job = job
+        self._heartbeat_at = None
+
+    @property
+    def job_before_heartbeat(self) -> StoredJob:
+        """The job without a heartbeat noted since it was last read: exact in every field
+        but ``last_heartbeat_at``, which is all a heartbeat changes."""
+        return self._job
+
+    def heartbeat(self, at: datetime) -> None:
+        self._heartbeat_at = at
 
 
 class MemoryJobStore(JobStore):
@@ -168,10 +197,10 @@ class MemoryJobStore(JobStore):
         slot = self._slots.get(job_id)
         if slot is None:
             raise NotFound()
-        job = slot.job
+        job = slot.job_before_heartbeat
         if job.record.state is not JobState.RUNNING or job.lease != lease:
             raise LeaseLost(details={"state": str(job.record.state), "job_id": job_id})
-        slot.job = _with_heartbeat(job, self._now())
+        slot.heartbeat(self._now())
         return job.record.pause_requested
 
     async def get(self, job_id: str) -> StoredJob | None:
