@@ -144,14 +144,20 @@ class HeartbeatBatcher:
         *,
         max_delay_s: float = DEFAULT_MAX_DELAY_S,
         max_batch: int = DEFAULT_MAX_BATCH,
+        idle_s: float | None = None,
     ) -> None:
+        """``idle_s``: close a batch once no one joined for this long (default
+        ``max_delay_s / IDLE_FRACTION``)."""
         if max_delay_s < 0:
             raise ValueError("max_delay_s must not be negative")
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if idle_s is not None and idle_s <= 0:
+            raise ValueError("idle_s must be positive")
         self._connection = connection
         self.max_delay_s = max_delay_s
         self.max_batch = max_batch
+        self.idle_s = max_delay_s / IDLE_FRACTION if idle_s is None else idle_s
         self._open: _Batch | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -236,10 +242,10 @@ class HeartbeatBatcher:
 
     async def _collect(self, batch: _Batch) -> None:
         """Return when the batch's window closes: full, out of time, or idle (no one joined
-        for ``max_delay_s / IDLE_FRACTION``)."""
+        for ``idle_s``)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_delay_s
-        idle_s = self.max_delay_s / IDLE_FRACTION
+        idle_s = self.idle_s
         while not batch.full.is_set():
             remaining = deadline - loop.time()
             if remaining <= 0:
