@@ -237,6 +237,9 @@ class JobRepository:
             return Replay(job=job, events=(), recovered=False)
         return Replay(job=job, events=read.events[:missed], recovered=True)
 
+    #: The issue's name for :meth:`replay`: the events of a job after seq N, or the snapshot.
+    events_since = replay
+
     async def subscribe(
         self,
         actor: Actor,
@@ -349,6 +352,10 @@ class JobRepository:
             )
         return (await self._change(job.record.id, change)).record
 
+    request_pause = pause
+
+    #: A user's pause of a running job is a request the worker honours with :meth:`paused`;
+    #: :meth:`pause` decides by state, so both names lead to the one rule.
     request_pause = pause
 
     async def resume(self, actor: Actor, job_id: object) -> JobRecord:
