@@ -14,10 +14,10 @@ or when no one has joined for ``max_delay_s / IDLE_FRACTION``: callers that come
 fraction of the window, not all of it, while a steady stream still fills whole windows
 (docs/performance.md: 50 heartbeats in flight, 10k/s with a fixed 2 ms window, about twice that
 with the idle close).
-The flush is a task owned by the batcher, never by a caller: a caller that gives up (its
-request is cancelled) abandons only its own future, and the write the others wait for goes
-on. Each caller is answered only after the statement that wrote its heartbeat has committed
-(it runs outside a transaction, so it has when its rows come back).
+The flush is a task owned by the batcher, never by a caller (the machinery both store
+batchers share, :mod:`server.store.write_batch`). Each caller is answered only after the
+statement that wrote its heartbeat has committed (it runs outside a transaction, so it has
+when its rows come back).
 
 What a caller is told is what :meth:`server.store.postgres.PostgresJobStore.heartbeat` says
 on its own: ``pause_requested`` when the job is running under that lease; otherwise one
@@ -31,43 +31,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import random
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from typing import Final, TypeAlias
+from typing import Final, NamedTuple
 
-import asyncpg
-from asyncpg.pool import PoolConnectionProxy
+from server.errors import LeaseLost, NotFound
+from server.store.write_batch import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_DELAY_S,
+    Batch,
+    ConnectionFactory,
+    Waiter,
+    WriteBatcher,
+)
 
-from server.errors import JobspineError, LeaseLost, NotFound, Unavailable
-
-log = logging.getLogger(__name__)
-
-#: What the pool hands out (a string: asyncpg classes are not subscriptable at runtime).
-Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
-#: A pooled connection for one flush; outages leave it as ``Unavailable``.
-ConnectionFactory: TypeAlias = "Callable[[], AbstractAsyncContextManager[Connection]]"
-
-DEFAULT_MAX_DELAY_S: Final = 0.002
 #: A batch closes early once no caller has joined for its window divided by this.
 IDLE_FRACTION: Final = 10
-DEFAULT_MAX_BATCH: Final = 500
-
-#: Two flushes (or two web instances) writing overlapping jobs can lock their rows in
-#: different orders and deadlock: the plan decides the order (a nested loop over the sorted
-#: ids on big tables, the table's physical order under a hash join on mid-sized ones), so
-#: sorting the ids is not enough. Postgres then aborts one statement, which wrote nothing
-#: and is safe to run again. Locking the rows in id order first (``SELECT … ORDER BY id FOR
-#: NO KEY UPDATE``) would prevent it, at the price of one more WAL record on every row of
-#: every batch; a rare retry is cheaper. More than a few in a row would mean something else.
-MAX_WRITE_ATTEMPTS: Final = 3
-#: Before a retry: long enough for the transaction that survived the deadlock to take the
-#: rows first (an immediate retry can take them again and deadlock once more), random so
-#: two aborted batches do not collide again. Small next to the ``deadlock_timeout`` (1 s by
-#: default) the deadlock has already cost.
-RETRY_BACKOFF_S: Final = (0.01, 0.05)
 
 #: The batch's heartbeats, each fenced by its own lease as the single-job statement is. It
 #: writes only ``last_heartbeat_at``, which no index contains, so every row update is HOT.
@@ -86,52 +64,15 @@ RETURNING j.id, j.lease, j.pause_requested
 REFUSED_STATES_SQL: Final = "SELECT id, state FROM jobs WHERE id = ANY($1::uuid[])"
 
 
-class _Waiter:
-    """One caller: its heartbeat and the future its answer goes to."""
-
-    __slots__ = ("future", "job_id", "lease")
-
-    def __init__(self, job_id: uuid.UUID, lease: str, future: asyncio.Future[bool]) -> None:
-        self.job_id = job_id
-        self.lease = lease
-        self.future = future
-
-    def answer(self, pause_requested: bool) -> None:
-        if not self.future.done():  # a caller that gave up is not answered
-            self.future.set_result(pause_requested)
-
-    def refuse(self, error: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(error)
+class _Heartbeat(NamedTuple):
+    job_id: uuid.UUID
+    lease: str
 
 
-class _Batch:
-    """Callers collected in one window; ``full`` ends the window early; ``task`` waits out
-    the window and writes the batch."""
-
-    __slots__ = ("full", "task", "waiters")
-
-    def __init__(self) -> None:
-        self.waiters: list[_Waiter] = []
-        self.full = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    def refuse_all(self, error: BaseException) -> None:
-        for waiter in self.waiters:
-            waiter.refuse(_own_copy(error))
+_Caller = Waiter[_Heartbeat, bool]
 
 
-def _own_copy(error: BaseException) -> BaseException:
-    """The same domain error as a new object per caller: one exception object raised in many
-    tasks would collect every task's traceback, and a batch may have hundreds of callers."""
-    if isinstance(error, JobspineError):
-        copy = type(error)(error.message, details=error.details)
-        copy.__cause__ = error.__cause__
-        return copy
-    return error  # a bug, not an answer: rare enough to share
-
-
-class HeartbeatBatcher:
+class HeartbeatBatcher(WriteBatcher[_Heartbeat, bool]):
     """Runs concurrent heartbeats as one statement per batch; see the module docstring.
 
     ``flushes`` (batches written), ``statements`` (everything sent, follow-up reads and
@@ -148,99 +89,24 @@ class HeartbeatBatcher:
     ) -> None:
         """``idle_s``: close a batch once no one joined for this long (default
         ``max_delay_s / IDLE_FRACTION``)."""
-        if max_delay_s < 0:
-            raise ValueError("max_delay_s must not be negative")
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+        super().__init__(
+            connection,
+            max_delay_s=max_delay_s,
+            max_batch=max_batch,
+            task_name="heartbeat-batch",
+            lost_message="the heartbeat was not recorded",
+        )
         if idle_s is not None and idle_s <= 0:
             raise ValueError("idle_s must be positive")
-        self._connection = connection
-        self.max_delay_s = max_delay_s
-        self.max_batch = max_batch
         self.idle_s = max_delay_s / IDLE_FRACTION if idle_s is None else idle_s
-        self._open: _Batch | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._closed = False
-        self.flushes = 0
-        self.statements = 0
-        self.deadlock_retries = 0
-
-    @property
-    def busy(self) -> int:
-        """Batches collecting or being written (each one a task of this batcher)."""
-        return len(self._tasks)
-
-    @property
-    def waiting(self) -> int:
-        """Callers in the batch still collecting (the one a new caller would join)."""
-        return len(self._open.waiters) if self._open is not None else 0
 
     async def submit(self, job_id: uuid.UUID, lease: str) -> bool:
         """Record a heartbeat of ``job_id`` under ``lease`` with the others of its batch and
         return ``pause_requested``; raise ``NotFound``, ``LeaseLost`` or ``Unavailable`` as a
         single heartbeat would. Returns only after the write has committed."""
-        if self._closed:
-            raise Unavailable("the job store is closed")
-        loop = asyncio.get_running_loop()
-        batch = self._open
-        if batch is None:
-            batch = self._open = _Batch()
-            batch.task = loop.create_task(self._run(batch), name="heartbeat-batch")
-            self._tasks.add(batch.task)
-            batch.task.add_done_callback(self._tasks.discard)
-        future: asyncio.Future[bool] = loop.create_future()
-        batch.waiters.append(_Waiter(job_id, lease, future))
-        if len(batch.waiters) >= self.max_batch:
-            self._seal(batch)
-        try:
-            return await future
-        except asyncio.CancelledError:
-            # Cancelled just as the answer arrived: retrieve it, or asyncio logs it as lost.
-            if future.done() and not future.cancelled():
-                future.exception()
-            raise
+        return await self._submit(_Heartbeat(job_id, lease))
 
-    async def flush(self) -> None:
-        """Write the collecting batch now, without waiting out its window, and return once
-        its callers are answered (for shutdown paths, and tests that must not sleep)."""
-        batch = self._open
-        if batch is None:
-            return
-        self._seal(batch)
-        if batch.task is not None:
-            await asyncio.wait({batch.task})  # (not the task: giving up must not cancel it)
-
-    async def close(self) -> None:
-        """Write the collecting batch now and wait for every batch in flight, so no caller is
-        left unanswered and no task outlives the batcher. Called before the pool closes, so
-        pending heartbeats are still written; later heartbeats are refused."""
-        self._closed = True
-        if self._open is not None:
-            self._seal(self._open)
-        if self._tasks:
-            # A flush ends by itself: the pool's acquire and command timeouts bound it.
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _seal(self, batch: _Batch) -> None:
-        """No one joins ``batch`` any more; its flush starts at once."""
-        if self._open is batch:
-            self._open = None
-        batch.full.set()
-
-    async def _run(self, batch: _Batch) -> None:
-        """Wait out the window, then write the batch and answer its callers; whatever
-        happens, every caller is answered (a cancelled flush answers ``Unavailable``)."""
-        try:
-            await self._collect(batch)
-            self._seal(batch)
-            await self._flush(batch)
-        except Exception as exc:
-            batch.refuse_all(exc)
-        finally:
-            self._seal(batch)
-            batch.refuse_all(Unavailable("the heartbeat was not recorded"))
-
-    async def _collect(self, batch: _Batch) -> None:
+    async def _collect(self, batch: Batch[_Heartbeat, bool]) -> None:
         """Return when the batch's window closes: full, out of time, or idle (no one joined
         for ``idle_s``)."""
         loop = asyncio.get_running_loop()
@@ -257,20 +123,24 @@ class HeartbeatBatcher:
             if len(batch.waiters) == joined:
                 return
 
-    async def _flush(self, batch: _Batch) -> None:
-        live = [w for w in batch.waiters if not w.future.done()]
-        if not live:
-            return  # every caller gave up during the window: nothing anyone waits for
+    async def _write(self, batch: Batch[_Heartbeat, bool], live: list[_Caller]) -> None:
         # Duplicates answered once each; sorted so overlapping batches tend to lock their
-        # rows in the same order (the plan decides; a deadlock is retried, see _write).
-        pairs = sorted({(w.job_id, w.lease) for w in live})
+        # rows in the same order (the plan decides; a deadlock is retried, see
+        # fetch_retrying).
+        pairs = sorted({w.item for w in live})
         self.flushes += 1
         async with self._connection() as conn:
-            rows = await self._write(conn, [p[0] for p in pairs], [p[1] for p in pairs])
+            rows = await self.fetch_retrying(
+                conn,
+                BATCH_HEARTBEAT_SQL,
+                [p.job_id for p in pairs],
+                [p.lease for p in pairs],
+                what="heartbeat",
+            )
             written = {(r["id"], r["lease"]): bool(r["pause_requested"]) for r in rows}
-            refused: list[_Waiter] = []
+            refused: list[_Caller] = []
             for waiter in live:
-                pause_requested = written.get((waiter.job_id, waiter.lease))
+                pause_requested = written.get(waiter.item)
                 if pause_requested is None:
                     refused.append(waiter)
                 else:
@@ -278,36 +148,23 @@ class HeartbeatBatcher:
             if not refused:
                 return
             self.statements += 1
-            found = await conn.fetch(REFUSED_STATES_SQL, sorted({w.job_id for w in refused}))
+            job_ids = sorted({w.item.job_id for w in refused})
+            found = await conn.fetch(REFUSED_STATES_SQL, job_ids)
         states = {r["id"]: str(r["state"]) for r in found}
         for waiter in refused:
-            state = states.get(waiter.job_id)
+            job_id = waiter.item.job_id
+            state = states.get(job_id)
             if state is None:
                 waiter.refuse(NotFound())
             else:
-                waiter.refuse(LeaseLost(details={"state": state, "job_id": str(waiter.job_id)}))
-
-    async def _write(
-        self, conn: Connection, ids: list[uuid.UUID], leases: list[str]
-    ) -> list[asyncpg.Record]:
-        """Run the batch statement, again when Postgres aborted it to break a deadlock."""
-        for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
-            self.statements += 1
-            try:
-                return await conn.fetch(BATCH_HEARTBEAT_SQL, ids, leases)
-            except asyncpg.DeadlockDetectedError:
-                log.info("heartbeat batch of %d deadlocked (attempt %d)", len(ids), attempt)
-                if attempt == MAX_WRITE_ATTEMPTS:
-                    break
-                self.deadlock_retries += 1
-                await asyncio.sleep(attempt * random.uniform(*RETRY_BACKOFF_S))
-        raise Unavailable("heartbeats kept deadlocking; try again")
+                waiter.refuse(LeaseLost(details={"state": state, "job_id": str(job_id)}))
 
 
 __all__ = [
     "BATCH_HEARTBEAT_SQL",
     "DEFAULT_MAX_BATCH",
     "DEFAULT_MAX_DELAY_S",
+    "IDLE_FRACTION",
     "REFUSED_STATES_SQL",
     "HeartbeatBatcher",
 ]

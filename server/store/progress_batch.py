@@ -12,7 +12,8 @@ heartbeats, whose latency nobody watches, a progress report is on the way to eve
 subscriber's screen: when no batch is being written, the window is skipped (reports of the
 same event-loop turn still share the batch), so a quiet server adds no delay, and under
 load, while a batch is being written, the next one collects for the window. The flush
-is a task of the batcher, never of a caller. One statement (:data:`BATCH_PROGRESS_SQL`):
+is a task of the batcher, never of a caller (the machinery both store batchers share,
+:mod:`server.store.write_batch`). One statement (:func:`batch_progress_sql`):
 
 * ``UPDATE jobs … FROM unnest(…)``, each row fenced as the single report is (running, same
   lease, progress not going down), moving ``seq`` by one for reports that append an event;
@@ -34,35 +35,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import random
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Final, TypeAlias
+from typing import Final, NamedTuple, TypeAlias
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from jobspine_shared.events import EventType
 from jobspine_shared.models import JobEvent
-from server.errors import JobspineError, NotFound, Unavailable
+from server.errors import NotFound
 from server.store.model import ChangeResult, StoredJob
 from server.store.progress import ProgressWrite, progress_change
 from server.store.rules import refusal
+from server.store.write_batch import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_DELAY_S,
+    Batch,
+    ConnectionFactory,
+    Waiter,
+    WriteBatcher,
+)
 
-log = logging.getLogger(__name__)
-
-Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
-ConnectionFactory: TypeAlias = "Callable[[], AbstractAsyncContextManager[Connection]]"
 #: A ``jobs`` row (with ``store_now``) as the store's job.
 RowDecoder: TypeAlias = "Callable[[asyncpg.Record], StoredJob]"
-
-DEFAULT_MAX_DELAY_S: Final = 0.002
-DEFAULT_MAX_BATCH: Final = 500
-MAX_WRITE_ATTEMPTS: Final = 3
-RETRY_BACKOFF_S: Final = (0.01, 0.05)
 
 _PROGRESS: Final = EventType.PROGRESS.value
 
@@ -94,64 +90,36 @@ SELECT changed.*, now() AS store_now FROM changed
 """
 
 
-class _Waiter:
-    __slots__ = ("future", "job_id", "key", "write")
-
-    def __init__(
-        self,
-        key: uuid.UUID,
-        job_id: str,
-        write: ProgressWrite,
-        future: asyncio.Future[ChangeResult | None],
-    ) -> None:
-        self.key, self.job_id, self.write, self.future = key, job_id, write, future
-
-    def answer(self, result: ChangeResult | None) -> None:
-        if not self.future.done():
-            self.future.set_result(result)
-
-    def refuse(self, error: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(_own_copy(error))
+class _Report(NamedTuple):
+    key: uuid.UUID
+    job_id: str
+    write: ProgressWrite
 
 
-def _own_copy(error: BaseException) -> BaseException:
-    """A new error object per caller (one object raised in many tasks collects them all)."""
-    if isinstance(error, JobspineError):
-        copy = type(error)(error.message, details=error.details)
-        copy.__cause__ = error.__cause__
-        return copy
-    return error
+_Caller = Waiter[_Report, "ChangeResult | None"]
+_ReportBatch = Batch[_Report, "ChangeResult | None"]
 
 
-class _Batch:
-    __slots__ = ("full", "task", "waiters")
-
-    def __init__(self) -> None:
-        self.waiters: list[_Waiter] = []
-        self.full = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-
-def _rounds(waiters: list[_Waiter]) -> list[list[_Waiter]]:
+def _rounds(waiters: list[_Caller]) -> list[list[_Caller]]:
     """Arrival order, at most one report per job in each round."""
-    rounds: list[list[_Waiter]] = []
+    rounds: list[list[_Caller]] = []
     seen: list[set[uuid.UUID]] = []
     for waiter in waiters:
-        index = next((i for i, keys in enumerate(seen) if waiter.key not in keys), len(rounds))
+        key = waiter.item.key
+        index = next((i for i, keys in enumerate(seen) if key not in keys), len(rounds))
         if index == len(rounds):
             rounds.append([])
             seen.append(set())
         rounds[index].append(waiter)
-        seen[index].add(waiter.key)
+        seen[index].add(key)
     return rounds
 
 
-class ProgressBatcher:
+class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
     """Writes concurrent progress reports as one statement per batch (module docstring).
 
-    ``flushes`` (batches written), ``statements`` (everything sent) and ``deadlock_retries``
-    are plain counters, for tests and benchmarks.
+    ``flushes`` (statements of reports written: one a round), ``statements`` (everything
+    sent) and ``deadlock_retries`` are plain counters, for tests and benchmarks.
     """
 
     def __init__(
@@ -167,36 +135,25 @@ class ProgressBatcher:
     ) -> None:
         """``select_jobs_sql``: the jobs of ``$1::uuid[]`` with ``store_now``, to name why
         reports were refused."""
-        if max_delay_s < 0:
-            raise ValueError("max_delay_s must not be negative")
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
-        self._connection = connection
+        super().__init__(
+            connection,
+            max_delay_s=max_delay_s,
+            max_batch=max_batch,
+            task_name="progress-batch",
+            lost_message="the progress report was not recorded",
+        )
         self._sql = batch_progress_sql(columns)
         self._decode = decode
         self._select_jobs = select_jobs_sql
         self._backlog_size = backlog_size
-        self.max_delay_s = max_delay_s
-        self.max_batch = max_batch
-        self._open: _Batch | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         #: Batches past their window, being written.
-        self._written: set[_Batch] = set()
-        self._closed = False
-        self.flushes = 0
-        self.statements = 0
-        self.deadlock_retries = 0
-
-    @property
-    def busy(self) -> int:
-        """Batches collecting or being written (each one a task of this batcher)."""
-        return len(self._tasks)
+        self._written: set[_ReportBatch] = set()
 
     @property
     def writing(self) -> int:
         """Batches being written whose callers are not all answered yet (a batch gives its
         connection back after answering: that does not make a new report wait)."""
-        return sum(1 for batch in self._written if any(not w.future.done() for w in batch.waiters))
+        return sum(1 for batch in self._written if any(w.waiting for w in batch.waiters))
 
     async def submit(
         self, key: uuid.UUID, job_id: str, write: ProgressWrite
@@ -204,95 +161,62 @@ class ProgressBatcher:
         """Write the report with the others of its batch; its result once committed, or None
         when the caller should apply it on its own (the job changed under the batch). Raises
         what the unbatched report would."""
-        if self._closed:
-            raise Unavailable("the job store is closed")
-        loop = asyncio.get_running_loop()
-        batch = self._open
-        if batch is None:
-            batch = self._open = _Batch()
-            batch.task = loop.create_task(self._run(batch), name="progress-batch")
-            self._tasks.add(batch.task)
-            batch.task.add_done_callback(self._tasks.discard)
-        future: asyncio.Future[ChangeResult | None] = loop.create_future()
-        batch.waiters.append(_Waiter(key, job_id, write, future))
-        if len(batch.waiters) >= self.max_batch:
-            self._seal(batch)
+        return await self._submit(_Report(key, job_id, write))
+
+    async def _collect(self, batch: _ReportBatch) -> None:
+        """No window when no batch is being written (callers of this turn of the event loop
+        still join); while one is, collect for ``max_delay_s`` or until full."""
+        if self.writing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.max_delay_s):
+                    await batch.full.wait()
+        else:
+            await asyncio.sleep(0)  # callers of this turn of the event loop join
+
+    async def _write(self, batch: _ReportBatch, live: list[_Caller]) -> None:
+        self._written.add(batch)
         try:
-            return await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                future.exception()
-            raise
-
-    async def flush(self) -> None:
-        """Write the collecting batch now and return once its callers are answered."""
-        batch = self._open
-        if batch is None:
-            return
-        self._seal(batch)
-        if batch.task is not None:
-            await asyncio.wait({batch.task})
-
-    async def close(self) -> None:
-        """Write what is collecting, wait for every batch in flight; refuse later reports."""
-        self._closed = True
-        if self._open is not None:
-            self._seal(self._open)
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _seal(self, batch: _Batch) -> None:
-        if self._open is batch:
-            self._open = None
-        batch.full.set()
-
-    async def _run(self, batch: _Batch) -> None:
-        try:
-            if self.writing:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.max_delay_s):
-                        await batch.full.wait()
-            else:
-                await asyncio.sleep(0)  # callers of this turn of the event loop join
-            self._seal(batch)
-            self._written.add(batch)
-            try:
-                for round_ in _rounds([w for w in batch.waiters if not w.future.done()]):
-                    await self._flush(round_)
-            finally:
-                self._written.discard(batch)
-        except Exception as exc:
-            for waiter in batch.waiters:
-                waiter.refuse(exc)
+            for round_ in _rounds(live):
+                await self._write_round(round_)
         finally:
-            self._seal(batch)
-            for waiter in batch.waiters:
-                waiter.refuse(Unavailable("the progress report was not recorded"))
+            self._written.discard(batch)
 
-    async def _flush(self, waiters: list[_Waiter]) -> None:
-        live = [w for w in waiters if not w.future.done()]
+    async def _write_round(self, waiters: list[_Caller]) -> None:
+        live = [w for w in waiters if w.waiting]
         if not live:
             return
         self.flushes += 1
+        reports = [w.item for w in live]
         async with self._connection() as conn:
-            rows = await self._write(conn, live)
+            rows = await self.fetch_retrying(
+                conn,
+                self._sql,
+                [r.key for r in reports],
+                [r.write.lease for r in reports],
+                [float(r.write.progress) for r in reports],
+                [r.write.step for r in reports],
+                [r.write.with_event for r in reports],
+                [r.write.event_data for r in reports],
+                self._backlog_size,
+                what="progress report",
+            )
             answered: set[int] = set()
             for row in rows:
                 waiter = live[row["n"] - 1]
                 answered.add(row["n"] - 1)
-                waiter.answer(self._result(row, waiter.write))
+                waiter.answer(self._result(row, waiter.item.write))
             refused = [w for i, w in enumerate(live) if i not in answered]
             if not refused:
                 return
             self.statements += 1
-            found = await conn.fetch(self._select_jobs, sorted({w.key for w in refused}))
+            found = await conn.fetch(self._select_jobs, sorted({w.item.key for w in refused}))
         jobs = {r["id"]: (self._decode(r), r["store_now"]) for r in found}
         for waiter in refused:
-            job, now = jobs.get(waiter.key, (None, None))
+            job, now = jobs.get(waiter.item.key, (None, None))
             if job is None or now is None:
                 waiter.refuse(NotFound())
                 continue
-            error = refusal(job, progress_change(waiter.write), now)
+            error = refusal(job, progress_change(waiter.item.write), now)
             if error is None:
                 waiter.answer(None)  # changed since the batch: the caller applies it alone
             else:
@@ -314,30 +238,6 @@ class ProgressBatcher:
             data=dict(write.event_data),
         )
         return ChangeResult(job=job, events=(event,))
-
-    async def _write(self, conn: Connection, waiters: list[_Waiter]) -> list[asyncpg.Record]:
-        """Run the batch statement, again when Postgres aborted it to break a deadlock (it
-        then wrote nothing)."""
-        args = (
-            [w.key for w in waiters],
-            [w.write.lease for w in waiters],
-            [float(w.write.progress) for w in waiters],
-            [w.write.step for w in waiters],
-            [w.write.with_event for w in waiters],
-            [w.write.event_data for w in waiters],
-            self._backlog_size,
-        )
-        for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
-            self.statements += 1
-            try:
-                return await conn.fetch(self._sql, *args)
-            except asyncpg.DeadlockDetectedError:
-                log.info("progress batch of %d deadlocked (attempt %d)", len(waiters), attempt)
-                if attempt == MAX_WRITE_ATTEMPTS:
-                    break
-                self.deadlock_retries += 1
-                await asyncio.sleep(attempt * random.uniform(*RETRY_BACKOFF_S))
-        raise Unavailable("progress reports kept deadlocking; try again")
 
 
 __all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_DELAY_S", "ProgressBatcher", "batch_progress_sql"]
