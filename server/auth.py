@@ -16,6 +16,7 @@ import jwt
 from server.actors import Actor, Role
 from server.config import JwtSettings
 from server.errors import Forbidden, Unauthorized
+from server.validation import is_storable_text
 
 MAX_SUBJECT_LENGTH = 256
 
@@ -75,6 +76,8 @@ def _actor(claims: dict[str, Any]) -> Actor:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not 1 <= len(subject) <= MAX_SUBJECT_LENGTH:
         raise Unauthorized(f"the token's 'sub' must be 1 to {MAX_SUBJECT_LENGTH} characters")
+    if not is_storable_text(subject):
+        raise Unauthorized("the token's 'sub' must not contain NUL or unpaired surrogates")
     role = claims.get("role", Role.USER.value)
     if not isinstance(role, str) or role not in {r.value for r in Role}:
         raise Unauthorized("the token's 'role' must be user, admin or worker")

@@ -199,6 +199,8 @@ class JobRepository:
         wanted_type = None if type is None else validation.job_type(type)
         if user_id is not None and not isinstance(user_id, str):
             raise validation.invalid("user_id", "must be a string")
+        if user_id is not None:
+            validation.storable_text(user_id, "user_id")
         owner = (user_id or None) if actor.is_admin else actor.id
         if limit is None:
             limit = DEFAULT_PAGE_SIZE
@@ -435,6 +437,7 @@ class JobRepository:
             worker_id = actor.id
         if not isinstance(worker_id, str) or not 1 <= len(worker_id) <= 128:
             raise validation.invalid("worker_id", "must be a string of 1 to 128 characters")
+        validation.storable_text(worker_id, "worker_id")
         lease = secrets.token_urlsafe(18)
         claimed = await self.store.claim(types=checked_types, worker_id=worker_id, lease=lease)
         if claimed is None:
@@ -445,7 +448,11 @@ class JobRepository:
 
     @staticmethod
     def _lease(value: object) -> str:
-        if not isinstance(value, str) or not 1 <= len(value) <= 128:
+        if (
+            not isinstance(value, str)
+            or not 1 <= len(value) <= 128
+            or not validation.is_storable_text(value)
+        ):
             raise validation.invalid("lease", "must be the lease string the claim returned")
         return value
 

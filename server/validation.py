@@ -7,6 +7,8 @@ import math
 import re
 from typing import Any
 
+import attrs
+
 from jobspine_shared.models import (
     JOB_TYPE_PATTERN,
     MAX_ERROR_CODE_LENGTH,
@@ -18,6 +20,28 @@ from server.errors import PayloadTooLarge, ValidationFailed
 
 def invalid(field: str, message: str) -> ValidationFailed:
     return ValidationFailed(f"{field}: {message}", details={"field": field})
+
+
+#: The longest integer literal a payload may carry: what python-socketio clients (the worker
+#: SDK) decode; a longer one would make every message that echoes it undecodable for them.
+MAX_INTEGER_DIGITS = 100
+
+
+@attrs.frozen
+class OverlongInteger:
+    """What a JSON parser makes of an integer literal longer than ``MAX_INTEGER_DIGITS``: not
+    a number and not JSON-encodable, so every field check refuses it as a validation error
+    (rather than the whole message being unreadable, or stored and echoed to clients that
+    cannot read it)."""
+
+    digits: int
+
+
+def parse_json_int(text: str) -> int | OverlongInteger:
+    """``parse_int`` for ``json.loads``: refuses over-long integers field by field."""
+    if len(text) > MAX_INTEGER_DIGITS:
+        return OverlongInteger(len(text))
+    return int(text)
 
 
 #: The canonical text of a UUID (what ``str(uuid.UUID(...))`` gives): lowercase hex in
@@ -53,6 +77,24 @@ def progress(value: object, field: str = "progress") -> float:
     return float(value)
 
 
+#: Characters no store can hold: NUL (Postgres ``text`` and ``jsonb`` refuse it) and unpaired
+#: surrogates (JSON can carry them as ``\ud800`` escapes, UTF-8 cannot encode them).
+_UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+#: A NUL escape in compact JSON text: ``\u0000`` after an even number of backslashes.
+_NUL_ESCAPE = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
+_UNSTORABLE = "must not contain NUL or unpaired surrogate characters"
+
+
+def is_storable_text(value: str) -> bool:
+    return _UNSTORABLE_CHARACTER.search(value) is None
+
+
+def storable_text(value: str, field: str) -> str:
+    if not is_storable_text(value):
+        raise invalid(field, _UNSTORABLE)
+    return value
+
+
 def optional_text(value: object, field: str, max_length: int) -> str | None:
     if value is None:
         return None
@@ -60,7 +102,7 @@ def optional_text(value: object, field: str, max_length: int) -> str | None:
         raise invalid(field, "must be a string")
     if len(value) > max_length:
         raise invalid(field, f"must be at most {max_length} characters")
-    return value
+    return storable_text(value, field)
 
 
 def step(value: object) -> str | None:
@@ -84,13 +126,28 @@ def json_object(value: object, field: str) -> dict[str, Any]:
     return value
 
 
+def _unencodable(value: object) -> Any:
+    if isinstance(value, OverlongInteger):
+        raise TypeError(f"an integer of more than {MAX_INTEGER_DIGITS} digits")
+    raise TypeError(f"a value of type {type(value).__name__}")
+
+
 def encoded_size(value: object, field: str) -> int:
-    """Length of the compact UTF-8 JSON encoding; refuses what JSON cannot carry (NaN)."""
+    """Length of the compact UTF-8 JSON encoding; refuses what JSON cannot carry (NaN) and
+    text no store can hold (NUL, unpaired surrogates) anywhere in keys or strings."""
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_unencodable
+        )
     except (TypeError, ValueError) as exc:
         raise invalid(field, f"is not JSON-encodable ({exc})") from None
-    return len(text.encode("utf-8"))
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise invalid(field, _UNSTORABLE) from None
+    if "\\u0000" in text and _NUL_ESCAPE.search(text) is not None:
+        raise invalid(field, _UNSTORABLE)
+    return len(encoded)
 
 
 def checkpoint_data(

@@ -504,3 +504,49 @@ async def test_a_store_outage_is_unavailable_everywhere_and_passes(
     assert (await server.rest("GET", "/readyz"))[0] == 200
     assert (await user.ok("job:subscribe", {"job_id": job["id"]}))["job"]["seq"] == 1
     assert (await worker.ok("claim", {}))["job"]["id"] == job["id"]
+
+
+OVERLONG_INTEGER = "1" * 101
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"type": "t", "input": {"text": "a\\u0000b"}}',
+        b'{"type": "t", "input": {"a\\u0000": 1}}',
+        b'{"type": "t", "input": {"text": "\\ud800"}}',
+        b'{"type": "t", "input": {"n": ' + OVERLONG_INTEGER.encode() + b"}}",
+    ],
+    ids=["nul-in-value", "nul-in-key", "lone-surrogate", "overlong-integer"],
+)
+async def test_input_no_store_or_client_can_hold_is_a_validation_error(
+    live_server: LiveServer, raw: bytes
+) -> None:
+    token = live_server.token("u1")
+    status, body = await live_server.rest("POST", "/api/jobs", token=token, data=raw)
+    assert status == 422, body
+    assert _assert_envelope(body, "validation_error")["details"] == {"field": "input"}
+    status, page = await live_server.rest("GET", "/api/jobs", token=token)
+    assert (status, page["items"]) == (200, [])
+
+
+async def test_an_escaped_backslash_before_u0000_is_ordinary_text(
+    live_server: LiveServer,
+) -> None:
+    raw = b'{"type": "t", "input": {"text": "\\\\u0000"}}'
+    status, job = await live_server.rest(
+        "POST", "/api/jobs", token=live_server.token("u1"), data=raw
+    )
+    assert status == 201, job
+    assert job["input"] == {"text": "\\u0000"}
+
+
+async def test_unstorable_text_in_a_filter_or_a_token_is_refused(live_server: LiveServer) -> None:
+    admin = live_server.token("root", "admin")
+    status, body = await live_server.rest("GET", "/api/jobs?user_id=a%00b", token=admin)
+    assert status == 422, body
+    assert _assert_envelope(body, "validation_error")["details"] == {"field": "user_id"}
+    nul_subject = live_server.raw_token({"sub": "u\x001", "exp": 2**40})
+    status, body = await live_server.rest("GET", "/api/jobs", token=nul_subject)
+    assert status == 401, body
+    _assert_envelope(body, "unauthorized")

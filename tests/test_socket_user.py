@@ -376,3 +376,35 @@ async def test_stopping_drops_clients_for_reconnection_and_leaves_no_task(
         if "engineio/async_socket" in repr(task) or "/server/" in repr(task)
     ]
     assert leftover == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"type": "t", "input": {"text": "a\x00b"}}, "input"),
+        ({"type": "t", "input": {"text": "\ud800"}}, "input"),
+        ({"type": "t", "input": {"n": 10**120}}, "input"),
+    ],
+    ids=["nul", "lone-surrogate", "overlong-integer"],
+)
+async def test_create_refuses_input_no_store_or_client_can_hold(
+    live_server: LiveServer, payload: dict[str, Any], field: str
+) -> None:
+    user = await connect_user(live_server, "u1")
+    error = await user.refused("job:create", payload, code="validation_error")
+    assert error["details"] == {"field": field}
+    status, page = await live_server.rest("GET", "/api/jobs", token=live_server.token("u1"))
+    assert (status, page["items"]) == (200, [])
+
+
+async def test_an_overlong_integer_anywhere_in_a_call_still_gets_an_ack(
+    live_server: LiveServer,
+) -> None:
+    # python-socketio's own parser drops such a packet, so the call never got an ack.
+    user = await connect_user(live_server, "u1")
+    job = (await user.ok("job:create", {"type": "t"}))["job"]
+    error = await user.refused(
+        "job:subscribe", {"job_id": job["id"], "after_seq": 10**120}, code="validation_error"
+    )
+    assert error["details"] == {"field": "after_seq"}
+    assert user.connected

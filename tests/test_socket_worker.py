@@ -345,3 +345,37 @@ async def test_unknown_worker_events_are_bad_requests(live_server: LiveServer) -
     await worker.refused("job:create", {"type": "t"}, code="bad_request")
     await worker.refused("steal", {}, code="bad_request")
     assert (await _claim(worker))["job"] is None
+
+
+async def test_text_no_store_can_hold_is_refused_and_changes_nothing(
+    live_server: LiveServer,
+) -> None:
+    """NUL (Postgres refuses it) and unpaired surrogates (UTF-8 cannot encode them)."""
+    user = await connect_user(live_server)
+    job = await _create(user)
+    worker = await connect_worker(live_server)
+    error = await worker.refused("claim", {"worker_id": "w\x00"}, code="validation_error")
+    assert error["details"] == {"field": "worker_id"}
+    lease = (await _claim(worker))["lease"]
+    fenced = {"job_id": job["id"], "lease": lease}
+    for bad in ["a\x00b", "\udc00"]:
+        refusals = [
+            ("heartbeat", {"job_id": job["id"], "lease": bad}, "lease"),
+            ("progress", {**fenced, "progress": 50, "step": bad}, "step"),
+            ("checkpoint", {**fenced, "data": {"k": bad}, "progress": 50}, "data"),
+            ("checkpoint", {**fenced, "data": {bad: 1}}, "data"),
+            ("complete", {**fenced, "result": {"k": bad}}, "result"),
+            ("complete", {**fenced, "result": {"n": 10**120}}, "result"),
+            ("fail", {**fenced, "error": {"message": bad}}, "error.message"),
+            ("fail", {**fenced, "error": {"message": "m", "code": bad}}, "error.code"),
+        ]
+        for event, payload, field in refusals:
+            error = await worker.refused(event, payload, code="validation_error")
+            assert error["details"] == {"field": field}, (event, error)
+    status, now = await live_server.rest(
+        "GET", f"/api/jobs/{job['id']}", token=live_server.token("u1")
+    )
+    assert status == 200
+    assert (now["state"], now["progress"], now["has_checkpoint"]) == ("running", 0.0, False)
+    assert now["seq"] == 2  # created, started: nothing else
+    assert (await worker.ok("heartbeat", fenced))["pause_requested"] is False

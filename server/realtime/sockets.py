@@ -12,6 +12,7 @@ from aiohttp import web
 
 from server.auth import Identity
 from server.realtime.backpressure import SendQueueBound
+from server.realtime.packets import ServerPacket
 
 ConnectHandler = Callable[[str, dict[str, Any], object], Awaitable[None]]
 """``(sid, environ, auth)``; raises :class:`socketio.exceptions.ConnectionRefusedError`."""
@@ -44,6 +45,7 @@ class SocketServer:
         self.server: Any = socketio.AsyncServer(
             async_mode="aiohttp",
             cors_allowed_origins="*",
+            serializer=ServerPacket,
             max_http_buffer_size=max_message_bytes,
             **options,
         )

@@ -67,7 +67,11 @@ async def json_body(request: web.Request, *, optional: bool = False) -> dict[str
             return None
         raise BadRequest("the request body must be a JSON object")
     try:
-        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+        body = json.loads(
+            raw.decode("utf-8"),
+            parse_constant=_no_constants,
+            parse_int=validation.parse_json_int,
+        )
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("the request body is not valid JSON") from None
     if not isinstance(body, dict):
