@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import asyncpg
@@ -22,7 +22,7 @@ from server.repository import JobRepository
 from server.store.heartbeat_batch import HeartbeatBatcher
 from server.store.postgres import PostgresJobStore
 from tests.support.jobs import ALICE, drive, wait_until
-from tests.support.postgres import open_postgres_store
+from tests.support.postgres import connected, open_postgres_store, opened_postgres_store
 
 BACKLOG = 5
 UNREACHABLE_DSN = "postgresql://postgres@127.0.0.1:1/postgres"
@@ -30,22 +30,8 @@ UNREACHABLE_DSN = "postgresql://postgres@127.0.0.1:1/postgres"
 WIDE_WINDOW_S = 0.05
 
 
-@contextlib.asynccontextmanager
-async def opened(dsn: str, **options: Any) -> AsyncIterator[PostgresJobStore]:
-    store = await open_postgres_store(dsn, backlog_size=BACKLOG, **options)
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-@contextlib.asynccontextmanager
-async def connect(dsn: str) -> AsyncIterator[asyncpg.Connection[Any]]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
+def opened(dsn: str, **options: Any) -> AbstractAsyncContextManager[PostgresJobStore]:
+    return opened_postgres_store(dsn, backlog_size=BACKLOG, **options)
 
 
 def batcher_of(store: PostgresJobStore) -> HeartbeatBatcher:
@@ -97,7 +83,7 @@ async def lock_waiters(conn: asyncpg.Connection[Any]) -> int:
 
 
 async def test_concurrent_heartbeats_share_few_statements(postgres_dsn: str) -> None:
-    async with connect(postgres_dsn) as conn, opened(postgres_dsn) as store:
+    async with connected(postgres_dsn) as conn, opened(postgres_dsn) as store:
         jobs = await running_jobs(conn, 50)
         calls = [jobs[i % len(jobs)] for i in range(200)]  # each job four times
 
@@ -137,7 +123,7 @@ async def test_batched_heartbeats_are_hot_updates(postgres_dsn: str) -> None:
     are HOT: as in the single-heartbeat test, a few jobs heartbeat many times, their page
     pruned between batches. (How many of a batch's updates find room on their page depends
     on the page; ``scripts/bench_heartbeat_store.py`` measures it under load.)"""
-    async with connect(postgres_dsn) as conn:
+    async with connected(postgres_dsn) as conn:
         jobs = await running_jobs(conn, 5)
         updates_before, hot_before = await update_counts(conn)
         store = await open_postgres_store(postgres_dsn, backlog_size=BACKLOG)
@@ -157,7 +143,7 @@ async def test_batched_heartbeats_are_hot_updates(postgres_dsn: str) -> None:
 
 async def test_a_full_batch_is_written_without_waiting_out_its_window(postgres_dsn: str) -> None:
     """``max_batch`` callers start the flush at once; the window only bounds a lone caller."""
-    async with connect(postgres_dsn) as conn:
+    async with connected(postgres_dsn) as conn:
         jobs = await running_jobs(conn, 20)
         pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=2)
         batcher = HeartbeatBatcher(pool.acquire, max_delay_s=3600, max_batch=10)
@@ -176,7 +162,7 @@ async def test_a_full_batch_is_written_without_waiting_out_its_window(postgres_d
 
 async def test_batching_off_writes_each_heartbeat_on_its_own(postgres_dsn: str) -> None:
     async with (
-        connect(postgres_dsn) as conn,
+        connected(postgres_dsn) as conn,
         opened(postgres_dsn, heartbeat_batch_delay_s=0) as store,
     ):
         (job_id, lease), *_ = await running_jobs(conn, 1)
@@ -251,7 +237,7 @@ async def test_a_caller_giving_up_in_the_window_does_not_affect_the_others(
     postgres_dsn: str,
 ) -> None:
     async with (
-        connect(postgres_dsn) as conn,
+        connected(postgres_dsn) as conn,
         opened(postgres_dsn, heartbeat_batch_delay_s=3600) as store,
     ):
         jobs = await running_jobs(conn, 3)
@@ -271,8 +257,8 @@ async def test_a_caller_giving_up_during_the_write_does_not_cancel_it(postgres_d
     """The write is the batcher's task: the caller that gave up stops waiting for it, and
     the others are answered when it commits."""
     async with (
-        connect(postgres_dsn) as conn,
-        connect(postgres_dsn) as locker,
+        connected(postgres_dsn) as conn,
+        connected(postgres_dsn) as locker,
         opened(postgres_dsn) as store,
     ):
         jobs = await running_jobs(conn, 3)
@@ -322,8 +308,8 @@ async def test_a_connection_lost_mid_write_fails_the_batch_with_unavailable(
     postgres_dsn: str,
 ) -> None:
     async with (
-        connect(postgres_dsn) as conn,
-        connect(postgres_dsn) as locker,
+        connected(postgres_dsn) as conn,
+        connected(postgres_dsn) as locker,
         opened(postgres_dsn) as store,
     ):
         jobs = await running_jobs(conn, 4)
@@ -350,14 +336,14 @@ async def test_a_deadlock_between_batches_is_retried(postgres_dsn: str) -> None:
     """Two multi-row writers locking the same jobs in opposite orders deadlock; Postgres
     aborts the batch statement (the one whose deadlock check runs first, here), which wrote
     nothing, and the batcher runs it again."""
-    async with connect(postgres_dsn) as conn:
+    async with connected(postgres_dsn) as conn:
         # The store's sessions check for deadlocks after 0.5 s, the other writer's after
         # a minute: the batch is the one Postgres aborts.
         database = await conn.fetchval("SELECT current_database()")
         await conn.execute(f"ALTER DATABASE \"{database}\" SET deadlock_timeout = '500ms'")
     async with (
-        connect(postgres_dsn) as conn,
-        connect(postgres_dsn) as other,
+        connected(postgres_dsn) as conn,
+        connected(postgres_dsn) as other,
         opened(postgres_dsn, heartbeat_batch_delay_s=WIDE_WINDOW_S) as store,
     ):
         (first, first_lease), (second, second_lease) = await running_jobs(conn, 2)
@@ -383,7 +369,7 @@ async def test_a_deadlock_between_batches_is_retried(postgres_dsn: str) -> None:
 
 
 async def test_close_writes_pending_heartbeats_and_leaves_no_task(postgres_dsn: str) -> None:
-    async with connect(postgres_dsn) as conn:
+    async with connected(postgres_dsn) as conn:
         jobs = await running_jobs(conn, 5)
         store = await open_postgres_store(
             postgres_dsn, backlog_size=BACKLOG, heartbeat_batch_delay_s=3600

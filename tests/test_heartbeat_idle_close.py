@@ -10,7 +10,8 @@ import asyncpg
 import pytest
 
 from server.store.heartbeat_batch import IDLE_FRACTION, HeartbeatBatcher
-from tests.test_heartbeat_batch import beaten_since, connect, running_jobs
+from tests.support.postgres import connected
+from tests.test_heartbeat_batch import beaten_since, running_jobs
 
 #: Far longer than any test may take: a batch that waited it out would fail the test.
 WINDOW_S = 3600.0
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.postgres
 
 
 async def test_a_lone_heartbeat_is_written_once_no_one_joins(postgres_dsn: str) -> None:
-    async with connect(postgres_dsn) as conn:
+    async with connected(postgres_dsn) as conn:
         [(job_id, lease)] = await running_jobs(conn, 1)
         pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=2)
         batcher = HeartbeatBatcher(pool.acquire, max_delay_s=WINDOW_S, idle_s=0.01)
@@ -36,7 +37,7 @@ async def test_a_lone_heartbeat_is_written_once_no_one_joins(postgres_dsn: str) 
 
 
 async def test_callers_that_come_together_share_one_statement(postgres_dsn: str) -> None:
-    async with connect(postgres_dsn) as conn:
+    async with connected(postgres_dsn) as conn:
         jobs = await running_jobs(conn, 20)
         pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=2)
         batcher = HeartbeatBatcher(pool.acquire, max_delay_s=WINDOW_S, idle_s=0.05)

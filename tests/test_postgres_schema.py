@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,6 +25,7 @@ from server.store.migrator import MIGRATION_LOCK_KEY, load_migrations, migrate
 from server.store.model import JobFilter
 from server.store.postgres import FIND_STALE_SQL, HEARTBEAT_SQL, PostgresJobStore
 from tests.support.jobs import ALICE, WORKER, claim, create, wait_until
+from tests.support.postgres import connected, opened_postgres_store
 
 # The root conftest registers it too; naming it here keeps this module runnable on its own.
 
@@ -32,23 +34,8 @@ BACKLOG = 5
 EVERY_PROGRESS_EVENT = RepositorySettings(progress_events_per_s=0)
 
 
-@contextlib.asynccontextmanager
-async def connect(dsn: str) -> AsyncIterator[asyncpg.Connection[Any]]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@contextlib.asynccontextmanager
-async def opened_store(dsn: str, **options: Any) -> AsyncIterator[PostgresJobStore]:
-    store = PostgresJobStore(dsn, backlog_size=BACKLOG, **options)
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
+def opened_store(dsn: str, **options: Any) -> AbstractAsyncContextManager[PostgresJobStore]:
+    return opened_postgres_store(dsn, backlog_size=BACKLOG, **options)
 
 
 async def insert_job(conn: asyncpg.Connection[Any], *, running: bool = False) -> uuid.UUID:
@@ -73,7 +60,7 @@ async def insert_job(conn: asyncpg.Connection[Any], *, running: bool = False) ->
 
 
 async def migration_rows(dsn: str) -> list[tuple[int, str]]:
-    async with connect(dsn) as conn:
+    async with connected(dsn) as conn:
         rows = await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
     return [(r["version"], r["name"]) for r in rows]
 
@@ -94,7 +81,7 @@ async def test_migrator_builds_an_empty_database_once(empty_postgres_dsn: str) -
 async def test_concurrent_migrators_queue_on_the_lock_and_both_succeed(
     empty_postgres_dsn: str,
 ) -> None:
-    async with connect(empty_postgres_dsn) as blocker:
+    async with connected(empty_postgres_dsn) as blocker:
         # Hold the migrators' lock so that both are provably waiting at the same time.
         await blocker.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         runs = [asyncio.create_task(migrate(empty_postgres_dsn)) for _ in range(2)]
@@ -123,13 +110,13 @@ async def test_a_cloned_test_database_is_fully_migrated(postgres_dsn: str) -> No
 
 
 async def test_transition_table_is_the_contracts(postgres_dsn: str) -> None:
-    async with connect(postgres_dsn) as conn:
+    async with connected(postgres_dsn) as conn:
         rows = await conn.fetch("SELECT from_state::text, to_state::text FROM job_transitions")
     assert {(JobState(r[0]), JobState(r[1])) for r in rows} == set(TRANSITIONS)
 
 
 async def test_trigger_refuses_an_illegal_transition_in_raw_sql(postgres_dsn: str) -> None:
-    async with connect(postgres_dsn) as conn:
+    async with connected(postgres_dsn) as conn:
         job_id = await insert_job(conn)
         with pytest.raises(asyncpg.CheckViolationError, match="created -> completed"):
             await conn.execute(
@@ -143,7 +130,7 @@ async def test_trigger_refuses_an_illegal_transition_in_raw_sql(postgres_dsn: st
 
 
 async def test_a_job_cannot_be_inserted_past_created(postgres_dsn: str) -> None:
-    async with connect(postgres_dsn) as conn, conn.transaction():
+    async with connected(postgres_dsn) as conn, conn.transaction():
         with pytest.raises(asyncpg.CheckViolationError, match="must be created"):
             await conn.execute(
                 "INSERT INTO jobs (id, user_id, type, state, created_at, updated_at, epoch,"
@@ -171,7 +158,7 @@ async def test_a_job_cannot_be_inserted_past_created(postgres_dsn: str) -> None:
 async def test_check_constraints_refuse_bad_values(
     postgres_dsn: str, assignment: str, constraint: str
 ) -> None:
-    async with connect(postgres_dsn) as conn:
+    async with connected(postgres_dsn) as conn:
         job_id = await insert_job(conn)
         with pytest.raises(asyncpg.CheckViolationError) as refused:
             await conn.execute(f"UPDATE jobs SET {assignment} WHERE id = $1", job_id)
@@ -193,7 +180,7 @@ async def update_counts(conn: asyncpg.Connection[Any]) -> tuple[int, int]:
 
 async def test_heartbeats_are_hot_updates(postgres_dsn: str) -> None:
     beats = 200
-    async with connect(postgres_dsn) as conn:
+    async with connected(postgres_dsn) as conn:
         # Everything on this one connection: its statistics are flushed on demand.
         job_id = await insert_job(conn, running=True)
         updates_before, hot_before = await update_counts(conn)
@@ -206,7 +193,7 @@ async def test_heartbeats_are_hot_updates(postgres_dsn: str) -> None:
 
 
 async def test_no_index_holds_the_heartbeat_column(postgres_dsn: str) -> None:
-    async with connect(postgres_dsn) as conn:
+    async with connected(postgres_dsn) as conn:
         definitions = await conn.fetch(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'jobs'"
         )
@@ -215,7 +202,7 @@ async def test_no_index_holds_the_heartbeat_column(postgres_dsn: str) -> None:
 
 
 async def test_stale_scan_uses_the_partial_running_index(postgres_dsn: str) -> None:
-    async with connect(postgres_dsn) as conn:
+    async with connected(postgres_dsn) as conn:
         await conn.execute(
             "INSERT INTO jobs (id, user_id, type, created_at, updated_at, epoch, seq)"
             " SELECT gen_random_uuid(), 'u' || (g % 50), 'research',"
@@ -243,7 +230,7 @@ async def test_the_backlog_is_trimmed_in_the_table(postgres_dsn: str) -> None:
         lease = await claim(repo, job.id)
         for step in range(12):
             await repo.update_progress(job.id, lease, step)
-    async with connect(postgres_dsn) as conn:
+    async with connected(postgres_dsn) as conn:
         seqs = await conn.fetch("SELECT seq FROM job_events ORDER BY seq")
     assert [r["seq"] for r in seqs] == list(range(14 - BACKLOG + 1, 15))
 
@@ -439,7 +426,7 @@ async def test_terminated_backends_are_replaced(postgres_dsn: str) -> None:
     async with opened_store(postgres_dsn, min_pool=1, max_pool=1) as store:
         repo = JobRepository(store)
         job = await create(repo)
-        async with connect(postgres_dsn) as admin:
+        async with connected(postgres_dsn) as admin:
             ended = await admin.fetchval(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"

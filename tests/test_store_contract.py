@@ -27,8 +27,8 @@ from server.errors import (
 from server.repository import JobRepository, RepositorySettings
 from server.store.base import JobStore
 from server.store.progress import ProgressWrite, trailing_progress_change
-from tests.conftest import TEST_BACKLOG
 from tests.support.jobs import ADMIN, ALICE, BOB, WORKER, claim, create, drive
+from tests.support.server import TEST_BACKLOG
 
 S = JobState
 MAX_CHECKPOINT = 1024

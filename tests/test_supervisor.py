@@ -14,8 +14,8 @@ from server.store.base import JobStore
 from server.store.model import StoredJob
 from server.supervisor import Supervisor
 from server.tasks import start_task, stop_task
-from tests.conftest import TEST_BACKLOG
 from tests.support.jobs import ALICE, WORKER, drive, wait_until
+from tests.support.server import TEST_BACKLOG
 
 S = JobState
 TIMEOUT_S = 0.2

@@ -144,6 +144,29 @@ async def open_postgres_store(dsn: str, *, backlog_size: int, **options: Any) ->
     return store
 
 
+@contextlib.asynccontextmanager
+async def opened_postgres_store(
+    dsn: str, *, backlog_size: int, **options: Any
+) -> AsyncIterator[PostgresJobStore]:
+    """An opened store on ``dsn``, closed on the way out."""
+    store = await open_postgres_store(dsn, backlog_size=backlog_size, **options)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def connected(dsn: str) -> AsyncIterator[asyncpg.Connection[Any]]:
+    """A plain connection to ``dsn`` (to set rows up and read them back), closed on the way
+    out."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
 def run_blocking(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``work()`` to completion on a loop of its own, in a thread of its own.
 

@@ -303,12 +303,11 @@ async def start_server() -> AsyncIterator[StartServer]:
         yield start
 
 
-@pytest.fixture(
-    params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
-async def live_store(request: pytest.FixtureRequest) -> AsyncIterator[JobStore]:
-    """Each store in turn, opened, with a backlog of :data:`TEST_BACKLOG` events."""
-    if request.param == "memory":
+@contextlib.asynccontextmanager
+async def opened_store(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[JobStore]:
+    """The ``kind`` store (``memory``, or ``postgres`` on a fresh database), opened with a
+    backlog of :data:`TEST_BACKLOG` events, closed on the way out."""
+    if kind == "memory":
         store: JobStore = MemoryJobStore(backlog_size=TEST_BACKLOG)
     else:
         from tests.support.postgres import open_postgres_store
@@ -319,6 +318,15 @@ async def live_store(request: pytest.FixtureRequest) -> AsyncIterator[JobStore]:
         yield store
     finally:
         await store.close()
+
+
+@pytest.fixture(
+    params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+async def live_store(request: pytest.FixtureRequest) -> AsyncIterator[JobStore]:
+    """Each store in turn, opened, with a backlog of :data:`TEST_BACKLOG` events."""
+    async with opened_store(request.param, request) as store:
+        yield store
 
 
 @pytest.fixture
