@@ -124,6 +124,11 @@ async def test_a_js_client_subscribes_and_receives_progress(
             "user",
             {"code": "forbidden", "message": "this needs a token of role worker, not user"},
         ),
+        (
+            "/admin",
+            "user",
+            {"code": "not_found", "message": "no such namespace: /admin; use / or /workers"},
+        ),
     ],
 )
 async def test_a_refused_js_client_gets_code_and_message_as_err_data(

@@ -11,6 +11,7 @@ import socketio
 from aiohttp import web
 
 from server.auth import Identity
+from server.errors import NotFound
 from server.realtime.backpressure import SendQueueBound
 from server.realtime.packets import ServerPacket
 
@@ -26,6 +27,11 @@ ReservedHandler = Callable[[str], Awaitable[object]]
 ConnectionRefused = socketio.exceptions.ConnectionRefusedError
 
 _IDENTITY = "identity"
+
+
+async def _refuse_unknown_namespace(namespace: str, sid: str, *args: Any) -> None:
+    error = NotFound(f"no such namespace: {namespace}; use / or /workers").to_wire()
+    raise ConnectionRefused(error["message"], {"code": error["code"], "message": error["message"]})
 
 
 class SocketServer:
@@ -47,8 +53,14 @@ class SocketServer:
             cors_allowed_origins="*",
             serializer=ServerPacket,
             max_http_buffer_size=max_message_bytes,
+            # Every namespace reaches a connect handler, so that one without its own is
+            # refused with ``{code, message}`` like any refused connection (the library's
+            # own refusal carries a bare string, which the JS client turns into no
+            # ``err.data`` at all).
+            namespaces="*",
             **options,
         )
+        self.server.on("connect", _refuse_unknown_namespace, namespace="*")
         self._shut_down = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._track_background_tasks()
