@@ -554,12 +554,6 @@ async def test_unstorable_text_in_a_filter_or_a_token_is_refused(live_server: Li
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug, store layer (not ours to change here): server/store/postgres.py "
-    "OUTAGE_ERRORS lacks asyncpg.exceptions.InvalidCatalogNameError, so calls while the "
-    "database is gone are 500 internal_error instead of 503 unavailable",
-)
 async def test_a_dropped_database_is_an_outage_not_an_internal_error(
     start_server: StartServer, postgres_dsn: str
 ) -> None:

@@ -78,6 +78,10 @@ OUTAGE_ERRORS: Final[tuple[type[BaseException], ...]] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # The database itself is gone or not (yet) ours: an operator's problem that ends when
+    # it is restored, so callers get 503 and the pool keeps trying, as for a down server.
+    asyncpg.exceptions.InvalidCatalogNameError,
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
     asyncpg.InterfaceError,  # among others ConnectionDoesNotExistError, "pool is closing"
     # The protocol is in a state no request can start from; seen when a backend's FATAL
     # (a Postgres restart) arrived but its socket's EOF has not been processed yet.
