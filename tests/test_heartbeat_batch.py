@@ -79,6 +79,21 @@ async def lock_waiters(conn: asyncpg.Connection[Any]) -> int:
     return count
 
 
+async def heartbeats_behind_a_row_lock(
+    conn: asyncpg.Connection[Any],
+    locker: asyncpg.Connection[Any],
+    store: PostgresJobStore,
+    jobs: list[tuple[str, str]],
+    locked: str,
+) -> list[asyncio.Task[bool]]:
+    """Heartbeats of ``jobs``, returned once their flush waits for ``locker``'s lock on the
+    row of ``locked`` (``locker`` must be in a transaction, which holds the lock)."""
+    await locker.execute("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", uuid.UUID(locked))
+    calls = [asyncio.create_task(store.heartbeat(j, lease)) for j, lease in jobs]
+    await wait_until(lambda: lock_waiters(conn))
+    return calls
+
+
 # -- many callers, few statements -----------------------------------------------------------
 
 
@@ -264,11 +279,7 @@ async def test_a_caller_giving_up_during_the_write_does_not_cancel_it(postgres_d
         jobs = await running_jobs(conn, 3)
         async with locker.transaction():
             # The flush must wait for this row lock, so callers are cancelled mid-write.
-            await locker.execute(
-                "SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", uuid.UUID(jobs[2][0])
-            )
-            calls = [asyncio.create_task(store.heartbeat(j, lease)) for j, lease in jobs]
-            await wait_until(lambda: lock_waiters(conn))
+            calls = await heartbeats_behind_a_row_lock(conn, locker, store, jobs, jobs[2][0])
             calls[0].cancel()
             calls[2].cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -314,11 +325,7 @@ async def test_a_connection_lost_mid_write_fails_the_batch_with_unavailable(
     ):
         jobs = await running_jobs(conn, 4)
         async with locker.transaction():
-            await locker.execute(
-                "SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", uuid.UUID(jobs[0][0])
-            )
-            calls = [asyncio.create_task(store.heartbeat(j, lease)) for j, lease in jobs]
-            await wait_until(lambda: lock_waiters(conn))
+            calls = await heartbeats_behind_a_row_lock(conn, locker, store, jobs, jobs[0][0])
             ended = await conn.fetchval(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND wait_event_type = 'Lock'"
