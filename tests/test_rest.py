@@ -569,3 +569,17 @@ async def test_a_dropped_database_is_an_outage_not_an_internal_error(
             assert status == 503, body
             _assert_envelope(body, "unavailable")
         assert (await server.rest("GET", "/readyz"))[0] == 503
+
+
+async def test_a_body_that_does_not_match_its_content_encoding_is_a_bad_request(
+    live_server: LiveServer,
+) -> None:
+    status, body = await live_server.rest(
+        "POST",
+        "/api/jobs",
+        token=live_server.token("u1"),
+        data=b'{"type": "t"}',
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert status == 400, body
+    _assert_envelope(body, "bad_request")

@@ -61,7 +61,10 @@ async def json_body(request: web.Request, *, optional: bool = False) -> dict[str
 
     Unreadable JSON is a ``bad_request``; JSON that is not an object a ``validation_error``.
     """
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not match
+        raise BadRequest("the request body could not be decoded") from None
     if not raw.strip():
         if optional:
             return None
