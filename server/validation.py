@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -126,6 +127,27 @@ def json_object(value: object, field: str) -> dict[str, Any]:
     return value
 
 
+#: How deep a JSON value (``input``, ``result``, checkpoint ``data``) may nest. Deeper values
+#: would reach Python's recursion limit when copied, encoded or decoded (by the server or
+#: by Python clients), so they are refused up front.
+MAX_JSON_DEPTH = 100
+
+
+def _nesting_exceeds(value: object, limit: int) -> bool:
+    """Whether ``value`` nests more than ``limit`` containers deep (iterative, no recursion)."""
+    if not isinstance(value, dict | list):
+        return False
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        assert isinstance(children, Iterable)
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def _unencodable(value: object) -> Any:
     if isinstance(value, OverlongInteger):
         raise TypeError(f"an integer of more than {MAX_INTEGER_DIGITS} digits")
@@ -133,14 +155,23 @@ def _unencodable(value: object) -> Any:
 
 
 def encoded_size(value: object, field: str) -> int:
-    """Length of the compact UTF-8 JSON encoding; refuses what JSON cannot carry (NaN) and
-    text no store can hold (NUL, unpaired surrogates) anywhere in keys or strings."""
+    """Length of the compact UTF-8 JSON encoding; refuses what JSON cannot carry (NaN), text
+    no store can hold (NUL, unpaired surrogates) anywhere in keys or strings, and values that
+    nest deeper than ``MAX_JSON_DEPTH``."""
+    too_deep = invalid(field, f"must not nest deeper than {MAX_JSON_DEPTH} levels")
     try:
         text = json.dumps(
             value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_unencodable
         )
     except (TypeError, ValueError) as exc:
         raise invalid(field, f"is not JSON-encodable ({exc})") from None
+    except RecursionError:
+        raise too_deep from None
+    # The number of opening brackets bounds the depth: most values need no walk.
+    if text.count("{") + text.count("[") > MAX_JSON_DEPTH and _nesting_exceeds(
+        value, MAX_JSON_DEPTH
+    ):
+        raise too_deep
     try:
         encoded = text.encode("utf-8")
     except UnicodeEncodeError:

@@ -211,3 +211,33 @@ async def test_a_js_worker_is_refused_an_oversize_checkpoint_by_ack(
     assert fits["ok"] is True
     assert progress == {"ok": True}
     assert result["connected"] is True
+
+
+def _nested_json(depth: int) -> str:
+    """``{"a": {"a": … {}}}`` nested ``depth`` objects deep, written out (``json.dumps``
+    would reach Python's recursion limit)."""
+    return '{"a":' * (depth - 1) + "{}" + "}" * (depth - 1)
+
+
+async def test_js_calls_nested_too_deep_get_validation_errors(start_server: StartServer) -> None:
+    """Deeper than Python's JSON parser follows (the call used to get no ack at all), and
+    deeper than the value limit."""
+    server = await start_server()
+    calls = (
+        f'[["job:create", {{"type": "t", "input": {_nested_json(1200)}}}],'
+        f' ["job:create", {{"type": "t", "input": {_nested_json(150)}}}],'
+        ' ["job:create", {"type": "t"}]]'
+    )
+    async with node_client("calls", server.url, server.token("u1"), stdin=calls.encode()) as js:
+        result = await js.line()
+        assert await js.exit_code() == 0, result
+    parse_too_deep, value_too_deep, fine = result["acks"]
+    assert parse_too_deep["error"]["code"] == "validation_error"
+    assert parse_too_deep["error"]["details"] == {"field": "payload"}
+    assert value_too_deep["error"]["code"] == "validation_error"
+    assert value_too_deep["error"]["details"] == {"field": "input"}
+    assert fine["ok"] is True
+    assert result["connected"] is True
+    status, page = await server.rest("GET", "/api/jobs", token=server.token("u1"))
+    assert status == 200
+    assert [job["id"] for job in page["items"]] == [fine["job"]["id"]]

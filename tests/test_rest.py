@@ -583,3 +583,14 @@ async def test_a_body_that_does_not_match_its_content_encoding_is_a_bad_request(
     )
     assert status == 400, body
     _assert_envelope(body, "bad_request")
+
+
+async def test_values_nested_too_deep_are_refused(live_server: LiveServer) -> None:
+    token = live_server.token("u1")
+    for depth, status_code, code in [(150, 422, "validation_error"), (5000, 400, "bad_request")]:
+        raw = '{"type": "t", "input": ' + '{"a":' * depth + "{}" + "}" * depth + "}"
+        status, body = await live_server.rest("POST", "/api/jobs", token=token, data=raw)
+        assert status == status_code, body
+        _assert_envelope(body, code)
+    status, page = await live_server.rest("GET", "/api/jobs", token=token)
+    assert (status, page["items"]) == (200, [])

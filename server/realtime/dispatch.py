@@ -21,7 +21,9 @@ from server.actors import Actor
 from server.errors import BadRequest, JobspineError, Unauthorized, ValidationFailed
 from server.metrics import Metrics
 from server.realtime import acks
+from server.realtime.packets import TooDeepPayload
 from server.realtime.sockets import SocketServer
+from server.validation import MAX_JSON_DEPTH
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,10 @@ class InFlight:
 
 def _payload(args: tuple[object, ...]) -> dict[str, Any]:
     payload = args[0] if args else None
+    if isinstance(payload, TooDeepPayload):
+        raise ValidationFailed(
+            f"the payload nests deeper than {MAX_JSON_DEPTH} levels", details={"field": "payload"}
+        )
     if not isinstance(payload, dict):
         raise ValidationFailed("the payload must be a JSON object", details={"field": "payload"})
     return payload

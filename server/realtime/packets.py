@@ -3,7 +3,8 @@ turns an over-long integer literal into a value every field check refuses.
 
 python-socketio's default parser raises on such a literal, so the whole packet is dropped
 and a call in it never gets its ack. With this one, the call is answered: a
-``validation_error`` naming the field (see :func:`server.validation.parse_json_int`).
+``validation_error`` naming the field (see :func:`server.validation.parse_json_int`). The same
+holds for a payload nested deeper than the parser's recursion limit (:class:`TooDeepPayload`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,27 @@ class PacketJson:
     @staticmethod
     def loads(text: str | bytes, **kwargs: Any) -> Any:
         kwargs.setdefault("parse_int", parse_json_int)
-        return json.loads(text, **kwargs)
+        try:
+            return json.loads(text, **kwargs)
+        except RecursionError:
+            return _too_deep_event(text)
+
+
+class TooDeepPayload:
+    """The payload of an event whose JSON nests deeper than the parser can follow."""
+
+
+def _too_deep_event(text: str | bytes) -> list[object]:
+    """``[event, TooDeepPayload()]`` for the text of an event packet (``["name", …]``), so the
+    call is answered with a ``validation_error`` instead of being dropped unanswered."""
+    decoded = text.decode() if isinstance(text, bytes) else text
+    start = decoded.find("[")
+    if start < 0:
+        raise ValueError("an undecodable packet")
+    event, _ = json.JSONDecoder().raw_decode(decoded[start + 1 :].lstrip())
+    if not isinstance(event, str):
+        raise ValueError("an undecodable packet")
+    return [event, TooDeepPayload()]
 
 
 class ServerPacket(socketio.packet.Packet):  # type: ignore[misc]
@@ -36,4 +57,4 @@ class ServerPacket(socketio.packet.Packet):  # type: ignore[misc]
     json = PacketJson
 
 
-__all__ = ["PacketJson", "ServerPacket"]
+__all__ = ["PacketJson", "ServerPacket", "TooDeepPayload"]
