@@ -148,6 +148,27 @@ def _nesting_exceeds(value: object, limit: int) -> bool:
     return False
 
 
+#: Floats from this magnitude on are refused: Postgres ``jsonb`` writes numbers out in full,
+#: so ``1e99`` comes back as an integer literal longer than ``MAX_INTEGER_DIGITS`` (with a
+#: sign), which Python clients cannot decode.
+MAX_FLOAT_MAGNITUDE = 1e99
+#: How ``json.dumps`` writes a float of at least that magnitude (it may also match text).
+_HUGE_FLOAT_TEXT = re.compile(r"[0-9]e\+(?:99|[1-9][0-9]{2})")
+
+
+def _holds_huge_float(value: object) -> bool:
+    pending: list[object] = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float) and abs(item) >= MAX_FLOAT_MAGNITUDE:
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
 def _unencodable(value: object) -> Any:
     if isinstance(value, OverlongInteger):
         raise TypeError(f"an integer of more than {MAX_INTEGER_DIGITS} digits")
@@ -172,6 +193,8 @@ def encoded_size(value: object, field: str) -> int:
         value, MAX_JSON_DEPTH
     ):
         raise too_deep
+    if _HUGE_FLOAT_TEXT.search(text) is not None and _holds_huge_float(value):
+        raise invalid(field, f"numbers must be smaller than {MAX_FLOAT_MAGNITUDE:g} in magnitude")
     try:
         encoded = text.encode("utf-8")
     except UnicodeEncodeError:

@@ -517,8 +517,9 @@ OVERLONG_INTEGER = "1" * 101
         b'{"type": "t", "input": {"a\\u0000": 1}}',
         b'{"type": "t", "input": {"text": "\\ud800"}}',
         b'{"type": "t", "input": {"n": ' + OVERLONG_INTEGER.encode() + b"}}",
+        b'{"type": "t", "input": {"n": [1, -1e300]}}',
     ],
-    ids=["nul-in-value", "nul-in-key", "lone-surrogate", "overlong-integer"],
+    ids=["nul-in-value", "nul-in-key", "lone-surrogate", "overlong-integer", "huge-float"],
 )
 async def test_input_no_store_or_client_can_hold_is_a_validation_error(
     live_server: LiveServer, raw: bytes

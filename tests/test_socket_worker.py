@@ -379,3 +379,19 @@ async def test_text_no_store_can_hold_is_refused_and_changes_nothing(
     assert (now["state"], now["progress"], now["has_checkpoint"]) == ("running", 0.0, False)
     assert now["seq"] == 2  # created, started: nothing else
     assert (await worker.ok("heartbeat", fenced))["pause_requested"] is False
+
+
+async def test_a_job_with_the_largest_numbers_allowed_is_claimed_by_a_python_worker(
+    live_server: LiveServer,
+) -> None:
+    """Postgres writes ``9.9e98`` out as 99 digits: still short enough for python-socketio."""
+    user = await connect_user(live_server)
+    numbers = {"big": 9.9e98, "negative": -(10**99) + 1, "tiny": 1.5e-320}
+    created = (await user.ok("job:create", {"type": "research", "input": numbers}))["job"]
+    worker = await connect_worker(live_server)
+    claim = await _claim(worker)
+    assert claim["job"]["id"] == created["id"]
+    received = claim["job"]["input"]
+    assert set(received) == set(numbers)
+    for name, value in numbers.items():  # Postgres may turn 9.9e98 into an integer
+        assert float(received[name]) == pytest.approx(value, rel=1e-12, abs=0)
