@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -133,19 +132,22 @@ def json_object(value: object, field: str) -> dict[str, Any]:
 MAX_JSON_DEPTH = 100
 
 
+_CONTAINERS = (dict, list)
+
+
 def _nesting_exceeds(value: object, limit: int) -> bool:
-    """Whether ``value`` nests more than ``limit`` containers deep (iterative, no recursion)."""
-    if not isinstance(value, dict | list):
-        return False
-    pending: list[tuple[object, int]] = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if depth > limit:
-            return True
-        children = item.values() if isinstance(item, dict) else item
-        assert isinstance(children, Iterable)
-        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
+    """Whether ``value`` nests more than ``limit`` containers deep: level by level, without
+    recursion (the values come from JSON, so containers are exactly dicts and lists)."""
+    level: list[Any] = [value] if type(value) in _CONTAINERS else []
+    for _ in range(limit):
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if type(item) is dict else item
+            below += [child for child in children if type(child) in _CONTAINERS]
+        if not below:
+            return False
+        level = below
+    return True
 
 
 #: Floats from this magnitude on are refused: Postgres ``jsonb`` writes numbers out in full,
@@ -193,7 +195,7 @@ def encoded_size(value: object, field: str) -> int:
         value, MAX_JSON_DEPTH
     ):
         raise too_deep
-    if _HUGE_FLOAT_TEXT.search(text) is not None and _holds_huge_float(value):
+    if "e+" in text and _HUGE_FLOAT_TEXT.search(text) and _holds_huge_float(value):
         raise invalid(field, f"numbers must be smaller than {MAX_FLOAT_MAGNITUDE:g} in magnitude")
     try:
         encoded = text.encode("utf-8")
