@@ -75,6 +75,14 @@ class RepositorySettings:
 
 
 @attrs.frozen(kw_only=True)
+class RecoveryCheck:
+    """The answer to an admin's recovery check of one job."""
+
+    recovered: bool
+    job: JobRecord
+
+
+@attrs.frozen(kw_only=True)
 class Replay:
     """Answer to "what did I miss after ``after_seq``": the events, or the snapshot to restart."""
 
@@ -665,16 +673,19 @@ class JobRepository:
         except (LeaseLost, InvalidTransition, NotFound):
             return None
 
-    async def check_job(self, actor: Actor, job_id: object) -> JobRecord | None:
+    async def check_job(self, actor: Actor, job_id: object) -> RecoveryCheck:
         """An admin's recovery check of one job: recover it now when it is stale.
 
-        Returns the job after recovery, or None when it was not stale (or not running). The
-        staleness condition is checked by the store in the same change, as for the supervisor.
+        ``recovered`` says whether this check paused or failed the job; the staleness
+        condition is checked by the store in the same change, as for the supervisor.
         """
         if not actor.is_admin:
             raise Forbidden("only admins can trigger a recovery check")
         job = await self._visible(actor, job_id)
-        return await self.recover_stale_job(job)
+        recovered = await self.recover_stale_job(job)
+        if recovered is None:
+            return RecoveryCheck(recovered=False, job=job.record)
+        return RecoveryCheck(recovered=True, job=recovered)
 
 
 def replay_to_wire(replay: Replay) -> dict[str, Any]:
@@ -690,6 +701,7 @@ __all__ = [
     "EventPublisher",
     "JobPage",
     "JobRepository",
+    "RecoveryCheck",
     "Replay",
     "RepositorySettings",
     "replay_to_wire",

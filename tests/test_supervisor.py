@@ -201,7 +201,8 @@ async def test_admin_check_recovers_one_stale_job(repo: JobRepository) -> None:
     with pytest.raises(Forbidden):
         await repo.check_job(ALICE, job_id)
     await until_stale(repo, job_id)
-    recovered = await repo.check_job(ADMIN, job_id)
-    assert recovered is not None
-    assert recovered.state is S.PAUSED
-    assert await repo.check_job(ADMIN, job_id) is None
+    check = await repo.check_job(ADMIN, job_id)
+    assert check.recovered is True
+    assert check.job.state is S.PAUSED
+    again = await repo.check_job(ADMIN, job_id)
+    assert (again.recovered, again.job.seq) == (False, check.job.seq)

@@ -20,11 +20,8 @@ async def supervisor_status(request: web.Request) -> web.Response:
 async def check_job(request: web.Request) -> web.Response:
     """``{recovered, job}``: ``recovered`` says whether this check paused or failed the job."""
     actor = authenticate(request)
-    repository = request.app[REPOSITORY]
-    job_id = path_job_id(request)
-    recovered = await repository.check_job(actor, job_id)
-    job = recovered if recovered is not None else await repository.get_job(actor, job_id)
-    return web.json_response({"recovered": recovered is not None, "job": job_to_wire(job)})
+    check = await request.app[REPOSITORY].check_job(actor, path_job_id(request))
+    return web.json_response({"recovered": check.recovered, "job": job_to_wire(check.job)})
 
 
 __all__ = ["check_job", "supervisor_status"]
