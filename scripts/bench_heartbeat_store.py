@@ -24,84 +24,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
-import os
-import statistics
+import functools
 import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 # Run from a checkout without installing the package too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scripts import storebench
 from server.errors import JobspineError
-from server.store.migrator import migrate
 from server.store.postgres import PostgresJobStore
-
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PREFIX = "jobspine_bench_"
-
-
-def dsn_for(base: str, database: str) -> str:
-    return urlunsplit(urlsplit(base)._replace(path="/" + database))
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-@contextlib.asynccontextmanager
-async def connection(dsn: str) -> AsyncIterator[asyncpg.Connection[Any]]:
-    conn = await asyncpg.connect(dsn, timeout=10)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-async def wait_for_no_backends(conn: asyncpg.Connection[Any], database: str) -> None:
-    """Until nobody else is connected to ``database``: a template cannot be cloned while in
-    use, and a backend's table statistics are complete only once it has exited."""
-    deadline = time.monotonic() + 30
-    while await conn.fetchval(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-        database,
-    ):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"connections to {database} did not end")
-        await asyncio.sleep(0.02)
-
-
-async def seed(dsn: str, jobs: int) -> list[tuple[str, str]]:
-    """``jobs`` running jobs with a lease each, written in bulk (the store's own claim path
-    is not what is measured); vacuumed so both clones start with clean pages."""
-    await migrate(dsn)
-    ids = [uuid.uuid4() for _ in range(jobs)]
-    leases = [f"lease-{uuid.uuid4().hex[:12]}" for _ in range(jobs)]
-    async with connection(dsn) as conn:
-        await conn.execute(
-            "INSERT INTO jobs (id, user_id, type, input, created_at, updated_at, epoch, seq)"
-            " SELECT id, 'bench', 'research', '{\"query\": \"benchmark\"}', now(), now(), 'e1', 1"
-            " FROM unnest($1::uuid[]) AS t(id)",
-            ids,
-        )
-        await conn.execute(
-            "UPDATE jobs SET state = 'running', lease = t.lease, worker_id = 'bench',"
-            " started_at = now(), last_heartbeat_at = now(), attempt = 1"
-            " FROM unnest($1::uuid[], $2::text[]) AS t(id, lease) WHERE jobs.id = t.id",
-            ids,
-            leases,
-        )
-        await conn.execute("VACUUM (ANALYZE) jobs")
-    return [(str(i), lease) for i, lease in zip(ids, leases, strict=True)]
 
 
 async def table_counts(conn: asyncpg.Connection[Any]) -> dict[str, int]:
@@ -123,12 +61,8 @@ async def run_mode(
     delay: float,
 ) -> dict[str, Any]:
     """One mode on its own clone of the seeded database."""
-    name = f"{template}_{'on' if delay else 'off'}"
-    async with connection(base) as admin:
-        await wait_for_no_backends(admin, template)
-        await admin.execute(f"CREATE DATABASE {quote(name)} TEMPLATE {quote(template)}")
-    dsn = dsn_for(base, name)
-    async with connection(dsn) as reader:
+    name, dsn = await storebench.clone(base, template, delay)
+    async with storebench.connection(dsn) as reader:
         before = await table_counts(reader)
         store = PostgresJobStore(
             dsn,
@@ -163,25 +97,18 @@ async def run_mode(
         finally:
             batcher = store.heartbeat_batcher
             await store.close()
-        await wait_for_no_backends(reader, name)
+        await storebench.until_no_backends(reader, name)
         after = await table_counts(reader)
 
     done = len(latencies)
     updates = after["updates"] - before["updates"]
     hot = after["hot_updates"] - before["hot_updates"]
-    latencies.sort()
     return {
-        "mode": "on" if delay else "off",
-        "delay_s": delay,
-        "jobs": len(jobs),
-        "loops": args.loops,
-        "pool": args.pool,
-        "seconds": round(elapsed, 2),
+        **storebench.head(delay, len(jobs), args, elapsed),
         "heartbeats": done,
         "heartbeats_per_s": round(done / elapsed),
         "errors": dict(errors),
-        "p50_ms": round(statistics.median(latencies) * 1e3, 2) if latencies else None,
-        "p99_ms": round(latencies[int(0.99 * (done - 1))] * 1e3, 2) if latencies else None,
+        **storebench.latency_ms(latencies),
         "statements": batcher.statements if batcher else done + sum(errors.values()),
         "flushes": batcher.flushes if batcher else None,
         "heartbeats_per_flush": round(done / batcher.flushes, 1) if batcher else None,
@@ -192,37 +119,13 @@ async def run_mode(
     }
 
 
-async def drop_scratch(base: str, names: Sequence[str]) -> None:
-    async with connection(base) as admin:
-        for name in names:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = $1 AND pid <> pg_backend_pid()",
-                name,
-            )
-            await admin.execute(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
-
-
-async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
-    base: str = args.dsn
-    template = f"{PREFIX}{uuid.uuid4().hex[:8]}"
-    scratch = [template, f"{template}_off", f"{template}_on"]
-    try:
-        async with connection(base) as admin:
-            await admin.execute(f"CREATE DATABASE {quote(template)} TEMPLATE template0")
-        jobs = await seed(dsn_for(base, template), args.jobs)
-        results = []
-        for delay in (0.0, args.delay):
-            result = await run_mode(base, template, jobs, args, delay)
-            print(json.dumps(result), flush=True)
-            results.append(result)
-        return results
-    finally:
-        await drop_scratch(base, scratch)
-
-
-def table(results: Sequence[dict[str, Any]]) -> str:
-    columns = [
+BENCH = storebench.StoreBench(
+    doc=__doc__,
+    loop="heartbeat",
+    prefix="jobspine_bench_",
+    seed=functools.partial(storebench.seed, job_input='{"query": "benchmark"}'),
+    run_mode=run_mode,
+    columns=[
         ("mode", "batching"),
         ("heartbeats_per_s", "beats/s"),
         ("p50_ms", "p50 ms"),
@@ -233,63 +136,8 @@ def table(results: Sequence[dict[str, Any]]) -> str:
         ("row_updates", "row updates"),
         ("hot_ratio", "HOT ratio"),
         ("errors", "errors"),
-    ]
-    rows = [[title for _, title in columns]]
-    for result in results:
-        rows.append(
-            [
-                "-"
-                if result[key] is None
-                else str(sum(result[key].values()))
-                if key == "errors"
-                else str(result[key])
-                for key, _ in columns
-            ]
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
-    lines = ["  ".join(cell.rjust(widths[i]) for i, cell in enumerate(row)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--dsn",
-        default=os.environ.get("JOBSPINE_TEST_DATABASE_URL") or DEFAULT_DSN,
-        help="a server's maintenance database; scratch databases are created beside it",
-    )
-    parser.add_argument("--jobs", type=int, default=1000, help="running jobs (N)")
-    parser.add_argument("--loops", type=int, default=200, help="concurrent heartbeat loops (K)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="per mode (T)")
-    parser.add_argument("--delay", type=float, default=0.002, help="batch window when on")
-    parser.add_argument("--pool", type=int, default=10, help="the store's pool size")
-    parser.add_argument(
-        "--tiny", action="store_true", help="a few seconds: 50 jobs, 20 loops, 1 s per mode"
-    )
-    args = parser.parse_args(argv)
-    if args.tiny:
-        args.jobs, args.loops, args.seconds = 50, 20, 1.0
-    if args.jobs < 1 or args.loops < 1 or args.seconds <= 0 or args.delay <= 0:
-        parser.error("--jobs, --loops, --seconds and --delay must be positive")
-    return args
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        results = asyncio.run(bench(args))
-    except (OSError, asyncpg.PostgresError) as exc:
-        print(f"benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print()
-    print(
-        f"{args.jobs} running jobs, {args.loops} loops, {args.seconds:g} s per mode,"
-        f" pool {args.pool}, window {args.delay * 1e3:g} ms"
-    )
-    print(table(results))
-    return 0
-
+    ],
+)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(storebench.main(BENCH))

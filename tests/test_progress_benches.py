@@ -1,10 +1,11 @@
-"""scripts/bench_progress_store.py and scripts/bench_backpressure.py at tiny sizes, so that
-they cannot rot. They run for real (PostgreSQL, server processes); what is asserted is what
-they check or count, never a timing."""
+"""scripts/bench_progress_store.py, scripts/bench_heartbeat_store.py and
+scripts/bench_backpressure.py at tiny sizes, so that they cannot rot. They run for real
+(PostgreSQL, server processes); what is asserted is what they check or count, never a timing."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -19,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 WITHIN_S = 180
 
 
-def run(script: str, *args: str) -> list[dict[str, Any]]:
+def run_tiny(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, BASE_DSN_ENV: base_dsn()}
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / script), "--tiny", *args],
         cwd=ROOT,
         env=env,
@@ -30,6 +31,10 @@ def run(script: str, *args: str) -> list[dict[str, Any]]:
         timeout=WITHIN_S,
         check=False,
     )
+
+
+def run(script: str, *args: str) -> list[dict[str, Any]]:
+    done = run_tiny(script, *args)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return [line for line in lines if "machine" not in line]
@@ -49,6 +54,26 @@ def test_the_progress_store_bench_runs_both_modes_and_finds_intact_streams(
         assert result["errors"] == {}, result
         assert result["broken_streams"] == 0, result
     assert results[1]["flushes"] >= 1
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_the_heartbeat_store_bench_prints_a_row_of_numbers_per_mode(
+    postgres_template: str,
+) -> None:
+    done = run_tiny("bench_heartbeat_store.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("batching"))
+    rows = {line.split()[0]: line.split()[1:] for line in lines[start + 2 :]}
+    assert list(rows) == ["off", "on"], done.stdout
+    for mode, cells in rows.items():
+        # beats/s, p50 ms, p99 ms, statements, beats/flush, commits, row updates, HOT ratio,
+        # errors; beats/flush is "-" when batching is off (nothing flushes).
+        assert len(cells) == 9, done.stdout
+        numbers = [float(cell) for i, cell in enumerate(cells) if (mode, i) != ("off", 4)]
+        assert all(math.isfinite(n) and n >= 0 for n in numbers), done.stdout
+        assert cells[-1] == "0", done.stdout  # errors
 
 
 @pytest.mark.slow

@@ -1,0 +1,239 @@
+"""What scripts/bench_heartbeat_store.py and scripts/bench_progress_store.py share.
+
+Both seed running jobs in a scratch database, clone it once per mode (batching off, then on,
+so that both start from the same pages), print one JSON line per mode and then a table, and
+drop every scratch database at the end. Each script keeps its own ``run_mode``, its columns
+and its summary; this module holds the rest.
+
+The scripts run as ``python scripts/bench_<x>.py`` from anywhere, or as
+``python -m scripts.bench_<x>`` from the checkout; either way they put the checkout first on
+``sys.path`` and import this module as ``scripts.storebench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from scripts.benchsuite.database import admin_dsn, dsn_for
+from server.store.migrator import migrate
+
+#: (job id, lease) of each seeded running job.
+Jobs = Sequence[tuple[str, str]]
+Result = dict[str, Any]
+#: ``run_mode(base, template, jobs, args, delay)``: one mode on its own clone of ``template``.
+RunMode = Callable[[str, str, Jobs, argparse.Namespace, float], Awaitable[Result]]
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@contextlib.asynccontextmanager
+async def connection(dsn: str) -> AsyncIterator[asyncpg.Connection[Any]]:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def until_no_backends(conn: asyncpg.Connection[Any], database: str) -> None:
+    """Until nobody else is connected to ``database``: a template cannot be cloned while in
+    use, and a backend's table statistics are complete only once it has exited."""
+    deadline = time.monotonic() + 30
+    while await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        database,
+    ):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"connections to {database} did not end")
+        await asyncio.sleep(0.02)
+
+
+async def seed(
+    dsn: str, count: int, *, job_input: str = "{}", events: bool = False
+) -> list[tuple[str, str]]:
+    """Migrates ``dsn`` and writes ``count`` running jobs with a lease each, in bulk (the
+    store's own claim path is not what is measured); with ``events``, also each job's first
+    two events (``job:created``, ``job:started``, so its seq is 2). Vacuumed so that every
+    clone starts with clean pages."""
+    await migrate(dsn)
+    ids = [uuid.uuid4() for _ in range(count)]
+    leases = [f"lease-{uuid.uuid4().hex[:12]}" for _ in range(count)]
+    async with connection(dsn) as conn:
+        await conn.execute(
+            "INSERT INTO jobs (id, user_id, type, input, created_at, updated_at, epoch, seq)"
+            " SELECT id, 'bench', 'research', $2::jsonb, now(), now(), 'e1', 1"
+            " FROM unnest($1::uuid[]) AS t(id)",
+            ids,
+            job_input,
+        )
+        await conn.execute(
+            "UPDATE jobs SET state = 'running', lease = t.lease, worker_id = 'bench', seq = $3,"
+            " started_at = now(), last_heartbeat_at = now(), attempt = 1"
+            " FROM unnest($1::uuid[], $2::text[]) AS t(id, lease) WHERE jobs.id = t.id",
+            ids,
+            leases,
+            2 if events else 1,
+        )
+        if events:
+            await conn.execute(
+                "INSERT INTO job_events (job_id, seq, type, at, data)"
+                " SELECT id, s, CASE s WHEN 1 THEN 'job:created' ELSE 'job:started' END,"
+                " now(), '{}'"
+                " FROM unnest($1::uuid[]) AS t(id), generate_series(1, 2) AS s",
+                ids,
+            )
+        await conn.execute(
+            "VACUUM (ANALYZE) jobs, job_events" if events else "VACUUM (ANALYZE) jobs"
+        )
+    return [(str(i), lease) for i, lease in zip(ids, leases, strict=True)]
+
+
+def mode_name(delay: float) -> str:
+    return "on" if delay else "off"
+
+
+async def clone(base: str, template: str, delay: float) -> tuple[str, str]:
+    """A new database copied from ``template`` for the mode of ``delay``: its name and URL."""
+    name = f"{template}_{mode_name(delay)}"
+    async with connection(base) as admin:
+        await until_no_backends(admin, template)
+        await admin.execute(f"CREATE DATABASE {quote(name)} TEMPLATE {quote(template)}")
+    return name, dsn_for(base, name)
+
+
+def head(delay: float, jobs: int, args: argparse.Namespace, elapsed: float) -> Result:
+    """The first keys of a mode's result: what was run."""
+    return {
+        "mode": mode_name(delay),
+        "delay_s": delay,
+        "jobs": jobs,
+        "loops": args.loops,
+        "pool": args.pool,
+        "seconds": round(elapsed, 2),
+    }
+
+
+def latency_ms(latencies: Sequence[float]) -> Result:
+    """``p50_ms`` and ``p99_ms`` of ``latencies`` (seconds); None when there are none."""
+    if not latencies:
+        return {"p50_ms": None, "p99_ms": None}
+    ordered = sorted(latencies)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1e3, 2),
+        "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))] * 1e3, 2),
+    }
+
+
+async def drop_scratch(base: str, names: Sequence[str]) -> None:
+    async with connection(base) as admin:
+        for name in names:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+            await admin.execute(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
+
+
+@dataclass(frozen=True)
+class StoreBench:
+    """One script's specifics."""
+
+    doc: str | None  # the script's docstring: its first line describes it in --help
+    loop: str  # what each loop does, for the help of --loops: "heartbeat", "report"
+    prefix: str  # of the scratch databases' names
+    seed: Callable[[str, int], Awaitable[Jobs]]  # seed(dsn, jobs) of the template
+    run_mode: RunMode
+    columns: Sequence[tuple[str, str]]  # (result key, title) of the table's columns
+    summary: str = ""  # appended to the line printed above the table
+
+
+async def bench(spec: StoreBench, args: argparse.Namespace) -> list[Result]:
+    base: str = args.dsn
+    template = f"{spec.prefix}{uuid.uuid4().hex[:8]}"
+    scratch = [template, f"{template}_off", f"{template}_on"]
+    try:
+        async with connection(base) as admin:
+            await admin.execute(f"CREATE DATABASE {quote(template)} TEMPLATE template0")
+        jobs = await spec.seed(dsn_for(base, template), args.jobs)
+        results = []
+        for delay in (0.0, args.delay):
+            result = await spec.run_mode(base, template, jobs, args, delay)
+            print(json.dumps(result), flush=True)
+            results.append(result)
+        return results
+    finally:
+        await drop_scratch(base, scratch)
+
+
+def table(results: Sequence[Result], columns: Sequence[tuple[str, str]]) -> str:
+    """Right-aligned columns; None is "-", a dict of error counts its total."""
+    rows = [[title for _, title in columns]]
+    for result in results:
+        rows.append(
+            [
+                "-"
+                if result[key] is None
+                else str(sum(result[key].values()))
+                if key == "errors"
+                else str(result[key])
+                for key, _ in columns
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    lines = ["  ".join(cell.rjust(widths[i]) for i, cell in enumerate(row)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def parse_args(spec: StoreBench, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=spec.doc.splitlines()[0] if spec.doc else None)
+    parser.add_argument(
+        "--dsn",
+        default=admin_dsn(),
+        help="a server's maintenance database; scratch databases are created beside it",
+    )
+    parser.add_argument("--jobs", type=int, default=1000, help="running jobs (N)")
+    parser.add_argument("--loops", type=int, default=200, help=f"concurrent {spec.loop} loops (K)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per mode (T)")
+    parser.add_argument("--delay", type=float, default=0.002, help="batch window when on")
+    parser.add_argument("--pool", type=int, default=10, help="the store's pool size")
+    parser.add_argument(
+        "--tiny", action="store_true", help="a few seconds: 50 jobs, 20 loops, 1 s per mode"
+    )
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.jobs, args.loops, args.seconds = 50, 20, 1.0
+    if args.jobs < 1 or args.loops < 1 or args.seconds <= 0 or args.delay <= 0:
+        parser.error("--jobs, --loops, --seconds and --delay must be positive")
+    return args
+
+
+def main(spec: StoreBench, argv: Sequence[str] | None = None) -> int:
+    args = parse_args(spec, argv)
+    try:
+        results = asyncio.run(bench(spec, args))
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print()
+    print(
+        f"{args.jobs} running jobs, {args.loops} loops, {args.seconds:g} s per mode,"
+        f" pool {args.pool}, window {args.delay * 1e3:g} ms{spec.summary}"
+    )
+    print(table(results, spec.columns))
+    return 0
