@@ -23,11 +23,9 @@ The server comes from ``--dsn``, else ``JOBSPINE_TEST_DATABASE_URL``, else
 from __future__ import annotations
 
 import argparse
-import asyncio
 import functools
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +36,6 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts import storebench
-from server.errors import JobspineError
 from server.store.postgres import PostgresJobStore
 
 
@@ -71,45 +68,31 @@ async def run_mode(
             max_pool=args.pool,
             heartbeat_batch_delay_s=delay,
         )
-        await store.open()
-        latencies: list[float] = []
-        errors: Counter[str] = Counter()
+        batcher = store.heartbeat_batcher
+        tally = storebench.Tally()
 
         async def beat(share: Sequence[tuple[str, str]], deadline: float) -> None:
             i = 0
             while time.perf_counter() < deadline:
                 job_id, lease = share[i % len(share)]
                 i += 1
-                started = time.perf_counter()
-                try:
-                    await store.heartbeat(job_id, lease)
-                except JobspineError as exc:
-                    errors[type(exc).__name__] += 1
-                    continue
-                latencies.append(time.perf_counter() - started)
+                await tally.time(functools.partial(store.heartbeat, job_id, lease))
 
         shares = [jobs[k :: args.loops] or [jobs[k % len(jobs)]] for k in range(args.loops)]
-        started = time.perf_counter()
-        deadline = started + args.seconds
-        try:
-            await asyncio.gather(*(beat(share, deadline) for share in shares))
-            elapsed = time.perf_counter() - started
-        finally:
-            batcher = store.heartbeat_batcher
-            await store.close()
+        elapsed = await storebench.run_loops(store, beat, shares, args.seconds)
         await storebench.until_no_backends(reader, name)
         after = await table_counts(reader)
 
-    done = len(latencies)
+    done = len(tally.latencies)
+    errors = sum(tally.errors.values())
     updates = after["updates"] - before["updates"]
     hot = after["hot_updates"] - before["hot_updates"]
     return {
         **storebench.head(delay, len(jobs), args, elapsed),
         "heartbeats": done,
         "heartbeats_per_s": round(done / elapsed),
-        "errors": dict(errors),
-        **storebench.latency_ms(latencies),
-        "statements": batcher.statements if batcher else done + sum(errors.values()),
+        **tally.result(),
+        "statements": batcher.statements if batcher else done + errors,
         "flushes": batcher.flushes if batcher else None,
         "heartbeats_per_flush": round(done / batcher.flushes, 1) if batcher else None,
         "row_updates": updates,

@@ -24,11 +24,9 @@ The server comes from ``--dsn``, else ``JOBSPINE_TEST_DATABASE_URL``, else
 from __future__ import annotations
 
 import argparse
-import asyncio
 import functools
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,6 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts import storebench
-from server.errors import JobspineError
 from server.store.postgres import PostgresJobStore
 from server.store.progress import ProgressWrite
 
@@ -90,9 +87,8 @@ async def run_mode(
             max_pool=args.pool,
             progress_batch_delay_s=delay,
         )
-        await store.open()
-        latencies: list[float] = []
-        errors: Counter[str] = Counter()
+        batcher = store.progress_batcher
+        tally = storebench.Tally()
         events = 0
 
         async def report(share: Sequence[tuple[str, str]], deadline: float) -> None:
@@ -103,35 +99,23 @@ async def run_mode(
                 i += 1
                 progress = min(100.0, i / 1000)  # rising, never past 100
                 write = ProgressWrite(lease=lease, progress=progress, step=f"step {i}")
-                started = time.perf_counter()
-                try:
-                    result = await store.update_progress(job_id, write)
-                except JobspineError as exc:
-                    errors[type(exc).__name__] += 1
-                    continue
-                latencies.append(time.perf_counter() - started)
-                events += len(result.events)
+                result = await tally.time(functools.partial(store.update_progress, job_id, write))
+                if result is not None:
+                    events += len(result.events)
 
-        shares = [jobs[k :: args.loops] for k in range(args.loops)]
-        started = time.perf_counter()
-        try:
-            await asyncio.gather(*(report(s, started + args.seconds) for s in shares if s))
-            elapsed = time.perf_counter() - started
-        finally:
-            batcher = store.progress_batcher
-            await store.close()
+        shares = [share for k in range(args.loops) if (share := jobs[k :: args.loops])]
+        elapsed = await storebench.run_loops(store, report, shares, args.seconds)
         await storebench.until_no_backends(reader, name)
         after = await commits(reader)
         check = await stream_check(reader)
 
-    done = len(latencies)
+    done = len(tally.latencies)
     return {
         **storebench.head(delay, len(jobs), args, elapsed),
         "reports": done,
         "reports_per_s": round(done / elapsed),
         "events": events,
-        "errors": dict(errors),
-        **storebench.latency_ms(latencies),
+        **tally.result(),
         "statements": batcher.statements if batcher else 2 * done,
         "flushes": batcher.flushes if batcher else None,
         "reports_per_flush": round(done / batcher.flushes, 1)

@@ -14,39 +14,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import asyncpg
 
-from scripts.benchsuite.database import admin_dsn, dsn_for
+from scripts.benchsuite.database import admin_dsn, dsn_for, quote
+from scripts.benchsuite.database import connection as connection  # the scripts' too
+from server.errors import JobspineError
 from server.store.migrator import migrate
+from server.store.postgres import PostgresJobStore
 
 #: (job id, lease) of each seeded running job.
 Jobs = Sequence[tuple[str, str]]
 Result = dict[str, Any]
 #: ``run_mode(base, template, jobs, args, delay)``: one mode on its own clone of ``template``.
 RunMode = Callable[[str, str, Jobs, argparse.Namespace, float], Awaitable[Result]]
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-@contextlib.asynccontextmanager
-async def connection(dsn: str) -> AsyncIterator[asyncpg.Connection[Any]]:
-    conn = await asyncpg.connect(dsn, timeout=10)
-    try:
-        yield conn
-    finally:
-        await conn.close()
+T = TypeVar("T")
 
 
 async def until_no_backends(conn: asyncpg.Connection[Any], database: str) -> None:
@@ -127,15 +118,51 @@ def head(delay: float, jobs: int, args: argparse.Namespace, elapsed: float) -> R
     }
 
 
-def latency_ms(latencies: Sequence[float]) -> Result:
-    """``p50_ms`` and ``p99_ms`` of ``latencies`` (seconds); None when there are none."""
-    if not latencies:
-        return {"p50_ms": None, "p99_ms": None}
-    ordered = sorted(latencies)
-    return {
-        "p50_ms": round(statistics.median(ordered) * 1e3, 2),
-        "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))] * 1e3, 2),
-    }
+@dataclass
+class Tally:
+    """How long the calls that succeeded took, and the errors of those that did not."""
+
+    latencies: list[float] = field(default_factory=list)  # seconds
+    errors: Counter[str] = field(default_factory=Counter)  # by exception class name
+
+    async def time(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """``call()``'s result, timed; None when it raised a :class:`JobspineError`."""
+        started = time.perf_counter()
+        try:
+            result = await call()
+        except JobspineError as exc:
+            self.errors[type(exc).__name__] += 1
+            return None
+        self.latencies.append(time.perf_counter() - started)
+        return result
+
+    def result(self) -> Result:
+        """``errors``, ``p50_ms`` and ``p99_ms`` (None when nothing succeeded)."""
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return {"errors": dict(self.errors), "p50_ms": None, "p99_ms": None}
+        return {
+            "errors": dict(self.errors),
+            "p50_ms": round(statistics.median(ordered) * 1e3, 2),
+            "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))] * 1e3, 2),
+        }
+
+
+async def run_loops(
+    store: PostgresJobStore,
+    loop: Callable[[Jobs, float], Awaitable[None]],
+    shares: Sequence[Jobs],
+    seconds: float,
+) -> float:
+    """Opens ``store``, runs ``loop(share, deadline)`` for every share at once until
+    ``seconds`` have passed, and closes the store; how long the loops ran."""
+    await store.open()
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(loop(share, started + seconds) for share in shares))
+        return time.perf_counter() - started
+    finally:
+        await store.close()
 
 
 async def drop_scratch(base: str, names: Sequence[str]) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -23,20 +24,28 @@ def dsn_for(base: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
+def quote(name: str) -> str:
+    """``name`` as an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@contextlib.asynccontextmanager
+async def connection(dsn: str) -> AsyncIterator[asyncpg.Connection[Any]]:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
 @contextlib.asynccontextmanager
 async def scratch_database(base: str, label: str) -> AsyncIterator[str]:
     """A new empty database beside ``base``'s; its URL. Dropped on exit, connections and all."""
     name = f"{PREFIX}{label}_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(base, timeout=10)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    async with connection(base) as admin:
+        await admin.execute(f"CREATE DATABASE {quote(name)}")
     try:
         yield dsn_for(base, name)
     finally:
-        admin = await asyncpg.connect(base, timeout=10)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        async with connection(base) as admin:
+            await admin.execute(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
