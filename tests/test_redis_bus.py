@@ -8,6 +8,7 @@ private ``redis-server``; the others use the shared one on a channel of their ow
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
@@ -51,7 +52,7 @@ async def two_instances(
 ) -> tuple[LiveServer, LiveServer]:
     first, second = await asyncio.gather(start_server(env=env), start_server(env=env))
     for server in (first, second):
-        await wait_until(lambda server=server: is_ready(server), within=HEAL_WITHIN_S)
+        await wait_until(functools.partial(is_ready, server), within=HEAL_WITHIN_S)
     return first, second
 
 
@@ -149,7 +150,7 @@ async def test_while_redis_is_down_local_clients_get_every_event_and_readyz_name
 
     await private_redis.start()
     for server in (a, b):
-        await wait_until(lambda server=server: is_ready(server), within=HEAL_WITHIN_S)
+        await wait_until(functools.partial(is_ready, server), within=HEAL_WITHIN_S)
     # No event follows the job's last, so the instances send the latest one again: the far
     # client gets it, sees the gap (3 and 4 are missing) and fills it by replay.
     assert (await received(far, job["id"], 3))[:3] == [1, 2, 5]
@@ -210,7 +211,7 @@ async def test_a_listener_on_a_connection_gone_silent_is_detected_and_restarted(
             start_server(env=bus_env(postgres_dsn, private_redis.url, redis_channel)),
         )
         for server in (a, b):
-            await wait_until(lambda server=server: is_ready(server), within=HEAL_WITHIN_S)
+            await wait_until(functools.partial(is_ready, server), within=HEAL_WITHIN_S)
         manager: JobspineRedisManager = a.app[REDIS_MANAGER]
         owner = await connect_user(a, "alice")
         worker = await connect_worker(b)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -360,7 +361,7 @@ USER = "alice"
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "watch_job.py"
 
 
-class GatedClient(socketio.AsyncClient):
+class GatedClient(socketio.AsyncClient):  # type: ignore[misc]  # socketio ships no types
     """A reconnecting client whose (re)connects wait for ``gate``: the test decides when the
     watcher comes back, so what happened meanwhile is certain."""
 
@@ -393,7 +394,7 @@ async def create(url: str, token: str, job_type: str, job_input: dict[str, Any])
         return job_id
 
 
-def worker_for(url: str, token: str, handlers: dict[str, Handler]) -> Worker:
+def worker_for(url: str, token: str, handlers: Mapping[str, Handler]) -> Worker:
     worker = Worker(
         WorkerConfig(
             url=url,

@@ -31,9 +31,9 @@ class Driven:
 
 
 async def wait_until(
-    check: Callable[[], Awaitable[T]], *, within: float = 5.0, interval: float = 0.01
+    check: Callable[[], Awaitable[T | None]], *, within: float = 5.0, interval: float = 0.01
 ) -> T:
-    """Poll ``check`` until it returns a truthy value or the deadline passes."""
+    """Poll ``check`` until it returns a truthy value (returned) or the deadline passes."""
     deadline = time.monotonic() + within
     while True:
         value = await check()
