@@ -3,8 +3,6 @@ read (``server.store.memory._Slot``): every read sees it, and no change loses it
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
 from jobspine_shared.states import JobState
@@ -12,20 +10,7 @@ from server.errors import LeaseLost
 from server.repository import JobRepository, RepositorySettings
 from server.store.memory import MemoryJobStore
 from tests.support.jobs import ALICE, drive
-
-START = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
+from tests.support.staleness import ManualClock as Clock
 
 
 @pytest.fixture

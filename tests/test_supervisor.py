@@ -1,4 +1,8 @@
-"""Supervisor and recovery on every store: stale jobs are paused or failed, exactly once."""
+"""Supervisor and recovery on every store: stale jobs are paused or failed, exactly once.
+
+Nothing here waits for a heartbeat to time out: the timeout is a minute, and a test makes a
+job stale by ageing its heartbeat (:mod:`tests.support.staleness`).
+"""
 
 from __future__ import annotations
 
@@ -16,10 +20,30 @@ from server.supervisor import Supervisor
 from server.tasks import start_task, stop_task
 from tests.support.jobs import ALICE, WORKER, drive, wait_until
 from tests.support.server import TEST_BACKLOG
+from tests.support.staleness import HeartbeatAging, aging_store
 
 S = JobState
-TIMEOUT_S = 0.2
+TIMEOUT_S = 60.0
 SETTINGS = RepositorySettings(heartbeat_timeout_s=TIMEOUT_S, max_recovery_attempts=2)
+
+
+@pytest.fixture
+async def aged(
+    request: pytest.FixtureRequest, store_kind: str
+) -> AsyncIterator[tuple[JobStore, HeartbeatAging]]:
+    async with aging_store(store_kind, request) as opened:
+        yield opened
+
+
+@pytest.fixture
+def store(aged: tuple[JobStore, HeartbeatAging]) -> JobStore:
+    """The conftest's store, the memory one on a manual clock."""
+    return aged[0]
+
+
+@pytest.fixture
+def aging(aged: tuple[JobStore, HeartbeatAging]) -> HeartbeatAging:
+    return aged[1]
 
 
 @pytest.fixture
@@ -46,11 +70,12 @@ async def other_repo(
         await second.close()
 
 
-async def until_stale(repo: JobRepository, job_id: str) -> StoredJob:
-    async def found() -> StoredJob | None:
-        return next((j for j in await repo.find_stale_jobs() if j.record.id == job_id), None)
-
-    return await wait_until(found)
+async def made_stale(repo: JobRepository, aging: HeartbeatAging, job_id: str) -> StoredJob:
+    """``job_id`` after its heartbeat has aged past the timeout, as the supervisor finds it."""
+    await aging.age(job_id, TIMEOUT_S + 1)
+    found = [j for j in await repo.find_stale_jobs() if j.record.id == job_id]
+    assert found, f"job {job_id} is not stale"
+    return found[0]
 
 
 async def running_with_checkpoint(repo: JobRepository) -> tuple[str, str]:
@@ -61,11 +86,11 @@ async def running_with_checkpoint(repo: JobRepository) -> tuple[str, str]:
 
 
 async def test_stale_job_with_checkpoint_is_paused_with_recovery_options(
-    repo: JobRepository,
+    repo: JobRepository, aging: HeartbeatAging
 ) -> None:
     job_id, lease = await running_with_checkpoint(repo)
     before = await repo.get_job(ALICE, job_id)
-    await until_stale(repo, job_id)
+    await made_stale(repo, aging, job_id)
     report = await Supervisor(repo, interval_s=1).tick()
     assert (report.paused, report.failed) == (1, 0)
     job = await repo.get_job(ALICE, job_id)
@@ -88,9 +113,11 @@ async def test_stale_job_with_checkpoint_is_paused_with_recovery_options(
     assert lost.value.details["state"] == "paused"
 
 
-async def test_stale_job_without_checkpoint_fails_worker_lost(repo: JobRepository) -> None:
+async def test_stale_job_without_checkpoint_fails_worker_lost(
+    repo: JobRepository, aging: HeartbeatAging
+) -> None:
     driven = await drive(repo, S.RUNNING)
-    await until_stale(repo, driven.job.id)
+    await made_stale(repo, aging, driven.job.id)
     report = await Supervisor(repo, interval_s=1).tick()
     assert (report.paused, report.failed) == (0, 1)
     job = await repo.get_job(ALICE, driven.job.id)
@@ -100,11 +127,11 @@ async def test_stale_job_without_checkpoint_fails_worker_lost(repo: JobRepositor
     assert job.recovery_attempts == 0
 
 
-async def test_recoveries_run_out(repo: JobRepository) -> None:
+async def test_recoveries_run_out(repo: JobRepository, aging: HeartbeatAging) -> None:
     job_id, _ = await running_with_checkpoint(repo)
     supervisor = Supervisor(repo, interval_s=1)
     for attempt in (1, 2):
-        await until_stale(repo, job_id)
+        await made_stale(repo, aging, job_id)
         await supervisor.tick()
         paused = await repo.get_job(ALICE, job_id)
         assert (paused.state, paused.recovery_attempts) == (S.PAUSED, attempt)
@@ -112,7 +139,7 @@ async def test_recoveries_run_out(repo: JobRepository) -> None:
         claimed = await repo.claim(WORKER)
         assert claimed is not None
         assert claimed.checkpoint == {"completed_steps": 2}
-    await until_stale(repo, job_id)
+    await made_stale(repo, aging, job_id)
     await supervisor.tick()
     job = await repo.get_job(ALICE, job_id)
     assert job.state is S.FAILED
@@ -123,9 +150,11 @@ async def test_recoveries_run_out(repo: JobRepository) -> None:
     assert supervisor.status.failed == 1
 
 
-async def test_a_heartbeat_that_lands_during_the_scan_wins(repo: JobRepository) -> None:
+async def test_a_heartbeat_that_lands_during_the_scan_wins(
+    repo: JobRepository, aging: HeartbeatAging
+) -> None:
     job_id, lease = await running_with_checkpoint(repo)
-    stale = await until_stale(repo, job_id)
+    stale = await made_stale(repo, aging, job_id)
     assert await repo.heartbeat(job_id, lease) is False
     assert await repo.recover_stale_job(stale) is None
     job = await repo.get_job(ALICE, job_id)
@@ -134,21 +163,21 @@ async def test_a_heartbeat_that_lands_during_the_scan_wins(repo: JobRepository) 
 
 
 async def test_a_reclaimed_job_is_not_recovered_under_the_old_lease(
-    repo: JobRepository,
+    repo: JobRepository, aging: HeartbeatAging
 ) -> None:
     job_id, _ = await running_with_checkpoint(repo)
-    stale = await until_stale(repo, job_id)
+    stale = await made_stale(repo, aging, job_id)
     await repo.cancel(ALICE, job_id)
     assert await repo.recover_stale_job(stale) is None
     assert (await repo.get_job(ALICE, job_id)).state is S.CANCELLED
 
 
 async def test_two_supervisors_recover_a_job_once(
-    repo: JobRepository, other_repo: JobRepository
+    repo: JobRepository, other_repo: JobRepository, aging: HeartbeatAging
 ) -> None:
     job_id, _ = await running_with_checkpoint(repo)
     before = await repo.get_job(ALICE, job_id)
-    await until_stale(repo, job_id)
+    await made_stale(repo, aging, job_id)
     first, second = Supervisor(repo, interval_s=1), Supervisor(other_repo, interval_s=1)
     reports = await asyncio.gather(first.tick(), second.tick(), first.tick(), second.tick())
     assert sum(r.paused for r in reports) == 1
@@ -159,9 +188,10 @@ async def test_two_supervisors_recover_a_job_once(
 
 
 async def test_a_store_error_in_one_tick_does_not_stop_later_ticks(
-    repo: JobRepository, store: JobStore, monkeypatch: pytest.MonkeyPatch
+    repo: JobRepository, store: JobStore, aging: HeartbeatAging, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job_id, _ = await running_with_checkpoint(repo)
+    await aging.age(job_id, TIMEOUT_S + 1)
     real_find_stale = store.find_stale
     calls = 0
 
@@ -193,14 +223,16 @@ async def test_a_store_error_in_one_tick_does_not_stop_later_ticks(
     assert supervisor.status.running is False
 
 
-async def test_admin_check_recovers_one_stale_job(repo: JobRepository) -> None:
+async def test_admin_check_recovers_one_stale_job(
+    repo: JobRepository, aging: HeartbeatAging
+) -> None:
     from server.errors import Forbidden
     from tests.support.jobs import ADMIN
 
     job_id, _ = await running_with_checkpoint(repo)
     with pytest.raises(Forbidden):
         await repo.check_job(ALICE, job_id)
-    await until_stale(repo, job_id)
+    await made_stale(repo, aging, job_id)
     check = await repo.check_job(ADMIN, job_id)
     assert check.recovered is True
     assert check.job.state is S.PAUSED
