@@ -1,11 +1,14 @@
 """The supervisor as the web process runs it: started by the app, seen by clients, driven by admins.
 
-Short settings make jobs stale quickly; every wait is a condition with a deadline.
+No test waits for a heartbeat to time out: the timeout is a minute and a test makes a job
+stale by ageing its heartbeat (:mod:`tests.support.staleness`); every wait is a condition
+with a deadline.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,15 +16,17 @@ import pytest
 
 from server.keys import SUPERVISOR
 from server.store.base import JobStore
-from tests.support.jobs import wait_until
 from tests.support.server import LiveServer, StartServer, connect_user, connect_worker
+from tests.support.staleness import HeartbeatAging, aging_store
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_TIMEOUT_S = 0.5
+HEARTBEAT_TIMEOUT_S = 60.0
+#: Past the timeout: what a test ages a heartbeat by to make its job stale.
+STALE_BY_S = HEARTBEAT_TIMEOUT_S + 1
 FAST = {"HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_TIMEOUT_S), "SUPERVISOR_INTERVAL_S": "0.1"}
 #: A supervisor that ticks once at start-up and then not again during a test.
-IDLE = {"HEARTBEAT_TIMEOUT_S": "1", "SUPERVISOR_INTERVAL_S": "3600"}
+IDLE = {"HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_TIMEOUT_S), "SUPERVISOR_INTERVAL_S": "3600"}
 USER = "alice"
 
 
@@ -29,10 +34,34 @@ def parse(at: str) -> datetime:
     return datetime.fromisoformat(at.replace("Z", "+00:00"))
 
 
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def aged_store(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[JobStore, HeartbeatAging]]:
+    """Each store in turn (the memory one on a manual clock), with the way to age it."""
+    async with aging_store(request.param, request) as opened:
+        yield opened
+
+
 @pytest.fixture
-async def fast_server(live_store: JobStore, start_server: StartServer) -> LiveServer:
-    """A server with short supervision settings on each store in turn."""
-    return await start_server(env=FAST, store=live_store)
+def aging(aged_store: tuple[JobStore, HeartbeatAging]) -> HeartbeatAging:
+    return aged_store[1]
+
+
+@pytest.fixture
+async def fast_server(
+    aged_store: tuple[JobStore, HeartbeatAging], start_server: StartServer
+) -> LiveServer:
+    """A server whose supervisor ticks often, on each store in turn."""
+    return await start_server(env=FAST, store=aged_store[0])
+
+
+@pytest.fixture
+async def idle_server(
+    aged_store: tuple[JobStore, HeartbeatAging], start_server: StartServer
+) -> LiveServer:
+    """A server whose supervisor ticks only at start-up, on each store in turn."""
+    return await start_server(env=IDLE, store=aged_store[0])
 
 
 async def running_job(server: LiveServer, *, checkpoint: bool) -> tuple[str, str, Any]:
@@ -52,13 +81,14 @@ async def running_job(server: LiveServer, *, checkpoint: bool) -> tuple[str, str
 
 
 async def test_the_app_runs_its_supervisor_and_a_stale_job_reaches_the_client_paused(
-    fast_server: LiveServer,
+    fast_server: LiveServer, aging: HeartbeatAging
 ) -> None:
     server = fast_server
     watcher = await connect_user(server, USER)
     job_id, lease, worker = await running_job(server, checkpoint=True)
     beat = await worker.ok("heartbeat", {"job_id": job_id, "lease": lease})
     assert beat["pause_requested"] is False
+    await aging.age(job_id, STALE_BY_S)
 
     recovery = await watcher.events.wait_for_job_event(job_id, "job:recovery")
     paused = await watcher.events.wait_for_job_event(job_id, "job:paused")
@@ -113,10 +143,11 @@ async def test_the_app_runs_its_supervisor_and_a_stale_job_reaches_the_client_pa
 
 
 async def test_a_stale_job_without_checkpoint_fails_worker_lost_for_the_client(
-    fast_server: LiveServer,
+    fast_server: LiveServer, aging: HeartbeatAging
 ) -> None:
     watcher = await connect_user(fast_server, USER)
     job_id, _, _ = await running_job(fast_server, checkpoint=False)
+    await aging.age(job_id, STALE_BY_S)
 
     failed = await watcher.events.wait_for_job_event(job_id, "job:failed")
 
@@ -145,9 +176,9 @@ async def test_supervisor_status_is_for_admins_only(start_server: StartServer) -
 
 
 async def test_an_admin_check_recovers_a_stale_job_without_waiting_for_the_next_tick(
-    start_server: StartServer,
+    idle_server: LiveServer, aging: HeartbeatAging
 ) -> None:
-    server = await start_server(env=IDLE)
+    server = idle_server
     admin = server.token("root", "admin")
     watcher = await connect_user(server, USER)
     job_id, _, _ = await running_job(server, checkpoint=True)
@@ -158,13 +189,10 @@ async def test_an_admin_check_recovers_a_stale_job_without_waiting_for_the_next_
     assert body["recovered"] is False  # heartbeat of the claim is fresh
     assert body["job"]["state"] == "running"
 
-    async def recovered() -> dict[str, Any] | None:
-        status, body = await server.rest("POST", path, token=admin)
-        assert status == 200, body
-        return body if body["recovered"] else None
-
-    checked = await wait_until(recovered, within=10)
-
+    await aging.age(job_id, STALE_BY_S)
+    status, checked = await server.rest("POST", path, token=admin)
+    assert status == 200, checked
+    assert checked["recovered"] is True
     assert checked["job"]["state"] == "paused"
     assert checked["job"]["recovery_attempts"] == 1
     paused = await watcher.events.wait_for_job_event(job_id, "job:paused")
