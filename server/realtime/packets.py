@@ -5,16 +5,24 @@ python-socketio's default parser raises on such a literal, so the whole packet i
 and a call in it never gets its ack. With this one, the call is answered: a
 ``validation_error`` naming the field (see :func:`server.validation.parse_json_int`). The same
 holds for a payload nested deeper than the parser's recursion limit (:class:`TooDeepPayload`).
+
+:class:`GuardedAsyncServer` refuses binary packets (``BINARY_EVENT``, ``BINARY_ACK`` and stray
+binary frames) before anything is buffered: python-socketio would otherwise keep every
+attachment frame until the count the header announced arrives, before any check of the
+caller. The connection is closed instead; no jobspine event carries binary data.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import socketio
 
 from server.validation import parse_json_int
+
+log = logging.getLogger(__name__)
 
 
 class PacketJson:
@@ -50,6 +58,38 @@ def _too_deep_event(text: str | bytes) -> list[object]:
     return [event, TooDeepPayload()]
 
 
+#: Socket.IO packet types (the first character of a text frame) that announce attachments.
+_BINARY_PACKET_TYPES = frozenset("56")
+
+
+def is_binary_packet(data: object) -> bool:
+    """Whether an Engine.IO message is a binary Socket.IO packet or one of its attachments."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return True
+    return isinstance(data, str) and data[:1] in _BINARY_PACKET_TYPES
+
+
+class GuardedAsyncServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server, closing a connection that sends a binary packet."""
+
+    async def _handle_eio_message(self, eio_sid: str, data: object) -> None:
+        if is_binary_packet(data):
+            log.info("closed connection %s: it sent a binary packet", eio_sid)
+            await self._abort(eio_sid)
+            return
+        await super()._handle_eio_message(eio_sid, data)
+
+    async def _abort(self, eio_sid: str) -> None:
+        """Close the transport from the server's side without waiting for the client (a
+        hostile one would not answer Engine.IO's CLOSE): ending the send queue makes
+        Engine.IO close the websocket or answer the long poll."""
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is None:
+            return
+        await socket.close(wait=False, abort=True, reason=self.eio.reason.SERVER_DISCONNECT)
+        socket.queue.put_nowait(None)
+
+
 class ServerPacket(socketio.packet.Packet):  # type: ignore[misc]
     """Scoped to the server (a class of its own), so clients in the same process keep the
     library's parser."""
@@ -57,4 +97,10 @@ class ServerPacket(socketio.packet.Packet):  # type: ignore[misc]
     json = PacketJson
 
 
-__all__ = ["PacketJson", "ServerPacket", "TooDeepPayload"]
+__all__ = [
+    "GuardedAsyncServer",
+    "PacketJson",
+    "ServerPacket",
+    "TooDeepPayload",
+    "is_binary_packet",
+]

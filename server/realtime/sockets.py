@@ -13,7 +13,7 @@ from aiohttp import web
 from server.auth import Identity
 from server.errors import NotFound
 from server.realtime.backpressure import SendQueueBound
-from server.realtime.packets import ServerPacket
+from server.realtime.packets import GuardedAsyncServer, ServerPacket
 
 ConnectHandler = Callable[[str, dict[str, Any], object], Awaitable[None]]
 """``(sid, environ, auth)``; raises :class:`socketio.exceptions.ConnectionRefusedError`."""
@@ -48,7 +48,7 @@ class SocketServer:
         options: dict[str, Any] = {}
         if client_manager is not None:
             options["client_manager"] = client_manager
-        self.server: Any = socketio.AsyncServer(
+        self.server: Any = GuardedAsyncServer(
             async_mode="aiohttp",
             cors_allowed_origins="*",
             serializer=ServerPacket,
