@@ -19,8 +19,8 @@ from jobspine_shared.models import JobRecord
 from jobspine_shared.states import JobState
 from jobspine_shared.wire import job_to_wire
 from server.store.memory import MemoryJobStore
+from tests.support.sdk_live import RestartableServer, running
 from tests.support.server import StartServer, connect_worker
-from tests.test_worker_sdk import RestartableServer, running
 from workers.client import (
     JobStreamFollower,
     JobWatcher,
