@@ -1,7 +1,7 @@
 """The example workers, driven through :class:`~workers.testing.FakeJobContext` (no server).
 
 The context is the handlers' interface, so a fake one is a legitimate test double here; the
-end-to-end runs against the real server are in ``test_worker_sdk.py``.
+end-to-end runs against the real server are in ``test_sdk_live.py``.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 
 from server.store.heartbeat_batch import IDLE_FRACTION, HeartbeatBatcher
+from tests.support.heartbeat_rows import beaten_since, running_jobs
 from tests.support.postgres import connected
-from tests.test_heartbeat_batch import beaten_since, running_jobs
 
 #: Far longer than any test may take: a batch that waited it out would fail the test.
 WINDOW_S = 3600.0
