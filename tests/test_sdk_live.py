@@ -5,13 +5,14 @@ progress is coalesced."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import pytest
 
 from tests.support.sdk_live import (
-    FAST_SERVER,
+    HEARTBEAT_TIMEOUT_S,
     USER,
     act,
     create_job,
@@ -20,7 +21,7 @@ from tests.support.sdk_live import (
     parse,
     running,
     sdk_worker,
-    supervising,
+    start_clocked,
     uninterrupted_result,
     until_job,
 )
@@ -80,27 +81,40 @@ async def test_invalid_example_input_fails_the_job_with_a_clear_message(
     )
 
 
+def beaten_at(due: datetime) -> Callable[[dict[str, Any]], bool]:
+    """Whether a running job's last heartbeat is at ``due`` or later."""
+
+    def beaten(snapshot: dict[str, Any]) -> bool:
+        assert snapshot["state"] == "running", snapshot
+        return parse(snapshot["last_heartbeat_at"]) >= due
+
+    return beaten
+
+
 async def test_heartbeats_keep_a_slow_handler_alive_past_the_timeout(
     start_server: StartServer,
 ) -> None:
-    server = await start_server(env=FAST_SERVER)
+    """Store time moves half a timeout at a time, and each step waits for a heartbeat at the
+    new time: a job that was not kept alive by them would be stale after two steps."""
+    clocked = await start_clocked(start_server)
+    server = clocked.server
     release = asyncio.Event()
 
     async def slow(ctx: JobContext) -> str:
         await release.wait()  # "computes" without reporting anything
         return "done"
 
-    async with supervising(server), running(sdk_worker(server, {"slow": slow})):
+    async with running(sdk_worker(server, {"slow": slow})):
         job = await create_job(server, "slow")
         started = await until_job(server, job["id"], in_state("running"), what="running")
-        timeout_s = float(FAST_SERVER["HEARTBEAT_TIMEOUT_S"])
-
-        def alive_long(snapshot: dict[str, Any]) -> bool:
-            assert snapshot["state"] == "running", snapshot
-            beat, began = parse(snapshot["last_heartbeat_at"]), parse(started["started_at"])
-            return (beat - began).total_seconds() > 4 * timeout_s
-
-        await until_job(server, job["id"], alive_long, what="heartbeats past 4 timeouts")
+        for _ in range(10):
+            due = clocked.clock.advance(HEARTBEAT_TIMEOUT_S / 2)
+            await until_job(server, job["id"], beaten_at(due), what="a heartbeat at the new time")
+            report = await clocked.supervisor.tick()
+            assert (report.paused, report.failed) == (0, 0)
+        alive = await get_job(server, job["id"])
+        beat, began = parse(alive["last_heartbeat_at"]), parse(started["started_at"])
+        assert (beat - began).total_seconds() > 4 * HEARTBEAT_TIMEOUT_S
         release.set()
         done = await until_job(server, job["id"], in_state("completed"), what="completed")
 
@@ -112,13 +126,12 @@ async def test_a_job_without_heartbeats_is_recovered_by_the_supervisor(
     start_server: StartServer,
 ) -> None:
     """The control for the test above: the same server fails a silent job."""
-    server = await start_server(env=FAST_SERVER)
-    job = await create_job(server, "slow")
-    raw = await connect_worker(server)
+    clocked = await start_clocked(start_server)
+    job = await create_job(clocked.server, "slow")
+    raw = await connect_worker(clocked.server)
     await raw.ok("claim", {"types": ["slow"]})
 
-    async with supervising(server):
-        failed = await until_job(server, job["id"], in_state("failed"), what="failed as stale")
+    failed = await clocked.recovered_as_stale(job["id"], "failed")
 
     assert failed["error"]["code"] == "worker_lost"
 
@@ -188,9 +201,10 @@ async def test_cancel_cancels_the_handler_and_nothing_more_is_written(
 async def test_a_job_recovered_by_the_supervisor_cancels_its_handler_and_nothing_more_is_written(
     start_server: StartServer,
 ) -> None:
-    """lease_lost from the supervisor: a worker that is alive but heartbeats far too rarely
-    loses its job; its next heartbeat learns so, and the handler is cancelled."""
-    server = await start_server(env=FAST_SERVER)
+    """lease_lost from the supervisor: a worker that is alive but whose heartbeat aged past
+    the timeout loses its job; its next heartbeat learns so, and the handler is cancelled."""
+    clocked = await start_clocked(start_server)
+    server = clocked.server
     watcher = await connect_user(server, USER)
     checkpointed, saw = asyncio.Event(), []
 
@@ -203,12 +217,11 @@ async def test_a_job_recovered_by_the_supervisor_cancels_its_handler_and_nothing
             saw.append("CancelledError")
             raise
 
-    # six timeouts between heartbeats: the job looks stale although the worker is alive
-    worker = sdk_worker(server, {"stuck": handler}, heartbeat_interval_s=3.0)
-    async with supervising(server), running(worker):
+    worker = sdk_worker(server, {"stuck": handler}, heartbeat_interval_s=1.0)
+    async with running(worker):
         job = await create_job(server, "stuck")
         await asyncio.wait_for(checkpointed.wait(), 10)
-        await until_job(server, job["id"], in_state("paused"), what="paused as stale")
+        await clocked.recovered_as_stale(job["id"], "paused")
         await wait_until(lambda: worker.outcomes[Outcome.LOST] == 1, within_s=20, what="lost")
 
     assert saw == ["CancelledError"]

@@ -17,7 +17,6 @@ import pytest
 from jobspine_shared.states import JobState
 from server.store.memory import MemoryJobStore
 from tests.support.sdk_live import (
-    FAST_SERVER,
     USER,
     RestartableServer,
     act,
@@ -26,7 +25,7 @@ from tests.support.sdk_live import (
     in_state,
     running,
     sdk_worker,
-    supervising,
+    start_clocked,
     uninterrupted_result,
     until_job,
 )
@@ -44,7 +43,8 @@ from workers.testing import wait_until
 async def test_crash_and_resume_loop(start_server: StartServer, how: str) -> None:
     """A worker goes away mid-job; the supervisor pauses the stale job (it has a checkpoint);
     the user resumes it; another worker continues from the checkpoint to the same result."""
-    server = await start_server(env=FAST_SERVER)
+    clocked = await start_clocked(start_server)
+    server = clocked.server
     job_input = {"dataset": "sensor-readings", "steps": 40, "step_seconds": 0.02}
     first = sdk_worker(server, EXAMPLE_HANDLERS, grace_period_s=0, shutdown_checkpoint_s=5)
     first_run = asyncio.create_task(first.run())
@@ -59,8 +59,7 @@ async def test_crash_and_resume_loop(start_server: StartServer, how: str) -> Non
         await asyncio.wait_for(first_run, 10)
         assert first.outcomes == {Outcome.SHUTDOWN: 1}
 
-    async with supervising(server):
-        stalled = await until_job(server, job["id"], in_state("paused"), what="paused as stale")
+    stalled = await clocked.recovered_as_stale(job["id"], "paused")
     status, options = await server.rest(
         "GET", f"/api/jobs/{job['id']}/recovery", token=server.token(USER)
     )

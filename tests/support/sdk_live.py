@@ -22,17 +22,61 @@ from server.auth import mint_token
 from server.config import load_settings as load_server_settings
 from server.keys import SUPERVISOR
 from server.store.base import JobStore
+from server.store.memory import MemoryJobStore
 from server.supervisor import Supervisor
 from tests.support.processes import free_port
-from tests.support.server import TEST_SECRET, LiveServer
+from tests.support.server import TEST_BACKLOG, TEST_SECRET, LiveServer, StartServer
+from tests.support.staleness import ManualClock
 from workers.examples import EXAMPLE_HANDLERS
 from workers.examples import steps as examples_steps
 from workers.sdk.config import WorkerConfig
 from workers.sdk.worker import Worker, WorkerStopped
 from workers.testing import FakeJobContext, wait_until
 
-FAST_SERVER = {"HEARTBEAT_TIMEOUT_S": "0.5", "SUPERVISOR_INTERVAL_S": "0.1"}
+#: Long: no job turns stale by itself, however slow the machine; tests age heartbeats.
+HEARTBEAT_TIMEOUT_S = 60.0
+#: What a test moves the store's clock by to make a silent job stale.
+STALE_BY_S = HEARTBEAT_TIMEOUT_S + 1
+SUPERVISED_SERVER = {
+    "HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_TIMEOUT_S),
+    "SUPERVISOR_INTERVAL_S": "0.1",
+}
 USER = "alice"
+
+
+@attrs.frozen
+class ClockedServer:
+    """A server supervising with :data:`HEARTBEAT_TIMEOUT_S` over a memory store whose time
+    moves only when the test moves ``clock``."""
+
+    server: LiveServer
+    clock: ManualClock
+
+    @property
+    def supervisor(self) -> Supervisor:
+        """The app's own supervisor (it runs from start-up)."""
+        supervisor = self.server.app[SUPERVISOR]
+        assert supervisor.status.running
+        return supervisor
+
+    async def recovered_as_stale(self, job_id: str, state: str) -> dict[str, Any]:
+        """Age heartbeats past the timeout and tick the supervisor until ``job_id`` is in
+        ``state``; a heartbeat that lands between ageing and tick makes it try again."""
+
+        async def check() -> bool:
+            self.clock.advance(STALE_BY_S)
+            await self.supervisor.tick()
+            return bool((await get_job(self.server, job_id))["state"] == state)
+
+        await wait_until(check, within_s=10.0, interval=0.02, what=f"{state} as stale")
+        return await get_job(self.server, job_id)
+
+
+async def start_clocked(start_server: StartServer) -> ClockedServer:
+    """A :class:`ClockedServer` (stopped with the ``start_server`` fixture)."""
+    clock = ManualClock()
+    store = MemoryJobStore(backlog_size=TEST_BACKLOG, clock=clock)
+    return ClockedServer(await start_server(env=SUPERVISED_SERVER, store=store), clock)
 
 
 def sdk_worker(server: LiveServer, handlers: Mapping[str, Any], **config: Any) -> Worker:
@@ -62,15 +106,6 @@ async def running(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
         worker.stop()
         with contextlib.suppress(WorkerStopped):
             await asyncio.wait_for(task, 30)
-
-
-@contextlib.asynccontextmanager
-async def supervising(server: LiveServer) -> AsyncIterator[Supervisor]:
-    """The app's own supervisor (it runs from start-up), woken for an immediate tick."""
-    supervisor = server.app[SUPERVISOR]
-    assert supervisor.status.running
-    supervisor.wake()
-    yield supervisor
 
 
 async def create_job(
