@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"jobspine: {exc}", file=sys.stderr)
         return 2
-    configure_logging()
+    configure_logging(settings.log_format, logging.getLevelName(settings.log_level))
     if settings.dev:
         print(banner(settings), flush=True)
     try:
@@ -89,7 +89,11 @@ class CannotListen(Exception):
 async def serve(settings: Settings) -> None:
     """Run the app until SIGINT or SIGTERM, then shut it down."""
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    # access_log=None: tracking_middleware writes the access line (ACCESS_LOG), without the
+    # query string aiohttp's own line would show.
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None
+    )
     await runner.setup()
     freeze_startup_objects()
     try:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from server.auth import TokenVerifier
 from server.config import Settings
+from server.lifecycle_metrics import JobsGauge, LifecycleMetrics
 from server.metrics import Metrics
 from server.realtime.dispatch import InFlight
 from server.realtime.sockets import SocketServer
@@ -38,6 +39,8 @@ REPOSITORY = web.AppKey("repository", JobRepository)
 SIO = web.AppKey("sio", SocketServer)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 METRICS = web.AppKey("metrics", Metrics)
+LIFECYCLE_METRICS = web.AppKey("lifecycle_metrics", LifecycleMetrics)
+JOBS_GAUGE = web.AppKey("jobs_gauge", JobsGauge)
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 #: HTTP requests being served, the long-lived Engine.IO ones (websockets, polls) included.
 HTTP_IN_FLIGHT = web.AppKey("http_in_flight", InFlight)
@@ -50,6 +53,8 @@ REDIS_WATCHDOG = web.AppKey("redis_watchdog", RedisWatchdog)
 __all__ = [
     "HTTP_IN_FLIGHT",
     "IN_FLIGHT",
+    "JOBS_GAUGE",
+    "LIFECYCLE_METRICS",
     "METRICS",
     "READINESS_CHECKS",
     "REDIS_MANAGER",

@@ -1,26 +1,29 @@
-"""Logging of the web process: to stderr, one line per record (tracebacks included)."""
+"""Logging of the web process: ``LOG_FORMAT`` (json|text), ``LOG_LEVEL``, ``ACCESS_LOG``.
+
+The formatters and the context (request, job, correlation, user, worker ids) are shared with
+the worker SDK in :mod:`jobspine_shared.logcontext`.
+"""
 
 from __future__ import annotations
 
-import logging
-import sys
+from jobspine_shared.logcontext import (
+    JsonFormatter,
+    TextFormatter,
+    bind,
+    configure_from_env,
+    configure_logging,
+    log_context,
+)
 
-FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: The logger of the per-request access line (``ACCESS_LOG=0`` turns it off).
+ACCESS_LOGGER = "jobspine.access"
 
-
-class OneLineFormatter(logging.Formatter):
-    """Folds multi-line messages and tracebacks into one line, newlines shown as ``\\n``."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return super().format(record).replace("\r", "").replace("\n", "\\n")
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OneLineFormatter(FORMAT))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-
-
-__all__ = ["OneLineFormatter", "configure_logging"]
+__all__ = [
+    "ACCESS_LOGGER",
+    "JsonFormatter",
+    "TextFormatter",
+    "bind",
+    "configure_from_env",
+    "configure_logging",
+    "log_context",
+]

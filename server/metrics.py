@@ -33,6 +33,8 @@ class Family:
     def __init__(self, name: str, kind: str, help: str) -> None:
         self.name, self.kind, self.help = name, kind, help
         self.samples: dict[Labels, float] = {}
+        #: Samples under names of their own (a histogram's ``_bucket``, ``_sum``, ``_count``).
+        self.samples_named: dict[tuple[str, Labels], float] = {}
 
     def set(self, value: float, **labels: str) -> None:
         self.samples[tuple(sorted(labels.items()))] = value
@@ -40,6 +42,7 @@ class Family:
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
         lines.extend(_series(self.name, k, v) for k, v in sorted(self.samples.items()))
+        lines.extend(_series(name, k, v) for (name, k), v in self.samples_named.items())
         return lines
 
 

@@ -1,21 +1,24 @@
-"""Operations endpoints, no token: liveness, readiness and Prometheus metrics."""
+"""Operations endpoints, no token: liveness, readiness, Prometheus metrics, and the
+``METRICS_PORT`` site that serves ``/metrics`` alone on a port of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from jobspine_shared.states import JobState
 from server.errors import Unavailable
 from server.keys import (
+    JOBS_GAUGE,
+    LIFECYCLE_METRICS,
     METRICS,
     READINESS_CHECKS,
     REDIS_MANAGER,
     REDIS_WATCHDOG,
+    SETTINGS,
     SIO,
-    STORE,
     ReadinessCheck,
 )
 from server.metrics import Family, exposition, gauge
@@ -52,19 +55,16 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "checks": [c.name for c in checks]})
 
 
-async def _job_families(request: web.Request) -> list[Family]:
+async def _job_families(app: web.Application) -> list[Family]:
     up = Family("jobspine_store_up", "gauge", "1 when the job store answered this scrape.")
     try:
-        counts = await asyncio.wait_for(
-            request.app[STORE].count_by_state(None), READINESS_TIMEOUT_S
-        )
+        jobs = await asyncio.wait_for(app[JOBS_GAUGE].family(), READINESS_TIMEOUT_S)
     except Exception as exc:
         log.warning("metrics: counting jobs failed: %r", exc)
         up.set(0)
         return [up]
     up.set(1)
-    by_state = {str(state): float(counts.get(state, 0)) for state in JobState}
-    return [up, gauge("jobspine_jobs", "Jobs by state.", by_state, "state")]
+    return [up, jobs]
 
 
 def _redis_families(app: web.Application) -> list[Family]:
@@ -107,24 +107,53 @@ def _redis_families(app: web.Application) -> list[Family]:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    sockets = request.app[SIO]
+    """Prometheus exposition; ``METRICS_PORT`` serves it on a port of its own too."""
+    return await exposition_of(request.app)
+
+
+async def exposition_of(app: web.Application) -> web.Response:
+    sockets = app[SIO]
     connected = {
         ns: float(sockets.connected_count(ns)) for ns in (USER_NAMESPACE, WORKER_NAMESPACE)
     }
     families = [
-        *await _job_families(request),
+        *await _job_families(app),
         gauge(
             "jobspine_sockets_connected",
             "Sockets connected to this instance by namespace.",
             connected,
             "namespace",
         ),
-        *request.app[METRICS].families(),
-        *_redis_families(request.app),
+        *app[METRICS].families(),
+        *app[LIFECYCLE_METRICS].families(),
+        *_redis_families(app),
     ]
     return web.Response(
         body=exposition(families).encode(), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE}
     )
 
 
-__all__ = ["healthz", "metrics", "readyz"]
+async def metrics_site(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: with ``METRICS_PORT``, ``/metrics`` alone on ``METRICS_HOST`` (loopback
+    by default) and that port, so the public port need not expose it."""
+    settings = app[SETTINGS]
+    if settings.metrics_port is None:
+        yield
+        return
+
+    async def scrape(request: web.Request) -> web.Response:
+        return await exposition_of(app)
+
+    side = web.Application()
+    side.router.add_get("/metrics", scrape)
+    runner = web.AppRunner(side, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.metrics_host, settings.metrics_port).start()
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+        yield
+    finally:
+        await runner.cleanup()
+
+
+__all__ = ["exposition_of", "healthz", "metrics", "metrics_site", "readyz"]

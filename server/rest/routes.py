@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from server.rest import admin, ops, views
+from server.rest import admin, openapi, ops, views
 
 JOB = "/api/jobs/{job_id}"
 
@@ -31,6 +31,7 @@ ROUTES: list[web.RouteDef] = [
     web.get("/healthz", ops.healthz),
     web.get("/readyz", ops.readyz),
     web.get("/metrics", ops.metrics),
+    web.get("/api/openapi.json", openapi.openapi_document, allow_head=False),
 ]
 
 
