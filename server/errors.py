@@ -77,6 +77,13 @@ class NotStale(InvalidTransition):
     """The job is no longer stale under that lease."""
 
 
+class Conflict(JobspineError):
+    """That idempotency key was used for a different job."""
+
+    code = ErrorCode.CONFLICT
+    http_status = 409
+
+
 class LeaseLost(JobspineError):
     """The job is no longer running under this lease: stop working on it."""
 

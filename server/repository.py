@@ -19,12 +19,15 @@ from typing import Any, Protocol
 import attrs
 
 from jobspine_shared.events import EventType, PauseReason
-from jobspine_shared.models import JobError, JobEvent, JobRecord
+from jobspine_shared.logcontext import bind
+from jobspine_shared.models import JobEvent, JobRecord
 from jobspine_shared.states import JobState
 from jobspine_shared.wire import event_to_wire, format_time, job_to_wire, parse_time
 from server import validation
 from server.actors import SUPERVISOR, Actor, Role
+from server.commands import CreateJob, parse_create
 from server.errors import (
+    Conflict,
     Forbidden,
     InvalidTransition,
     LeaseLost,
@@ -35,12 +38,14 @@ from server.errors import (
 from server.keyed_lock import KeyedLock
 from server.progress_gate import ProgressGate
 from server.recovery import recovery_options
-from server.store.base import JobStore, NewJob
+from server.retry import failure_change, timeout_error
+from server.store.base import DEFAULT_IDEMPOTENCY_TTL_S, JobStore, NewJob
 from server.store.model import (
     CLEAR_CHECKPOINT,
     NOW,
     AuditEntry,
     AuditWrite,
+    ChangeResult,
     Checkpoint,
     CheckpointWrite,
     EventSpec,
@@ -64,6 +69,52 @@ class EventPublisher(Protocol):
     async def publish(self, events: Sequence[JobEvent]) -> None: ...
 
 
+class WorkerSignals(Protocol):
+    """Pushes to worker sockets (the ``/workers`` namespace implements it)."""
+
+    async def jobs_available(self, types: Sequence[str]) -> None:
+        """Jobs of ``types`` became claimable: wake the idle workers of those types."""
+
+    async def lease_revoked(self, job_id: str, *, state: str, reason: str) -> None:
+        """The job left ``running`` other than by its worker's call: tell the lease holder."""
+
+    async def pause_requested(self, job_id: str) -> None:
+        """A user asked to pause the job: tell the lease holder."""
+
+
+class TransitionObserver(Protocol):
+    """Told of each committed state change: ``job`` as committed, ``source`` ``None`` for a
+    creation (:class:`server.lifecycle_metrics.LifecycleMetrics`)."""
+
+    def transition(self, job: JobRecord, source: JobState | None, target: JobState) -> None: ...
+
+
+@attrs.frozen
+class Transition:
+    job: JobRecord
+    source: JobState | None
+    target: JobState
+
+
+def _transition(change: JobChange, result: ChangeResult) -> Transition | None:
+    """The state change ``change`` committed, if any; its source from the change's one
+    allowed state, or the ``previous_state`` its event names (cancel)."""
+    if change.to_state is None or not result.events:
+        return None
+    if len(change.from_states) == 1:
+        return Transition(result.job.record, next(iter(change.from_states)), change.to_state)
+    for event in result.events:
+        previous = event.data.get("previous_state")
+        if isinstance(previous, str) and previous in JobState.__members__.values():
+            return Transition(result.job.record, JobState(previous), change.to_state)
+    return None
+
+
+def _about(job: JobRecord) -> None:
+    """Every later log line of this request, call or task names the job."""
+    bind(job_id=job.id, correlation_id=job.correlation_id)
+
+
 @attrs.frozen(kw_only=True)
 class RepositorySettings:
     max_checkpoint_bytes: int = 1_048_576
@@ -72,6 +123,10 @@ class RepositorySettings:
     #: Live ``job:progress`` events per job and second (:mod:`server.progress_gate`); 0 for
     #: no limit. The default of the server's configuration (``PROGRESS_EVENTS_PER_S``).
     progress_events_per_s: float = 10.0
+    #: How long an idempotency key names its job (``IDEMPOTENCY_TTL_S``).
+    idempotency_ttl_s: float = DEFAULT_IDEMPOTENCY_TTL_S
+    #: Running jobs per user at most (``MAX_RUNNING_PER_USER``); 0 for no cap.
+    max_running_per_user: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -96,6 +151,14 @@ class Claim:
     job: JobRecord
     lease: str
     checkpoint: dict[str, Any] | None
+
+
+@attrs.frozen(kw_only=True)
+class Created:
+    """A create's answer: the job, and whether it existed already (idempotent replay)."""
+
+    job: JobRecord
+    existing: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -132,14 +195,23 @@ class JobRepository:
         self.store = store
         self.settings = settings or RepositorySettings()
         self._publisher = publisher
+        self._signals: WorkerSignals | None = None
         self._ordering = KeyedLock()
         self.progress_gate = ProgressGate(
             self.settings.progress_events_per_s, self._append_trailing_progress
         )
         self._on_progress_held: Callable[[], None] = lambda: None
+        self._transitions: TransitionObserver | None = None
 
     def set_publisher(self, publisher: EventPublisher | None) -> None:
         self._publisher = publisher
+
+    def set_worker_signals(self, signals: WorkerSignals | None) -> None:
+        self._signals = signals
+
+    def set_transition_observer(self, observer: TransitionObserver | None) -> None:
+        """``observer`` hears of every committed state change (the lifecycle metrics)."""
+        self._transitions = observer
 
     def set_progress_observer(self, on_held: Callable[[], None]) -> None:
         """``on_held`` is called for each progress update stored without a live event."""
@@ -151,7 +223,15 @@ class JobRepository:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    async def _publish(self, events: Sequence[JobEvent]) -> None:
+    async def _publish(
+        self, events: Sequence[JobEvent], transition: Transition | None = None
+    ) -> None:
+        """The one commit path: count the state change committed, then publish its events."""
+        if transition is not None and self._transitions is not None:
+            try:
+                self._transitions.transition(transition.job, transition.source, transition.target)
+            except Exception:
+                log.exception("counting a transition failed")
         if not events or self._publisher is None:
             return
         try:
@@ -160,11 +240,38 @@ class JobRepository:
             # The events are stored; clients fill the gap by replay.
             log.exception("publishing %d event(s) failed", len(events))
 
+    async def _signal(self, push: Callable[[WorkerSignals], Awaitable[None]]) -> None:
+        """A push to workers; they also learn it from their next call, so a failure is
+        logged, not raised."""
+        if self._signals is None:
+            return
+        try:
+            await push(self._signals)
+        except Exception:
+            log.exception("a worker signal failed")
+
+    async def _became_claimable(self, record: JobRecord) -> None:
+        """Wake idle workers for a job that is claimable now (a later ``run_at`` is the
+        supervisor's: :meth:`announce_due_jobs`)."""
+        if record.state is S.CREATED and (
+            record.run_at is None or record.run_at <= record.updated_at
+        ):
+            await self._signal(lambda signals: signals.jobs_available([record.type]))
+
+    async def _revoked(self, before: StoredJob, after: JobRecord, reason: str) -> None:
+        """Tell the holder of ``before``'s lease that it is gone."""
+        if before.record.state is S.RUNNING and after.state is not S.RUNNING:
+            job_id, state = after.id, str(after.state)
+            await self._signal(
+                lambda signals: signals.lease_revoked(job_id, state=state, reason=reason)
+            )
+
     async def _change(self, job_id: str, change: JobChange) -> StoredJob:
         async with self._ordering.hold(job_id):
             await self._flush_held_progress(job_id)
             result = await self.store.apply(job_id, change)
-            await self._publish(result.events)
+            _about(result.job.record)
+            await self._publish(result.events, _transition(change, result))
         return result.job
 
     async def _visible(self, actor: Actor, job_id: object) -> StoredJob:
@@ -173,6 +280,7 @@ class JobRepository:
         job = await self.store.get(checked)
         if job is None or not actor.may_see(job.record.user_id):
             raise NotFound()
+        _about(job.record)
         return job
 
     def _options(self, job: StoredJob) -> dict[str, Any]:
@@ -320,23 +428,54 @@ class JobRepository:
     # -- users: changing --------------------------------------------------------------------
 
     async def create_job(self, actor: Actor, *, type: object, input: object = None) -> JobRecord:
+        """A create with the v1 fields only (tests, scripts); see :meth:`create`."""
+        return (await self.create(actor, parse_create({"type": type, "input": input}))).job
+
+    async def create(
+        self, actor: Actor, command: CreateJob, *, request_id: str | None = None
+    ) -> Created:
+        """Create a job, or answer the one this user's idempotency key already names.
+
+        ``request_id`` becomes the ``correlation_id`` when the command has none.
+        """
         if actor.role is Role.WORKER:
             raise Forbidden("workers cannot create jobs")
+        if command.parent_id is not None:
+            parent = await self._visible(actor, command.parent_id)
+            if parent.record.user_id != actor.id:
+                raise validation.invalid("parent_id", "must be a job of the same user")
         job = NewJob(
             id=str(uuid.uuid4()),
             user_id=actor.id,
-            type=validation.job_type(type),
-            input=validation.json_object({} if input is None else input, "input"),
+            type=command.type,
+            input=command.input,
             epoch=uuid.uuid4().hex,
+            priority=command.priority,
+            run_at=command.run_at,
+            tags=command.tags,
+            parent_id=command.parent_id,
+            timeout_s=command.timeout_s,
+            retry=command.retry,
+            idempotency_key=command.idempotency_key,
+            correlation_id=command.correlation_id or request_id,
         )
-        validation.encoded_size(job.input, "input")
         event = EventSpec(
             type=EventType.CREATED, data=lambda created: {"job": job_to_wire(created.record)}
         )
         async with self._ordering.hold(job.id):
-            result = await self.store.create(job, event=event)
+            result = await self.store.create(
+                job, event=event, idempotency_ttl_s=self.settings.idempotency_ttl_s
+            )
             await self._publish(result.events)
-        return result.job.record
+        record = result.job.record
+        if result.existing and not command.same_request(record.type, record.input):
+            raise Conflict(
+                "this idempotency key was used for a job of another type or input",
+                details={"job_id": record.id, "idempotency_key": command.idempotency_key},
+            )
+        if not result.existing:
+            await self._became_claimable(record)
+        return Created(job=record, existing=result.existing)
 
     async def pause(self, actor: Actor, job_id: object) -> JobRecord:
         """A user's pause: hold a created job, or ask the worker of a running job to pause."""
@@ -351,6 +490,11 @@ class JobRepository:
                 events=(EventSpec(type=EventType.PAUSE_REQUESTED),),
                 audit=self._audit(actor, "pause_requested"),
             )
+            requested = (await self._change(job.record.id, change)).record
+            if requested.state is S.RUNNING:
+                job_id = requested.id
+                await self._signal(lambda signals: signals.pause_requested(job_id))
+            return requested
         else:
             change = JobChange(
                 action="pause",
@@ -361,8 +505,6 @@ class JobRepository:
                 audit=self._audit(actor, "pause"),
             )
         return (await self._change(job.record.id, change)).record
-
-    request_pause = pause
 
     #: A user's pause of a running job is a request the worker honours with :meth:`paused`;
     #: :meth:`pause` decides by state, so both names lead to the one rule.
@@ -384,7 +526,9 @@ class JobRepository:
             ),
             audit=self._audit(actor, "resume"),
         )
-        return (await self._change(job.record.id, change)).record
+        resumed = (await self._change(job.record.id, change)).record
+        await self._became_claimable(resumed)
+        return resumed
 
     async def cancel(self, actor: Actor, job_id: object) -> JobRecord:
         job = await self._visible(actor, job_id)
@@ -397,7 +541,16 @@ class JobRepository:
             events=(EventSpec(type=EventType.CANCELLED, data={"previous_state": previous}),),
             audit=self._audit(actor, "cancel", previous_state=previous),
         )
-        return (await self._change(job.record.id, change)).record
+        cancelled = (await self._change(job.record.id, change)).record
+        await self._revoked(job, cancelled, "cancelled")
+        return cancelled
+
+    async def delete_job(self, actor: Actor, job_id: object) -> StoredJob:
+        """Delete a job in a final state with everything it has (owner or admin); it is
+        ``not_found`` everywhere after. Other states: ``invalid_transition``."""
+        job = await self._visible(actor, job_id)
+        async with self._ordering.hold(job.record.id):
+            return await self.store.delete(job.record.id)
 
     async def restart(self, actor: Actor, job_id: object, *, input: object = None) -> JobRecord:
         """failed/cancelled -> created: error, result and checkpoint cleared; optional new input."""
@@ -414,6 +567,8 @@ class JobRepository:
             "failed_at": None,
             "cancelled_at": None,
             "last_heartbeat_at": None,
+            "retries": 0,
+            "run_at": None,
         }
         if input is not None:
             fields["input"] = validation.json_object(input, "input")
@@ -429,7 +584,9 @@ class JobRepository:
             ),
             audit=self._audit(actor, "restart", new_input=input is not None),
         )
-        return (await self._change(job.record.id, change)).record
+        restarted = (await self._change(job.record.id, change)).record
+        await self._became_claimable(restarted)
+        return restarted
 
     # -- workers ----------------------------------------------------------------------------
 
@@ -447,11 +604,17 @@ class JobRepository:
             raise validation.invalid("worker_id", "must be a string of 1 to 128 characters")
         validation.storable_text(worker_id, "worker_id")
         lease = secrets.token_urlsafe(18)
-        claimed = await self.store.claim(types=checked_types, worker_id=worker_id, lease=lease)
+        claimed = await self.store.claim(
+            types=checked_types,
+            worker_id=worker_id,
+            lease=lease,
+            max_running_per_user=self.settings.max_running_per_user,
+        )
         if claimed is None:
             return None
+        _about(claimed.job)
         async with self._ordering.hold(claimed.job.id):
-            await self._publish(claimed.events)
+            await self._publish(claimed.events, Transition(claimed.job, S.CREATED, S.RUNNING))
         return Claim(job=claimed.job, lease=claimed.lease, checkpoint=claimed.checkpoint)
 
     @staticmethod
@@ -584,7 +747,7 @@ class JobRepository:
             from_states=_user_states(S.RUNNING),
             to_state=S.COMPLETED,
             lease=self._lease(lease),
-            fields={"result": result, "progress": 100.0, "completed_at": NOW},
+            fields={"result": result, "progress": 100.0, "completed_at": NOW, "error": None},
             events=(EventSpec(type=EventType.COMPLETED, data={"result": result}),),
         )
         return (await self._change(validation.job_id(job_id), change)).record
@@ -610,18 +773,23 @@ class JobRepository:
         lease: str,
         stale_after_s: float | None = None,
         actor: Actor | None = None,
+        reason: str | None = None,
     ) -> JobRecord:
-        change = JobChange(
-            action="fail",
-            from_states=_user_states(S.RUNNING),
-            to_state=S.FAILED,
-            lease=lease,
-            stale_after_s=stale_after_s,
-            fields={"error": JobError(**error), "failed_at": NOW},
-            events=(EventSpec(type=EventType.FAILED, data={"error": error}),),
-            audit=self._audit(actor, "fail", code=error["code"]) if actor else None,
+        """Fail the attempt under ``lease``: a retry when the error is retryable and attempts
+        are left (:mod:`server.retry`), else the final failure. ``reason``: the server's own
+        failure (not the worker's call), whose lease holder is told it is revoked."""
+        current = await self.store.get(job_id)
+        if current is None:
+            raise NotFound()
+        audit = self._audit(actor, "fail", code=error["code"]) if actor else None
+        change = failure_change(
+            current.record, error, lease=lease, stale_after_s=stale_after_s, audit=audit
         )
-        return (await self._change(job_id, change)).record
+        after = (await self._change(job_id, change)).record
+        if reason is not None:
+            await self._revoked(current, after, reason)
+        await self._became_claimable(after)
+        return after
 
     # -- supervisor -------------------------------------------------------------------------
 
@@ -659,7 +827,9 @@ class JobRepository:
                     ),
                     audit=self._audit(SUPERVISOR, "recover", outcome="paused"),
                 )
-                return (await self._change(record.id, change)).record
+                paused = (await self._change(record.id, change)).record
+                await self._revoked(job, paused, "stalled")
+                return paused
             code = "worker_lost" if job.checkpoint is None else "max_recovery_attempts"
             message = (
                 "the worker stopped sending heartbeats and the job has no checkpoint"
@@ -668,10 +838,47 @@ class JobRepository:
             )
             error = {"code": code, "message": message, "retryable": True}
             return await self._fail(
-                record.id, error, lease=lease, stale_after_s=timeout, actor=SUPERVISOR
+                record.id,
+                error,
+                lease=lease,
+                stale_after_s=timeout,
+                actor=SUPERVISOR,
+                reason="stalled",
             )
         except (LeaseLost, InvalidTransition, NotFound):
             return None
+
+    async def find_timed_out_jobs(self, *, limit: int = 1000) -> list[StoredJob]:
+        return await self.store.find_timed_out(limit=limit)
+
+    async def time_out_job(self, job: StoredJob) -> JobRecord | None:
+        """Fail (or retry) an attempt past its ``timeout_s`` with ``{code: timeout,
+        retryable: true}``, once: fenced by the lease it was found under, whose claim set
+        the ``started_at`` the timeout counts from. None when it has moved on."""
+        if job.record.state is not S.RUNNING or job.lease is None:
+            return None
+        try:
+            return await self._fail(
+                job.record.id,
+                timeout_error(job.record),
+                lease=job.lease,
+                actor=SUPERVISOR,
+                reason="timeout",
+            )
+        except (LeaseLost, InvalidTransition, NotFound):
+            return None
+
+    async def announce_due_jobs(self, *, within_s: float) -> list[str]:
+        """Wake idle workers for delayed jobs whose ``run_at`` passed in the last
+        ``within_s`` seconds (the supervisor's tick); returns their types."""
+        types = await self.store.due_types(within_s)
+        if types:
+            await self._signal(lambda signals: signals.jobs_available(types))
+        return types
+
+    async def sweep_finished(self, *, older_than_s: float, limit: int) -> list[StoredJob]:
+        """Retention: delete one batch of jobs final for longer than ``older_than_s``."""
+        return await self.store.delete_finished(older_than_s, limit=limit)
 
     async def check_job(self, actor: Actor, job_id: object) -> RecoveryCheck:
         """An admin's recovery check of one job: recover it now when it is stale.
@@ -698,6 +905,7 @@ def replay_to_wire(replay: Replay) -> dict[str, Any]:
 
 __all__ = [
     "Claim",
+    "Created",
     "EventPublisher",
     "JobPage",
     "JobRepository",

@@ -436,15 +436,15 @@ class OutageStore(MemoryJobStore):
         self._check()
         return await super()._apply(job_id, change)
 
-    async def _insert(self, job: Any, event: EventSpec) -> ChangeResult:
+    async def _insert(self, job: Any, event: EventSpec, idempotency_ttl_s: float) -> ChangeResult:
         self._check()
-        return await super()._insert(job, event)
+        return await super()._insert(job, event, idempotency_ttl_s)
 
     async def _claim(
-        self, types: tuple[str, ...], worker_id: str, lease: str
+        self, types: tuple[str, ...], worker_id: str, lease: str, max_running_per_user: int
     ) -> ClaimResult | None:
         self._check()
-        return await super()._claim(types, worker_id, lease)
+        return await super()._claim(types, worker_id, lease, max_running_per_user)
 
     async def heartbeat(self, job_id: str, lease: str) -> bool:
         self._check()

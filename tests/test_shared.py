@@ -19,6 +19,7 @@ from jobspine_shared import (
     JobState,
     RecordValidationError,
     can_transition,
+    checks,
     event_from_wire,
     event_to_wire,
     job_from_wire,
@@ -26,6 +27,7 @@ from jobspine_shared import (
     migrate_job_record,
     validate_job_record,
 )
+from jobspine_shared.models import RetryPolicy
 from jobspine_shared.states import FINAL_STATES
 
 S = JobState
@@ -43,6 +45,7 @@ CONTRACT_TABLE = {
     (S.PAUSED, S.CREATED),
     (S.FAILED, S.CREATED),
     (S.CANCELLED, S.CREATED),
+    (S.RUNNING, S.CREATED),  # contract v2: a retryable failure with attempts left
 }
 
 
@@ -78,7 +81,14 @@ def test_snapshot_has_exactly_the_contract_fields() -> None:
         "result", "error", "has_checkpoint", "checkpoint_at", "attempt", "recovery_attempts",
         "pause_requested", "created_at", "updated_at", "started_at", "paused_at",
         "completed_at", "failed_at", "cancelled_at", "last_heartbeat_at", "seq", "epoch",
+        # schema v2
+        "priority", "run_at", "tags", "parent_id", "timeout_s", "retry", "retries",
+        "idempotency_key", "correlation_id",
     }  # fmt: skip
+    assert wire["retry"] == {
+        "max_attempts": 1, "backoff_s": 5.0, "backoff_factor": 2.0, "max_backoff_s": 300.0
+    }  # fmt: skip
+    assert (wire["priority"], wire["tags"], wire["retries"]) == (0, [], 0)
     assert wire["schema_version"] == SCHEMA_VERSION
     assert wire["state"] == "created"
     assert type(wire["state"]) is str
@@ -100,6 +110,15 @@ def test_wire_round_trip_with_every_field_set() -> None:
         started_at=NOW,
         failed_at=NOW,
         last_heartbeat_at=NOW,
+        priority=-7,
+        run_at=NOW,
+        tags=("a", "b:c"),
+        parent_id="9b2f6a0e-0000-4000-8000-000000000002",
+        timeout_s=2.5,
+        retry=RetryPolicy(max_attempts=3, backoff_s=0.5, backoff_factor=3, max_backoff_s=9),
+        retries=2,
+        idempotency_key="k-1",
+        correlation_id="req-1",
     )
     wire = job_to_wire(full)
     assert wire["error"] == {"code": "worker_lost", "message": "gone", "retryable": True}
@@ -146,6 +165,22 @@ def test_validate_reports_the_offending_field(change: dict[str, Any], path: str)
         ({"step": "s" * 257}, "step"),
         ({"has_checkpoint": True}, "has_checkpoint"),
         ({"seq": -1}, "seq"),
+        ({"priority": 101}, "priority"),
+        ({"tags": ["bad tag"]}, "tags[0]"),
+        ({"tags": [f"t{i}" for i in range(17)]}, "tags"),
+        ({"timeout_s": 0}, "timeout_s"),
+        (
+            {
+                "retry": {
+                    "max_attempts": 21,
+                    "backoff_s": 5.0,
+                    "backoff_factor": 2.0,
+                    "max_backoff_s": 300.0,
+                }
+            },
+            "retry.max_attempts",
+        ),
+        ({"retries": -1}, "retries"),
     ],
 )
 def test_validate_applies_the_contract_limits(change: dict[str, Any], field: str) -> None:
@@ -158,7 +193,7 @@ def test_validate_refuses_non_objects_and_future_versions() -> None:
     with pytest.raises(RecordValidationError):
         validate_job_record([1, 2])
     with pytest.raises(RecordValidationError, match="newer"):
-        validate_job_record(job_to_wire(record()) | {"schema_version": 2})
+        validate_job_record(job_to_wire(record()) | {"schema_version": SCHEMA_VERSION + 1})
 
 
 def test_migrate_upgrades_a_synthetic_v0_record() -> None:
@@ -173,7 +208,7 @@ def test_migrate_upgrades_a_synthetic_v0_record() -> None:
         "updated_at": "2026-11-22T10:00:00Z",
     }
     migrated = migrate_job_record(v0)
-    assert migrated["schema_version"] == 1
+    assert migrated["schema_version"] == SCHEMA_VERSION
     assert migrated["state"] == "running"
     assert "status" not in migrated
     job = validate_job_record(v0)
@@ -181,3 +216,55 @@ def test_migrate_upgrades_a_synthetic_v0_record() -> None:
     assert job.progress == pytest.approx(42.5)
     assert (job.seq, job.recovery_attempts, job.pause_requested) == (0, 0, False)
     assert migrate_job_record(job_to_wire(job)) == job_to_wire(job)
+
+
+def test_migrate_upgrades_a_v1_record_with_the_v2_defaults() -> None:
+    v1 = job_to_wire(record())
+    for name in (
+        "priority", "run_at", "tags", "parent_id", "timeout_s", "retry", "retries",
+        "idempotency_key", "correlation_id",
+    ):  # fmt: skip
+        del v1[name]
+    v1["schema_version"] = 1
+    job = validate_job_record(v1)
+    assert job.schema_version == 2
+    assert (job.priority, job.run_at, job.tags, job.parent_id) == (0, None, (), None)
+    assert (job.timeout_s, job.retries, job.idempotency_key, job.correlation_id) == (
+        None, 0, None, None
+    )  # fmt: skip
+    assert job.retry == RetryPolicy(
+        max_attempts=1, backoff_s=5, backoff_factor=2, max_backoff_s=300
+    )
+    assert job == record()
+
+
+@pytest.mark.parametrize(
+    ("retries", "expected"), [(0, 1.0), (1, 3.0), (2, 9.0), (3, 10.0), (10_000, 10.0)]
+)
+def test_retry_backoff_grows_by_the_factor_up_to_the_cap(retries: int, expected: float) -> None:
+    policy = RetryPolicy(max_attempts=5, backoff_s=1, backoff_factor=3, max_backoff_s=10)
+    assert policy.backoff_after(retries) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ({"max_attempts": 0}, "retry.max_attempts"),
+        ({"max_attempts": 2.5}, "retry.max_attempts"),
+        ({"backoff_s": -1}, "retry.backoff_s"),
+        ({"backoff_factor": 0.5}, "retry.backoff_factor"),
+        ({"max_backoff_s": 86401}, "retry.max_backoff_s"),
+        ({"backoff_s": math.inf}, "retry.backoff_s"),
+        ({"other": 1}, "retry.other"),
+        ([], "retry"),
+    ],
+)
+def test_retry_policy_check_names_the_key(value: object, field: str) -> None:
+    with pytest.raises(checks.ValueCheckError) as refused:
+        checks.retry_policy(value)
+    assert refused.value.field == field
+
+
+def test_retry_policy_check_fills_in_defaults() -> None:
+    assert checks.retry_policy({"max_attempts": 3}) == RetryPolicy(max_attempts=3)
+    assert checks.retry_policy(None) == RetryPolicy()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from datetime import datetime
 
 import attrs
 
+from jobspine_shared.models import DEFAULT_RETRY, RetryPolicy
 from jobspine_shared.states import JobState
 from server.store.model import (
     AuditEntry,
@@ -33,6 +35,18 @@ class NewJob:
     type: str
     input: dict[str, object]
     epoch: str
+    priority: int = 0
+    run_at: datetime | None = None
+    tags: tuple[str, ...] = ()
+    parent_id: str | None = None
+    timeout_s: float | None = None
+    retry: RetryPolicy = DEFAULT_RETRY
+    idempotency_key: str | None = None
+    correlation_id: str | None = None
+
+
+#: How long an idempotency key stays taken, by default (``IDEMPOTENCY_TTL_S``).
+DEFAULT_IDEMPOTENCY_TTL_S = 86400.0
 
 
 class JobStore(abc.ABC):
@@ -58,15 +72,33 @@ class JobStore(abc.ABC):
         without its event. A store may group concurrent reports (Postgres does)."""
         return await self.apply(job_id, progress_change(write))
 
-    async def create(self, job: NewJob, *, event: EventSpec) -> ChangeResult:
-        """Insert a job in ``created`` with its first event (seq 1)."""
-        return await self._insert(job, event)
+    async def create(
+        self,
+        job: NewJob,
+        *,
+        event: EventSpec,
+        idempotency_ttl_s: float = DEFAULT_IDEMPOTENCY_TTL_S,
+    ) -> ChangeResult:
+        """Insert a job in ``created`` with its first event (seq 1).
+
+        With an ``idempotency_key`` that the same user took less than ``idempotency_ttl_s``
+        ago (for a job that still exists), nothing is inserted: the result is that job, with
+        ``existing`` set. Concurrent creates with one key insert one job.
+        """
+        return await self._insert(job, event, idempotency_ttl_s)
 
     async def claim(
-        self, *, types: Sequence[str], worker_id: str, lease: str
+        self,
+        *,
+        types: Sequence[str],
+        worker_id: str,
+        lease: str,
+        max_running_per_user: int = 0,
     ) -> ClaimResult | None:
-        """Atomically take the oldest ``created`` job of ``types`` (any type when empty)."""
-        return await self._claim(tuple(types), worker_id, lease)
+        """Atomically take the claimable job of ``types`` (any type when empty) that comes
+        first by :func:`server.store.rules.claim_order`, passing over users who already run
+        ``max_running_per_user`` jobs (0: no cap)."""
+        return await self._claim(tuple(types), worker_id, lease, max_running_per_user)
 
     async def open(self) -> None:
         """Acquire resources (pools, schema); called once before use."""
@@ -78,12 +110,35 @@ class JobStore(abc.ABC):
     async def _apply(self, job_id: str, change: JobChange) -> ChangeResult: ...
 
     @abc.abstractmethod
-    async def _insert(self, job: NewJob, event: EventSpec) -> ChangeResult: ...
+    async def _insert(
+        self, job: NewJob, event: EventSpec, idempotency_ttl_s: float
+    ) -> ChangeResult: ...
 
     @abc.abstractmethod
     async def _claim(
-        self, types: tuple[str, ...], worker_id: str, lease: str
+        self, types: tuple[str, ...], worker_id: str, lease: str, max_running_per_user: int
     ) -> ClaimResult | None: ...
+
+    @abc.abstractmethod
+    async def delete(self, job_id: str) -> StoredJob:
+        """Delete a job in a final state with its events, checkpoint, audit trail and
+        idempotency key; return it as it was. ``NotFound`` when there is no such job,
+        ``InvalidTransition`` when it is not in a final state (nothing changes)."""
+
+    @abc.abstractmethod
+    async def delete_finished(self, older_than_s: float, *, limit: int) -> list[StoredJob]:
+        """Delete up to ``limit`` jobs that have been in a final state for longer than
+        ``older_than_s`` seconds, the longest-finished first; return them."""
+
+    @abc.abstractmethod
+    async def due_types(self, within_s: float) -> list[str]:
+        """Types of ``created`` jobs whose ``run_at`` passed within the last ``within_s``
+        seconds (delayed jobs that became claimable), sorted."""
+
+    @abc.abstractmethod
+    async def find_timed_out(self, *, limit: int) -> list[StoredJob]:
+        """Running jobs whose attempt has run longer than their ``timeout_s`` (from the
+        claim), the longest-overdue first."""
 
     @abc.abstractmethod
     async def heartbeat(self, job_id: str, lease: str) -> bool:
@@ -108,6 +163,10 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     async def count_by_state(self, user_id: str | None) -> dict[JobState, int]: ...
+
+    @abc.abstractmethod
+    async def count_by_state_and_type(self) -> dict[tuple[JobState, str], int]:
+        """How many jobs of each type are in each state (pairs with no job left out)."""
 
     @abc.abstractmethod
     async def find_stale(self, stale_after_s: float, *, limit: int) -> list[StoredJob]:

@@ -10,14 +10,14 @@ import collections
 import copy
 import operator
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 
 from jobspine_shared.models import JobEvent, JobRecord
 from jobspine_shared.states import JobState
-from server.errors import LeaseLost, NotFound
+from server.errors import InvalidTransition, LeaseLost, NotFound
 from server.store.base import JobStore, NewJob
 from server.store.claiming import claim_change
 from server.store.model import (
@@ -34,7 +34,14 @@ from server.store.model import (
     StoredJob,
     StreamRead,
 )
-from server.store.rules import apply_in_memory, refusal
+from server.store.rules import (
+    DELETABLE_STATES,
+    apply_in_memory,
+    claim_order,
+    claimable,
+    finished_at,
+    refusal,
+)
 
 Clock = Callable[[], datetime]
 
@@ -104,6 +111,8 @@ class MemoryJobStore(JobStore):
         super().__init__(backlog_size=backlog_size)
         self._clock = clock
         self._slots: dict[str, _Slot] = {}
+        #: ``(user_id, idempotency key) -> (job id, when the key was taken)``.
+        self._idempotency: dict[tuple[str, str], tuple[str, datetime]] = {}
 
     def _now(self) -> datetime:
         return self._clock()
@@ -128,8 +137,24 @@ class MemoryJobStore(JobStore):
         slot.events.extend(events)
         return events
 
-    async def _insert(self, job: NewJob, event: EventSpec) -> ChangeResult:
+    def _taken_key(self, job: NewJob, ttl_s: float, now: datetime) -> _Slot | None:
+        """The job that holds ``job``'s idempotency key, while the key is live."""
+        if job.idempotency_key is None:
+            return None
+        taken = self._idempotency.get((job.user_id, job.idempotency_key))
+        if taken is None or taken[1] <= now - timedelta(seconds=ttl_s):
+            return None
+        return self._slots.get(taken[0])
+
+    async def _insert(
+        self, job: NewJob, event: EventSpec, idempotency_ttl_s: float
+    ) -> ChangeResult:
         now = self._now()
+        holder = self._taken_key(job, idempotency_ttl_s, now)
+        if holder is not None:
+            return ChangeResult(job=holder.job, events=(), existing=True)
+        if job.idempotency_key is not None:
+            self._idempotency[(job.user_id, job.idempotency_key)] = (job.id, now)
         record = JobRecord(
             id=job.id,
             user_id=job.user_id,
@@ -139,6 +164,14 @@ class MemoryJobStore(JobStore):
             updated_at=now,
             epoch=job.epoch,
             seq=1,
+            priority=job.priority,
+            run_at=job.run_at,
+            tags=job.tags,
+            parent_id=job.parent_id,
+            timeout_s=job.timeout_s,
+            retry=job.retry,
+            idempotency_key=job.idempotency_key,
+            correlation_id=job.correlation_id,
         )
         slot = _Slot(
             job=StoredJob(record=record), events=collections.deque(maxlen=self.backlog_size)
@@ -173,18 +206,27 @@ class MemoryJobStore(JobStore):
         return ChangeResult(job=slot.job, events=self._append(slot, change.events, now))
 
     async def _claim(
-        self, types: tuple[str, ...], worker_id: str, lease: str
+        self, types: tuple[str, ...], worker_id: str, lease: str, max_running_per_user: int
     ) -> ClaimResult | None:
+        now = self._now()
+        capped: set[str] = set()
+        if max_running_per_user > 0:
+            running = collections.Counter(
+                slot.job.record.user_id
+                for slot in self._slots.values()
+                if slot.job.record.state is JobState.RUNNING
+            )
+            capped = {user for user, n in running.items() if n >= max_running_per_user}
         candidates = [
             slot
             for slot in self._slots.values()
-            if slot.job.record.state is JobState.CREATED
+            if claimable(slot.job.record, now)
             and (not types or slot.job.record.type in types)
+            and slot.job.record.user_id not in capped
         ]
         if not candidates:
             return None
-        slot = min(candidates, key=lambda s: (s.job.record.created_at, s.job.record.id))
-        now = self._now()
+        slot = min(candidates, key=lambda s: claim_order(s.job.record))
         result = self._commit(slot, claim_change(slot.job, worker_id=worker_id, lease=lease), now)
         return ClaimResult(
             job=result.job.record,
@@ -221,11 +263,8 @@ class MemoryJobStore(JobStore):
 
     async def list_jobs(self, where: JobFilter, *, limit: int, after: PageCursor | None) -> Page:
         def matches(record: JobRecord) -> bool:
-            return (
-                (where.user_id is None or record.user_id == where.user_id)
-                and (where.state is None or record.state is where.state)
-                and (where.type is None or record.type == where.type)
-                and (after is None or (record.created_at, record.id) < (after.created_at, after.id))
+            return where.matches(record) and (
+                after is None or (record.created_at, record.id) < (after.created_at, after.id)
             )
 
         records = sorted(
@@ -249,6 +288,13 @@ class MemoryJobStore(JobStore):
                 counts[slot.job.record.state] += 1
         return counts
 
+    async def count_by_state_and_type(self) -> dict[tuple[JobState, str], int]:
+        counts: dict[tuple[JobState, str], int] = {}
+        for slot in self._slots.values():
+            key = (slot.job.record.state, slot.job.record.type)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
     async def find_stale(self, stale_after_s: float, *, limit: int) -> list[StoredJob]:
         now = self._now()
         stale = [
@@ -260,6 +306,64 @@ class MemoryJobStore(JobStore):
         ]
         stale.sort(key=lambda j: j.record.last_heartbeat_at or now)
         return stale[:limit]
+
+    async def due_types(self, within_s: float) -> list[str]:
+        now = self._now()
+        since = now - timedelta(seconds=within_s)
+        return sorted(
+            {
+                slot.job.record.type
+                for slot in self._slots.values()
+                if slot.job.record.state is JobState.CREATED
+                and slot.job.record.run_at is not None
+                and since < slot.job.record.run_at <= now
+            }
+        )
+
+    async def find_timed_out(self, *, limit: int) -> list[StoredJob]:
+        now = self._now()
+        overdue: list[tuple[datetime, StoredJob]] = []
+        for slot in self._slots.values():
+            record = slot.job.record
+            if record.state is not JobState.RUNNING or record.timeout_s is None:
+                continue
+            assert record.started_at is not None
+            deadline = record.started_at + timedelta(seconds=record.timeout_s)
+            if deadline < now:
+                overdue.append((deadline, slot.job))
+        overdue.sort(key=lambda item: (item[0], item[1].record.id))
+        return [job for _, job in overdue[:limit]]
+
+    def _drop(self, job_id: str) -> StoredJob:
+        slot = self._slots.pop(job_id)
+        key = slot.job.record.idempotency_key
+        if key is not None:
+            taken = self._idempotency.get((slot.job.record.user_id, key))
+            if taken is not None and taken[0] == job_id:
+                del self._idempotency[(slot.job.record.user_id, key)]
+        return slot.job
+
+    async def delete(self, job_id: str) -> StoredJob:
+        slot = self._slots.get(job_id)
+        if slot is None:
+            raise NotFound()
+        state = slot.job.record.state
+        if state not in DELETABLE_STATES:
+            raise InvalidTransition(
+                f"cannot delete a job that is {state}",
+                details={"state": str(state), "action": "delete"},
+            )
+        return self._drop(job_id)
+
+    async def delete_finished(self, older_than_s: float, *, limit: int) -> list[StoredJob]:
+        cutoff = self._now() - timedelta(seconds=older_than_s)
+        finished: list[tuple[datetime, str]] = []
+        for job_id, slot in self._slots.items():
+            at = finished_at(slot.job.record)
+            if at is not None and at < cutoff:
+                finished.append((at, job_id))
+        finished.sort()
+        return [self._drop(job_id) for _, job_id in finished[:limit]]
 
     async def ping(self) -> None:
         return None

@@ -23,6 +23,13 @@ class _Now:
 NOW: Final = _Now()
 
 
+@attrs.frozen
+class Later:
+    """Stands for "the store's clock at the moment of the change, plus ``seconds``"."""
+
+    seconds: float
+
+
 @attrs.frozen(kw_only=True)
 class CheckpointInfo:
     """Everything about a job's checkpoint but the data itself."""
@@ -128,6 +135,8 @@ class JobChange:
 class ChangeResult:
     job: StoredJob
     events: tuple[JobEvent, ...]
+    #: A create that found its idempotency key taken: ``job`` is the earlier job, unchanged.
+    existing: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -151,6 +160,20 @@ class JobFilter:
     user_id: str | None = None
     state: JobState | None = None
     type: str | None = None
+    tag: str | None = None
+    parent_id: str | None = None
+    priority: int | None = None
+
+    def matches(self, record: JobRecord) -> bool:
+        """The filter as a predicate: the memory store's listing (Postgres says it in SQL)."""
+        return (
+            (self.user_id is None or record.user_id == self.user_id)
+            and (self.state is None or record.state is self.state)
+            and (self.type is None or record.type == self.type)
+            and (self.tag is None or self.tag in record.tags)
+            and (self.parent_id is None or record.parent_id == self.parent_id)
+            and (self.priority is None or record.priority == self.priority)
+        )
 
 
 @attrs.frozen(kw_only=True)

@@ -28,9 +28,9 @@ import attrs
 from asyncpg.pool import PoolConnectionProxy
 
 from jobspine_shared.events import EventType
-from jobspine_shared.models import JobError, JobEvent, JobRecord
+from jobspine_shared.models import JobError, JobEvent, JobRecord, RetryPolicy
 from jobspine_shared.states import JobState
-from server.errors import JobspineError, LeaseLost, NotFound, Unavailable
+from server.errors import InvalidTransition, JobspineError, LeaseLost, NotFound, Unavailable
 from server.store.base import JobStore, NewJob
 from server.store.claiming import claim_change
 from server.store.heartbeat_batch import DEFAULT_MAX_DELAY_S, HeartbeatBatcher
@@ -48,6 +48,7 @@ from server.store.model import (
     EventSpec,
     JobChange,
     JobFilter,
+    Later,
     Page,
     PageCursor,
     StoredJob,
@@ -129,6 +130,9 @@ def job_from_row(row: asyncpg.Record) -> StoredJob:
     values["id"] = str(row["id"])
     values["state"] = JobState(row["state"])
     values["error"] = _error_from_json(row["error"])
+    values["tags"] = tuple(row["tags"])
+    values["retry"] = RetryPolicy(**row["retry"])
+    values["parent_id"] = None if row["parent_id"] is None else str(row["parent_id"])
     checkpoint = None
     if row["has_checkpoint"]:
         checkpoint = CheckpointInfo(
@@ -167,6 +171,12 @@ def _column_value(name: str, value: Any) -> Any:
         return JobState(value).value
     if name == "error":
         return _error_to_json(value)
+    if name == "retry":
+        return attrs.asdict(value)
+    if name == "tags":
+        return list(value)
+    if name == "parent_id" and value is not None:
+        return uuid.UUID(value)
     return value
 
 
@@ -246,9 +256,28 @@ _SELECT_JOBS: Final = (
 )
 
 _INSERT_JOB: Final = f"""
-INSERT INTO jobs (id, user_id, type, input, epoch, seq, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, 1, now(), now())
+INSERT INTO jobs (id, user_id, type, input, epoch, seq, created_at, updated_at,
+                  priority, run_at, tags, parent_id, timeout_s, retry, idempotency_key,
+                  correlation_id)
+VALUES ($1, $2, $3, $4, $5, 1, now(), now(), $6, $7, $8, $9, $10, $11, $12, $13)
 RETURNING {_JOB_COLUMNS}, now() AS store_now
+"""
+
+#: Take an idempotency key: a new one, or one whose holder took it more than the TTL ago.
+#: A live key returns no row; a concurrent create of the same key waits here for the first
+#: to commit (the unique index), then finds it live.
+_TAKE_KEY: Final = """
+INSERT INTO job_idempotency AS k (user_id, key, job_id, created_at)
+VALUES ($1, $2, $3, now())
+ON CONFLICT (user_id, key) DO UPDATE
+    SET job_id = EXCLUDED.job_id, created_at = EXCLUDED.created_at
+    WHERE k.created_at <= now() - make_interval(secs => $4)
+RETURNING job_id
+"""
+
+_KEY_HOLDER: Final = f"""
+SELECT {_JOB_COLUMNS}, now() AS store_now FROM jobs
+WHERE id = (SELECT job_id FROM job_idempotency WHERE user_id = $1 AND key = $2)
 """
 
 #: Append a change's events and drop those past the backlog, in one statement. Events that
@@ -274,23 +303,81 @@ _INSERT_AUDIT: Final = """
 INSERT INTO job_audit (job_id, action, actor, at, details) VALUES ($1, $2, $3, $4, $5)
 """
 
-#: The oldest claimable job, locked; SKIP LOCKED lets concurrent claims take the next one.
-#: Two statements rather than one with ``cardinality($1) = 0 OR …`` so each gets the plan
-#: of its own partial index.
-_CLAIM_ANY: Final = f"""
+#: The claimable job that comes first (highest priority, then oldest; ``run_at`` reached),
+#: locked; SKIP LOCKED lets concurrent claims take the next one. ``$1``: users to pass over
+#: (those at MAX_RUNNING_PER_USER), ``$2``: the cap (0: none). Two statements rather than
+#: one with ``cardinality(types) = 0 OR …`` so each gets the plan of its own partial index.
+_CLAIMABLE: Final = """
+state = 'created' AND (run_at IS NULL OR run_at <= now()) AND user_id <> ALL($1::text[])
+AND ($2::int = 0 OR (
+    SELECT count(*) FROM jobs AS r WHERE r.state = 'running' AND r.user_id = jobs.user_id
+) < $2::int)
+"""
+
+CLAIM_ANY_SQL: Final = f"""
 SELECT {_JOB_COLUMNS} FROM jobs
-WHERE state = 'created'
-ORDER BY created_at, id
+WHERE {_CLAIMABLE}
+ORDER BY priority DESC, created_at, id
 LIMIT 1
 FOR UPDATE SKIP LOCKED
 """
 
-_CLAIM_TYPES: Final = f"""
+CLAIM_TYPES_SQL: Final = f"""
 SELECT {_JOB_COLUMNS} FROM jobs
-WHERE state = 'created' AND type = ANY($1::text[])
-ORDER BY created_at, id
+WHERE {_CLAIMABLE} AND type = ANY($3::text[])
+ORDER BY priority DESC, created_at, id
 LIMIT 1
 FOR UPDATE SKIP LOCKED
+"""
+
+#: Under the cap, concurrent claims of one user's jobs could each count the others out;
+#: they recount one at a time under this lock (its second key: the user's hash).
+_CAP_LOCK: Final = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
+_CAP_LOCK_KEY: Final = 0x6A73_6361  # "jsca"
+_COUNT_RUNNING: Final = "SELECT count(*) FROM jobs WHERE state = 'running' AND user_id = $1"
+#: Users passed over because they reached the cap, at most this many per claim.
+MAX_CAPPED_USERS: Final = 8
+
+#: Running attempts past their ``timeout_s``; served by ``jobs_running_idx``.
+FIND_TIMED_OUT_SQL: Final = f"""
+SELECT {_JOB_COLUMNS} FROM jobs
+WHERE state = 'running' AND timeout_s IS NOT NULL
+  AND started_at + make_interval(secs => timeout_s) < now()
+ORDER BY started_at + make_interval(secs => timeout_s), id
+LIMIT $1
+"""
+
+#: Delayed jobs that became due lately; served by ``jobs_delayed_idx``.
+DUE_TYPES_SQL: Final = """
+SELECT DISTINCT type FROM jobs
+WHERE state = 'created' AND run_at IS NOT NULL
+  AND run_at > now() - make_interval(secs => $1) AND run_at <= now()
+ORDER BY type
+"""
+
+_FINISHED_AT: Final = """CASE state
+        WHEN 'completed' THEN completed_at
+        WHEN 'failed' THEN failed_at
+        WHEN 'cancelled' THEN cancelled_at
+    END"""
+
+_DELETE_JOB: Final = f"""
+DELETE FROM jobs WHERE id = $1 AND state IN ('completed', 'failed', 'cancelled')
+RETURNING {_JOB_COLUMNS}
+"""
+
+#: Retention: one bounded batch, served by ``jobs_finished_idx``; SKIP LOCKED leaves a
+#: job another transaction is changing (a restart) alone.
+DELETE_FINISHED_SQL: Final = f"""
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE state IN ('completed', 'failed', 'cancelled')
+      AND ({_FINISHED_AT}) < now() - make_interval(secs => $1)
+    ORDER BY ({_FINISHED_AT})
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING {_JOB_COLUMNS}
 """
 
 #: A heartbeat, fenced by the lease in the same statement. It writes only
@@ -333,6 +420,7 @@ SELECT action, actor, at, details FROM job_audit WHERE job_id = $1 ORDER BY id
 """
 
 _COUNT_ALL: Final = "SELECT state, count(*) AS n FROM jobs GROUP BY state"
+_COUNT_BY_STATE_AND_TYPE: Final = "SELECT state, type, count(*) AS n FROM jobs GROUP BY state, type"
 _COUNT_USER: Final = "SELECT state, count(*) AS n FROM jobs WHERE user_id = $1 GROUP BY state"
 
 
@@ -371,7 +459,12 @@ def _assignments(change: JobChange, params: _Params) -> dict[str, str]:
     sets: dict[str, str] = {}
     for name, value in implied_fields(change).items():
         _check_settable(name)
-        sets[name] = "now()" if value is NOW else params.add(_column_value(name, value))
+        if value is NOW:
+            sets[name] = "now()"
+        elif isinstance(value, Later):
+            sets[name] = f"now() + make_interval(secs => {params.add(float(value.seconds))})"
+        else:
+            sets[name] = params.add(_column_value(name, value))
     for name, amount in change.increments.items():
         _check_settable(name)
         sets[name] = f"{name} + {params.add(amount)}"
@@ -420,6 +513,12 @@ def list_statement(where: JobFilter, *, limit: int, after: PageCursor | None) ->
         conditions.append(f"state = {params.add(where.state.value)}")
     if where.type is not None:
         conditions.append(f"type = {params.add(where.type)}")
+    if where.tag is not None:
+        conditions.append(f"tags @> ARRAY[{params.add(where.tag)}::text]")
+    if where.parent_id is not None:
+        conditions.append(f"parent_id = {params.add(uuid.UUID(where.parent_id))}")
+    if where.priority is not None:
+        conditions.append(f"priority = {params.add(where.priority)}")
     if after is not None:
         cursor = f"({params.add(after.created_at)}, {params.add(uuid.UUID(after.id))})"
         conditions.append(f"(created_at, id) < {cursor}")
@@ -591,10 +690,37 @@ class PostgresJobStore(JobStore):
 
     # -- changes -----------------------------------------------------------------------------
 
-    async def _insert(self, job: NewJob, event: EventSpec) -> ChangeResult:
+    async def _insert(
+        self, job: NewJob, event: EventSpec, idempotency_ttl_s: float
+    ) -> ChangeResult:
         async with self._transaction() as conn:
+            if job.idempotency_key is not None:
+                taken = await conn.fetchval(
+                    _TAKE_KEY,
+                    job.user_id,
+                    job.idempotency_key,
+                    uuid.UUID(job.id),
+                    float(idempotency_ttl_s),
+                )
+                if taken is None:
+                    holder = await conn.fetchrow(_KEY_HOLDER, job.user_id, job.idempotency_key)
+                    assert holder is not None  # the key row's job is deleted with it
+                    return ChangeResult(job=job_from_row(holder), events=(), existing=True)
             row = await conn.fetchrow(
-                _INSERT_JOB, uuid.UUID(job.id), job.user_id, job.type, job.input, job.epoch
+                _INSERT_JOB,
+                uuid.UUID(job.id),
+                job.user_id,
+                job.type,
+                job.input,
+                job.epoch,
+                job.priority,
+                job.run_at,
+                list(job.tags),
+                None if job.parent_id is None else uuid.UUID(job.parent_id),
+                job.timeout_s,
+                attrs.asdict(job.retry),
+                job.idempotency_key,
+                job.correlation_id,
             )
             assert row is not None
             stored = job_from_row(row)
@@ -673,15 +799,40 @@ class PostgresJobStore(JobStore):
         await conn.execute(_INSERT_AUDIT, key, audit.action, audit.actor, at, dict(audit.details))
 
     async def _claim(
-        self, types: tuple[str, ...], worker_id: str, lease: str
+        self, types: tuple[str, ...], worker_id: str, lease: str, max_running_per_user: int
     ) -> ClaimResult | None:
+        capped: list[str] = []
+        while True:
+            result = await self._claim_once(types, worker_id, lease, max_running_per_user, capped)
+            if not isinstance(result, str):
+                return result
+            capped.append(result)  # that user reached the cap meanwhile: pass over them
+            if len(capped) > MAX_CAPPED_USERS:
+                return None
+
+    async def _claim_once(
+        self,
+        types: tuple[str, ...],
+        worker_id: str,
+        lease: str,
+        max_running_per_user: int,
+        capped: list[str],
+    ) -> ClaimResult | str | None:
+        """The claim, or the id of a user found at the cap on recounting, or None."""
         async with self._transaction() as conn:
             if types:
-                row = await conn.fetchrow(_CLAIM_TYPES, list(types))
+                row = await conn.fetchrow(
+                    CLAIM_TYPES_SQL, capped, max_running_per_user, list(types)
+                )
             else:
-                row = await conn.fetchrow(_CLAIM_ANY)
+                row = await conn.fetchrow(CLAIM_ANY_SQL, capped, max_running_per_user)
             if row is None:
                 return None
+            if max_running_per_user > 0:
+                user_id: str = row["user_id"]
+                await conn.execute(_CAP_LOCK, _CAP_LOCK_KEY, user_id)
+                if await conn.fetchval(_COUNT_RUNNING, user_id) >= max_running_per_user:
+                    return user_id
             key: uuid.UUID = row["id"]
             change = claim_change(job_from_row(row), worker_id=worker_id, lease=lease)
             result = await self._try_change(conn, update_statement(key, change), change)
@@ -785,9 +936,44 @@ class PostgresJobStore(JobStore):
         counts.update({JobState(r["state"]): r["n"] for r in rows})
         return counts
 
+    async def count_by_state_and_type(self) -> dict[tuple[JobState, str], int]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(_COUNT_BY_STATE_AND_TYPE)
+        return {(JobState(r["state"]), r["type"]): r["n"] for r in rows}
+
     async def find_stale(self, stale_after_s: float, *, limit: int) -> list[StoredJob]:
         async with self._connection() as conn:
             rows = await conn.fetch(FIND_STALE_SQL, float(stale_after_s), limit)
+        return [job_from_row(row) for row in rows]
+
+    async def due_types(self, within_s: float) -> list[str]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(DUE_TYPES_SQL, float(within_s))
+        return [row["type"] for row in rows]
+
+    async def find_timed_out(self, *, limit: int) -> list[StoredJob]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(FIND_TIMED_OUT_SQL, limit)
+        return [job_from_row(row) for row in rows]
+
+    async def delete(self, job_id: str) -> StoredJob:
+        key = _job_key(job_id)
+        if key is None:
+            raise NotFound()
+        async with self._transaction() as conn:
+            row = await conn.fetchrow(_DELETE_JOB, key)
+            if row is not None:
+                return job_from_row(row)
+            state = await conn.fetchval("SELECT state FROM jobs WHERE id = $1", key)
+        if state is None:
+            raise NotFound()
+        raise InvalidTransition(
+            f"cannot delete a job that is {state}", details={"state": state, "action": "delete"}
+        )
+
+    async def delete_finished(self, older_than_s: float, *, limit: int) -> list[StoredJob]:
+        async with self._transaction() as conn:
+            rows = await conn.fetch(DELETE_FINISHED_SQL, float(older_than_s), limit)
         return [job_from_row(row) for row in rows]
 
     async def ping(self) -> None:
@@ -796,7 +982,11 @@ class PostgresJobStore(JobStore):
 
 
 __all__ = [
+    "CLAIM_ANY_SQL",
+    "CLAIM_TYPES_SQL",
+    "DELETE_FINISHED_SQL",
     "FIND_STALE_SQL",
+    "FIND_TIMED_OUT_SQL",
     "HEARTBEAT_SQL",
     "OUTAGE_ERRORS",
     "PostgresJobStore",

@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from jobspine_shared.models import JobRecord
 from jobspine_shared.states import JobState, can_transition
 from server.errors import (
     InvalidProgress,
@@ -22,6 +23,7 @@ from server.store.model import (
     CheckpointInfo,
     CheckpointWrite,
     JobChange,
+    Later,
     StoredJob,
 )
 
@@ -83,9 +85,42 @@ def clears_lease(change: JobChange) -> bool:
     return change.to_state is not None and change.to_state is not JobState.RUNNING
 
 
+def _at(value: Any, now: datetime) -> Any:
+    if value is NOW:
+        return now
+    if isinstance(value, Later):
+        return now + timedelta(seconds=value.seconds)
+    return value
+
+
+def finished_at(record: JobRecord) -> datetime | None:
+    """When a job in a final state reached it (retention counts from there); None otherwise."""
+    return {
+        JobState.COMPLETED: record.completed_at,
+        JobState.FAILED: record.failed_at,
+        JobState.CANCELLED: record.cancelled_at,
+    }.get(record.state)
+
+
+#: States a job can be deleted in (``DELETE /api/jobs/{id}``, retention).
+DELETABLE_STATES: frozenset[JobState] = frozenset(
+    {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED}
+)
+
+
+def claimable(record: JobRecord, now: datetime) -> bool:
+    """Created, and its ``run_at`` (if any) reached."""
+    return record.state is JobState.CREATED and (record.run_at is None or record.run_at <= now)
+
+
+def claim_order(record: JobRecord) -> tuple[int, datetime, str]:
+    """Claims take the smallest key first: highest priority, then the oldest."""
+    return (-record.priority, record.created_at, record.id)
+
+
 def apply_in_memory(job: StoredJob, change: JobChange, now: datetime) -> StoredJob:
     """The job after ``change`` (conditions already checked), events not yet appended."""
-    values = {k: (now if v is NOW else v) for k, v in implied_fields(change).items()}
+    values = {k: _at(v, now) for k, v in implied_fields(change).items()}
     for name, amount in change.increments.items():
         values[name] = getattr(job.record, name) + amount
     values["seq"] = job.record.seq + len(change.events)

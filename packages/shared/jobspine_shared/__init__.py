@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from jobspine_shared.errors import ErrorCode
 from jobspine_shared.events import EventType
-from jobspine_shared.models import SCHEMA_VERSION, JobError, JobEvent, JobRecord
+from jobspine_shared.models import SCHEMA_VERSION, JobError, JobEvent, JobRecord, RetryPolicy
 from jobspine_shared.states import TRANSITIONS, JobState, can_transition
 from jobspine_shared.wire import (
     RecordValidationError,
@@ -26,6 +26,7 @@ __all__ = [
     "JobRecord",
     "JobState",
     "RecordValidationError",
+    "RetryPolicy",
     "can_transition",
     "event_from_wire",
     "event_to_wire",

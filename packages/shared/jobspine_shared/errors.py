@@ -12,6 +12,7 @@ class ErrorCode(enum.StrEnum):
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     INVALID_TRANSITION = "invalid_transition"
+    CONFLICT = "conflict"
     LEASE_LOST = "lease_lost"
     INVALID_PROGRESS = "invalid_progress"
     PAYLOAD_TOO_LARGE = "payload_too_large"

@@ -18,6 +18,7 @@ class EventType(enum.StrEnum):
     FAILED = "job:failed"
     CANCELLED = "job:cancelled"
     RESTARTED = "job:restarted"
+    RETRYING = "job:retrying"
 
 
 class PauseReason(enum.StrEnum):

@@ -1,4 +1,4 @@
-"""The job record (schema v1) and the event envelope, as frozen keyword-only attrs classes."""
+"""The job record (schema v2) and the event envelope, as frozen keyword-only attrs classes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import attrs
 from jobspine_shared.events import EventType
 from jobspine_shared.states import JobState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 JOB_TYPE_PATTERN = re.compile(r"[a-z0-9_.-]{1,64}")
 MAX_STEP_LENGTH = 256
@@ -28,6 +28,28 @@ class JobError:
     code: str
     message: str
     retryable: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """Automatic retries of retryable failures (contract v2): the n-th retry waits
+    ``min(max_backoff_s, backoff_s * backoff_factor ** n)`` seconds (n counts from 0)."""
+
+    max_attempts: int = 1
+    backoff_s: float = 5.0
+    backoff_factor: float = 2.0
+    max_backoff_s: float = 300.0
+
+    def backoff_after(self, retries: int) -> float:
+        """Seconds to wait before the retry that follows ``retries`` earlier retries."""
+        try:
+            delay = self.backoff_s * self.backoff_factor**retries
+        except OverflowError:
+            return self.max_backoff_s
+        return min(self.max_backoff_s, delay)
+
+
+DEFAULT_RETRY = RetryPolicy()
 
 
 @attrs.frozen(kw_only=True)
@@ -61,6 +83,15 @@ class JobRecord:
     last_heartbeat_at: datetime | None = None
     seq: int = 0
     epoch: str
+    priority: int = 0
+    run_at: datetime | None = None
+    tags: tuple[str, ...] = ()
+    parent_id: str | None = None
+    timeout_s: float | None = None
+    retry: RetryPolicy = DEFAULT_RETRY
+    retries: int = 0
+    idempotency_key: str | None = None
+    correlation_id: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     def evolve(self, **changes: Any) -> JobRecord:

@@ -27,6 +27,7 @@ TRANSITIONS: Mapping[tuple[JobState, JobState], str] = {
     (S.RUNNING, S.COMPLETED): "the worker's complete",
     (S.RUNNING, S.FAILED): "the worker's fail, or the supervisor",
     (S.RUNNING, S.PAUSED): "the worker's paused after a pause request, or the supervisor",
+    (S.RUNNING, S.CREATED): "a retryable failure with attempts left (by the server only)",
     (S.PAUSED, S.CREATED): "a user's resume",
     (S.FAILED, S.CREATED): "a user's restart",
     (S.CANCELLED, S.CREATED): "a user's restart",
@@ -36,6 +37,10 @@ TRANSITIONS: Mapping[tuple[JobState, JobState], str] = {
 FINAL_STATES: frozenset[JobState] = frozenset(
     s for s in JobState if not any(src == s for src, _ in TRANSITIONS)
 )
+
+
+#: Transitions only the server itself makes; no user or worker call asks for them.
+SERVER_ONLY: frozenset[tuple[JobState, JobState]] = frozenset({(S.RUNNING, S.CREATED)})
 
 
 def can_transition(source: JobState, target: JobState) -> bool:

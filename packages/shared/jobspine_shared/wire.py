@@ -16,6 +16,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from cattrs.v import transform_error
 
+from jobspine_shared import checks
 from jobspine_shared.events import EventType
 from jobspine_shared.models import (
     JOB_TYPE_PATTERN,
@@ -134,14 +135,38 @@ def _semantic_errors(job: JobRecord) -> list[str]:
         errors.append(f"error.message: at most {MAX_ERROR_MESSAGE_LENGTH} characters")
     if job.has_checkpoint != (job.checkpoint_at is not None):
         errors.append("has_checkpoint: must be true exactly when checkpoint_at is set")
-    for name in ("seq", "attempt", "recovery_attempts"):
+    for name in ("seq", "attempt", "recovery_attempts", "retries"):
         if getattr(job, name) < 0:
             errors.append(f"{name}: must not be negative")
+    errors.extend(_v2_errors(job))
+    return errors
+
+
+def _v2_errors(job: JobRecord) -> list[str]:
+    """The schema v2 fields, checked by the same rules as a create payload."""
+    errors = []
+    retry = {
+        "max_attempts": job.retry.max_attempts,
+        "backoff_s": job.retry.backoff_s,
+        "backoff_factor": job.retry.backoff_factor,
+        "max_backoff_s": job.retry.max_backoff_s,
+    }
+    checked: list[tuple[Callable[..., Any], object]] = [
+        (checks.priority, job.priority),
+        (checks.tags, list(job.tags)),
+        (checks.timeout_s, job.timeout_s),
+        (checks.retry_policy, retry),
+    ]
+    for check, value in checked:
+        try:
+            check(value)
+        except checks.ValueCheckError as exc:
+            errors.append(str(exc))
     return errors
 
 
 def validate_job_record(data: Any) -> JobRecord:
-    """Check external data against schema v1 (after migration) and build the record.
+    """Check external data against the current schema (after migration) and build the record.
 
     Raises :class:`RecordValidationError` naming every offending field.
     """
@@ -177,8 +202,30 @@ def _migrate_v0(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """v1 records lack the v2 fields; each takes the contract's default."""
+    data = dict(data)
+    data.setdefault("priority", 0)
+    data.setdefault("run_at", None)
+    data.setdefault("tags", [])
+    data.setdefault("parent_id", None)
+    data.setdefault("timeout_s", None)
+    data.setdefault(
+        "retry",
+        {"max_attempts": 1, "backoff_s": 5.0, "backoff_factor": 2.0, "max_backoff_s": 300.0},
+    )
+    data.setdefault("retries", 0)
+    data.setdefault("idempotency_key", None)
+    data.setdefault("correlation_id", None)
+    data["schema_version"] = 2
+    return data
+
+
 #: ``version -> upgrade to version + 1``.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _migrate_v0}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    0: _migrate_v0,
+    1: _migrate_v1,
+}
 
 
 def migrate_job_record(data: Mapping[str, Any]) -> dict[str, Any]:
