@@ -28,6 +28,7 @@ from tests.support.processes import (
 )
 from tests.support.redis import RedisServer
 from tests.support.server import TIMEOUT_S, EventRecorder, SocketClient
+from tests.support.staleness import RowAging
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -168,7 +169,9 @@ async def test_a_client_that_moves_from_a_to_b_mid_job_resyncs_without_a_gap(
         assert seen + replayed + live == list(range(1, 9))
 
 
-FAST_SUPERVISION = {"HEARTBEAT_TIMEOUT_S": "0.5", "SUPERVISOR_INTERVAL_S": "0.1"}
+#: A heartbeat timeout no slow machine reaches by itself: tests age heartbeats instead.
+HEARTBEAT_TIMEOUT_S = 60.0
+FAST_SUPERVISION = {"HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_TIMEOUT_S), "SUPERVISOR_INTERVAL_S": "0.1"}
 
 
 async def supervisor(web: WebProcess) -> dict[str, Any]:
@@ -176,11 +179,15 @@ async def supervisor(web: WebProcess) -> dict[str, Any]:
     return status
 
 
-async def silent_stale_job(owner: SocketClient, work: SocketClient) -> dict[str, Any]:
-    """A running job with a checkpoint whose worker then says nothing more."""
+async def silent_stale_job(
+    owner: SocketClient, work: SocketClient, postgres_dsn: str
+) -> dict[str, Any]:
+    """A running job with a checkpoint whose worker then says nothing more, its heartbeat
+    aged past the timeout."""
     job = await running_job(owner, work)
     await work.ok("checkpoint", {"job_id": job["id"], "lease": job["lease"], "data": {"step": 1}})
     await owner.ok("job:subscribe", {"job_id": job["id"]})
+    await RowAging(postgres_dsn).age(job["id"], HEARTBEAT_TIMEOUT_S + 1)
     return job
 
 
@@ -189,7 +196,7 @@ async def test_a_stale_job_is_recovered_once_with_both_supervisors_running(
 ) -> None:
     env = cluster_env(postgres_dsn, redis_url, redis_channel, **FAST_SUPERVISION)
     async with two_instances(env) as (a, b), user(a) as owner, worker(b) as work:
-        job = await silent_stale_job(owner, work)
+        job = await silent_stale_job(owner, work, postgres_dsn)
         await owner.events.wait_for_job_event(job["id"], "job:paused", WITHIN_S)
         seen = {web.url: await supervisor(web) for web in (a, b)}
 
@@ -234,7 +241,7 @@ async def test_when_the_scanning_instance_dies_the_other_takes_over(
 
         await wait_until(survivor_scans, within=WITHIN_S)
         async with user(survivor) as owner, worker(survivor) as work:
-            job = await silent_stale_job(owner, work)
+            job = await silent_stale_job(owner, work, postgres_dsn)
             paused = await owner.events.wait_for_job_event(job["id"], "job:paused", WITHIN_S)
             assert paused["data"] == {"reason": "stalled"}
 

@@ -19,7 +19,7 @@ from jobspine_shared.models import JobRecord
 from jobspine_shared.states import JobState
 from jobspine_shared.wire import job_to_wire
 from server.store.memory import MemoryJobStore
-from tests.support.sdk_live import RestartableServer, running
+from tests.support.sdk_live import RestartableServer, running, start_clocked
 from tests.support.server import StartServer, connect_worker
 from workers.client import (
     JobStreamFollower,
@@ -450,7 +450,8 @@ async def test_the_watcher_reports_a_failure(start_server: StartServer) -> None:
 async def test_the_watcher_explains_a_stalled_pause_and_the_resume(
     start_server: StartServer,
 ) -> None:
-    server = await start_server(env={"HEARTBEAT_TIMEOUT_S": "0.5", "SUPERVISOR_INTERVAL_S": "0.1"})
+    clocked = await start_clocked(start_server)
+    server = clocked.server
     job_id = await create(server.url, server.token(USER), "stuck", {})
     messages: list[str] = []
     watcher = JobWatcher(
@@ -462,6 +463,7 @@ async def test_the_watcher_explains_a_stalled_pause_and_the_resume(
     lease = {"job_id": job_id, "lease": claim["lease"]}
     await raw.ok("checkpoint", {**lease, "data": {"done": 2}, "progress": 40})
     # no more heartbeats: the supervisor pauses the job; the watcher says why and what next
+    await clocked.recovered_as_stale(job_id, "paused")
     await wait_until(lambda: len(messages) >= 2, within_s=20, what="stalled and recovery notes")
     status, _ = await server.rest("POST", f"/api/jobs/{job_id}/resume", token=server.token(USER))
     assert status == 200
