@@ -30,6 +30,8 @@ from server.keys import (
     VERIFIER,
     ReadinessCheck,
 )
+from server.limits.rest import rate_limit_middleware
+from server.limits.wiring import install_limits
 from server.metrics import Metrics
 from server.realtime import user_namespace, worker_namespace
 from server.realtime.dispatch import InFlight
@@ -189,6 +191,8 @@ def create_app(
         max_message_bytes=settings.max_message_bytes,
         client_manager=client_manager,
         max_client_queue=settings.max_client_queue,
+        max_client_queue_bytes=settings.limits.max_client_queue_bytes,
+        cors_origins=settings.cors_origins,
         on_client_dropped=metrics.slow_client_dropped,
     )
     repository = JobRepository(
@@ -207,7 +211,12 @@ def create_app(
 
     app = web.Application(
         client_max_size=settings.max_message_bytes,
-        middlewares=[tracking_middleware, cors_middleware, error_middleware],
+        middlewares=[
+            tracking_middleware,
+            cors_middleware,
+            error_middleware,
+            rate_limit_middleware,
+        ],
     )
     app[SETTINGS] = settings
     app[STORE] = job_store
@@ -222,6 +231,7 @@ def create_app(
     )
     app[READINESS_CHECKS] = [ReadinessCheck(name="store", probe=job_store.ping)]
 
+    install_limits(app, settings, sockets, verifier)
     for namespace in (user_namespace, worker_namespace):
         namespace.install(
             sockets=sockets,

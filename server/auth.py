@@ -27,9 +27,16 @@ class Identity:
 
     actor: Actor
     expires_at: float
+    #: ``JWT_LEEWAY_S``: the clock skew still accepted after ``exp``.
+    leeway_s: float = 0.0
+
+    @property
+    def session_ends_at(self) -> float:
+        """When a socket authenticated by this token ends: ``exp`` plus the leeway."""
+        return self.expires_at + self.leeway_s
 
     def is_expired(self, now: float | None = None) -> bool:
-        return (time.time() if now is None else now) >= self.expires_at
+        return (time.time() if now is None else now) >= self.session_ends_at
 
 
 class TokenVerifier:
@@ -54,9 +61,15 @@ class TokenVerifier:
                 audience=settings.audience,
                 issuer=settings.issuer,
                 options={"require": required, "verify_aud": settings.audience is not None},
+                leeway=settings.leeway_s,
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("the token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise Unauthorized(
+                "the token is not valid yet: its iat or nbf is later than now plus "
+                f"the allowed clock skew of {settings.leeway_s:g} s"
+            ) from None
         except jwt.InvalidSignatureError:
             raise Unauthorized("the token's signature is invalid") from None
         except jwt.MissingRequiredClaimError as exc:
@@ -69,7 +82,9 @@ class TokenVerifier:
             raise Unauthorized("the token's algorithm is not accepted") from None
         except jwt.PyJWTError:
             raise Unauthorized("the token is malformed") from None
-        return Identity(actor=_actor(claims), expires_at=float(claims["exp"]))
+        return Identity(
+            actor=_actor(claims), expires_at=float(claims["exp"]), leeway_s=settings.leeway_s
+        )
 
 
 def _actor(claims: dict[str, Any]) -> Actor:

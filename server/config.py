@@ -44,11 +44,40 @@ class JwtSettings:
     issuer: str | None = None
     #: True when the secret was generated for this process (``--dev``).
     generated: bool = False
+    #: ``JWT_LEEWAY_S``: clock skew allowed on ``exp``, ``nbf`` and ``iat``.
+    leeway_s: float = 30.0
 
     @property
     def can_mint(self) -> bool:
         """Whether this process holds the signing key (HS256's secret is both)."""
         return self.algorithm == "HS256"
+
+
+@attrs.frozen(kw_only=True)
+class LimitSettings:
+    """The contract's "Limits, sessions and abuse" bounds (docs/security.md)."""
+
+    #: ``USER_CALLS_PER_S``: REST requests and ``/`` events of one user per second (bursts 2x).
+    user_calls_per_s: float = 50.0
+    #: ``WORKER_CALLS_PER_S``: ``/workers`` calls of one worker ``sub`` per second (bursts 2x).
+    worker_calls_per_s: float = 1000.0
+    #: ``MAX_ACTIVE_JOBS_PER_USER``: jobs of one user in created, running or paused.
+    max_active_jobs_per_user: int = 1000
+    #: ``MAX_SOCKETS_PER_USER``: Socket.IO connections of one ``sub`` at once.
+    max_sockets_per_user: int = 20
+    #: ``MAX_SUBSCRIPTIONS_PER_SOCKET``: job rooms one socket may be in.
+    max_subscriptions_per_socket: int = 1000
+    #: ``MAX_INPUT_BYTES``: compact UTF-8 JSON size of a job's input or result.
+    max_input_bytes: int = 262_144
+    #: ``MAX_CLIENT_QUEUE_BYTES``: bytes queued for one client before it is dropped.
+    max_client_queue_bytes: int = 16_777_216
+    #: Calls of one socket being handled at once; a further one is ``rate_limited``.
+    max_calls_in_flight_per_socket: int = 32
+
+    @property
+    def burst_factor(self) -> float:
+        """Bursts of twice the rate, as the contract says."""
+        return 2.0
 
 
 @attrs.frozen(kw_only=True)
@@ -68,6 +97,9 @@ class Settings:
     max_client_queue: int = 5000
     #: Live ``job:progress`` events per job and second; 0 for no limit.
     progress_events_per_s: float = 10.0
+    limits: LimitSettings = attrs.field(factory=LimitSettings)
+    #: ``CORS_ORIGINS``: origins allowed for REST and Socket.IO (``*``: any); never credentials.
+    cors_origins: tuple[str, ...] = ("*",)
     dev: bool = False
 
     @property
@@ -160,6 +192,59 @@ def _text(name: str, value: str) -> str:
     return value
 
 
+def _per_second(name: str, value: str) -> float:
+    expected = "a finite number > 0 of calls per second"
+    try:
+        number = float(value)
+    except ValueError:
+        raise _fail(name, expected, value) from None
+    if not math.isfinite(number) or number <= 0:
+        raise _fail(name, expected, value)
+    return number
+
+
+def _leeway(name: str, value: str) -> float:
+    expected = "a number of seconds from 0 to 3600"
+    try:
+        number = float(value)
+    except ValueError:
+        raise _fail(name, expected, value) from None
+    if not math.isfinite(number) or not 0 <= number <= 3600:
+        raise _fail(name, expected, value)
+    return number
+
+
+def _origins(name: str, value: str) -> tuple[str, ...]:
+    origins = tuple(part.strip() for part in value.split(",") if part.strip())
+    for origin in origins:
+        if origin == "*":
+            continue
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise _fail(name, "* or comma-separated origins like https://app.example", origin)
+    if not origins:
+        raise _fail(name, "* or comma-separated origins", value)
+    return ("*",) if "*" in origins else origins
+
+
+def _limits(env: _Env) -> LimitSettings:
+    return LimitSettings(
+        user_calls_per_s=env.get("USER_CALLS_PER_S", 50.0, _per_second),
+        worker_calls_per_s=env.get("WORKER_CALLS_PER_S", 1000.0, _per_second),
+        max_active_jobs_per_user=env.get(
+            "MAX_ACTIVE_JOBS_PER_USER", 1000, _integer(1, 100_000_000)
+        ),
+        max_sockets_per_user=env.get("MAX_SOCKETS_PER_USER", 20, _integer(1, 1_000_000)),
+        max_subscriptions_per_socket=env.get(
+            "MAX_SUBSCRIPTIONS_PER_SOCKET", 1000, _integer(1, 1_000_000)
+        ),
+        max_input_bytes=env.get("MAX_INPUT_BYTES", 262_144, _integer(2, MAX_CHECKPOINT_LIMIT)),
+        max_client_queue_bytes=env.get(
+            "MAX_CLIENT_QUEUE_BYTES", 16_777_216, _integer(65_536, 1 << 40)
+        ),
+    )
+
+
 def _public_key(algorithm: str, pem: str) -> str:
     # Environments often carry PEM blocks with escaped newlines.
     if "\n" not in pem and "\\n" in pem:
@@ -181,6 +266,7 @@ def _jwt(env: _Env, *, dev: bool) -> JwtSettings:
     secret, public_key = env.raw("JWT_SECRET"), env.raw("JWT_PUBLIC_KEY")
     requested = env.raw("JWT_ALGORITHM")
     audience, issuer = env.raw("JWT_AUDIENCE"), env.raw("JWT_ISSUER")
+    leeway_s = env.get("JWT_LEEWAY_S", 30.0, _leeway)
     if secret is not None and public_key is not None:
         raise ConfigError("JWT_PUBLIC_KEY: set either JWT_SECRET or JWT_PUBLIC_KEY, not both")
     if public_key is not None:
@@ -192,6 +278,7 @@ def _jwt(env: _Env, *, dev: bool) -> JwtSettings:
             key=_public_key(algorithm, public_key),
             audience=audience,
             issuer=issuer,
+            leeway_s=leeway_s,
         )
     if requested is not None and requested != "HS256":
         expected = "HS256 with JWT_SECRET (RS256 and ES256 need JWT_PUBLIC_KEY)"
@@ -209,7 +296,12 @@ def _jwt(env: _Env, *, dev: bool) -> JwtSettings:
             f"JWT_SECRET: expected at least {MIN_SECRET_BYTES} bytes, got {len(secret.encode())}"
         )
     return JwtSettings(
-        algorithm="HS256", key=secret, audience=audience, issuer=issuer, generated=generated
+        algorithm="HS256",
+        key=secret,
+        audience=audience,
+        issuer=issuer,
+        generated=generated,
+        leeway_s=leeway_s,
     )
 
 
@@ -232,6 +324,8 @@ def load_settings(environ: Mapping[str, str], *, dev: bool = False) -> Settings:
         redis_channel=env.get("REDIS_CHANNEL", "jobspine", _text),
         max_client_queue=env.get("MAX_CLIENT_QUEUE", 5000, _integer(16, 10_000_000)),
         progress_events_per_s=env.get("PROGRESS_EVENTS_PER_S", 10.0, _rate),
+        limits=_limits(env),
+        cors_origins=env.get("CORS_ORIGINS", ("*",), _origins),
         dev=dev,
     )
     if settings.redis_url is not None and settings.database_url is None:
@@ -242,4 +336,4 @@ def load_settings(environ: Mapping[str, str], *, dev: bool = False) -> Settings:
     return settings
 
 
-__all__ = ["JwtSettings", "Settings", "load_settings"]
+__all__ = ["JwtSettings", "LimitSettings", "Settings", "load_settings"]

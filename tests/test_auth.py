@@ -69,7 +69,12 @@ def test_a_valid_token_names_the_actor() -> None:
         (42, "a token is required"),
         ("not.a.jwt", "the token is malformed"),
         (_sign(_claims(), key=OTHER_SECRET), "the token's signature is invalid"),
-        (_sign(_claims(exp=int(time.time()) - 10)), "the token has expired"),
+        (_sign(_claims(exp=int(time.time()) - 60)), "the token has expired"),
+        (
+            _sign(_claims(iat=int(time.time()) + 120)),
+            "the token is not valid yet: its iat or nbf is later than now plus "
+            "the allowed clock skew of 30 s",
+        ),
         (_unsigned(_claims()), "the token's algorithm is not accepted"),
         (
             _sign(_claims(), key=TEST_SECRET * 2, algorithm="HS512"),
@@ -86,6 +91,18 @@ def test_bad_tokens_are_unauthorized(token: object, message: str) -> None:
     with pytest.raises(Unauthorized) as raised:
         _verifier().verify(token)
     assert raised.value.message == message
+
+
+def test_clock_skew_within_the_leeway_is_accepted() -> None:
+    """JWT_LEEWAY_S (30 s): an ``iat`` or ``nbf`` a little ahead and an ``exp`` a little past
+    still verify; the socket's session then ends at ``exp`` plus the leeway."""
+    now = int(time.time())
+    ahead = _verifier().verify(_sign(_claims(iat=now + 25, nbf=now + 25)))
+    assert ahead.actor.id == "u1"
+    late = _verifier().verify(_sign(_claims(exp=now - 10)))
+    assert late.session_ends_at == now - 10 + 30
+    assert not late.is_expired(now)
+    assert late.is_expired(now + 21)
 
 
 def test_audience_and_issuer_are_checked_when_configured() -> None:
@@ -135,7 +152,7 @@ def test_rs256_public_keys_verify_and_refuse_key_confusion() -> None:
         ({"token": 7}, "a token is required"),
         ({"token": "garbage"}, "the token is malformed"),
         ({"token": _sign(_claims(), key=OTHER_SECRET)}, "the token's signature is invalid"),
-        ({"token": _sign(_claims(exp=int(time.time()) - 1))}, "the token has expired"),
+        ({"token": _sign(_claims(exp=int(time.time()) - 60))}, "the token has expired"),
         ({"token": _unsigned(_claims())}, "the token's algorithm is not accepted"),
     ],
 )
@@ -221,7 +238,7 @@ async def test_rest_needs_a_bearer_token_of_a_user_or_admin(start_server: StartS
         401,
         {"code": "unauthorized", "message": "the token is malformed"},
     )
-    expired = server.token("u1", ttl=-5)
+    expired = server.token("u1", ttl=-60)
     status, body = await server.rest("GET", "/api/jobs", token=expired)
     assert status == 401
     assert body["error"]["message"] == "the token has expired"

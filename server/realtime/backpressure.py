@@ -7,7 +7,9 @@ therefore makes the server keep every event sent to it, without limit, and the m
 (and the garbage collector's work over it) is paid by everyone else.
 
 :class:`SendQueueBound` gives each socket a queue that refuses packets past ``max_packets``
-and then drops the client: its TCP transport is aborted (which also unblocks a writer stuck
+or past ``max_bytes`` of encoded packet data (``MAX_CLIENT_QUEUE`` and
+``MAX_CLIENT_QUEUE_BYTES``: a few large events weigh as much as many small ones) and then
+drops the client: its TCP transport is aborted (which also unblocks a writer stuck
 on a full socket buffer), its Engine.IO session is closed without a goodbye, as
 :meth:`server.realtime.sockets.SocketServer.disconnect_all` does, and what it had queued is
 freed. The client sees a lost connection, reconnects and fills the gap by replay, which the
@@ -33,27 +35,59 @@ log = logging.getLogger(__name__)
 OverflowHandler = Callable[[Any], None]
 
 
+def packet_bytes(item: Any) -> int:
+    """The size of an Engine.IO packet's payload (UTF-8 bytes of its text, or its bytes)."""
+    data = getattr(item, "data", None)
+    if isinstance(data, str):
+        return len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
+    if isinstance(data, (bytes, bytearray)):
+        return len(data)
+    return 0
+
+
 class BoundedSendQueue(asyncio.Queue[Any]):
-    """An Engine.IO send queue that holds at most ``max_packets`` packets.
+    """An Engine.IO send queue that holds at most ``max_packets`` packets and
+    ``max_bytes`` bytes of payload (0: no byte bound).
 
     A packet past the bound is not queued; the first one calls ``on_overflow`` (with the
     queue), later ones are dropped silently, since the client is being disconnected.
     """
 
-    def __init__(self, max_packets: int, on_overflow: Callable[[BoundedSendQueue], None]) -> None:
+    def __init__(
+        self,
+        max_packets: int,
+        on_overflow: Callable[[BoundedSendQueue], None],
+        max_bytes: int = 0,
+    ) -> None:
         super().__init__()
         self.max_packets = max_packets
+        self.max_bytes = max_bytes
+        self.queued_bytes = 0
         self.overflowed = False
         self._on_overflow = on_overflow
 
+    def _too_much(self, item: Any) -> bool:
+        if self.overflowed or self.qsize() >= self.max_packets:
+            return True
+        return self.max_bytes > 0 and self.queued_bytes + packet_bytes(item) > self.max_bytes
+
     def put_nowait(self, item: Any) -> None:
         # ``put`` calls this too (the queue itself is unbounded, so ``put`` never waits).
-        if item is not None and (self.overflowed or self.qsize() >= self.max_packets):
+        if item is not None and self._too_much(item):
             if not self.overflowed:
                 self.overflowed = True
                 self._on_overflow(self)
             return
         super().put_nowait(item)
+
+    def _put(self, item: Any) -> None:
+        self.queued_bytes += packet_bytes(item)
+        super()._put(item)
+
+    def _get(self) -> Any:
+        item = super()._get()
+        self.queued_bytes -= packet_bytes(item)
+        return item
 
     def discard(self) -> int:
         """Drop every queued packet (marking each done, as ``join`` expects); how many."""
@@ -73,11 +107,14 @@ class SendQueueBound:
     ``on_drop`` is told of each dropped client (for metrics) after it is logged.
     """
 
-    def __init__(self, eio: Any, *, max_packets: int, on_drop: Callable[[], None]) -> None:
+    def __init__(
+        self, eio: Any, *, max_packets: int, on_drop: Callable[[], None], max_bytes: int = 0
+    ) -> None:
         if max_packets < 1:
             raise ValueError("max_packets must be at least 1")
         self._eio = eio
         self.max_packets = max_packets
+        self.max_bytes = max_bytes
         self._on_drop = on_drop
         self.dropped = 0
         eio.create_queue = self._create_queue
@@ -87,7 +124,7 @@ class SendQueueBound:
         eio._async = {**eio._async, "websocket": _tracked_websocket_class(eio._async["websocket"])}
 
     def _create_queue(self, *args: Any, **kwargs: Any) -> BoundedSendQueue:
-        return BoundedSendQueue(self.max_packets, self._overflowed)
+        return BoundedSendQueue(self.max_packets, self._overflowed, self.max_bytes)
 
     def _overflowed(self, queue: BoundedSendQueue) -> None:
         socket = next((s for s in self._eio.sockets.values() if s.queue is queue), None)
@@ -96,9 +133,11 @@ class SendQueueBound:
             return
         self.dropped += 1
         log.warning(
-            "client %s stopped reading: %d packets queued; disconnecting it (it will resync)",
+            "client %s stopped reading: %d packets (%d bytes) queued; disconnecting it "
+            "(it will resync)",
             socket.sid,
-            self.max_packets,
+            queue.qsize(),
+            queue.queued_bytes,
         )
         self._on_drop()
         self._eio.start_background_task(self._drop, socket, queue)
@@ -138,4 +177,4 @@ def _tracked_websocket_class(base: type[WebSocket]) -> type[WebSocket]:
     return TrackedWebSocket
 
 
-__all__ = ["BoundedSendQueue", "SendQueueBound"]
+__all__ = ["BoundedSendQueue", "SendQueueBound", "packet_bytes"]

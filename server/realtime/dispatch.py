@@ -18,10 +18,12 @@ from typing import Any
 import attrs
 
 from server.actors import Actor
-from server.errors import BadRequest, JobspineError, Unauthorized, ValidationFailed
+from server.error_view import error_view, is_expected
+from server.errors import BadRequest, Unauthorized, ValidationFailed
 from server.metrics import Metrics
 from server.realtime import acks
 from server.realtime.packets import TooDeepPayload
+from server.realtime.sessions import REFRESH_EVENT
 from server.realtime.sockets import SocketServer
 from server.validation import MAX_JSON_DEPTH
 
@@ -113,16 +115,15 @@ class Dispatcher:
         self._sockets.on_any_event(self.namespace, self.dispatch)
 
     async def dispatch(self, event: str, sid: str, args: tuple[object, ...]) -> acks.Ack:
-        known = event in self._handlers
+        known = event in self._handlers or event == REFRESH_EVENT
         # enter/leave rather than the ``track`` context manager: this runs once per call.
         self._in_flight.enter()
         try:
             ack = acks.ok(**await self._call(event, sid, args))
-        except JobspineError as exc:
-            ack = acks.error(exc)
-        except Exception:
-            log.exception("socket call %r on %s failed", event, self.namespace)
-            ack = acks.error(JobspineError("internal error; the server logged the details"))
+        except Exception as exc:
+            if not is_expected(exc):
+                log.exception("socket call %r on %s failed", event, self.namespace)
+            ack = {"ok": False, "error": error_view(exc).to_wire()}
         finally:
             self._in_flight.leave()
         outcome = "ok" if ack["ok"] else str(ack["error"]["code"])
@@ -136,12 +137,27 @@ class Dispatcher:
         if identity.is_expired():
             raise Unauthorized("the token has expired; reconnect with a fresh one")
         handler = self._handlers.get(event)
-        if handler is None:
+        if handler is None and event != REFRESH_EVENT:
             raise BadRequest(
                 f"unknown event {event!r} on namespace {self.namespace}",
                 details={"event": event},
             )
-        return await handler(Call(sid=sid, actor=identity.actor, payload=_payload(args)))
+        guard = self._sockets.guard
+        if guard is None:
+            call = Call(sid=sid, actor=identity.actor, payload=_payload(args))
+            return await self._handle(handler, call)
+        async with guard.call(sid, identity.actor):
+            call = Call(sid=sid, actor=identity.actor, payload=_payload(args))
+            if handler is None:  # auth:refresh, on both namespaces
+                token = call.payload.get("token")
+                fresh = await guard.refresh(sid, self.namespace, identity, token)
+                return {"exp": int(fresh.expires_at)}
+            return await self._handle(handler, call)
+
+    async def _handle(self, handler: Handler | None, call: Call) -> Fields:
+        if handler is None:
+            raise BadRequest("auth:refresh is not available on this server")
+        return await handler(call)
 
     async def reserved(self, sid: str) -> acks.Ack:
         """A client event that reuses a reserved name (``connect``, ``disconnect``)."""

@@ -1,7 +1,10 @@
 """Admitting a socket to a namespace: verify ``auth.token``, check the role, keep the identity.
 
 A refusal raises :class:`socketio.exceptions.ConnectionRefusedError` whose data is the error
-object ``{code, message}``: the JS client sees it as ``err.data`` of ``connect_error``.
+object ``{code, message, details?}`` of :func:`server.error_view.error_view`: the JS client
+sees it as ``err.data`` of ``connect_error``. An admitted socket is counted and timed by the
+server's :class:`~server.realtime.sessions.SocketGuard` (``MAX_SOCKETS_PER_USER``, the
+session's end at ``exp`` plus leeway).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 from server.actors import Role
 from server.auth import Identity, TokenVerifier, require_role
-from server.errors import JobspineError
+from server.error_view import error_view, is_expected
 from server.realtime.sockets import ConnectHandler, ConnectionRefused, SocketServer
 
 log = logging.getLogger(__name__)
@@ -24,9 +27,9 @@ def _token(auth: object) -> object:
     return auth.get("token") if isinstance(auth, dict) else None
 
 
-def refusal(exc: JobspineError) -> ConnectionRefused:
-    wire = exc.to_wire()
-    return ConnectionRefused(exc.message, {"code": wire["code"], "message": wire["message"]})
+def refusal(exc: BaseException) -> ConnectionRefused:
+    view = error_view(exc)
+    return ConnectionRefused(view.message, view.to_wire())
 
 
 def gatekeeper(
@@ -40,18 +43,23 @@ def gatekeeper(
     """The connect handler of ``namespace``: admits valid tokens of ``roles``."""
 
     async def connect(sid: str, environ: dict[str, Any], auth: object) -> None:
+        guard = sockets.guard
         try:
             identity = verifier.verify(_token(auth))
             require_role(identity.actor, *roles)
+            if guard is not None:
+                guard.admit_socket(sid, namespace, identity)
             await sockets.save_identity(sid, namespace, identity)
             if on_admitted is not None:
                 await on_admitted(sid, identity)
-        except JobspineError as exc:
-            log.info("refused a socket on %s: %s", namespace, exc.message)
+        except Exception as exc:
+            if guard is not None:
+                guard.forget(sid, namespace)  # never connected: no disconnect will follow
+            if is_expected(exc):
+                log.info("refused a socket on %s: %s", namespace, exc)
+            else:
+                log.exception("admitting a socket to %s failed", namespace)
             raise refusal(exc) from None
-        except Exception:
-            log.exception("admitting a socket to %s failed", namespace)
-            raise refusal(JobspineError("internal error; the server logged the details")) from None
 
     return connect
 

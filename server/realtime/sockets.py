@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from aiohttp import web
@@ -14,6 +14,9 @@ from server.auth import Identity
 from server.errors import NotFound
 from server.realtime.backpressure import SendQueueBound
 from server.realtime.packets import GuardedAsyncServer, ServerPacket
+
+if TYPE_CHECKING:
+    from server.realtime.sessions import SocketGuard
 
 ConnectHandler = Callable[[str, dict[str, Any], object], Awaitable[None]]
 """``(sid, environ, auth)``; raises :class:`socketio.exceptions.ConnectionRefusedError`."""
@@ -25,6 +28,9 @@ ReservedHandler = Callable[[str], Awaitable[object]]
 """``(sid)`` for a client event that reuses a reserved name (``connect``, ``disconnect``)."""
 
 ConnectionRefused = socketio.exceptions.ConnectionRefusedError
+
+SocketGone = Callable[[str, str], None]
+"""``(sid, namespace)`` of a socket that left a namespace (disconnected or dropped)."""
 
 _IDENTITY = "identity"
 
@@ -41,16 +47,22 @@ class SocketServer:
         max_message_bytes: int,
         client_manager: Any = None,
         max_client_queue: int = 0,
+        max_client_queue_bytes: int = 0,
         on_client_dropped: Callable[[], None] = lambda: None,
+        cors_origins: tuple[str, ...] = ("*",),
     ) -> None:
         """``max_client_queue``: packets queued per client before it is dropped as a client
-        that stopped reading (:mod:`server.realtime.backpressure`); 0 leaves it unbounded."""
+        that stopped reading (:mod:`server.realtime.backpressure`); 0 leaves it unbounded;
+        ``max_client_queue_bytes`` bounds their bytes too. ``cors_origins``: ``CORS_ORIGINS``
+        (``*`` for any); credentials are never allowed."""
         options: dict[str, Any] = {}
         if client_manager is not None:
             options["client_manager"] = client_manager
         self.server: Any = GuardedAsyncServer(
             async_mode="aiohttp",
-            cors_allowed_origins="*",
+            cors_allowed_origins="*" if "*" in cors_origins else list(cors_origins),
+            # Tokens travel in ``auth``, never in cookies: no origin gets credentials.
+            cors_credentials=False,
             serializer=ServerPacket,
             max_http_buffer_size=max_message_bytes,
             # Every namespace reaches a connect handler, so that one without its own is
@@ -62,12 +74,19 @@ class SocketServer:
         )
         self.server.on("connect", _refuse_unknown_namespace, namespace="*")
         self._shut_down = False
+        #: Called for every socket that leaves a namespace (session timers, socket counts).
+        self.on_socket_gone: list[SocketGone] = []
+        #: Limits and session timers of every socket (set by the app; ``None`` in none).
+        self.guard: SocketGuard | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._track_background_tasks()
         self.send_queue_bound: SendQueueBound | None = None
         if max_client_queue > 0:
             self.send_queue_bound = SendQueueBound(
-                self.server.eio, max_packets=max_client_queue, on_drop=on_client_dropped
+                self.server.eio,
+                max_packets=max_client_queue,
+                max_bytes=max_client_queue_bytes,
+                on_drop=on_client_dropped,
             )
 
     def _track_background_tasks(self) -> None:
@@ -109,6 +128,8 @@ class SocketServer:
         async def disconnect(sid: str, *args: Any) -> object:
             if self.is_connected(sid, namespace):
                 return await reserved(sid)
+            for gone in self.on_socket_gone:
+                gone(sid, namespace)
             return None
 
         self.server.on("connect", connect, namespace=namespace)
@@ -170,6 +191,24 @@ class SocketServer:
         """Send to every socket in any of ``rooms``, once per socket; ``local_only``: to this
         instance's sockets only, not through the client manager's queue (Redis) too."""
         await self.server.emit(event, data, to=rooms, namespace=namespace, ignore_queue=local_only)
+
+    async def emit_to_socket(
+        self, event: str, data: dict[str, Any], sid: str, namespace: str
+    ) -> None:
+        """Send to one socket of this instance."""
+        await self.server.emit(event, data, to=sid, namespace=namespace, ignore_queue=True)
+
+    async def disconnect_socket(self, sid: str, namespace: str) -> None:
+        """End one socket's membership of ``namespace`` (Socket.IO's DISCONNECT is sent)."""
+        await self.server.disconnect(sid, namespace=namespace, ignore_queue=True)
+
+    def room_count(self, sid: str, namespace: str, prefix: str) -> int:
+        """How many rooms whose name starts with ``prefix`` socket ``sid`` is in."""
+        try:
+            rooms = self.server.rooms(sid, namespace=namespace)
+        except KeyError:
+            return 0
+        return sum(1 for room in rooms if isinstance(room, str) and room.startswith(prefix))
 
     def local_rooms(self, namespace: str) -> list[str]:
         """The named rooms that sockets of this instance are in."""

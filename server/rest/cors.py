@@ -1,7 +1,9 @@
-"""CORS for the HTTP API, matching Socket.IO's ``cors_allowed_origins="*"``.
+"""CORS for the HTTP API, with the same ``CORS_ORIGINS`` as Socket.IO.
 
-Tokens travel in the ``Authorization`` header, never in cookies, so any origin may call; a
-browser-based client can then use REST as it uses Socket.IO. Engine.IO answers CORS for its
+Tokens travel in the ``Authorization`` header, never in cookies, so credentials are never
+allowed (no ``Access-Control-Allow-Credentials``). With ``*`` (the default) any origin may
+call; with a list, an allowed ``Origin`` is echoed (with ``Vary: Origin``) and any other gets
+no CORS headers, so the browser refuses to hand it the answer. Engine.IO answers CORS for its
 own endpoint.
 """
 
@@ -11,16 +13,36 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from server.keys import SETTINGS
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SOCKETIO_PATH = "/socket.io/"
 
 PREFLIGHT_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, Idempotency-Key, X-Request-ID",
     "Access-Control-Max-Age": "600",
 }
+
+
+def allowed_origin(request: web.Request) -> str | None:
+    """The ``Access-Control-Allow-Origin`` value for this request; ``None``: no CORS."""
+    origins = request.app[SETTINGS].cors_origins
+    if "*" in origins:
+        return "*"
+    origin = request.headers.get("Origin")
+    return origin if origin is not None and origin in origins else None
+
+
+def _cors_headers(request: web.Request) -> dict[str, str]:
+    origin = allowed_origin(request)
+    if origin is None:
+        return {}
+    headers = {"Access-Control-Allow-Origin": origin}
+    if origin != "*":
+        headers["Vary"] = "Origin"
+    return headers
 
 
 @web.middleware
@@ -28,11 +50,15 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.path.startswith(SOCKETIO_PATH):
         return await handler(request)
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        return web.Response(status=204, headers=PREFLIGHT_HEADERS)
+        headers = _cors_headers(request)
+        if headers:
+            headers.update(PREFLIGHT_HEADERS)
+        return web.Response(status=204, headers=headers)
     response = await handler(request)
     if not response.prepared:
-        response.headers.setdefault("Access-Control-Allow-Origin", "*")
+        for name, value in _cors_headers(request).items():
+            response.headers.setdefault(name, value)
     return response
 
 
-__all__ = ["cors_middleware"]
+__all__ = ["allowed_origin", "cors_middleware"]

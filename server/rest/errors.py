@@ -2,7 +2,8 @@
 
 One middleware turns domain errors, aiohttp's own HTTP errors (unknown route, wrong method,
 oversize body) and unexpected exceptions (logged with their traceback, never sent) into the
-envelope, and counts requests by route and status.
+envelope through the one error boundary (:func:`server.error_view.error_view`: a refusal by
+a limit also gets ``Retry-After``), and counts requests by route and status.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from server.error_view import error_view, is_expected
 from server.errors import (
     BadRequest,
     JobspineError,
@@ -27,8 +29,10 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(exc: JobspineError, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": exc.to_wire()}, status=exc.http_status, headers=headers)
+def error_response(exc: BaseException, headers: dict[str, str] | None = None) -> web.Response:
+    view = error_view(exc)
+    sent = {**view.headers, **(headers or {})}
+    return web.json_response({"error": view.to_wire()}, status=view.http_status, headers=sent)
 
 
 def _from_http(exc: web.HTTPException) -> JobspineError:
@@ -56,16 +60,15 @@ def _route_name(request: web.Request) -> str:
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
-    except JobspineError as exc:
-        response = error_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         response = error_response(_from_http(exc), headers)
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
-        response = error_response(JobspineError("internal error; the server logged the details"))
+    except Exception as exc:
+        if not is_expected(exc):
+            log.exception("%s %s failed", request.method, request.path)
+        response = error_response(exc)
     request.app[METRICS].http_request(request.method, _route_name(request), response.status)
     return response
 

@@ -38,6 +38,9 @@ from server.store.memory import MemoryJobStore
 #: Small so that falling out of the replay backlog is easy to provoke.
 TEST_BACKLOG = 5
 TEST_SECRET = "jobspine-test-secret-0123456789-abcdefghij"
+#: Call rates no functional test reaches; the abuse tests (tests/test_abuse_*.py) set the
+#: contract's defaults or lower ones.
+UNLIMITED_CALLS = {"USER_CALLS_PER_S": "1000000", "WORKER_CALLS_PER_S": "1000000"}
 #: Generous bound for one wait; a healthy run takes milliseconds.
 TIMEOUT_S = 10.0
 
@@ -263,7 +266,12 @@ async def running_server(
     env: Mapping[str, str] | None = None, store: JobStore | None = None
 ) -> AsyncIterator[LiveServer]:
     """The app on 127.0.0.1 and a free port; a ``store`` given is used as is."""
-    environ = {"JWT_SECRET": TEST_SECRET, "BACKLOG_SIZE": str(TEST_BACKLOG), **(env or {})}
+    environ = {
+        "JWT_SECRET": TEST_SECRET,
+        "BACKLOG_SIZE": str(TEST_BACKLOG),
+        **UNLIMITED_CALLS,
+        **(env or {}),
+    }
     if store is not None:
         environ["BACKLOG_SIZE"] = str(store.backlog_size)
     settings = load_settings(environ)

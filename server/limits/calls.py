@@ -1,0 +1,132 @@
+"""What the transports ask before a call: may this caller call now, may this socket connect,
+may it start one more call. Each refusal is :func:`~server.limits.refusal.rate_limited` and
+changes nothing."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from server.actors import Actor, Role
+from server.config import LimitSettings
+from server.limits.buckets import LocalRateLimiter, RateLimiter, RedisRateLimiter
+from server.limits.refusal import rate_limited
+
+
+class CallLimits:
+    """Call rates per user (REST and ``/`` together) and per worker ``sub`` (``/workers``)."""
+
+    def __init__(self, settings: LimitSettings, *, users: RateLimiter, workers: RateLimiter):
+        self.settings = settings
+        self._users = users
+        self._workers = workers
+
+    @classmethod
+    def build(
+        cls, settings: LimitSettings, *, redis: Any = None, prefix: str = "jobspine"
+    ) -> CallLimits:
+        """In Redis when a client is given (limits across instances), else in process."""
+        burst = settings.burst_factor
+        user_rate, worker_rate = settings.user_calls_per_s, settings.worker_calls_per_s
+        if redis is None:
+            return cls(
+                settings,
+                users=LocalRateLimiter(rate=user_rate, burst=burst * user_rate),
+                workers=LocalRateLimiter(rate=worker_rate, burst=burst * worker_rate),
+            )
+        return cls(
+            settings,
+            users=RedisRateLimiter(
+                redis, prefix=f"{prefix}:rate:user", rate=user_rate, burst=burst * user_rate
+            ),
+            workers=RedisRateLimiter(
+                redis, prefix=f"{prefix}:rate:worker", rate=worker_rate, burst=burst * worker_rate
+            ),
+        )
+
+    async def admit_user(self, actor: Actor) -> None:
+        wait = await self._users.take(actor.id)
+        if wait is not None:
+            raise rate_limited(
+                "user_calls_per_s",
+                wait,
+                f"more than {self.settings.user_calls_per_s:g} calls per second; slow down",
+            )
+
+    async def admit_worker(self, actor: Actor) -> None:
+        wait = await self._workers.take(actor.id)
+        if wait is not None:
+            raise rate_limited(
+                "worker_calls_per_s",
+                wait,
+                f"more than {self.settings.worker_calls_per_s:g} calls per second; slow down",
+            )
+
+    async def admit(self, actor: Actor) -> None:
+        """The bucket of ``actor``'s side: workers on theirs, users and admins on theirs."""
+        if actor.role is Role.WORKER:
+            await self.admit_worker(actor)
+        else:
+            await self.admit_user(actor)
+
+
+class SocketQuota:
+    """Sockets per ``sub`` (in this process) and calls in flight per socket."""
+
+    def __init__(self, settings: LimitSettings) -> None:
+        self.settings = settings
+        self._sockets: dict[str, set[tuple[str, str]]] = {}
+        self._owner: dict[tuple[str, str], str] = {}
+        self._in_flight: dict[str, int] = {}
+
+    def admit(self, sid: str, namespace: str, sub: str) -> None:
+        """Count a socket of ``sub``; ``rate_limited`` when it has too many already."""
+        held = self._sockets.setdefault(sub, set())
+        if len(held) >= self.settings.max_sockets_per_user and (sid, namespace) not in held:
+            if not held:
+                del self._sockets[sub]
+            raise rate_limited(
+                "max_sockets_per_user",
+                1.0,
+                f"at most {self.settings.max_sockets_per_user} sockets per user; close one",
+            )
+        held.add((sid, namespace))
+        self._owner[(sid, namespace)] = sub
+
+    def release(self, sid: str, namespace: str) -> None:
+        sub = self._owner.pop((sid, namespace), None)
+        if sub is None:
+            return
+        held = self._sockets.get(sub)
+        if held is not None:
+            held.discard((sid, namespace))
+            if not held:
+                del self._sockets[sub]
+
+    def sockets_of(self, sub: str) -> int:
+        return len(self._sockets.get(sub, ()))
+
+    @contextlib.contextmanager
+    def call(self, sid: str) -> Iterator[None]:
+        """One more call of socket ``sid`` in flight; ``rate_limited`` beyond the bound."""
+        count = self._in_flight.get(sid, 0)
+        if count >= self.settings.max_calls_in_flight_per_socket:
+            raise rate_limited(
+                "calls_in_flight_per_socket",
+                0.1,
+                f"at most {self.settings.max_calls_in_flight_per_socket} calls of one socket "
+                "at once; wait for their acks",
+            )
+        self._in_flight[sid] = count + 1
+        try:
+            yield
+        finally:
+            left = self._in_flight[sid] - 1
+            if left:
+                self._in_flight[sid] = left
+            else:
+                del self._in_flight[sid]
+
+
+__all__ = ["CallLimits", "SocketQuota"]

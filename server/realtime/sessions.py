@@ -1,0 +1,129 @@
+"""Socket sessions and their limits: a socket lives no longer than its token.
+
+At admission a socket is counted against ``MAX_SOCKETS_PER_USER`` and gets a timer for its
+token's ``exp`` plus the leeway; when it fires the server emits ``session:expired`` ``{}`` and
+disconnects the socket. ``auth:refresh`` ``{token}`` with a token of the same ``sub`` and role
+moves the timer to the new ``exp``. A socket that leaves loses its timer and its count, so
+nothing outlives it. Every call passes :meth:`SocketGuard.admit_call` (call rates, calls in
+flight per socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from server.actors import Actor
+from server.auth import Identity, TokenVerifier
+from server.errors import Forbidden
+from server.limits.calls import CallLimits, SocketQuota
+from server.realtime.sockets import SocketServer
+from server.tasks import start_task
+
+log = logging.getLogger(__name__)
+
+REFRESH_EVENT = "auth:refresh"
+EXPIRED_EVENT = "session:expired"
+
+Key = tuple[str, str]
+
+
+class SocketGuard:
+    def __init__(
+        self,
+        sockets: SocketServer,
+        *,
+        verifier: TokenVerifier,
+        limits: CallLimits,
+        quota: SocketQuota,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sockets = sockets
+        self._verifier = verifier
+        self.limits = limits
+        self.quota = quota
+        self._clock = clock
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._expiring: set[asyncio.Task[None]] = set()
+        sockets.on_socket_gone.append(self.forget)
+
+    # -- admission and calls ------------------------------------------------------------------
+
+    def admit_socket(self, sid: str, namespace: str, identity: Identity) -> None:
+        """Count the socket (``rate_limited`` beyond the bound) and start its session timer."""
+        self.quota.admit(sid, namespace, identity.actor.id)
+        self._schedule(sid, namespace, identity)
+
+    @contextlib.asynccontextmanager
+    async def call(self, sid: str, actor: Actor) -> AsyncIterator[None]:
+        """Around one call: refused when the caller is over its rate or the socket has too
+        many calls in flight; a refusal takes nothing."""
+        with self.quota.call(sid):
+            await self.limits.admit(actor)
+            yield
+
+    async def refresh(self, sid: str, namespace: str, current: Identity, token: object) -> Identity:
+        """The identity of a fresh token of the same ``sub`` and role, saved for the socket
+        with its timer moved; :class:`Unauthorized` / :class:`Forbidden` otherwise."""
+        fresh = self._verifier.verify(token)
+        if fresh.actor != current.actor:
+            raise Forbidden(
+                "auth:refresh needs a token of the same sub and role as the socket's",
+                details={"field": "token"},
+            )
+        await self._sockets.save_identity(sid, namespace, fresh)
+        self._schedule(sid, namespace, fresh)
+        return fresh
+
+    # -- timers -------------------------------------------------------------------------------
+
+    def _schedule(self, sid: str, namespace: str, identity: Identity) -> None:
+        key = (sid, namespace)
+        previous = self._timers.pop(key, None)
+        if previous is not None:
+            previous.cancel()
+        delay = max(0.0, identity.session_ends_at - self._clock())
+        loop = asyncio.get_running_loop()
+        self._timers[key] = loop.call_later(delay, self._expire_soon, key)
+
+    def _expire_soon(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        task = start_task(self._expire(*key), name=f"session-expired-{key[0]}")
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
+
+    async def _expire(self, sid: str, namespace: str) -> None:
+        log.info("session of socket %s on %s expired", sid, namespace)
+        try:
+            await self._sockets.emit_to_socket(EXPIRED_EVENT, {}, sid, namespace)
+            await self._sockets.disconnect_socket(sid, namespace)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("ending the expired session of %s failed", sid)
+
+    def forget(self, sid: str, namespace: str) -> None:
+        """The socket left: its timer and its count go."""
+        timer = self._timers.pop((sid, namespace), None)
+        if timer is not None:
+            timer.cancel()
+        self.quota.release(sid, namespace)
+
+    def timers(self) -> int:
+        return len(self._timers)
+
+    async def close(self) -> None:
+        """Cancel every timer and the expiries under way (at shutdown)."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        pending = list(self._expiring)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+__all__ = ["EXPIRED_EVENT", "REFRESH_EVENT", "SocketGuard"]
