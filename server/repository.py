@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from jobspine_shared import checks
 from jobspine_shared.events import EventType, PauseReason
 from jobspine_shared.logcontext import bind
 from jobspine_shared.models import JobEvent, JobRecord
@@ -181,6 +182,18 @@ def decode_cursor(value: str) -> PageCursor:
         raise validation.invalid("cursor", "is not a cursor this server issued") from None
 
 
+def _v2_filters(*, tag: object, parent_id: object, priority: object) -> JobFilter:
+    """The list filters of contract v2, checked by the shared rules."""
+    try:
+        return JobFilter(
+            tag=None if tag is None else checks.tag(tag),
+            parent_id=None if parent_id is None else validation.job_id(parent_id, "parent_id"),
+            priority=None if priority is None else checks.priority(priority),
+        )
+    except checks.ValueCheckError as exc:
+        raise validation.invalid(exc.field, exc.message) from None
+
+
 def _user_states(*states: JobState) -> frozenset[JobState]:
     return frozenset(states)
 
@@ -306,7 +319,11 @@ class JobRepository:
         user_id: object = None,
         limit: object = None,
         cursor: object = None,
+        tag: object = None,
+        parent_id: object = None,
+        priority: object = None,
     ) -> JobPage:
+        v2 = _v2_filters(tag=tag, parent_id=parent_id, priority=priority)
         wanted_state = None
         if state is not None:
             if not isinstance(state, str) or state not in set(JobState):
@@ -328,7 +345,9 @@ class JobRepository:
                 raise validation.invalid("cursor", "must be a string")
             after = decode_cursor(cursor)
         page = await self.store.list_jobs(
-            JobFilter(user_id=owner, state=wanted_state, type=wanted_type), limit=limit, after=after
+            attrs.evolve(v2, user_id=owner, state=wanted_state, type=wanted_type),
+            limit=limit,
+            after=after,
         )
         next_cursor = encode_cursor(page.next_cursor) if page.next_cursor else None
         return JobPage(items=page.items, next_cursor=next_cursor)
@@ -466,8 +485,10 @@ class JobRepository:
             result = await self.store.create(
                 job, event=event, idempotency_ttl_s=self.settings.idempotency_ttl_s
             )
-            await self._publish(result.events)
-        record = result.job.record
+            record = result.job.record
+            _about(record)
+            created = None if result.existing else Transition(record, None, record.state)
+            await self._publish(result.events, created)
         if result.existing and not command.same_request(record.type, record.input):
             raise Conflict(
                 "this idempotency key was used for a job of another type or input",

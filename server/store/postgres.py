@@ -57,7 +57,7 @@ from server.store.model import (
 from server.store.progress import ProgressWrite
 from server.store.progress_batch import DEFAULT_MAX_DELAY_S as PROGRESS_BATCH_DELAY_S
 from server.store.progress_batch import ProgressBatcher
-from server.store.rules import clears_lease, implied_fields, refusal
+from server.store.rules import clears_lease, finished_at, implied_fields, refusal
 
 log = logging.getLogger(__name__)
 
@@ -974,7 +974,12 @@ class PostgresJobStore(JobStore):
     async def delete_finished(self, older_than_s: float, *, limit: int) -> list[StoredJob]:
         async with self._transaction() as conn:
             rows = await conn.fetch(DELETE_FINISHED_SQL, float(older_than_s), limit)
-        return [job_from_row(row) for row in rows]
+        deleted = [job_from_row(row) for row in rows]
+        # DELETE … RETURNING has no order: the longest-finished first, as documented.
+        deleted.sort(
+            key=lambda job: (finished_at(job.record) or job.record.updated_at, job.record.id)
+        )
+        return deleted
 
     async def ping(self) -> None:
         async with self._connection(acquire_timeout=self._ping_timeout) as conn:
