@@ -32,14 +32,15 @@ class RateLimiter(Protocol):
 class LocalRateLimiter:
     def __init__(self, *, rate: float, burst: float, clock: Clock = time.monotonic) -> None:
         self.rate, self.burst = rate, burst
-        self._clock = clock
+        #: Seconds, monotonic; tests drive time through it.
+        self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
 
     async def take(self, key: str) -> float | None:
         return self.take_now(key)
 
     def take_now(self, key: str) -> float | None:
-        now = self._clock()
+        now = self.clock()
         tokens, at = self._buckets.get(key, (self.burst, now))
         tokens = min(self.burst, tokens + max(0.0, now - at) * self.rate)
         if tokens < 1:

@@ -19,8 +19,8 @@ class CallLimits:
 
     def __init__(self, settings: LimitSettings, *, users: RateLimiter, workers: RateLimiter):
         self.settings = settings
-        self._users = users
-        self._workers = workers
+        self.users = users
+        self.workers = workers
 
     @classmethod
     def build(
@@ -46,7 +46,7 @@ class CallLimits:
         )
 
     async def admit_user(self, actor: Actor) -> None:
-        wait = await self._users.take(actor.id)
+        wait = await self.users.take(actor.id)
         if wait is not None:
             raise rate_limited(
                 "user_calls_per_s",
@@ -55,7 +55,7 @@ class CallLimits:
             )
 
     async def admit_worker(self, actor: Actor) -> None:
-        wait = await self._workers.take(actor.id)
+        wait = await self.workers.take(actor.id)
         if wait is not None:
             raise rate_limited(
                 "worker_calls_per_s",

@@ -6,14 +6,17 @@ repository call (which validates and authorises) and shapes the ack.
 
 from __future__ import annotations
 
+from jobspine_shared.logcontext import current_context
 from jobspine_shared.wire import job_to_wire
 from server import validation
 from server.actors import Role
 from server.auth import Identity, TokenVerifier
+from server.commands import parse_create
+from server.limits.refusal import rate_limited
 from server.metrics import Metrics
 from server.realtime.dispatch import Call, Dispatcher, Fields, Handler, InFlight
 from server.realtime.handshake import gatekeeper
-from server.realtime.rooms import USER_NAMESPACE, job_room, user_room
+from server.realtime.rooms import JOB_ROOM_PREFIX, USER_NAMESPACE, job_room, user_room
 from server.realtime.sockets import SocketServer
 from server.repository import JobRepository, replay_to_wire
 
@@ -46,6 +49,7 @@ class UserHandlers:
         async def join(job_id: str) -> None:
             room = job_room(job_id)
             if not self._sockets.in_room(sid, room, NAMESPACE):
+                self._check_room_quota(sid)
                 await self._sockets.enter_room(sid, room, NAMESPACE)
                 joined.append(room)
 
@@ -63,6 +67,19 @@ class UserHandlers:
             raise
         return replay_to_wire(replay)
 
+    def _check_room_quota(self, sid: str) -> None:
+        """``MAX_SUBSCRIPTIONS_PER_SOCKET``: a socket in that many job rooms joins no more."""
+        guard = self._sockets.guard
+        if guard is None:
+            return
+        bound = guard.quota.settings.max_subscriptions_per_socket
+        if self._sockets.room_count(sid, NAMESPACE, JOB_ROOM_PREFIX) >= bound:
+            raise rate_limited(
+                "max_subscriptions_per_socket",
+                1.0,
+                f"at most {bound} job subscriptions per socket; unsubscribe from some first",
+            )
+
     async def unsubscribe(self, call: Call) -> Fields:
         job_id = validation.job_id(call.payload.get("job_id"))
         await self._sockets.leave_room(call.sid, job_room(job_id), NAMESPACE)
@@ -75,10 +92,13 @@ class UserHandlers:
         return {"results": results}
 
     async def create(self, call: Call) -> Fields:
-        job = await self._repository.create_job(
-            call.actor, type=call.payload.get("type"), input=call.payload.get("input")
+        # Without a correlation_id of its own the job takes this call's request id.
+        created = await self._repository.create(
+            call.actor,
+            parse_create(call.payload),
+            request_id=current_context().get("request_id"),
         )
-        return {"job": job_to_wire(job)}
+        return {"job": job_to_wire(created.job)}
 
     async def pause(self, call: Call) -> Fields:
         return {"job": job_to_wire(await self._repository.pause(call.actor, _job_id(call)))}
