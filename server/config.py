@@ -7,6 +7,7 @@ unset or empty takes its default.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import secrets
 from collections.abc import Callable, Mapping
@@ -305,6 +306,16 @@ def _jwt(env: _Env, *, dev: bool) -> JwtSettings:
     )
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (``--dev`` must not listen further)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def load_settings(environ: Mapping[str, str], *, dev: bool = False) -> Settings:
     """Build and validate the settings; ``dev`` generates a secret when none is configured."""
     env = _Env(environ)
@@ -328,6 +339,11 @@ def load_settings(environ: Mapping[str, str], *, dev: bool = False) -> Settings:
         cors_origins=env.get("CORS_ORIGINS", ("*",), _origins),
         dev=dev,
     )
+    if dev and not is_loopback(settings.host):
+        raise ConfigError(
+            f"HOST: --dev serves only a loopback address (127.0.0.1, ::1, localhost), "
+            f"got {settings.host!r}; drop --dev to listen on {settings.host}"
+        )
     if settings.redis_url is not None and settings.database_url is None:
         # Several instances would each keep their own jobs and event streams.
         raise ConfigError(

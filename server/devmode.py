@@ -1,4 +1,10 @@
-"""``--dev``: ready-made tokens and examples printed at start."""
+"""``--dev``: ready-made tokens and examples printed at start.
+
+``--dev`` only serves a loopback ``HOST`` (:func:`server.config.load_settings` refuses any
+other). Tokens signed with a secret generated for this process are valid 24 h: they die with
+it. With a real ``JWT_SECRET`` the printed tokens are valid :data:`REAL_SECRET_TOKEN_TTL_S`
+only, so that a token copied from a terminal or a log is not a long-lived admin key.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,10 @@ from server.actors import Role
 from server.auth import mint_token
 from server.config import Settings
 
-#: Tokens printed by ``--dev`` are valid this long.
+#: Tokens printed by ``--dev`` are valid this long when the secret was generated.
 DEV_TOKEN_TTL_S = 24 * 3600
+#: ... and this long when they are signed with the configured ``JWT_SECRET``.
+REAL_SECRET_TOKEN_TTL_S = 10 * 60
 
 DEV_ACCOUNTS: tuple[tuple[str, Role], ...] = (
     ("u1", Role.USER),
@@ -15,6 +23,10 @@ DEV_ACCOUNTS: tuple[tuple[str, Role], ...] = (
     ("admin", Role.ADMIN),
     ("worker-1", Role.WORKER),
 )
+
+
+def token_ttl_s(settings: Settings) -> int:
+    return DEV_TOKEN_TTL_S if settings.jwt.generated else REAL_SECRET_TOKEN_TTL_S
 
 
 def dev_tokens(settings: Settings) -> dict[str, str]:
@@ -27,7 +39,7 @@ def dev_tokens(settings: Settings) -> dict[str, str]:
             jwt.key,
             sub=sub,
             role=role,
-            ttl_s=DEV_TOKEN_TTL_S,
+            ttl_s=token_ttl_s(settings),
             audience=jwt.audience,
             issuer=jwt.issuer,
         )
@@ -43,8 +55,11 @@ def banner(settings: Settings) -> str:
             "jobspine --dev: tokens are verified with JWT_PUBLIC_KEY, so none can be minted "
             "here; sign them with the matching private key."
         )
-    source = "a random secret for this process" if settings.jwt.generated else "JWT_SECRET"
-    lines = [f"jobspine --dev: tokens signed with {source}, valid 24 h", ""]
+    if settings.jwt.generated:
+        source, validity = "a random secret for this process", "24 h"
+    else:
+        source, validity = "JWT_SECRET", f"{REAL_SECRET_TOKEN_TTL_S // 60} min only"
+    lines = [f"jobspine --dev: tokens signed with {source}, valid {validity}", ""]
     lines += [f"  {sub:<9} ({role}): {tokens[sub]}" for sub, role in DEV_ACCOUNTS]
     lines += [
         "",
@@ -66,4 +81,4 @@ def banner(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DEV_ACCOUNTS", "banner", "dev_tokens"]
+__all__ = ["DEV_ACCOUNTS", "REAL_SECRET_TOKEN_TTL_S", "banner", "dev_tokens", "token_ttl_s"]

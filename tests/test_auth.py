@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from server.actors import Actor, Role
 from server.auth import TokenVerifier, mint_token
 from server.config import load_settings
-from server.devmode import DEV_ACCOUNTS, banner, dev_tokens
-from server.errors import Unauthorized
+from server.devmode import DEV_ACCOUNTS, REAL_SECRET_TOKEN_TTL_S, banner, dev_tokens
+from server.errors import ConfigError, Unauthorized
 from tests.support.server import (
     TEST_SECRET,
     StartServer,
@@ -294,3 +294,42 @@ def test_dev_mode_prints_working_tokens_for_every_role() -> None:
     assert all(token in text for token in tokens.values())
     assert "curl" in text
     assert "auth: {token" in text
+
+
+def test_dev_mode_with_a_real_secret_prints_short_lived_tokens() -> None:
+    settings = load_settings({"JWT_SECRET": TEST_SECRET}, dev=True)
+    tokens = dev_tokens(settings)
+    verifier = TokenVerifier(settings.jwt)
+    lifetime = verifier.verify(tokens["admin"]).expires_at - time.time()
+    assert lifetime == pytest.approx(REAL_SECRET_TOKEN_TTL_S, abs=60)
+    assert "valid 10 min only" in banner(settings)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "example.com"])
+def test_dev_mode_refuses_a_non_loopback_host(host: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"HOST": host}, dev=True)
+    assert str(raised.value).startswith("HOST: --dev serves only a loopback address")
+    assert load_settings({"HOST": host, "JWT_SECRET": TEST_SECRET}).host == host
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_dev_mode_serves_loopback_hosts(host: str) -> None:
+    assert load_settings({"HOST": host}, dev=True).host == host
+
+
+def test_python_m_server_dev_on_a_public_host_exits_with_one_line() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "HOST"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "--dev", "--host", "0.0.0.0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "jobspine: HOST: --dev serves only a loopback address (127.0.0.1, ::1, localhost), "
+        "got '0.0.0.0'; drop --dev to listen on 0.0.0.0"
+    ]
