@@ -18,6 +18,8 @@ from server.errors import Unavailable
 from server.keys import (
     HTTP_IN_FLIGHT,
     IN_FLIGHT,
+    JOBS_GAUGE,
+    LIFECYCLE_METRICS,
     METRICS,
     READINESS_CHECKS,
     REDIS_MANAGER,
@@ -30,6 +32,7 @@ from server.keys import (
     VERIFIER,
     ReadinessCheck,
 )
+from server.lifecycle_metrics import JobsGauge, LifecycleMetrics
 from server.limits.rest import rate_limit_middleware
 from server.limits.wiring import install_limits
 from server.metrics import Metrics
@@ -42,8 +45,10 @@ from server.redis_bus import JobspineRedisManager, RedisWatchdog
 from server.repository import JobRepository, RepositorySettings
 from server.rest.cors import cors_middleware
 from server.rest.errors import error_middleware
+from server.rest.ops import metrics_site
 from server.rest.routes import add_routes
-from server.rest.tracking import tracking_middleware
+from server.rest.tracking import add_request_id_header, tracking_middleware
+from server.retention import RETENTION_LOCK_KEY, RetentionSweeper
 from server.scan_lock import AlwaysScan, PostgresScanLock, ScanGate
 from server.store.base import JobStore
 from server.store.memory import MemoryJobStore
@@ -75,6 +80,30 @@ def add_background_services(app: web.Application) -> None:
     """
     app.cleanup_ctx.append(_supervisor_lifecycle)
     app.cleanup_ctx.append(_progress_gate_lifecycle)
+    app.cleanup_ctx.append(_retention_lifecycle)
+
+
+async def _retention_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """The ``RETENTION_S`` sweeper (:mod:`server.retention`), when retention is on."""
+    settings = app[SETTINGS]
+    if settings.retention_s <= 0:
+        yield
+        return
+    gate: ScanGate = AlwaysScan()
+    if settings.database_url is not None:
+        gate = PostgresScanLock(settings.database_url, key=RETENTION_LOCK_KEY)
+    metrics = app[METRICS]
+    sweeper = RetentionSweeper(
+        app[REPOSITORY],
+        retention_s=settings.retention_s,
+        gate=gate,
+        on_deleted=lambda count: metrics.jobs_deleted_by("retention", count),
+    )
+    task = start_task(sweeper.run(), name="retention")
+    try:
+        yield
+    finally:
+        await stop_task(task)
 
 
 async def _supervisor_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -202,11 +231,16 @@ def create_app(
             heartbeat_timeout_s=settings.heartbeat_timeout_s,
             max_recovery_attempts=settings.max_recovery_attempts,
             progress_events_per_s=settings.progress_events_per_s,
+            max_input_bytes=settings.limits.max_input_bytes,
+            idempotency_ttl_s=settings.idempotency_ttl_s,
+            max_running_per_user=settings.max_running_per_user,
         ),
     )
     publisher = SocketPublisher(sockets, metrics)
     repository.set_publisher(publisher)
     repository.set_progress_observer(metrics.progress_event_throttled)
+    lifecycle = LifecycleMetrics()
+    repository.set_transition_observer(lifecycle)
     verifier = TokenVerifier(settings.jwt)
 
     app = web.Application(
@@ -218,12 +252,15 @@ def create_app(
             rate_limit_middleware,
         ],
     )
+    app.on_response_prepare.append(add_request_id_header)
     app[SETTINGS] = settings
     app[STORE] = job_store
     app[REPOSITORY] = repository
     app[SIO] = sockets
     app[VERIFIER] = verifier
     app[METRICS] = metrics
+    app[LIFECYCLE_METRICS] = lifecycle
+    app[JOBS_GAUGE] = JobsGauge(job_store)
     app[IN_FLIGHT] = in_flight
     app[HTTP_IN_FLIGHT] = InFlight()
     app[SUPERVISOR] = Supervisor(
@@ -249,6 +286,7 @@ def create_app(
     if redis_manager is not None:
         _add_redis(app, redis_manager, publisher)
     app.cleanup_ctx.append(_socketio_lifecycle)
+    app.cleanup_ctx.append(metrics_site)
     add_background_services(app)
     return app
 

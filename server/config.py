@@ -101,6 +101,18 @@ class Settings:
     limits: LimitSettings = attrs.field(factory=LimitSettings)
     #: ``CORS_ORIGINS``: origins allowed for REST and Socket.IO (``*``: any); never credentials.
     cors_origins: tuple[str, ...] = ("*",)
+    #: Logging (docs/operations.md): ``LOG_FORMAT``, ``LOG_LEVEL``, ``ACCESS_LOG``.
+    log_format: str = "text"
+    log_level: str = "INFO"
+    access_log: bool = True
+    #: ``METRICS_PORT``: serve ``/metrics`` on a port of its own too (``METRICS_HOST``).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    #: Contract v2: ``IDEMPOTENCY_TTL_S``, ``MAX_RUNNING_PER_USER`` (0: no cap),
+    #: ``RETENTION_S`` (0: keep final jobs forever).
+    idempotency_ttl_s: float = 86400.0
+    max_running_per_user: int = 0
+    retention_s: float = 0.0
     dev: bool = False
 
     @property
@@ -160,6 +172,13 @@ def _duration(name: str, value: str) -> float:
     if not math.isfinite(number) or number <= 0:
         raise _fail(name, expected, value)
     return number
+
+
+def _duration_or_off(name: str, value: str) -> float:
+    """A duration, or ``0`` for "off"."""
+    if value.strip() in ("0", "0.0"):
+        return 0.0
+    return _duration(name, value)
 
 
 def _url(*schemes: str) -> Callable[[str, str], str]:
@@ -244,6 +263,26 @@ def _limits(env: _Env) -> LimitSettings:
             "MAX_CLIENT_QUEUE_BYTES", 16_777_216, _integer(65_536, 1 << 40)
         ),
     )
+
+
+def _choice(*choices: str) -> Callable[[str, str], str]:
+    expected = "one of " + ", ".join(choices)
+
+    def parse(name: str, value: str) -> str:
+        for choice in choices:
+            if value.lower() == choice.lower():
+                return choice
+        raise _fail(name, expected, value)
+
+    return parse
+
+
+def _switch(name: str, value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise _fail(name, "1 or 0", value)
 
 
 def _public_key(algorithm: str, pem: str) -> str:
@@ -337,6 +376,16 @@ def load_settings(environ: Mapping[str, str], *, dev: bool = False) -> Settings:
         progress_events_per_s=env.get("PROGRESS_EVENTS_PER_S", 10.0, _rate),
         limits=_limits(env),
         cors_origins=env.get("CORS_ORIGINS", ("*",), _origins),
+        log_format=env.get("LOG_FORMAT", "text", _choice("text", "json")),
+        log_level=env.get(
+            "LOG_LEVEL", "INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+        ),
+        access_log=env.get("ACCESS_LOG", True, _switch),
+        metrics_port=env.get("METRICS_PORT", None, _integer(1, 65535)),
+        metrics_host=env.get("METRICS_HOST", "127.0.0.1", _text),
+        idempotency_ttl_s=env.get("IDEMPOTENCY_TTL_S", 86400.0, _duration),
+        max_running_per_user=env.get("MAX_RUNNING_PER_USER", 0, _integer(0, 1_000_000)),
+        retention_s=env.get("RETENTION_S", 0.0, _duration_or_off),
         dev=dev,
     )
     if dev and not is_loopback(settings.host):

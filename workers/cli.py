@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from jobspine_shared.logcontext import configure_from_env
 from workers.examples import EXAMPLE_HANDLERS
 from workers.sdk.config import WorkerConfig
 from workers.sdk.worker import Worker, WorkerStopped
@@ -132,9 +133,12 @@ def main(env: Mapping[str, str] | None = None) -> int:
     except EnvError as exc:
         print(f"jobspine worker: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    try:
+        # LOG_FORMAT (json|text) and LOG_LEVEL, as for the web process (docs/operations.md).
+        configure_from_env(os.environ if env is None else env)
+    except ValueError as exc:
+        print(f"jobspine worker: {exc}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(serve(build_worker(settings)))
     except WorkerStopped as exc:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
 
-from server.actors import Actor
+from jobspine_shared.logcontext import bind, log_context
+from server.actors import Actor, Role
 from server.error_view import error_view, is_expected
 from server.errors import BadRequest, Unauthorized, ValidationFailed
 from server.metrics import Metrics
@@ -115,6 +117,11 @@ class Dispatcher:
         self._sockets.on_any_event(self.namespace, self.dispatch)
 
     async def dispatch(self, event: str, sid: str, args: tuple[object, ...]) -> acks.Ack:
+        # One request id per call, in every log line the call writes (docs/operations.md).
+        with log_context(request_id=uuid.uuid4().hex):
+            return await self._dispatch(event, sid, args)
+
+    async def _dispatch(self, event: str, sid: str, args: tuple[object, ...]) -> acks.Ack:
         known = event in self._handlers or event == REFRESH_EVENT
         # enter/leave rather than the ``track`` context manager: this runs once per call.
         self._in_flight.enter()
@@ -136,6 +143,11 @@ class Dispatcher:
             raise Unauthorized("this socket is not authenticated")
         if identity.is_expired():
             raise Unauthorized("the token has expired; reconnect with a fresh one")
+        actor = identity.actor
+        if actor.role is Role.WORKER:
+            bind(worker_id=actor.id)
+        else:
+            bind(user_id=actor.id)
         handler = self._handlers.get(event)
         if handler is None and event != REFRESH_EVENT:
             raise BadRequest(

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from jobspine_shared.logcontext import bind
 from jobspine_shared.models import MAX_ERROR_MESSAGE_LENGTH, JobRecord
 from workers.sdk.coalesce import ProgressCoalescer
 from workers.sdk.config import WorkerConfig
@@ -117,6 +118,12 @@ class JobRun:
             self.context.request_pause(PauseCause.SHUTDOWN)
 
     async def run(self) -> Outcome:
+        # Run in a task of its own: every line it (and its handler) writes names the job.
+        bind(
+            job_id=self.job.id,
+            correlation_id=self.job.correlation_id,
+            worker_id=self._config.worker_id,
+        )
         resumed = self.context.checkpoint_data is not None
         log.info(
             "%s: claimed, attempt %d%s",

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from jobspine_shared.logcontext import bind
 from jobspine_shared.models import JOB_TYPE_PATTERN
 from jobspine_shared.wire import job_from_wire
 from workers.sdk.backoff import Backoff, jittered
@@ -125,6 +126,7 @@ class Worker:
         if self._running:
             raise RuntimeError("this worker is already running")
         self._running = True
+        bind(worker_id=self.config.worker_id)  # on every line of this worker's task
         log.info(
             "worker %s: types %s, concurrency %d",
             self.config.worker_id,

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Any
 
 #: The fields a log line may carry about what it concerns, in output order.
 CONTEXT_FIELDS = ("request_id", "job_id", "correlation_id", "user_id", "worker_id")
@@ -52,12 +53,28 @@ def log_context(**values: str | None) -> Iterator[None]:
 
 
 def _fields(record: logging.LogRecord) -> dict[str, str]:
-    fields = dict(_context.get())
-    for name in CONTEXT_FIELDS:  # ``extra={"job_id": ...}`` wins over the context
+    """The context the record was made in (:func:`_record_with_context`), and values given
+    with ``extra=``, which win."""
+    fields = dict(getattr(record, "jobspine_context", None) or _context.get())
+    for name in CONTEXT_FIELDS:
         value = record.__dict__.get(name)
         if isinstance(value, str):
             fields[name] = value
     return fields
+
+
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_with_context(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Records keep the context they were made in, for handlers that format them later."""
+    record = _base_factory(*args, **kwargs)
+    record.jobspine_context = _context.get()
+    return record
+
+
+if getattr(_base_factory, "__name__", "") != _record_with_context.__name__:
+    logging.setLogRecordFactory(_record_with_context)
 
 
 class JsonFormatter(logging.Formatter):

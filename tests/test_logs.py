@@ -1,0 +1,139 @@
+"""Logs: JSON and text lines with the request/job context, request ids on every answer,
+the access line and its switch."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import pytest
+
+from jobspine_shared.logcontext import (
+    JsonFormatter,
+    TextFormatter,
+    bind,
+    log_context,
+    parse_log_format,
+    parse_log_level,
+)
+from server.config import load_settings
+from server.errors import ConfigError
+from server.rest.tracking import request_id_of
+from tests.support.server import TEST_SECRET, running_server
+
+
+def _record(msg: str = "hello %s", *args: object, exc: bool = False) -> logging.LogRecord:
+    exc_info = None
+    if exc:
+        try:
+            raise ValueError("boom\nsecond line")
+        except ValueError:
+            exc_info = sys.exc_info()
+    return logging.LogRecord("jobspine.test", logging.ERROR, __file__, 1, msg, args, exc_info)
+
+
+def test_a_json_line_carries_the_context_and_one_traceback_field() -> None:
+    with log_context(request_id="r-1", job_id="j-1", correlation_id="c-1", user_id="u-1"):
+        line = JsonFormatter().format(_record("hello %s", "world", exc=True))
+    assert "\n" not in line
+    data = json.loads(line)
+    assert data["msg"] == "hello world"
+    assert data["level"] == "ERROR"
+    assert data["logger"] == "jobspine.test"
+    assert data["ts"].endswith("+00:00")
+    assert (data["request_id"], data["job_id"], data["correlation_id"]) == ("r-1", "j-1", "c-1")
+    assert data["user_id"] == "u-1"
+    assert "worker_id" not in data
+    assert "Traceback" in data["exc"]
+    assert "boom\nsecond line" in data["exc"]
+
+
+def test_the_context_ends_with_its_block_and_extra_wins() -> None:
+    with log_context(job_id="inside"):
+        bind(worker_id="w-1")
+        record = _record()
+        record.job_id = "explicit"
+        data = json.loads(JsonFormatter().format(record))
+        assert (data["job_id"], data["worker_id"]) == ("explicit", "w-1")
+    assert "job_id" not in json.loads(JsonFormatter().format(_record()))
+
+
+def test_a_text_line_is_one_line_with_the_context_at_the_end() -> None:
+    with log_context(request_id="r-2", job_id="j-2"):
+        line = TextFormatter().format(_record(exc=True))
+    assert "\n" not in line
+    assert "request_id=r-2 job_id=j-2" in line
+    assert "Traceback" in line
+
+
+def test_log_variables_are_checked() -> None:
+    assert parse_log_format(None) == "text"
+    assert parse_log_format("JSON") == "json"
+    assert parse_log_level("debug") == logging.DEBUG
+    with pytest.raises(ValueError, match="LOG_FORMAT"):
+        parse_log_format("xml")
+    with pytest.raises(ValueError, match="LOG_LEVEL"):
+        parse_log_level("loud")
+    base = {"JWT_SECRET": TEST_SECRET}
+    settings = load_settings(
+        {**base, "LOG_FORMAT": "json", "LOG_LEVEL": "warning", "ACCESS_LOG": "0"}
+    )
+    assert (settings.log_format, settings.log_level, settings.access_log) == (
+        "json",
+        "WARNING",
+        False,
+    )
+    for name, value in (("LOG_FORMAT", "xml"), ("ACCESS_LOG", "maybe"), ("METRICS_PORT", "0")):
+        with pytest.raises(ConfigError, match=name):
+            load_settings({**base, name: value})
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("abc-123_X.y:z", True),
+        ("a" * 128, True),
+        ("a" * 129, False),
+        ("", False),
+        ("has space", False),
+        ("naïve", False),
+        (None, False),
+    ],
+)
+def test_a_request_id_is_kept_only_when_well_formed(sent: str | None, kept: bool) -> None:
+    chosen = request_id_of(sent)
+    assert (chosen == sent) is kept
+    assert 1 <= len(chosen) <= 128
+
+
+async def test_every_answer_carries_a_request_id_and_the_access_line_names_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="jobspine.access")
+    async with running_server() as server:
+        for path, headers in (
+            ("/healthz", {"X-Request-ID": "mine-1"}),
+            ("/api/jobs", {"X-Request-ID": "bad id"}),  # 401 without a token
+            ("/no/such/route", {}),
+        ):
+            async with server.http.get(server.url + path, headers=headers) as answer:
+                rid = answer.headers["X-Request-ID"]
+                assert rid == "mine-1" if path == "/healthz" else rid not in ("", "bad id")
+    lines = [r for r in caplog.records if r.name == "jobspine.access"]
+    assert any(_fmt(r) == "mine-1" and "/healthz 200" in r.getMessage() for r in lines)
+    assert any("/api/jobs 401" in r.getMessage() for r in lines)
+
+
+def _fmt(record: logging.LogRecord) -> str:
+    return str(json.loads(JsonFormatter().format(record)).get("request_id", ""))
+
+
+async def test_access_log_off(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="jobspine.access")
+    async with (
+        running_server({"ACCESS_LOG": "0"}) as server,
+        server.http.get(server.url + "/healthz") as answer,
+    ):
+        assert answer.status == 200
+    assert not [r for r in caplog.records if r.name == "jobspine.access"]
