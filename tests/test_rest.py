@@ -399,7 +399,8 @@ async def test_health_readiness_and_metrics(live_server: LiveServer) -> None:
     assert status == 200
     assert isinstance(text, str)
     lines = text.splitlines()
-    assert 'jobspine_jobs{state="created"} 1' in lines
+    assert 'jobspine_jobs{state="created",type="research"} 1' in lines
+    assert 'jobspine_job_transitions_total{from="none",to="created",type="research"} 1' in lines
     assert 'jobspine_sockets_connected{namespace="/"} 1' in lines
     assert 'jobspine_sockets_connected{namespace="/workers"} 1' in lines
     assert 'jobspine_events_emitted_total{type="job:created"} 1' in lines
@@ -465,6 +466,10 @@ class OutageStore(MemoryJobStore):
     async def count_by_state(self, user_id: str | None) -> dict[JobState, int]:
         self._check()
         return await super().count_by_state(user_id)
+
+    async def count_by_state_and_type(self) -> dict[tuple[JobState, str], int]:
+        self._check()
+        return await super().count_by_state_and_type()
 
     async def ping(self) -> None:
         self._check()
