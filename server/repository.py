@@ -128,6 +128,8 @@ class RepositorySettings:
     idempotency_ttl_s: float = DEFAULT_IDEMPOTENCY_TTL_S
     #: Running jobs per user at most (``MAX_RUNNING_PER_USER``); 0 for no cap.
     max_running_per_user: int = 0
+    #: ``MAX_INPUT_BYTES``: compact UTF-8 JSON of a job's input and of a result.
+    max_input_bytes: int = 262_144
 
 
 @attrs.frozen(kw_only=True)
@@ -459,6 +461,7 @@ class JobRepository:
         """
         if actor.role is Role.WORKER:
             raise Forbidden("workers cannot create jobs")
+        validation.bounded_size(command.input, "input", self.settings.max_input_bytes)
         if command.parent_id is not None:
             parent = await self._visible(actor, command.parent_id)
             if parent.record.user_id != actor.id:
@@ -593,7 +596,7 @@ class JobRepository:
         }
         if input is not None:
             fields["input"] = validation.json_object(input, "input")
-            validation.encoded_size(fields["input"], "input")
+            validation.bounded_size(fields["input"], "input", self.settings.max_input_bytes)
         change = JobChange(
             action="restart",
             from_states=_user_states(S.FAILED, S.CANCELLED),
@@ -762,7 +765,7 @@ class JobRepository:
         return (await self._change(checked_id, change)).record
 
     async def complete(self, job_id: object, lease: object, result: object = None) -> JobRecord:
-        validation.encoded_size(result, "result")
+        validation.bounded_size(result, "result", self.settings.max_input_bytes)
         change = JobChange(
             action="complete",
             from_states=_user_states(S.RUNNING),

@@ -177,6 +177,18 @@ def _unencodable(value: object) -> Any:
     raise TypeError(f"a value of type {type(value).__name__}")
 
 
+def bounded_size(value: object, field: str, max_bytes: int) -> int:
+    """:func:`encoded_size`, refused as ``payload_too_large`` above ``max_bytes``
+    (``MAX_INPUT_BYTES`` for a job's input and result)."""
+    size = encoded_size(value, field)
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            f"{field} is {size} bytes of compact JSON; at most {max_bytes} are allowed",
+            details={"field": field, "size": size, "limit": max_bytes},
+        )
+    return size
+
+
 def encoded_size(value: object, field: str) -> int:
     """Length of the compact UTF-8 JSON encoding; refuses what JSON cannot carry (NaN), text
     no store can hold (NUL, unpaired surrogates) anywhere in keys or strings, and values that
