@@ -113,6 +113,17 @@ async def test_stale_job_with_checkpoint_is_paused_with_recovery_options(
     assert lost.value.details["state"] == "paused"
 
 
+async def test_a_heartbeat_younger_than_the_timeout_is_not_stale(
+    repo: JobRepository, aging: HeartbeatAging
+) -> None:
+    job_id, _ = await running_with_checkpoint(repo)
+    await aging.age(job_id, TIMEOUT_S - 1)
+    assert all(j.record.id != job_id for j in await repo.find_stale_jobs())
+    report = await Supervisor(repo, interval_s=1).tick()
+    assert (report.paused, report.failed) == (0, 0)
+    assert (await repo.get_job(ALICE, job_id)).state is S.RUNNING
+
+
 async def test_stale_job_without_checkpoint_fails_worker_lost(
     repo: JobRepository, aging: HeartbeatAging
 ) -> None:
