@@ -232,6 +232,7 @@ def create_app(
             max_recovery_attempts=settings.max_recovery_attempts,
             progress_events_per_s=settings.progress_events_per_s,
             max_input_bytes=settings.limits.max_input_bytes,
+            max_active_jobs_per_user=settings.limits.max_active_jobs_per_user,
             idempotency_ttl_s=settings.idempotency_ttl_s,
             max_running_per_user=settings.max_running_per_user,
         ),

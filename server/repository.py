@@ -37,6 +37,7 @@ from server.errors import (
     ValidationFailed,
 )
 from server.keyed_lock import KeyedLock
+from server.limits.active_jobs import check_active_jobs
 from server.progress_gate import ProgressGate
 from server.recovery import recovery_options
 from server.retry import failure_change, timeout_error
@@ -130,6 +131,8 @@ class RepositorySettings:
     max_running_per_user: int = 0
     #: ``MAX_INPUT_BYTES``: compact UTF-8 JSON of a job's input and of a result.
     max_input_bytes: int = 262_144
+    #: ``MAX_ACTIVE_JOBS_PER_USER``: created/running/paused jobs per user; 0 for no cap.
+    max_active_jobs_per_user: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -462,6 +465,7 @@ class JobRepository:
         if actor.role is Role.WORKER:
             raise Forbidden("workers cannot create jobs")
         validation.bounded_size(command.input, "input", self.settings.max_input_bytes)
+        await check_active_jobs(self.store, actor, self.settings.max_active_jobs_per_user)
         if command.parent_id is not None:
             parent = await self._visible(actor, command.parent_id)
             if parent.record.user_id != actor.id:

@@ -5,6 +5,7 @@ changes nothing. Time is driven through the buckets' clock, never waited for."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from server.actors import Actor, Role
 from server.limits.buckets import LocalRateLimiter
 from server.limits.rest import CALL_LIMITS
 from server.limits.wiring import SOCKET_GUARD
+from server.store.base import JobStore
 from tests.support.jobs import wait_until
 from tests.support.server import (
     LiveServer,
@@ -161,3 +163,18 @@ def test_the_contract_defaults() -> None:
     assert limits.max_client_queue_bytes == 16_777_216
     assert settings.jwt.leeway_s == 30.0
     assert settings.cors_origins == ("*",)
+
+
+async def test_active_jobs_per_user_are_bounded_on_both_stores(
+    start_server: StartServer, live_store: JobStore
+) -> None:
+    server = await start_server(env={"MAX_ACTIVE_JOBS_PER_USER": "3"}, store=live_store)
+    user = await connect_user(server, f"busy-{uuid.uuid4().hex[:8]}")
+    jobs = [(await user.ok("job:create", {"type": "t", "input": {}}))["job"] for _ in "abc"]
+    error = await user.refused("job:create", {"type": "t", "input": {}}, code="rate_limited")
+    _assert_rate_limited(error, "max_active_jobs_per_user")
+    owner = jobs[0]["user_id"]
+    assert await _job_count(server, owner) == 3
+    await user.ok("job:cancel", {"job_id": jobs[0]["id"]})  # a final job no longer counts
+    await user.ok("job:create", {"type": "t", "input": {}})
+    await user.refused("job:create", {"type": "t", "input": {}}, code="rate_limited")

@@ -1,0 +1,34 @@
+"""``MAX_ACTIVE_JOBS_PER_USER``: a user with that many jobs in ``created``, ``running`` or
+``paused`` creates no more until some finish.
+
+Counted with the store's ``count_by_state`` (both stores). The check and the insert are not
+one transaction: creates of one user racing on several instances may pass the bound by the
+number racing; that is the documented slack (docs/security.md)."""
+
+from __future__ import annotations
+
+from jobspine_shared.states import JobState
+from server.actors import Actor
+from server.limits.refusal import rate_limited
+from server.store.base import JobStore
+
+ACTIVE_STATES = (JobState.CREATED, JobState.RUNNING, JobState.PAUSED)
+
+
+async def check_active_jobs(store: JobStore, actor: Actor, max_active: int) -> None:
+    """``rate_limited`` (limit ``max_active_jobs_per_user``) when ``actor`` is at the bound;
+    ``max_active`` 0 means no bound."""
+    if max_active <= 0:
+        return
+    counts = await store.count_by_state(actor.id)
+    active = sum(counts.get(state, 0) for state in ACTIVE_STATES)
+    if active >= max_active:
+        raise rate_limited(
+            "max_active_jobs_per_user",
+            1.0,
+            f"{active} of your jobs are created, running or paused; at most {max_active} "
+            "may be; wait for some to finish or cancel some",
+        )
+
+
+__all__ = ["ACTIVE_STATES", "check_active_jobs"]
