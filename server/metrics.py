@@ -61,6 +61,8 @@ class Metrics:
         self.slow_clients_dropped = 0
         #: Progress updates stored without a live event (``PROGRESS_EVENTS_PER_S``).
         self.progress_events_throttled = 0
+        #: Jobs deleted, by reason: ``user`` (DELETE /api/jobs/{id}) or ``retention``.
+        self.jobs_deleted: Counter[str] = Counter()
 
     def event_emitted(self, event_type: str) -> None:
         self.events_emitted[event_type] += 1
@@ -76,6 +78,9 @@ class Metrics:
 
     def progress_event_throttled(self) -> None:
         self.progress_events_throttled += 1
+
+    def jobs_deleted_by(self, reason: str, count: int = 1) -> None:
+        self.jobs_deleted[reason] += count
 
     def families(self) -> list[Family]:
         emitted = Family(
@@ -107,7 +112,14 @@ class Metrics:
             "Progress updates stored without a live event (PROGRESS_EVENTS_PER_S).",
         )
         throttled.set(self.progress_events_throttled)
-        return [emitted, calls, http, dropped, throttled]
+        deleted = Family(
+            "jobspine_jobs_deleted_total",
+            "counter",
+            "Jobs deleted with their events, checkpoint and audit trail, by reason.",
+        )
+        for reason in ("user", "retention"):
+            deleted.set(self.jobs_deleted[reason], reason=reason)
+        return [emitted, calls, http, dropped, throttled, deleted]
 
 
 def gauge(name: str, help: str, values: Mapping[str, float], label: str) -> Family:

@@ -1,4 +1,6 @@
-"""The supervisor: finds running jobs whose worker went quiet and recovers them.
+"""The supervisor: finds running jobs whose worker went quiet and recovers them, fails or
+retries attempts past their ``timeout_s``, and wakes idle workers for delayed jobs whose
+``run_at`` came.
 
 It runs inside the web process as a background task started and stopped by the aiohttp
 lifecycle. Each recovery is one conditional change in the store (still running, same lease,
@@ -49,6 +51,8 @@ class SupervisorStatus:
     scanned: int = 0
     paused: int = 0
     failed: int = 0
+    #: Attempts past their ``timeout_s``: retried or failed.
+    timed_out: int = 0
     errors: int = 0
     last_error: str | None = None
 
@@ -65,6 +69,7 @@ class TickReport:
     paused: int
     failed: int
     errors: int
+    timed_out: int = 0
 
 
 class Supervisor:
@@ -110,7 +115,39 @@ class Supervisor:
                 failed += 1
         report = TickReport(scanned=len(stale), paused=paused, failed=failed, errors=errors)
         self._record(report, time.perf_counter() - started)
-        return report
+        # Timeouts and due jobs after the stale scan is on record: each counts as it goes.
+        timed_out, timeout_errors = await self._time_out()
+        await self._announce_due()
+        return attrs.evolve(report, timed_out=timed_out, errors=errors + timeout_errors)
+
+    async def _time_out(self) -> tuple[int, int]:
+        """Fail (or retry) every attempt past its ``timeout_s``; each change is fenced by
+        the lease it was found under, so two supervisors act once."""
+        timed_out = errors = 0
+        try:
+            overdue = await self._repository.find_timed_out_jobs(limit=SCAN_BATCH)
+        except Exception as exc:
+            self._note_error(exc)
+            return 0, 1
+        for job in overdue:
+            try:
+                changed = await self._repository.time_out_job(job)
+            except Exception as exc:
+                errors += 1
+                self._note_error(exc, job_id=job.record.id)
+                continue
+            if changed is not None:
+                timed_out += 1
+                self.status.timed_out += 1
+                log.info("supervisor: job %s timed out -> %s", changed.id, changed.state)
+        return timed_out, errors
+
+    async def _announce_due(self) -> None:
+        """Wake idle workers for delayed jobs that became due since about the last tick."""
+        try:
+            await self._repository.announce_due_jobs(within_s=2 * self._interval_s + 1.0)
+        except Exception as exc:
+            self._note_error(exc)
 
     def _record(self, report: TickReport, duration_s: float) -> None:
         status = self.status

@@ -71,7 +71,7 @@ async def test_create_and_read_bare_snapshots(live_server: LiveServer) -> None:
     assert job["state"] == "created"
     assert job["seq"] == 1
     assert job["input"] == {"query": "x"}
-    assert job["schema_version"] == 1
+    assert job["schema_version"] == 2
     status, same = await live_server.rest("GET", f"/api/jobs/{job['id']}", token=token)
     assert status == 200
     assert same == job

@@ -50,7 +50,7 @@ async def test_create_acks_the_job_and_the_owner_hears_of_it(live_server: LiveSe
     assert job["input"] == {"query": "x"}
     assert job["state"] == "created"
     assert job["seq"] == 1
-    assert job["schema_version"] == 1
+    assert job["schema_version"] == 2
     created = await user.events.wait_for_job_event(job["id"], "job:created")
     assert created["seq"] == 1
     assert created["epoch"] == job["epoch"]
@@ -340,7 +340,7 @@ async def test_an_unexpected_error_is_logged_and_acked_generically(
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(live_server.repository, "create_job", broken)
+    monkeypatch.setattr(live_server.repository, "create", broken)
     user = await connect_user(live_server, "u1")
     error = await user.refused("job:create", {"type": "t"}, code="internal_error")
     assert "secret" not in error["message"]

@@ -98,6 +98,8 @@ class UserHandlers:
             parse_create(call.payload),
             request_id=current_context().get("request_id"),
         )
+        if created.existing:  # the idempotency key named a job created before
+            return {"job": job_to_wire(created.job), "existing": True}
         return {"job": job_to_wire(created.job)}
 
     async def pause(self, call: Call) -> Fields:

@@ -20,6 +20,7 @@ from jobspine_shared.schema import Schema, ref, wire_schemas
 from jobspine_shared.states import JobState
 
 OPENAPI_VERSION = "3.1.0"
+IDEMPOTENT_REPLAYED = "Idempotent-Replayed"
 API_VERSION = "2"
 
 #: HTTP status of each error code (server.errors), for the error answers listed.
@@ -66,6 +67,8 @@ class Operation:
     errors: tuple[int, ...] = _JOB
     tag: str = "jobs"
     content_type: str = "application/json"
+    #: The status of an idempotent replay (create with a known idempotency_key).
+    replay_status: int | None = None
 
 
 _JOB_ID = Param(
@@ -88,6 +91,9 @@ _LIST_PARAMS = (
     _query("user_id", {"type": "string"}, "Admins: only this user's jobs."),
     _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size (50)."),
     _query("cursor", {"type": "string"}, "next_cursor of the previous page."),
+    _query("tag", {"type": "string"}, "Only jobs carrying this tag."),
+    _query("parent_id", {"type": "string"}, "Only children of this job."),
+    _query("priority", {"type": "integer", "minimum": -100, "maximum": 100}, "Only this priority."),
 )
 
 
@@ -110,6 +116,7 @@ OPERATIONS: tuple[Operation, ...] = (
         summary="Create a job",
         answer="Job",
         status=201,
+        replay_status=200,
         body="CreateJob",
         body_required=True,
         errors=(*_AUTHED, 409, *_BODY),
@@ -124,6 +131,15 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         method="get", path=_JOB_PATH, summary="A job's snapshot", answer="Job", params=(_JOB_ID,)
+    ),
+    Operation(
+        method="delete",
+        path=_JOB_PATH,
+        summary="Delete a job in a final state, with its events, checkpoint and audit trail",
+        answer=None,
+        status=204,
+        params=(_JOB_ID,),
+        errors=(*_JOB, 409),
     ),
     Operation(
         method="get",
@@ -239,8 +255,8 @@ def _error_answer(status: int) -> Schema:
     }
     if status == 429:
         answer["headers"]["Retry-After"] = {
-            "description": "Seconds to wait before trying again.",
-            "schema": {"type": "integer", "minimum": 0},
+            "description": "Whole seconds to wait before trying again.",
+            "schema": {"type": "integer", "minimum": 1},
         }
     return answer
 
@@ -251,7 +267,9 @@ def ref_header() -> Schema:
 
 def _success(op: Operation) -> Schema:
     answer: Schema = {"description": op.summary, "headers": {"X-Request-ID": ref_header()}}
-    if op.content_type == "text/plain":
+    if op.status == 204:
+        pass  # no body
+    elif op.content_type == "text/plain":
         answer["content"] = {"text/plain": {"schema": {"type": "string"}}}
     elif op.answer is None:
         answer["content"] = {"application/json": {"schema": {"type": "object"}}}
@@ -262,6 +280,14 @@ def _success(op: Operation) -> Schema:
 
 def _operation(op: Operation) -> Schema:
     responses: Schema = {str(op.status): _success(op)}
+    if op.replay_status is not None:
+        replay = _success(op)
+        replay["description"] = "The job this idempotency_key created before (no new job)"
+        replay["headers"][IDEMPOTENT_REPLAYED] = {
+            "description": "true: the answer repeats an earlier create.",
+            "schema": {"type": "string", "const": "true"},
+        }
+        responses[str(op.replay_status)] = replay
     for status in sorted(set(op.errors)):
         responses[str(status)] = _error_answer(status)
     body: Schema = {

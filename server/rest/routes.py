@@ -17,6 +17,7 @@ ROUTES: list[web.RouteDef] = [
     web.post("/api/jobs", views.create_job),
     web.get("/api/jobs", views.list_jobs, allow_head=False),
     web.get(JOB, views.get_job, allow_head=False),
+    web.delete(JOB, views.delete_job),
     web.get(f"{JOB}/events", views.job_events, allow_head=False),
     web.post(f"{JOB}/pause", views.pause_job),
     web.post(f"{JOB}/resume", views.resume_job),

@@ -11,9 +11,13 @@ from aiohttp import web
 
 from jobspine_shared.models import JobRecord
 from jobspine_shared.wire import format_time, job_to_wire
-from server.keys import REPOSITORY
+from server.commands import parse_create
+from server.keys import METRICS, REPOSITORY
 from server.repository import JobRepository, replay_to_wire
 from server.rest.requests import authenticate, json_body, path_job_id, query_int, query_text
+from server.rest.tracking import request_id
+
+IDEMPOTENT_REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 def _repository(request: web.Request) -> JobRepository:
@@ -31,10 +35,15 @@ def _json(body: dict[str, Any]) -> web.Response:
 async def create_job(request: web.Request) -> web.Response:
     actor = authenticate(request)
     body = await json_body(request) or {}
-    job = await _repository(request).create_job(
-        actor, type=body.get("type"), input=body.get("input")
+    # Without a correlation_id of its own the job takes this request's id (X-Request-ID).
+    created = await _repository(request).create(
+        actor, parse_create(body), request_id=request_id(request)
     )
-    return _job(job, status=201)
+    if created.existing:  # the idempotency key named a job created before
+        return web.json_response(
+            job_to_wire(created.job), headers={IDEMPOTENT_REPLAYED_HEADER: "true"}
+        )
+    return _job(created.job, status=201)
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -46,8 +55,19 @@ async def list_jobs(request: web.Request) -> web.Response:
         user_id=query_text(request, "user_id"),
         limit=query_int(request, "limit"),
         cursor=query_text(request, "cursor"),
+        tag=query_text(request, "tag"),
+        parent_id=query_text(request, "parent_id"),
+        priority=query_int(request, "priority"),
     )
     return _json({"items": [job_to_wire(j) for j in page.items], "next_cursor": page.next_cursor})
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    """204 for a job in a final state; it is ``not_found`` everywhere after."""
+    actor = authenticate(request)
+    await _repository(request).delete_job(actor, path_job_id(request))
+    request.app[METRICS].jobs_deleted_by("user")
+    return web.Response(status=204)
 
 
 async def get_job(request: web.Request) -> web.Response:
@@ -126,6 +146,7 @@ __all__ = [
     "audit_trail",
     "cancel_job",
     "create_job",
+    "delete_job",
     "get_checkpoint",
     "get_job",
     "job_events",
