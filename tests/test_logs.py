@@ -13,7 +13,9 @@ from jobspine_shared.logcontext import (
     JsonFormatter,
     TextFormatter,
     bind,
+    current_context,
     log_context,
+    own_context,
     parse_log_format,
     parse_log_level,
 )
@@ -137,3 +139,14 @@ async def test_access_log_off(caplog: pytest.LogCaptureFixture) -> None:
     ):
         assert answer.status == 200
     assert not [r for r in caplog.records if r.name == "jobspine.access"]
+
+
+async def test_own_context_ends_what_a_call_binds() -> None:
+    @own_context
+    async def recover(job_id: str) -> str:
+        bind(job_id=job_id)
+        return current_context()["job_id"]
+
+    with log_context(worker_id="supervisor"):
+        assert await recover("j-1") == "j-1"
+        assert dict(current_context()) == {"worker_id": "supervisor"}

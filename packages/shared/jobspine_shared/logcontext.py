@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 #: The fields a log line may carry about what it concerns, in output order.
 CONTEXT_FIELDS = ("request_id", "job_id", "correlation_id", "user_id", "worker_id")
@@ -50,6 +51,22 @@ def log_context(**values: str | None) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def own_context(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Values bound during each call of ``method`` end with the call: for code run by
+    long-lived tasks (the supervisor's scans) that binds a job's ids per job."""
+
+    @functools.wraps(method)
+    async def scoped(*args: P.args, **kwargs: P.kwargs) -> R:
+        with log_context():
+            return await method(*args, **kwargs)
+
+    return scoped
 
 
 def _fields(record: logging.LogRecord) -> dict[str, str]:
@@ -153,6 +170,7 @@ __all__ = [
     "configure_logging",
     "current_context",
     "log_context",
+    "own_context",
     "parse_log_format",
     "parse_log_level",
 ]
