@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from jobspine_shared import checks
 from jobspine_shared.errors import ErrorCode
 from jobspine_shared.events import EventType
 from jobspine_shared.models import (
@@ -217,9 +218,30 @@ def _answers() -> dict[str, Schema]:
             {
                 "type": {"type": "string", "pattern": f"^{JOB_TYPE_PATTERN.pattern}$"},
                 "input": {"type": "object"},
+                "priority": {
+                    "type": "integer",
+                    "minimum": checks.MIN_PRIORITY,
+                    "maximum": checks.MAX_PRIORITY,
+                },
+                "run_at": {"type": ["string", "null"], "format": "date-time"},
+                "tags": {"type": "array", "items": {"type": "string"}, "maxItems": checks.MAX_TAGS},
+                "parent_id": _NULLABLE_STRING,
+                "timeout_s": {"type": ["number", "null"]},
+                "retry": {"type": "object", "description": "Fields of RetryPolicy, each optional."},
+                "idempotency_key": {
+                    "type": ["string", "null"],
+                    "minLength": 1,
+                    "maxLength": checks.MAX_KEY_LENGTH,
+                },
+                "correlation_id": {
+                    "type": ["string", "null"],
+                    "minLength": 1,
+                    "maxLength": checks.MAX_KEY_LENGTH,
+                    "description": "Defaults to the request's X-Request-ID.",
+                },
             },
             required=["type"],
-            description="A new job; fields of contract v2 (priority, tags, ...) are optional.",
+            description="A new job: type and input, and the optional fields of contract v2.",
         ),
         "RestartJob": _object(
             {"input": {"type": "object"}}, required=[], description="Optional new input."
