@@ -38,6 +38,7 @@ from server.errors import (
 )
 from server.keyed_lock import KeyedLock
 from server.limits.active_jobs import check_active_jobs
+from server.limits.reply_budget import TRUNCATED_SLOT, ReplyBudget
 from server.progress_gate import ProgressGate
 from server.recovery import recovery_options
 from server.retry import failure_change, timeout_error
@@ -417,13 +418,18 @@ class JobRepository:
             raise validation.invalid("epochs", "must be an object of job_id: epoch")
         epochs = epochs or {}
         results: dict[str, dict[str, Any]] = {}
+        budget = ReplyBudget()  # bounded replies; the rest is marked for another call
         for key, value in cursors.items():
+            if budget.spent:
+                results[key] = dict(TRUNCATED_SLOT)
+                continue
             try:
                 replay = await self.replay(actor, key, after_seq=value, epoch=epochs.get(key))
             except (NotFound, ValidationFailed):
                 results[key] = {"error": NotFound().to_wire()}
             else:
-                results[key] = replay_to_wire(replay)
+                slot = replay_to_wire(replay)
+                results[key] = slot if budget.fits(slot) else dict(TRUNCATED_SLOT)
         return results
 
     async def recovery_options(self, actor: Actor, job_id: object) -> dict[str, Any]:

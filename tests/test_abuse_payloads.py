@@ -4,7 +4,10 @@ without credentials."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import pytest
 
 from server.actors import Actor, Role
 from server.realtime.backpressure import BoundedSendQueue
@@ -84,3 +87,26 @@ async def test_cors_origins_are_honoured_and_credentials_never_allowed(
         default.url + "/socket.io/?EIO=4&transport=polling", headers={"Origin": "https://x.example"}
     ) as response:
         assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+async def test_sync_replies_are_bounded_and_mark_what_they_left_out(
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("server.limits.reply_budget.MAX_SYNC_REPLY_BYTES", 6000)
+    server = await start_server()
+    user = await connect_user(server, "syncer")
+    ids = [
+        (await user.ok("job:create", {"type": "t", "input": {"blob": "z" * 900}}))["job"]["id"]
+        for _ in range(6)
+    ]
+    ack = await user.ok("job:sync", {"cursors": dict.fromkeys(ids, 0)})
+    results = ack["results"]
+    assert set(results) == set(ids)
+    served = [i for i in ids if "job" in results[i]]
+    left = [i for i in ids if results[i] == {"truncated": True}]
+    assert served, results
+    assert left, results
+    assert len(served) + len(left) == len(ids)
+    assert len(json.dumps(ack)) < 6000 + 4000  # the budget, plus at most one slot past it
+    again = await user.ok("job:sync", {"cursors": dict.fromkeys(left, 0)})
+    assert any("job" in slot for slot in again["results"].values())
