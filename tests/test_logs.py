@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 
 import pytest
@@ -22,7 +23,7 @@ from jobspine_shared.logcontext import (
 from server.config import load_settings
 from server.errors import ConfigError
 from server.rest.tracking import request_id_of
-from tests.support.server import TEST_SECRET, running_server
+from tests.support.server import TEST_SECRET, connect_user, running_server
 
 
 def _record(msg: str = "hello %s", *args: object, exc: bool = False) -> logging.LogRecord:
@@ -150,3 +151,22 @@ async def test_own_context_ends_what_a_call_binds() -> None:
     with log_context(worker_id="supervisor"):
         assert await recover("j-1") == "j-1"
         assert dict(current_context()) == {"worker_id": "supervisor"}
+
+
+async def test_each_socket_call_has_a_request_id_that_a_new_job_takes() -> None:
+    async with running_server() as server:
+        user = await connect_user(server, "u1")
+        first = await user.ok("job:create", {"type": "research"})
+        second = await user.ok("job:create", {"type": "research"})
+        mine = await user.ok("job:create", {"type": "research", "correlation_id": "trace-7"})
+        ids = [first["job"]["correlation_id"], second["job"]["correlation_id"]]
+        assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids), ids
+        assert ids[0] != ids[1]
+        assert mine["job"]["correlation_id"] == "trace-7"
+
+        headers = {"Authorization": f"Bearer {server.token('u1')}", "X-Request-ID": "rest-9"}
+        async with server.http.post(
+            server.url + "/api/jobs", json={"type": "research"}, headers=headers
+        ) as answer:
+            assert answer.status == 201
+            assert (await answer.json())["correlation_id"] == "rest-9"

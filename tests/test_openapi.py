@@ -4,6 +4,7 @@ serves, and the app serves it without a token."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,20 @@ async def test_served_without_a_token_with_a_request_id() -> None:
         assert response.status == 200
         assert response.headers["X-Request-ID"]
         assert await response.json() == json.loads(render_document())
+
+
+def test_every_query_parameter_the_views_read_is_documented() -> None:
+    """A guard against drift: a view that reads a new query value must document it."""
+    read = set()
+    for module in ("views.py", "admin.py"):
+        source = (ROOT / "server" / "rest" / module).read_text()
+        read |= set(re.findall(r"query_(?:text|int)\(request, \"([a-z_]+)\"\)", source))
+    documented = {
+        p["name"]
+        for operations in build_document()["paths"].values()
+        for operation in operations.values()
+        for p in operation["parameters"]
+        if p.get("in") == "query"
+    }
+    assert read, "no query parameters found: the pattern is out of date"
+    assert read <= documented, read - documented
