@@ -20,7 +20,7 @@ import attrs
 
 from jobspine_shared import checks
 from jobspine_shared.events import EventType, PauseReason
-from jobspine_shared.logcontext import bind
+from jobspine_shared.logcontext import bind, own_context
 from jobspine_shared.models import JobEvent, JobRecord
 from jobspine_shared.states import JobState
 from jobspine_shared.wire import event_to_wire, format_time, job_to_wire, parse_time
@@ -830,6 +830,7 @@ class JobRepository:
     async def find_stale_jobs(self, *, limit: int = 1000) -> list[StoredJob]:
         return await self.store.find_stale(self.settings.heartbeat_timeout_s, limit=limit)
 
+    @own_context
     async def recover_stale_job(self, job: StoredJob) -> JobRecord | None:
         """Pause (checkpoint and attempts left) or fail a stale job, once.
 
@@ -885,6 +886,7 @@ class JobRepository:
     async def find_timed_out_jobs(self, *, limit: int = 1000) -> list[StoredJob]:
         return await self.store.find_timed_out(limit=limit)
 
+    @own_context
     async def time_out_job(self, job: StoredJob) -> JobRecord | None:
         """Fail (or retry) an attempt past its ``timeout_s`` with ``{code: timeout,
         retryable: true}``, once: fenced by the lease it was found under, whose claim set
