@@ -24,6 +24,7 @@ from server.config import Settings, load_settings
 from server.devmode import banner
 from server.errors import ConfigError
 from server.logs import configure_logging
+from server.rest.ops import MetricsSiteError
 
 log = logging.getLogger("server")
 
@@ -94,7 +95,11 @@ async def serve(settings: Settings) -> None:
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None
     )
-    await runner.setup()
+    try:
+        await runner.setup()
+    except MetricsSiteError as exc:
+        await runner.cleanup()
+        raise CannotListen(str(exc)) from exc
     freeze_startup_objects()
     try:
         try:

@@ -133,6 +133,10 @@ async def exposition_of(app: web.Application) -> web.Response:
     )
 
 
+class MetricsSiteError(Exception):
+    """``METRICS_HOST``/``METRICS_PORT`` cannot be bound; the web process stops."""
+
+
 async def metrics_site(app: web.Application) -> AsyncIterator[None]:
     """``cleanup_ctx``: with ``METRICS_PORT``, ``/metrics`` alone on ``METRICS_HOST`` (loopback
     by default) and that port, so the public port need not expose it."""
@@ -149,11 +153,15 @@ async def metrics_site(app: web.Application) -> AsyncIterator[None]:
     runner = web.AppRunner(side, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.metrics_host, settings.metrics_port).start()
+        try:
+            await web.TCPSite(runner, settings.metrics_host, settings.metrics_port).start()
+        except OSError as exc:
+            address = f"{settings.metrics_host}:{settings.metrics_port}"
+            raise MetricsSiteError(f"METRICS_PORT: cannot listen on {address}: {exc}") from exc
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
         yield
     finally:
         await runner.cleanup()
 
 
-__all__ = ["exposition_of", "healthz", "metrics", "metrics_site", "readyz"]
+__all__ = ["MetricsSiteError", "exposition_of", "healthz", "metrics", "metrics_site", "readyz"]
