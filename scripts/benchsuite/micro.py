@@ -45,10 +45,11 @@ async def _per_call_us(calls: int, runs: int) -> float:
     if claim is None or claim.job.id != job.id:
         raise RuntimeError("the claim did not return the job just created")
     identity = Identity(actor=WORKER, expires_at=time.time() + 3600)
+    sockets = _Sockets(identity)
     dispatcher = Dispatcher(
         namespace="/workers",
-        handlers=WorkerHandlers(repository).table(),
-        sockets=_Sockets(identity),  # type: ignore[arg-type]
+        handlers=WorkerHandlers(repository, sockets).table(),  # type: ignore[arg-type]
+        sockets=sockets,  # type: ignore[arg-type]
         metrics=Metrics(),
         in_flight=InFlight(),
     )

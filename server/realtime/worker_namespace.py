@@ -2,9 +2,17 @@
 
 Each handler reads its payload fields, makes one repository call (which validates, fences the
 lease and applies the change) and shapes the ack.
+
+Pushes to workers (contract v2, "Workers hear of changes at once") go through rooms, so they
+reach a socket on any instance (the Redis client manager carries room emits): a claim that
+comes back empty puts the socket in ``idle:<type>`` for each type it asked for (``idle:*``
+for any type), a successful claim takes it out of those and into ``lease:<job_id>``, which
+the worker's own final call (complete, fail, paused) leaves and a revocation closes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from jobspine_shared.wire import format_time, job_to_wire
 from server.actors import Role
@@ -17,11 +25,57 @@ from server.realtime.sockets import SocketServer
 from server.repository import JobRepository
 
 NAMESPACE = WORKER_NAMESPACE
+IDLE_PREFIX = "idle:"
+ANY_TYPE_ROOM = "idle:*"
+
+
+def idle_room(job_type: str) -> str:
+    return f"{IDLE_PREFIX}{job_type}"
+
+
+def lease_room(job_id: str) -> str:
+    return f"lease:{job_id}"
+
+
+class SocketWorkerSignals:
+    """:class:`server.repository.WorkerSignals` over Socket.IO rooms of ``/workers``."""
+
+    def __init__(self, sockets: SocketServer) -> None:
+        self._sockets = sockets
+
+    async def jobs_available(self, types: Sequence[str]) -> None:
+        rooms = [idle_room(t) for t in types] + [ANY_TYPE_ROOM]
+        await self._sockets.emit("jobs:available", {"types": list(types)}, rooms, NAMESPACE)
+
+    async def lease_revoked(self, job_id: str, *, state: str, reason: str) -> None:
+        room = lease_room(job_id)
+        data = {"job_id": job_id, "state": state, "reason": reason}
+        await self._sockets.emit("lease:revoked", data, [room], NAMESPACE)
+        await self._sockets.server.close_room(room, namespace=NAMESPACE)
+
+    async def pause_requested(self, job_id: str) -> None:
+        data = {"job_id": job_id}
+        await self._sockets.emit("job:pause_requested", data, [lease_room(job_id)], NAMESPACE)
 
 
 class WorkerHandlers:
-    def __init__(self, repository: JobRepository) -> None:
+    def __init__(self, repository: JobRepository, sockets: SocketServer) -> None:
         self._repository = repository
+        self._sockets = sockets
+
+    async def _leave_idle(self, sid: str) -> None:
+        try:
+            rooms = self._sockets.server.rooms(sid, namespace=NAMESPACE)
+        except KeyError:
+            return
+        for room in rooms:
+            if isinstance(room, str) and room.startswith(IDLE_PREFIX):
+                await self._sockets.leave_room(sid, room, NAMESPACE)
+
+    async def _done_with(self, call: Call) -> None:
+        job_id = call.payload.get("job_id")
+        if isinstance(job_id, str):
+            await self._sockets.leave_room(call.sid, lease_room(job_id), NAMESPACE)
 
     def table(self) -> dict[str, Handler]:
         return {
@@ -39,7 +93,12 @@ class WorkerHandlers:
             call.actor, types=call.payload.get("types"), worker_id=call.payload.get("worker_id")
         )
         if claim is None:
+            types = call.payload.get("types") or []
+            for room in [idle_room(t) for t in types] or [ANY_TYPE_ROOM]:
+                await self._sockets.enter_room(call.sid, room, NAMESPACE)
             return {"job": None, "lease": None, "checkpoint": None}
+        await self._leave_idle(call.sid)
+        await self._sockets.enter_room(call.sid, lease_room(claim.job.id), NAMESPACE)
         return {"job": job_to_wire(claim.job), "lease": claim.lease, "checkpoint": claim.checkpoint}
 
     async def heartbeat(self, call: Call) -> Fields:
@@ -64,16 +123,19 @@ class WorkerHandlers:
     async def paused(self, call: Call) -> Fields:
         p = call.payload
         await self._repository.paused(p.get("job_id"), p.get("lease"), p.get("checkpoint"))
+        await self._done_with(call)
         return {}
 
     async def complete(self, call: Call) -> Fields:
         p = call.payload
         await self._repository.complete(p.get("job_id"), p.get("lease"), p.get("result"))
+        await self._done_with(call)
         return {}
 
     async def fail(self, call: Call) -> Fields:
         p = call.payload
         await self._repository.fail(p.get("job_id"), p.get("lease"), p.get("error"))
+        await self._done_with(call)
         return {}
 
 
@@ -87,7 +149,7 @@ def install(
 ) -> Dispatcher:
     dispatcher = Dispatcher(
         namespace=NAMESPACE,
-        handlers=WorkerHandlers(repository).table(),
+        handlers=WorkerHandlers(repository, sockets).table(),
         sockets=sockets,
         metrics=metrics,
         in_flight=in_flight,
@@ -97,7 +159,15 @@ def install(
     )
     sockets.on_connect(NAMESPACE, connect, dispatcher.reserved)
     dispatcher.install()
+    repository.set_worker_signals(SocketWorkerSignals(sockets))
     return dispatcher
 
 
-__all__ = ["NAMESPACE", "WorkerHandlers", "install"]
+__all__ = [
+    "NAMESPACE",
+    "SocketWorkerSignals",
+    "WorkerHandlers",
+    "idle_room",
+    "install",
+    "lease_room",
+]
