@@ -17,6 +17,7 @@ import shutil
 import sys
 
 from workers.client import JobWatcher, TerminalView, WatchError, exit_status
+from workers.sdk.rpc import token_from_file
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,10 +29,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("JOBSPINE_USER_TOKEN"),
         help="a user JWT (default: $JOBSPINE_USER_TOKEN)",
     )
+    parser.add_argument(
+        "--token-file",
+        default=os.environ.get("JOBSPINE_TOKEN_FILE"),
+        help="a file holding the user JWT, read again at every reconnect, so a token rotated "
+        "there is used once the server ends the expired session (default: $JOBSPINE_TOKEN_FILE)",
+    )
     parser.add_argument("--follow", action="store_true", help="keep watching after the job ends")
     args = parser.parse_args(argv)
-    if not args.token:
-        parser.error("--token (or $JOBSPINE_USER_TOKEN) is required")
+    if not args.token and not args.token_file:
+        parser.error("--token (or $JOBSPINE_USER_TOKEN) or --token-file is required")
     return args
 
 
@@ -40,7 +47,7 @@ async def watch(args: argparse.Namespace) -> int:
     view = TerminalView(sys.stdout, max_length=max(40, columns - 1))
     watcher = JobWatcher(
         url=args.url,
-        token=args.token,
+        token=token_from_file(args.token_file) if args.token_file else args.token,
         job_id=args.job_id,
         on_change=view.show,
         on_message=view.message,

@@ -12,7 +12,7 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 import attrs
@@ -20,6 +20,7 @@ import attrs
 from jobspine_shared.logcontext import configure_from_env
 from workers.examples import EXAMPLE_HANDLERS
 from workers.sdk.config import WorkerConfig
+from workers.sdk.rpc import token_from_file
 from workers.sdk.worker import Worker, WorkerStopped
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -53,10 +54,19 @@ def _url(env: Mapping[str, str]) -> str:
     return value
 
 
-def _token(env: Mapping[str, str]) -> str:
+def _token(env: Mapping[str, str]) -> str | Callable[[], str]:
+    """``JOBSPINE_TOKEN_FILE`` (read at every reconnect: a rotated token is picked up) or
+    ``JOBSPINE_TOKEN``."""
+    path = _raw(env, "JOBSPINE_TOKEN_FILE", "")
+    if path:
+        if not os.path.isfile(path):
+            raise EnvError(f"JOBSPINE_TOKEN_FILE: no such file: {path!r}")
+        return token_from_file(path)
     value = _raw(env, "JOBSPINE_TOKEN", "")
     if not value:
-        raise EnvError("JOBSPINE_TOKEN: required: a worker JWT (role worker)")
+        raise EnvError(
+            "JOBSPINE_TOKEN: required: a worker JWT (role worker), or JOBSPINE_TOKEN_FILE"
+        )
     return value
 
 

@@ -21,7 +21,7 @@ from jobspine_shared.events import EventType, PauseReason
 from jobspine_shared.models import JobError, JobRecord
 from jobspine_shared.states import FINAL_STATES, JobState
 from jobspine_shared.wire import job_from_wire, parse_time
-from workers.sdk.rpc import MAX_MESSAGE_BYTES
+from workers.sdk.rpc import MAX_MESSAGE_BYTES, TokenSource, token_source
 
 log = logging.getLogger("workers.client")
 
@@ -300,7 +300,7 @@ class JobWatcher:
         self,
         *,
         url: str,
-        token: str,
+        token: str | TokenSource,
         job_id: str,
         on_change: Callable[[JobRecord], None] = lambda _: None,
         on_message: Callable[[str], None] = lambda _: None,
@@ -309,7 +309,9 @@ class JobWatcher:
         client_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.url = url
-        self._token = token
+        #: Asked at every (re)connect: after the server's ``session:expired`` the watcher
+        #: reconnects with the source's current token (a callable, or a token file).
+        self._token = token_source(token)
         self.follower = JobStreamFollower(job_id)
         self._on_change = on_change
         self._on_message = on_message
@@ -334,30 +336,44 @@ class JobWatcher:
             "disconnect", lambda *_: self._inbox.put_nowait(("disconnect", None)), namespace="/"
         )
         client.on("connect_error", lambda data=None: refusal.append(data), namespace="/")
+        client.on(
+            "session:expired", lambda *_: self._inbox.put_nowait(("expired", None)), namespace="/"
+        )
         for kind in EventType:
             client.on(kind.value, self._enqueue_event, namespace="/")
+        await self._connect(client, refusal)
+        try:
+            return await self._loop(client, refusal)
+        finally:
+            await client.disconnect()
+
+    async def _connect(self, client: Any, refusal: list[Any]) -> None:
+        refusal.clear()
         try:
             await client.connect(
-                self.url, auth={"token": self._token}, namespaces=["/"], transports=["websocket"]
+                self.url,
+                auth=lambda: {"token": self._token()},
+                namespaces=["/"],
+                transports=["websocket"],
             )
         except socketio.exceptions.ConnectionError as exc:
             raise WatchError(
                 f"cannot connect to {self.url}: {_refusal_text(refusal, exc)}"
             ) from None
-        try:
-            return await self._loop(client)
-        finally:
-            await client.disconnect()
 
     def _enqueue_event(self, data: Any = None) -> None:
         if isinstance(data, Mapping):
             self._inbox.put_nowait(("event", data))
 
-    async def _loop(self, client: Any) -> JobRecord:
+    async def _loop(self, client: Any, refusal: list[Any]) -> JobRecord:
         while True:
             kind, data = await self._inbox.get()
             if kind == "connect":
                 await self._subscribe(client)
+            elif kind == "expired":
+                self._on_message("session expired; reconnecting with a fresh token")
+                await client.disconnect()
+                await self._connect(client, refusal)
             elif kind == "disconnect":
                 self._on_message("connection lost; reconnecting…")
             elif kind == "event":

@@ -6,6 +6,7 @@ import math
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -47,8 +48,10 @@ class WorkerConfig:
 
     #: Base URL of the jobspine ``web`` process, e.g. ``http://127.0.0.1:8080``.
     url: str
-    #: A worker JWT (``role: worker``); sent as ``auth: {token}`` on every (re)connect.
-    token: str = attrs.field(repr=False)
+    #: A worker JWT (``role: worker``), or a callable giving the current one (e.g.
+    #: :func:`workers.sdk.rpc.token_from_file`); sent as ``auth: {token}`` on every
+    #: (re)connect, so a refreshed token is used after the server ends an expired session.
+    token: str | Callable[[], str] = attrs.field(repr=False)
     namespace: str = "/workers"
     #: Sent with ``claim``; shows up in ``job:started`` events. The token's ``sub`` is the
     #: authenticated identity; this tells processes of one identity apart.

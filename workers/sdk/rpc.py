@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import engineio.exceptions
@@ -119,6 +120,28 @@ class _Session:
             self.closed.set_result(None)
 
 
+TokenSource = Callable[[], str]
+"""Gives the token for the next (re)connect: how a worker refreshes its token."""
+
+
+def token_source(token: str | TokenSource) -> TokenSource:
+    """A source for ``token``: a callable as is, a string always the same."""
+    if callable(token):
+        return token
+    return lambda: token
+
+
+def token_from_file(path: str | Path) -> TokenSource:
+    """Reads ``path`` (``JOBSPINE_TOKEN_FILE``) at every (re)connect, so a token rotated in the
+    file is used from the next connection on, e.g. after the server's ``session:expired``."""
+    file = Path(path)
+
+    def read() -> str:
+        return file.read_text(encoding="utf-8").strip()
+
+    return read
+
+
 class WorkerConnection:
     """A logical connection to the ``/workers`` namespace that outlives server restarts.
 
@@ -127,13 +150,17 @@ class WorkerConnection:
     :class:`AuthRefused`. :meth:`call` sends one RPC and waits for its ack, failing fast with
     :class:`ConnectionLost` when the connection is (or goes) down, and with :class:`AckTimeout`
     (dropping the connection, so :meth:`run` reconnects) when the ack does not come.
+
+    ``token`` is a string or a :data:`TokenSource` called before every connect: when the
+    server ends a session at its token's expiry (``session:expired``, then a disconnect), the
+    connection reconnects with the source's current token.
     """
 
     def __init__(
         self,
         *,
         url: str,
-        token: str,
+        token: str | TokenSource,
         namespace: str = "/workers",
         ack_timeout_s: float = 10.0,
         connect_timeout_s: float = 5.0,
@@ -142,7 +169,7 @@ class WorkerConnection:
         client_factory: Callable[[], SocketClient] = default_client_factory,
     ) -> None:
         self.url = url
-        self._token = token
+        self._token = token_source(token)
         self.namespace = namespace
         self.ack_timeout_s = ack_timeout_s
         self.connect_timeout_s = connect_timeout_s
@@ -227,7 +254,7 @@ class WorkerConnection:
         try:
             await client.connect(
                 self.url,
-                auth={"token": self._token},
+                auth={"token": self._token()},
                 namespaces=[self.namespace],
                 transports=self._transports,
                 wait_timeout=self.connect_timeout_s,
