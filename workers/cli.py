@@ -95,15 +95,19 @@ def _concurrency(env: Mapping[str, str]) -> int:
     return value
 
 
-def _heartbeat(env: Mapping[str, str]) -> float:
-    raw = _raw(env, "WORKER_HEARTBEAT_S", "5")
+def _seconds(env: Mapping[str, str], name: str, default: str) -> float:
+    raw = _raw(env, name, default)
     try:
         value = float(raw)
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
-        raise EnvError(f"WORKER_HEARTBEAT_S: must be a positive number of seconds, got {raw!r}")
+        raise EnvError(f"{name}: must be a positive number of seconds, got {raw!r}")
     return value
+
+
+def _heartbeat(env: Mapping[str, str]) -> float:
+    return _seconds(env, "WORKER_HEARTBEAT_S", "5")
 
 
 def load_settings(env: Mapping[str, str]) -> WorkerSettings:
@@ -113,6 +117,9 @@ def load_settings(env: Mapping[str, str]) -> WorkerSettings:
         token=_token(env),
         concurrency=_concurrency(env),
         heartbeat_interval_s=_heartbeat(env),
+        # WORKER_POLL_S: how often an idle worker asks for work when no jobs:available push
+        # came (the push wakes it at once).
+        poll_interval_s=_seconds(env, "WORKER_POLL_S", "1"),
     )
     return WorkerSettings(config=config, types=_types(env))
 

@@ -18,7 +18,7 @@ import inspect
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobspine_shared.models import JobRecord
@@ -68,6 +68,21 @@ class FakeJobContext:
     @property
     def job(self) -> JobRecord:
         return self._job
+
+    @property
+    def attempt(self) -> int:
+        return self._job.attempt
+
+    @property
+    def retries(self) -> int:
+        return self._job.retries
+
+    @property
+    def deadline(self) -> datetime | None:
+        started, timeout = self._job.started_at, self._job.timeout_s
+        if started is None or timeout is None:
+            return None
+        return started + timedelta(seconds=timeout)
 
     @property
     def checkpoint_data(self) -> dict[str, Any] | None:

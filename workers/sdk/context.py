@@ -13,6 +13,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Coroutine, Mapping
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from jobspine_shared.errors import ErrorCode
@@ -43,6 +44,21 @@ class JobContext(Protocol):
     @property
     def job(self) -> JobRecord:
         """The job as claimed (``job.input`` is the handler's input)."""
+        ...
+
+    @property
+    def attempt(self) -> int:
+        """This attempt's number (1 for the first claim; resumes and retries count)."""
+        ...
+
+    @property
+    def retries(self) -> int:
+        """Automatic retries made before this attempt (contract v2)."""
+        ...
+
+    @property
+    def deadline(self) -> datetime | None:
+        """When this attempt's ``timeout_s`` runs out (server time), or None without one."""
         ...
 
     @property
@@ -141,6 +157,21 @@ class LiveJobContext:
     @property
     def job(self) -> JobRecord:
         return self._job
+
+    @property
+    def attempt(self) -> int:
+        return self._job.attempt
+
+    @property
+    def retries(self) -> int:
+        return self._job.retries
+
+    @property
+    def deadline(self) -> datetime | None:
+        started, timeout = self._job.started_at, self._job.timeout_s
+        if started is None or timeout is None:
+            return None
+        return started + timedelta(seconds=timeout)
 
     @property
     def checkpoint_data(self) -> dict[str, Any] | None:

@@ -88,3 +88,13 @@ class PauseRequested(BaseException):
     def __init__(self, cause: PauseCause = PauseCause.USER) -> None:
         super().__init__(f"pause requested ({cause})")
         self.cause = cause
+
+
+class RetryableError(Exception):
+    """Raise from a handler to fail this attempt as retryable: the server retries the job
+    when its ``retry.max_attempts`` allow (contract v2), after the policy's backoff, and the
+    next attempt resumes from the latest checkpoint. ``code`` names the error."""
+
+    def __init__(self, message: str, *, code: str = "retryable_error") -> None:
+        super().__init__(message)
+        self.code = code

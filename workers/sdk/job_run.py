@@ -18,7 +18,14 @@ from jobspine_shared.models import MAX_ERROR_MESSAGE_LENGTH, JobRecord
 from workers.sdk.coalesce import ProgressCoalescer
 from workers.sdk.config import WorkerConfig
 from workers.sdk.context import Handler, LiveJobContext
-from workers.sdk.errors import LeaseLost, PauseCause, PauseRequested, RpcError, TransportError
+from workers.sdk.errors import (
+    LeaseLost,
+    PauseCause,
+    PauseRequested,
+    RetryableError,
+    RpcError,
+    TransportError,
+)
 from workers.sdk.lease import Lease
 from workers.sdk.rpc import RpcCaller
 
@@ -178,6 +185,16 @@ class JobRun:
             except RpcError as exc:
                 log.warning("%s: heartbeat refused: %s", self.label, exc)
 
+    def pause_pushed(self) -> None:
+        """The server pushed ``job:pause_requested``: raise the pause at the next pause
+        point now, not at the next heartbeat ack."""
+        self._on_ack({"pause_requested": True})
+
+    def revoked(self, state: str | None, reason: str | None) -> None:
+        """The server pushed ``lease:revoked``: the lease is gone; cancel the handler."""
+        details = {"state": state} if state else None
+        self.lease.mark_lost(LeaseLost("lease_lost", f"revoked ({reason})", details))
+
     def _on_ack(self, ack: dict[str, Any]) -> None:
         if ack.get("pause_requested") is True and self.context.pause_cause is None:
             log.info("%s: pause requested", self.label)
@@ -236,11 +253,16 @@ class JobRun:
             return await self._report_failed(
                 "handler raised PauseRequested, but no pause was requested"
             )
+        if isinstance(exc, RetryableError):
+            message = failure_message(exc, with_traceback=False)
+            return await self._report_failed(message, code=exc.code, retryable=True)
         message = failure_message(exc, with_traceback=self._config.send_tracebacks)
         log.debug("%s: handler raised %s: %s", self.label, type(exc).__name__, exc)
         return await self._report_failed(message)
 
-    async def _final_write(self, event: str, target: str, **fields: Any) -> Outcome | None:
+    async def _final_write(
+        self, event: str, target: str | frozenset[str], **fields: Any
+    ) -> Outcome | None:
         """Send a state-changing write reliably; None when it was accepted.
 
         A retried write may have landed before its ack was lost: ``lease_lost`` naming the
@@ -249,7 +271,7 @@ class JobRun:
         try:
             await self.lease.call_reliably(event, **fields)
         except LeaseLost as exc:
-            if exc.job_state == target:
+            if exc.job_state in ({target} if isinstance(target, str) else target):
                 return None
             return Outcome.LOST
         except RpcError as exc:
@@ -269,9 +291,13 @@ class JobRun:
         log.info("%s: completed", self.label)
         return Outcome.COMPLETED
 
-    async def _report_failed(self, message: str) -> Outcome:
-        error = {"message": message, "code": HANDLER_ERROR_CODE, "retryable": False}
-        refused = await self._final_write("fail", "failed", error=error)
+    async def _report_failed(
+        self, message: str, *, code: str = HANDLER_ERROR_CODE, retryable: bool = False
+    ) -> Outcome:
+        error = {"message": message, "code": code, "retryable": retryable}
+        # A retryable failure the server retried leaves the job created (contract v2).
+        targets = frozenset({"failed", "created"}) if retryable else frozenset({"failed"})
+        refused = await self._final_write("fail", targets, error=error)
         if refused is not None:
             return refused
         log.info("%s: failed: %s", self.label, message.splitlines()[0] if message else "")

@@ -47,6 +47,10 @@ class Lease:
             self.lost = error
             self._on_lost(error)
 
+    def mark_lost(self, error: LeaseLost) -> None:
+        """The server said the lease is gone without being asked (``lease:revoked``)."""
+        self._lose(error)
+
     async def call(self, event: str, **fields: Any) -> dict[str, Any]:
         """One attempt. Raises :class:`LeaseLost` (also when lost before), :class:`RpcError`
         or :class:`TransportError`."""

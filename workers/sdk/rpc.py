@@ -182,8 +182,16 @@ class WorkerConnection:
         self._emit_lock = asyncio.Lock()
         self._last_connect_error: Any = None
         self._teardowns: set[asyncio.Task[None]] = set()
+        #: Server pushes (``jobs:available``, ``lease:revoked`` …) -> callback, registered
+        #: on every client this connection opens.
+        self._pushes: dict[str, Callable[[Any], None]] = {}
         #: How many sessions were established (1 after the first connect).
         self.sessions = 0
+
+    def on_push(self, event: str, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(data)`` for each ``event`` the server pushes (from the next
+        connection on; register before :meth:`run`)."""
+        self._pushes[event] = callback
 
     @property
     def connected(self) -> bool:
@@ -251,6 +259,8 @@ class WorkerConnection:
 
         client.on("disconnect", on_disconnect, namespace=self.namespace)
         client.on("connect_error", on_connect_error, namespace=self.namespace)
+        for event, push in self._pushes.items():
+            client.on(event, push, namespace=self.namespace)
         try:
             await client.connect(
                 self.url,

@@ -72,6 +72,11 @@ class Worker:
         self._handlers: dict[str, Handler] = {}
         self._stop_requested = asyncio.Event()
         self._slot_freed = asyncio.Event()
+        #: Set by the server's ``jobs:available`` push: claim now instead of at the next poll.
+        self._jobs_available = asyncio.Event()
+        self.connection.on_push("jobs:available", lambda _: self._jobs_available.set())
+        self.connection.on_push("lease:revoked", self._on_revoked)
+        self.connection.on_push("job:pause_requested", self._on_pause_pushed)
         self._runs: dict[asyncio.Task[Outcome], JobRun] = {}
         self._running = False
         #: How many runs ended with each outcome, and the latest ones (job id, outcome).
@@ -217,11 +222,27 @@ class Worker:
                 self._start(claim)
 
     async def _idle(self) -> None:
-        """Wait a jittered poll interval (or until stopped): never busy-loop on an idle queue."""
+        """Wait a jittered poll interval, or until the server says jobs are available, or
+        until stopped: never busy-loop on an idle queue."""
         delay = jittered(self.config.poll_interval_s, self.config.poll_jitter)
-        await wait_any(self._stop_requested, within_s=delay)
+        await wait_any(self._stop_requested, self._jobs_available, within_s=delay)
+
+    def _run_of(self, data: Any) -> JobRun | None:
+        job_id = data.get("job_id") if isinstance(data, dict) else None
+        return next((run for run in self._runs.values() if run.job.id == job_id), None)
+
+    def _on_revoked(self, data: Any) -> None:
+        run = self._run_of(data)
+        if run is not None:
+            run.revoked(data.get("state"), data.get("reason"))
+
+    def _on_pause_pushed(self, data: Any) -> None:
+        run = self._run_of(data)
+        if run is not None:
+            run.pause_pushed()
 
     async def _claim(self) -> Claim | None:
+        self._jobs_available.clear()  # a push after this claim's answer wakes the next one
         ack = await self.connection.call(
             "claim", {"types": self.types, "worker_id": self.config.worker_id}
         )
