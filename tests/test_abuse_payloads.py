@@ -110,3 +110,16 @@ async def test_sync_replies_are_bounded_and_mark_what_they_left_out(
     assert len(json.dumps(ack)) < 6000 + 4000  # the budget, plus at most one slot past it
     again = await user.ok("job:sync", {"cursors": dict.fromkeys(left, 0)})
     assert any("job" in slot for slot in again["results"].values())
+
+
+async def test_rest_answers_send_non_ascii_text_unescaped(start_server: StartServer) -> None:
+    server = await start_server()
+    emoji = "\N{GRINNING FACE}" * 10_000  # 40,000 bytes of UTF-8; escaped it would be 120,000
+    headers = {"Authorization": f"Bearer {server.token('u1')}"}
+    async with server.http.post(
+        server.url + "/api/jobs", json={"type": "t", "input": {"text": emoji}}, headers=headers
+    ) as response:
+        assert response.status == 201
+        raw = await response.read()
+    assert emoji.encode() in raw
+    assert len(raw) < 41_000 + 2_000

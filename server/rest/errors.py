@@ -23,6 +23,7 @@ from server.errors import (
     Unauthorized,
 )
 from server.keys import METRICS
+from server.rest.json_body import json_response
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def error_response(exc: BaseException, headers: dict[str, str] | None = None) -> web.Response:
     view = error_view(exc)
     sent = {**view.headers, **(headers or {})}
-    return web.json_response({"error": view.to_wire()}, status=view.http_status, headers=sent)
+    return json_response({"error": view.to_wire()}, status=view.http_status, headers=sent)
 
 
 def _from_http(exc: web.HTTPException) -> JobspineError:

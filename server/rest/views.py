@@ -14,6 +14,7 @@ from jobspine_shared.wire import format_time, job_to_wire
 from server.commands import parse_create
 from server.keys import METRICS, REPOSITORY
 from server.repository import JobRepository, replay_to_wire
+from server.rest.json_body import json_response
 from server.rest.requests import authenticate, json_body, path_job_id, query_int, query_text
 from server.rest.tracking import request_id
 
@@ -25,11 +26,11 @@ def _repository(request: web.Request) -> JobRepository:
 
 
 def _job(job: JobRecord, status: int = 200) -> web.Response:
-    return web.json_response(job_to_wire(job), status=status)
+    return json_response(job_to_wire(job), status=status)
 
 
 def _json(body: dict[str, Any]) -> web.Response:
-    return web.json_response(body)
+    return json_response(body)
 
 
 async def create_job(request: web.Request) -> web.Response:
@@ -40,9 +41,7 @@ async def create_job(request: web.Request) -> web.Response:
         actor, parse_create(body), request_id=request_id(request)
     )
     if created.existing:  # the idempotency key named a job created before
-        return web.json_response(
-            job_to_wire(created.job), headers={IDEMPOTENT_REPLAYED_HEADER: "true"}
-        )
+        return json_response(job_to_wire(created.job), headers={IDEMPOTENT_REPLAYED_HEADER: "true"})
     return _job(created.job, status=201)
 
 
