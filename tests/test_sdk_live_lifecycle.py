@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -37,6 +38,9 @@ from workers.sdk.errors import AuthRefused
 from workers.sdk.job_run import Outcome
 from workers.sdk.worker import Worker, WorkerStopped
 from workers.testing import wait_until
+
+#: The ``key=value`` context at the end of a text log line.
+LOG_CONTEXT = re.compile(r"( [a-z_]+=\S*)+$")
 
 
 @pytest.mark.parametrize("how", ["graceful stop past the grace period", "crash"])
@@ -230,9 +234,11 @@ async def test_python_m_workers_runs_the_examples_and_stops_on_sigterm(
     log = out.decode()
     assert process.returncode == 0, log
     assert done["result"]["completed_steps"] == 3
-    lines = [line for line in log.splitlines() if job["id"] in line]
+    # Text log lines end with their context (`` job_id=… worker_id=…``): the message is before.
+    messages = [LOG_CONTEXT.sub("", line) for line in log.splitlines()]
+    lines = [line for line in messages if job["id"] in line]
     assert len(lines) == 2, log
     assert lines[0].endswith("claimed, attempt 1")
     assert lines[1].endswith("completed")
-    assert "worker" in log.splitlines()[-1]
-    assert log.splitlines()[-1].endswith("stopped")
+    assert "worker" in messages[-1]
+    assert messages[-1].endswith("stopped")
