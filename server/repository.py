@@ -307,8 +307,9 @@ class JobRepository:
 
     @staticmethod
     def _audit(actor: Actor, action: str, **details: Any) -> AuditWrite:
-        if actor.role is not Role.USER:
-            details["role"] = str(actor.role)
+        # Every entry names the actor's role, so a user whose sub is "supervisor" never looks
+        # like the supervisor ("system").
+        details["role"] = "system" if actor is SUPERVISOR else str(actor.role)
         return AuditWrite(action=action, actor=actor.id, details=details)
 
     # -- users: reading ---------------------------------------------------------------------
@@ -366,6 +367,8 @@ class JobRepository:
         if epoch is not None and not isinstance(epoch, str):
             raise validation.invalid("epoch", "must be a string")
         checked = validation.job_id(job_id)
+        if not actor.is_admin:
+            await self._visible(actor, checked)  # authorised before the backlog is read
         read = await self.store.read_stream(checked, cursor if cursor is not None else 2**62)
         if read is None or not actor.may_see(read.job.record.user_id):
             raise NotFound()
