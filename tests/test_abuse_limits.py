@@ -178,3 +178,31 @@ async def test_active_jobs_per_user_are_bounded_on_both_stores(
     await user.ok("job:cancel", {"job_id": jobs[0]["id"]})  # a final job no longer counts
     await user.ok("job:create", {"type": "t", "input": {}})
     await user.refused("job:create", {"type": "t", "input": {}}, code="rate_limited")
+
+
+def test_calls_in_flight_per_socket_are_bounded() -> None:
+    from server.config import LimitSettings
+    from server.errors import RateLimited
+    from server.limits.calls import SocketQuota
+
+    quota = SocketQuota(LimitSettings(max_calls_in_flight_per_socket=2))
+    with quota.call("s1"), quota.call("s1"):
+        with pytest.raises(RateLimited) as raised, quota.call("s1"):
+            pass
+        assert raised.value.details == {"limit": "calls_in_flight_per_socket", "retry_after_s": 0.1}
+        with quota.call("s2"):  # another socket has its own bound
+            pass
+    with quota.call("s1"):  # released when the calls ended
+        pass
+
+
+def test_idle_buckets_are_forgotten() -> None:
+    from server.limits import buckets
+
+    clock = FrozenClock()
+    limiter = LocalRateLimiter(rate=10, burst=20, clock=clock)
+    for key in range(buckets.MAX_LOCAL_KEYS):
+        limiter.take_now(str(key))
+    clock.now += 10  # every bucket refilled
+    limiter.take_now("one more")
+    assert len(limiter) == 1
