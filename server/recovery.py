@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobspine_shared.states import JobState
+from jobspine_shared.states import RESTARTABLE_STATES, RESUMABLE_STATES
 from jobspine_shared.wire import format_time
 from server.store.model import StoredJob
 
@@ -17,8 +17,9 @@ def recovery_options(job: StoredJob, *, max_recovery_attempts: int) -> dict[str,
     return {
         "job_id": record.id,
         "state": str(record.state),
-        "resumable": record.state is JobState.PAUSED,
-        "restartable": record.state in (JobState.FAILED, JobState.CANCELLED),
+        # From the transition table, not a list of states of its own (issue 12).
+        "resumable": record.state in RESUMABLE_STATES,
+        "restartable": record.state in RESTARTABLE_STATES,
         "checkpoint": {
             "present": checkpoint is not None,
             "size_bytes": checkpoint.size_bytes if checkpoint else None,

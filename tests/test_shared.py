@@ -268,3 +268,10 @@ def test_retry_policy_check_names_the_key(value: object, field: str) -> None:
 def test_retry_policy_check_fills_in_defaults() -> None:
     assert checks.retry_policy({"max_attempts": 3}) == RetryPolicy(max_attempts=3)
     assert checks.retry_policy(None) == RetryPolicy()
+
+
+def test_resume_and_restart_sources_come_from_the_table() -> None:
+    from jobspine_shared.states import RESTARTABLE_STATES, RESUMABLE_STATES
+
+    assert RESUMABLE_STATES == {S.PAUSED}
+    assert RESTARTABLE_STATES == {S.FAILED, S.CANCELLED}

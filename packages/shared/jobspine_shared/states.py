@@ -43,6 +43,17 @@ FINAL_STATES: frozenset[JobState] = frozenset(
 SERVER_ONLY: frozenset[tuple[JobState, JobState]] = frozenset({(S.RUNNING, S.CREATED)})
 
 
+def sources_of(cause: str) -> frozenset[JobState]:
+    """The states a transition described as starting with ``cause`` leaves, e.g.
+    ``sources_of("a user's resume")``: the table is the one place that says it."""
+    return frozenset(src for (src, _), by in TRANSITIONS.items() if by.startswith(cause))
+
+
+#: States a user's resume / restart applies to, read from the table.
+RESUMABLE_STATES: frozenset[JobState] = sources_of("a user's resume")
+RESTARTABLE_STATES: frozenset[JobState] = sources_of("a user's restart")
+
+
 def can_transition(source: JobState, target: JobState) -> bool:
     """Whether the contract allows a job in ``source`` to move to ``target``."""
     return (source, target) in TRANSITIONS
