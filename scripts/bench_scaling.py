@@ -125,6 +125,10 @@ async def web_instance(name: str, env: Mapping[str, str]) -> AsyncIterator[Web]:
         "JWT_SECRET": SECRET,
         # Every progress report is a live event: the bench measures delivery, not the limit.
         "PROGRESS_EVENTS_PER_S": "0",
+        # Nor the per-user call and socket limits (docs/security.md).
+        "USER_CALLS_PER_S": "1000000",
+        "WORKER_CALLS_PER_S": "1000000",
+        "MAX_SOCKETS_PER_USER": "1000000",
         **env,
     }
     process = await asyncio.create_subprocess_exec(

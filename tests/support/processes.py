@@ -26,6 +26,7 @@ import aiohttp
 import attrs
 
 from server.auth import mint_token
+from tests.support.server import UNLIMITED_CALLS
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "e2e-secret-" + "x" * 32
@@ -162,7 +163,13 @@ async def wait_ready(url: str, proc: Proc, *, within: float = 30.0) -> None:
 async def web_process(name: str = "web", **env: str) -> AsyncIterator[WebProcess]:
     """``python -m server`` on a free port with the test secret and ``env``, once ready."""
     port = free_port()
-    settings = {"HOST": "127.0.0.1", "PORT": str(port), "JWT_SECRET": SECRET, **env}
+    settings = {
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "JWT_SECRET": SECRET,
+        **UNLIMITED_CALLS,
+        **env,
+    }
     proc = await spawn(name, ["-m", "server"], settings)
     url = f"http://127.0.0.1:{port}"
     try:

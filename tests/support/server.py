@@ -40,7 +40,11 @@ TEST_BACKLOG = 5
 TEST_SECRET = "jobspine-test-secret-0123456789-abcdefghij"
 #: Call rates no functional test reaches; the abuse tests (tests/test_abuse_*.py) set the
 #: contract's defaults or lower ones.
-UNLIMITED_CALLS = {"USER_CALLS_PER_S": "1000000", "WORKER_CALLS_PER_S": "1000000"}
+UNLIMITED_CALLS = {
+    "USER_CALLS_PER_S": "1000000",
+    "WORKER_CALLS_PER_S": "1000000",
+    "MAX_SOCKETS_PER_USER": "100000",
+}
 #: Generous bound for one wait; a healthy run takes milliseconds.
 TIMEOUT_S = 10.0
 
