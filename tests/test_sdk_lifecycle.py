@@ -106,3 +106,18 @@ async def test_a_pause_request_is_raised_at_the_next_pause_point(live_server: Li
         await act(live_server, job["id"], "pause")
         paused = await until_job(live_server, job["id"], in_state("paused"), within_s=10)
     assert paused["state"] == "paused"
+
+
+async def test_the_sdk_refuses_what_the_server_would_and_the_job_fails_clearly(
+    live_server: LiveServer,
+) -> None:
+    async def bad(ctx: JobContext) -> None:
+        await ctx.checkpoint({"text": "a\x00b"})  # no store can hold NUL
+
+    worker = sdk_worker(live_server, {"research": bad})
+    async with running(worker):
+        job = await _create(live_server, {"type": "research"})
+        failed = await until_job(live_server, job["id"], in_state("failed", "completed"))
+    assert failed["state"] == "failed"
+    assert failed["error"]["code"] == "handler_error"
+    assert "NUL" in failed["error"]["message"]

@@ -16,6 +16,8 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from jobspine_shared import values
+from jobspine_shared.checks import ValueCheckError
 from jobspine_shared.errors import ErrorCode
 from jobspine_shared.models import MAX_STEP_LENGTH, JobRecord
 from workers.sdk.coalesce import ProgressCoalescer, ProgressUpdate
@@ -124,6 +126,12 @@ def json_object_copy(data: Mapping[str, Any], what: str) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} is not JSON-encodable: {exc}") from None
     copy: dict[str, Any] = json.loads(text)
+    # The server's own value rules (jobspine_shared.values): what it would refuse with
+    # validation_error (NUL, deep nesting, huge numbers) fails the job here, clearly.
+    try:
+        values.encoded_size(copy, what)
+    except ValueCheckError as exc:
+        raise ValueError(str(exc)) from None
     return copy
 
 
