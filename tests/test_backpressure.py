@@ -53,7 +53,9 @@ async def _big_job(user: Any, n: int) -> str:
 async def test_a_client_that_stops_reading_is_dropped_and_others_get_everything(
     start_server: StartServer,
 ) -> None:
-    server = await start_server(env={"MAX_CLIENT_QUEUE": str(QUEUE_BOUND)})
+    server = await start_server(
+        env={"MAX_CLIENT_QUEUE": str(QUEUE_BOUND), "MAX_INPUT_BYTES": str(2 * INPUT_BYTES)}
+    )
     metrics, sockets = server.app[METRICS], server.app[SIO]
     reader = await connect_user(server, "u1")
     laggard = await asyncio.wait_for(
