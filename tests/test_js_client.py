@@ -135,7 +135,8 @@ async def test_a_refused_js_client_gets_code_and_message_as_err_data(
     start_server: StartServer, namespace: str, token: str, expected: dict[str, str]
 ) -> None:
     server = await start_server()
-    tokens = {"expired": server.token("u1", ttl=-10), "user": server.token("u1")}
+    # Expired beyond JWT_LEEWAY_S (30 s).
+    tokens = {"expired": server.token("u1", ttl=-60), "user": server.token("u1")}
     async with node_client("refused", server.url + namespace, tokens.get(token, token)) as js:
         error = (await js.line())["connect_error"]
         assert error["data"] == expected
