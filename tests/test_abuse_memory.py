@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 import socketio
 
+from tests.support.memory_use import RSS_BOUND_KIB, rss_kib
 from tests.support.processes import WebProcess, token, web_process
 from tests.support.server import TIMEOUT_S
-from tests.test_abuse_packets import RSS_BOUND_KIB, rss_kib
 
 ATTEMPTS = 100
 

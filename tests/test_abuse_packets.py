@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 
+from tests.support.memory_use import RSS_BOUND_KIB, rss_kib
 from tests.support.processes import WebProcess, token, web_process
 from tests.support.server import TIMEOUT_S
 
@@ -23,20 +23,12 @@ ANNOUNCED_ATTACHMENTS = 999_999
 FRAME_BYTES = 1 << 20
 FRAMES_PER_ATTEMPT = 3
 ATTEMPTS = 100
-RSS_BOUND_KIB = 200 * 1024
 
 
 @pytest.fixture
 async def web() -> AsyncIterator[WebProcess]:
     async with web_process("web-abuse") as process:
         yield process
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS line")
 
 
 async def _open_socket(
