@@ -6,7 +6,9 @@ import pytest
 
 from server.store.base import JobStore
 
-pytest_plugins = ["tests.support.postgres", "tests.support.redis", "tests.support.server"]
+# tests.support.server before tests.support.redis, whose processes helper imports it: a
+# plugin imported before pytest registers it would not get assert rewriting.
+pytest_plugins = ["tests.support.postgres", "tests.support.server", "tests.support.redis"]
 
 
 @pytest.fixture(params=["memory", "postgres"])
