@@ -23,6 +23,7 @@ import attrs
 import pytest
 import socketio
 
+from tests.support.log_lines import log_messages
 from tests.support.processes import Proc, token, web_process, worker_process
 from tests.support.server import EventRecorder
 from workers.examples import EXAMPLE_HANDLERS
@@ -247,7 +248,7 @@ async def test_sigterm_lets_the_running_job_finish_and_claims_nothing_more(
     assert job["result"]["completed_steps"] == 4
     assert (untouched["state"], untouched["attempt"]) == ("created", 0)
     assert f"job {job_id} (research): completed" in log
-    assert log.rstrip().endswith("stopped"), log
+    assert log_messages(log)[-1].endswith("stopped"), log
 
 
 async def test_no_child_outlives_a_failing_block(capsys: pytest.CaptureFixture[str]) -> None:

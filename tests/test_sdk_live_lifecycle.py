@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -17,6 +16,7 @@ import pytest
 
 from jobspine_shared.states import JobState
 from server.store.memory import MemoryJobStore
+from tests.support.log_lines import log_messages
 from tests.support.sdk_live import (
     USER,
     RestartableServer,
@@ -38,9 +38,6 @@ from workers.sdk.errors import AuthRefused
 from workers.sdk.job_run import Outcome
 from workers.sdk.worker import Worker, WorkerStopped
 from workers.testing import wait_until
-
-#: The ``key=value`` context at the end of a text log line.
-LOG_CONTEXT = re.compile(r"( [a-z_]+=\S*)+$")
 
 
 @pytest.mark.parametrize("how", ["graceful stop past the grace period", "crash"])
@@ -235,7 +232,7 @@ async def test_python_m_workers_runs_the_examples_and_stops_on_sigterm(
     assert process.returncode == 0, log
     assert done["result"]["completed_steps"] == 3
     # Text log lines end with their context (`` job_id=… worker_id=…``): the message is before.
-    messages = [LOG_CONTEXT.sub("", line) for line in log.splitlines()]
+    messages = log_messages(log)
     lines = [line for line in messages if job["id"] in line]
     assert len(lines) == 2, log
     assert lines[0].endswith("claimed, attempt 1")
