@@ -39,9 +39,10 @@ from server.metrics import Metrics
 from server.realtime import user_namespace, worker_namespace
 from server.realtime.dispatch import InFlight
 from server.realtime.publisher import SocketPublisher
+from server.realtime.redis_manager import JobspineRedisManager
+from server.realtime.redis_watchdog import RedisWatchdog
 from server.realtime.resend import LatestEventResender
 from server.realtime.sockets import SocketServer
-from server.redis_bus import JobspineRedisManager, RedisWatchdog
 from server.repository import JobRepository, RepositorySettings
 from server.rest.cors import cors_middleware
 from server.rest.errors import error_middleware

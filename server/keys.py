@@ -15,8 +15,9 @@ from server.config import Settings
 from server.lifecycle_metrics import JobsGauge, LifecycleMetrics
 from server.metrics import Metrics
 from server.realtime.dispatch import InFlight
+from server.realtime.redis_manager import JobspineRedisManager
+from server.realtime.redis_watchdog import RedisWatchdog
 from server.realtime.sockets import SocketServer
-from server.redis_bus import JobspineRedisManager, RedisWatchdog
 from server.repository import JobRepository
 from server.store.base import JobStore
 from server.supervisor import Supervisor

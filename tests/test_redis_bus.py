@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from server.config import load_settings
 from server.errors import ConfigError
 from server.keys import REDIS_MANAGER, REDIS_WATCHDOG
-from server.redis_bus import JobspineRedisManager
+from server.realtime.redis_manager import JobspineRedisManager
 from tests.support.jobs import wait_until
 from tests.support.redis import FreezingProxy, RedisServer
 from tests.support.server import (
