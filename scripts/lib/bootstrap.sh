@@ -142,7 +142,7 @@ js_pick_python() {
 }
 
 js_venv_stamp_value() {
-	js_hash_files "$JS_ROOT/pyproject.toml" "$JS_ROOT/packages/shared/pyproject.toml"
+	js_hash_files "$JS_ROOT/pyproject.toml" "$JS_ROOT/packages/shared/pyproject.toml" "$JS_ROOT/packages/client-py/pyproject.toml"
 }
 
 # Create .venv on first use and `pip install -e '.[dev]'` into it; skip the

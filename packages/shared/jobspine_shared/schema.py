@@ -260,4 +260,7 @@ def wire_schemas() -> dict[str, Schema]:
     return dict(sorted(schemas.items()))
 
 
-__all__ = ["REF_PREFIX", "Schema", "attrs_schema", "ref", "wire_schemas"]
+#: ``{type: object, properties, required}`` (every property required unless told).
+object_schema = _object
+
+__all__ = ["REF_PREFIX", "Schema", "attrs_schema", "object_schema", "ref", "wire_schemas"]
