@@ -1,0 +1,1 @@
+"""The conformance suite's recorder and fixtures (``python -m tests.conformance.record``)."""
