@@ -1,0 +1,82 @@
+"""The store contract under concurrency: claims take each job once and in order, concurrent
+progress gets consecutive seqs, a cancel racing a complete applies exactly one; both stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from jobspine_shared.states import JobState
+from server.errors import InvalidTransition, LeaseLost
+from server.repository import JobRepository
+from server.store.base import JobStore
+from tests.support.jobs import ALICE, WORKER, claim, create, drive
+from tests.support.server import TEST_BACKLOG
+from tests.support.store_contract import contract_repo
+
+S = JobState
+
+
+@pytest.fixture
+def repo(store: JobStore) -> JobRepository:
+    return contract_repo(store)
+
+
+# -- concurrency ---------------------------------------------------------------------------
+
+
+async def test_concurrent_claims_take_each_job_once(repo: JobRepository) -> None:
+    jobs = {(await create(repo)).id for _ in range(5)}
+    claims = await asyncio.gather(*(repo.claim(WORKER) for _ in range(20)))
+    taken = [c.job.id for c in claims if c is not None]
+    assert sorted(taken) == sorted(jobs)
+
+
+async def test_claim_takes_the_oldest_of_the_given_types(repo: JobRepository) -> None:
+    oldest = await repo.create_job(ALICE, type="trade", input={})
+    await repo.create_job(ALICE, type="research", input={})
+    newer_trade = await repo.create_job(ALICE, type="trade", input={})
+    assert await repo.claim(WORKER, types=["analysis"]) is None
+    first = await repo.claim(WORKER, types=["trade"])
+    second = await repo.claim(WORKER, types=["trade"])
+    assert first is not None
+    assert second is not None
+    assert (first.job.id, second.job.id) == (oldest.id, newer_trade.id)
+    assert await repo.claim(WORKER, types=["trade"]) is None
+
+
+async def test_held_jobs_are_not_claimable(repo: JobRepository) -> None:
+    held = await drive(repo, S.PAUSED)
+    assert await repo.claim(WORKER) is None
+    await repo.resume(ALICE, held.job.id)
+    assert await claim(repo, held.job.id)
+
+
+async def test_concurrent_progress_gives_consecutive_seqs(repo: JobRepository) -> None:
+    driven = await drive(repo, S.RUNNING)
+    job_id, lease = driven.job.id, driven.lease
+    assert lease
+    start = (await repo.get_job(ALICE, job_id)).seq
+    await asyncio.gather(*(repo.update_progress(job_id, lease, 10) for _ in range(25)))
+    job = await repo.get_job(ALICE, job_id)
+    assert job.seq == start + 25
+    replay = await repo.replay(ALICE, job_id, after_seq=job.seq - TEST_BACKLOG)
+    assert [e.seq for e in replay.events] == list(range(job.seq - TEST_BACKLOG + 1, job.seq + 1))
+
+
+async def test_concurrent_cancel_and_complete_apply_exactly_one(repo: JobRepository) -> None:
+    driven = await drive(repo, S.RUNNING)
+    assert driven.lease
+    outcomes = await asyncio.gather(
+        repo.cancel(ALICE, driven.job.id),
+        repo.complete(driven.job.id, driven.lease, None),
+        return_exceptions=True,
+    )
+    errors = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(errors) == 1
+    assert isinstance(errors[0], LeaseLost | InvalidTransition)
+    job = await repo.get_job(ALICE, driven.job.id)
+    assert job.state in (S.CANCELLED, S.COMPLETED)
+    assert job.seq == driven.job.seq + 1
