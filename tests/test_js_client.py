@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.node import require_node
 from tests.support.server import LiveServer, StartServer, connect_worker
 
 JS_DIR = Path(__file__).resolve().parent / "js"
@@ -25,17 +24,7 @@ LINE_TIMEOUT_S = 30.0
 
 
 def _node() -> str:
-    node = shutil.which("node")
-    missing = None
-    if node is None:
-        missing = "node is not installed"
-    elif not (JS_DIR / "node_modules" / "socket.io-client").is_dir():
-        missing = "tests/js/node_modules is missing: run npm install --prefix tests/js"
-    if missing is not None or node is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{missing} (required when CI=true)", pytrace=False)
-        pytest.skip(str(missing))
-    return node
+    return require_node(JS_DIR, "socket.io-client")
 
 
 class NodeClient:

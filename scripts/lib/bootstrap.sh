@@ -6,7 +6,7 @@
 #   JS_ROOT           the repository root (absolute)
 #   ensure_venv       .venv exists and holds `pip install -e '.[dev]'`
 #   ensure_services   PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379
-#   ensure_js_deps    tests/js/node_modules is up to date with package.json
+#   ensure_js_deps    node_modules of tests/js and packages/client-js up to date
 #
 # Environment: CI (true: missing things are errors, and the node
 # toolchain may be installed), PYTHON (the interpreter that creates .venv),
@@ -398,42 +398,59 @@ ensure_services() {
 	return 1
 }
 
-# --- JS test client --------------------------------------------------------------
+# --- JS packages -----------------------------------------------------------------
 
-# npm install for tests/js when its package.json exists; skipped while the
-# stamp in node_modules matches package.json (and package-lock.json).
-ensure_js_deps() {
-	local dir="$JS_ROOT/tests/js" stamp want
+# The node packages the tests use: the JS test client (tests/js) and the TypeScript
+# client (packages/client-js, whose tests run under node --test and whose build is checked).
+JS_NODE_DIRS=("tests/js" "packages/client-js")
+
+# node and npm, from Debian under CI when missing; returns 1 (a warning) otherwise.
+js_ensure_node() {
+	if js_have node && js_have npm; then
+		return 0
+	fi
+	if js_is_ci; then
+		js_log "node/npm not found; installing Debian's nodejs and npm"
+		if ! js_have node; then
+			js_apt_install nodejs npm || js_die "cannot install nodejs/npm (needed by the JS tests)"
+		else
+			js_apt_install npm || js_die "cannot install npm (needed by the JS tests)"
+		fi
+		return 0
+	fi
+	js_warn "node/npm not found: the JS client tests will be skipped (install nodejs and npm)"
+	return 1
+}
+
+# npm install in DIR (relative to the root) when its package.json exists; skipped while
+# the stamp in node_modules matches package.json (and package-lock.json).
+js_npm_install() {
+	local rel="$1" dir="$JS_ROOT/$1" stamp want
 	[[ -f "$dir/package.json" ]] || return 0
 	stamp="$dir/node_modules/.jobspine-install-stamp"
-	if ! js_have node || ! js_have npm; then
-		if js_is_ci; then
-			js_log "node/npm not found; installing Debian's nodejs and npm"
-			if ! js_have node; then
-				js_apt_install nodejs npm || js_die "cannot install nodejs/npm (needed by tests/js)"
-			else
-				js_apt_install npm || js_die "cannot install npm (needed by tests/js)"
-			fi
-		else
-			js_warn "node/npm not found: the JS client tests will be skipped (install nodejs and npm)"
-			return 0
-		fi
-	fi
 	want="$(js_hash_files "$dir/package.json" "$dir/package-lock.json")"
 	if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
 		return 0
 	fi
-	js_lock npm
-	js_log "npm install --prefix tests/js"
+	js_lock "npm-${rel//\//-}"
+	js_log "npm install --prefix $rel"
 	if ! timeout 900 npm install --prefix "$dir" --no-audit --no-fund >&2; then
 		js_unlock
 		if js_is_ci; then
-			js_die "npm install --prefix tests/js failed"
+			js_die "npm install --prefix $rel failed"
 		fi
-		js_warn "npm install --prefix tests/js failed: the JS client tests may fail or skip"
+		js_warn "npm install --prefix $rel failed: the JS tests may fail or skip"
 		return 0
 	fi
 	# npm may have written package-lock.json: hash after the install.
 	js_hash_files "$dir/package.json" "$dir/package-lock.json" >"$stamp"
 	js_unlock
+}
+
+ensure_js_deps() {
+	local rel
+	js_ensure_node || return 0
+	for rel in "${JS_NODE_DIRS[@]}"; do
+		js_npm_install "$rel"
+	done
 }

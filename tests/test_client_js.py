@@ -1,0 +1,83 @@
+"""The TypeScript client ``@jobspine/client`` (``packages/client-js``).
+
+- Its committed build (``dist/``, served to browsers without a build step) is exactly what
+  ``tsc`` makes of ``src/`` now.
+- Its Node tests pass (``node --test``): units and the conformance fold without a server;
+  live tests against real ``python -m server`` processes that they start, kill and restart
+  themselves (``test/support/live.mjs``), with a fresh Postgres database each.
+
+Needs node and ``npm install --prefix packages/client-js`` (``scripts/test`` runs both);
+without them these tests skip, except under ``CI=true``, where they fail.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.node import ROOT, require_node
+
+CLIENT_DIR = ROOT / "packages" / "client-js"
+DIST = CLIENT_DIR / "dist"
+LIVE_TESTS = sorted((CLIENT_DIR / "test" / "live").glob("*.test.mjs"))
+#: Bounds one ``node --test`` run; a healthy one takes seconds.
+NODE_TIMEOUT_S = 240
+
+
+def _files(root: Path) -> dict[str, Path]:
+    return {str(path.relative_to(root)): path for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def _node_test(paths: list[Path], env: dict[str, str] | None = None) -> None:
+    node = require_node(CLIENT_DIR, "socket.io-client")
+    done = subprocess.run(
+        [node, "--test", *map(str, paths)],
+        cwd=CLIENT_DIR,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_S,
+        check=False,
+    )
+    print(done.stdout[-20000:])
+    assert done.returncode == 0, f"node --test failed:\n{done.stdout[-20000:]}\n{done.stderr[-5000:]}"
+
+
+def test_the_committed_dist_is_the_build_of_src(tmp_path: Path) -> None:
+    node = require_node(CLIENT_DIR, "typescript")
+    tsc = CLIENT_DIR / "node_modules" / "typescript" / "bin" / "tsc"
+    config = CLIENT_DIR / "tsconfig.json"
+    built = subprocess.run(
+        [node, str(tsc), "-p", str(config), "--outDir", str(tmp_path)],
+        cwd=CLIENT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_S,
+        check=False,
+    )
+    assert built.returncode == 0, f"tsc failed:\n{built.stdout}\n{built.stderr}"
+    fresh, committed = _files(tmp_path), _files(DIST)
+    assert sorted(committed) == sorted(fresh), "dist/ lacks or has extra files: npm run build"
+    stale = [name for name, path in fresh.items() if not filecmp.cmp(path, committed[name], False)]
+    assert stale == [], f"dist/ differs from a build of src/ in {stale}: npm run build"
+
+
+def test_the_unit_and_conformance_tests_pass() -> None:
+    _node_test([CLIENT_DIR / "test" / "unit"])
+
+
+@pytest.mark.parametrize("script", LIVE_TESTS, ids=[path.name for path in LIVE_TESTS])
+def test_the_live_tests_pass(script: Path, postgres_dsn: str) -> None:
+    _node_test(
+        [script],
+        {
+            "JOBSPINE_ROOT": str(ROOT),
+            "JOBSPINE_PYTHON": sys.executable,
+            "JOBSPINE_TEST_DATABASE_URL": postgres_dsn,
+        },
+    )
