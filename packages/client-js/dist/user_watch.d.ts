@@ -20,7 +20,7 @@ export declare class UserWatch {
     private readonly streams;
     private readonly emitter;
     private readonly filling;
-    private settle;
+    private readonly first;
     private isClosed;
     constructor(host: WatchHost);
     get closed(): boolean;

@@ -5,6 +5,7 @@
  * {@link JobStream} (seq order, duplicates dropped, gaps filled by `job:sync`). After a
  * reconnect the listing is read again, so jobs created meanwhile appear.
  */
+import { Deferred } from "./deferred.js";
 import { Emitter } from "./emitter.js";
 import { JobspineError, isRecord } from "./errors.js";
 import { JobStream } from "./stream.js";
@@ -20,14 +21,11 @@ export class UserWatch {
     streams = new Map();
     emitter = new Emitter();
     filling = new Set();
-    settle = null;
+    first = new Deferred();
     isClosed = false;
     constructor(host) {
         this.host = host;
-        this.ready = new Promise((resolve, reject) => {
-            this.settle = { resolve, reject };
-        });
-        this.ready.catch(() => undefined);
+        this.ready = this.first.promise;
     }
     get closed() {
         return this.isClosed;
@@ -43,8 +41,7 @@ export class UserWatch {
         if (this.isClosed)
             return;
         this.isClosed = true;
-        this.settle?.reject(reason);
-        this.settle = null;
+        this.first.reject(reason);
         this.host.forget(this);
         this.emitter.clear();
     }
@@ -82,14 +79,11 @@ export class UserWatch {
                 }
                 cursor = page.next_cursor;
             } while (cursor !== null && !this.isClosed);
-            this.settle?.resolve();
-            this.settle = null;
+            this.first.resolve();
         }
         catch (error) {
-            if (error instanceof JobspineError && this.settle !== null && error.code !== "unavailable") {
-                this.settle.reject(error);
-                this.settle = null;
-            }
+            if (error instanceof JobspineError && error.code !== "unavailable")
+                this.first.reject(error);
         }
     }
     // -- internals ----------------------------------------------------------------------

@@ -21,7 +21,7 @@ export declare class JobWatch {
     readonly ready: Promise<Job>;
     private stream;
     private readonly emitter;
-    private settle;
+    private readonly first;
     /** Answers being fetched (a subscribe, a sync): no gap fill of our own meanwhile. */
     private busy;
     private wantsFill;

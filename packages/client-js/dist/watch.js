@@ -4,6 +4,7 @@
  * replaced by the snapshot fires `reset` (then `change`). The snapshot and cursor are
  * saved to the client's storage after each change, so a new process resumes by replay.
  */
+import { Deferred } from "./deferred.js";
 import { Emitter } from "./emitter.js";
 import { JobspineError } from "./errors.js";
 import { JobStream } from "./stream.js";
@@ -16,7 +17,7 @@ export class JobWatch {
     ready;
     stream;
     emitter = new Emitter();
-    settle = null;
+    first = new Deferred();
     /** Answers being fetched (a subscribe, a sync): no gap fill of our own meanwhile. */
     busy = 0;
     wantsFill = false;
@@ -27,10 +28,7 @@ export class JobWatch {
         this.jobId = jobId;
         this.host = host;
         this.stream = new JobStream(jobId);
-        this.ready = new Promise((resolve, reject) => {
-            this.settle = { resolve, reject };
-        });
-        this.ready.catch(() => undefined); // a caller who never awaits it gets no unhandled rejection
+        this.ready = this.first.promise;
         this.loaded = this.restore();
     }
     /** The latest known job (from storage until the server answers), or null. */
@@ -65,8 +63,7 @@ export class JobWatch {
         if (this.isClosed)
             return;
         this.isClosed = true;
-        this.settle?.reject(reason);
-        this.settle = null;
+        this.first.reject(reason);
         this.host.forget(this);
         this.emitter.clear();
     }
@@ -126,10 +123,8 @@ export class JobWatch {
             return;
         this.publish(this.stream.answer(answer));
         const job = this.stream.job;
-        if (job !== null) {
-            this.settle?.resolve(job);
-            this.settle = null;
-        }
+        if (job !== null)
+            this.first.resolve(job);
     }
     /** A refusal of our job (`not_found`: it was deleted or is not ours) ends the watch;
      * connection troubles do not (the next reconnect asks again). */

@@ -6,6 +6,7 @@
  * reconnect the listing is read again, so jobs created meanwhile appear.
  */
 
+import { Deferred } from "./deferred.js";
 import { Emitter } from "./emitter.js";
 import { JobspineError, isRecord } from "./errors.js";
 import type { WatchHost } from "./host.js";
@@ -28,14 +29,11 @@ export class UserWatch {
   private readonly streams = new Map<string, JobStream>();
   private readonly emitter = new Emitter<UserWatchEvents>();
   private readonly filling = new Set<string>();
-  private settle: { resolve: () => void; reject: (error: JobspineError) => void } | null = null;
+  private readonly first = new Deferred<void>();
   private isClosed = false;
 
   constructor(private readonly host: WatchHost) {
-    this.ready = new Promise<void>((resolve, reject) => {
-      this.settle = { resolve, reject };
-    });
-    this.ready.catch(() => undefined);
+    this.ready = this.first.promise;
   }
 
   get closed(): boolean {
@@ -55,8 +53,7 @@ export class UserWatch {
   detach(reason: JobspineError): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    this.settle?.reject(reason);
-    this.settle = null;
+    this.first.reject(reason);
     this.host.forget(this);
     this.emitter.clear();
   }
@@ -94,13 +91,9 @@ export class UserWatch {
         }
         cursor = page.next_cursor;
       } while (cursor !== null && !this.isClosed);
-      this.settle?.resolve();
-      this.settle = null;
+      this.first.resolve();
     } catch (error) {
-      if (error instanceof JobspineError && this.settle !== null && error.code !== "unavailable") {
-        this.settle.reject(error);
-        this.settle = null;
-      }
+      if (error instanceof JobspineError && error.code !== "unavailable") this.first.reject(error);
     }
   }
 

@@ -5,6 +5,7 @@
  * saved to the client's storage after each change, so a new process resumes by replay.
  */
 
+import { Deferred } from "./deferred.js";
 import { Emitter } from "./emitter.js";
 import { JobspineError } from "./errors.js";
 import type { WatchHost } from "./host.js";
@@ -24,7 +25,7 @@ export class JobWatch {
   readonly ready: Promise<Job>;
   private stream: JobStream;
   private readonly emitter = new Emitter<JobWatchEvents>();
-  private settle: { resolve: (job: Job) => void; reject: (error: JobspineError) => void } | null = null;
+  private readonly first = new Deferred<Job>();
   /** Answers being fetched (a subscribe, a sync): no gap fill of our own meanwhile. */
   private busy = 0;
   private wantsFill = false;
@@ -37,10 +38,7 @@ export class JobWatch {
     private readonly host: WatchHost,
   ) {
     this.stream = new JobStream(jobId);
-    this.ready = new Promise<Job>((resolve, reject) => {
-      this.settle = { resolve, reject };
-    });
-    this.ready.catch(() => undefined); // a caller who never awaits it gets no unhandled rejection
+    this.ready = this.first.promise;
     this.loaded = this.restore();
   }
 
@@ -81,8 +79,7 @@ export class JobWatch {
   detach(reason: JobspineError): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    this.settle?.reject(reason);
-    this.settle = null;
+    this.first.reject(reason);
     this.host.forget(this);
     this.emitter.clear();
   }
@@ -142,10 +139,7 @@ export class JobWatch {
     if (this.isClosed) return;
     this.publish(this.stream.answer(answer));
     const job = this.stream.job;
-    if (job !== null) {
-      this.settle?.resolve(job);
-      this.settle = null;
-    }
+    if (job !== null) this.first.resolve(job);
   }
 
   /** A refusal of our job (`not_found`: it was deleted or is not ours) ends the watch;
