@@ -44,8 +44,9 @@ def _node_test(paths: list[Path], env: dict[str, str] | None = None) -> None:
         timeout=NODE_TIMEOUT_S,
         check=False,
     )
-    print(done.stdout[-20000:])
-    assert done.returncode == 0, f"node --test failed:\n{done.stdout[-20000:]}\n{done.stderr[-5000:]}"
+    output = done.stdout[-20000:]
+    print(output)
+    assert done.returncode == 0, f"node --test failed:\n{output}\n{done.stderr[-5000:]}"
 
 
 def test_the_committed_dist_is_the_build_of_src(tmp_path: Path) -> None:
