@@ -14,18 +14,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jobspine_shared.wire_schema import wire_document
+from jobspine_shared.wire_typescript import typescript_module
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = ROOT / "packages" / "shared" / "schema" / "wire.schema.json"
+TYPESCRIPT_PATH = ROOT / "packages" / "client-js" / "src" / "generated" / "wire.ts"
 
 
 def render_schema() -> str:
     return json.dumps(wire_document(), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
 
 
+def render_typescript() -> str:
+    return typescript_module(wire_document())
+
+
 #: committed file -> its renderer.
 OUTPUTS: dict[Path, Callable[[], str]] = {
     SCHEMA_PATH: render_schema,
+    TYPESCRIPT_PATH: render_typescript,
 }
 
 
