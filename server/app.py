@@ -40,6 +40,7 @@ from server.realtime import user_namespace, worker_namespace
 from server.realtime.dispatch import InFlight
 from server.realtime.publisher import SocketPublisher
 from server.realtime.redis_manager import JobspineRedisManager
+from server.realtime.redis_signing import MessageSigner
 from server.realtime.redis_watchdog import RedisWatchdog
 from server.realtime.resend import LatestEventResender
 from server.realtime.sockets import SocketServer
@@ -126,7 +127,11 @@ def _redis_manager(settings: Settings) -> JobspineRedisManager | None:
     """The Redis client manager ``REDIS_URL`` asks for; ``None`` for a single instance."""
     if settings.redis_url is None:
         return None
-    return JobspineRedisManager(settings.redis_url, channel=settings.redis_channel)
+    return JobspineRedisManager(
+        settings.redis_url,
+        channel=settings.redis_channel,
+        signer=MessageSigner(settings.redis_signing_keys),
+    )
 
 
 def _add_redis(

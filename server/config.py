@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from server.errors import ConfigError
+from server.realtime.redis_signing import derive_signing_key
 
 T = TypeVar("T")
 
@@ -94,6 +95,9 @@ class Settings:
     backlog_size: int = 200
     max_checkpoint_bytes: int = 1_048_576
     redis_channel: str = "jobspine"
+    #: ``REDIS_SIGNING_KEY`` first (signs and checks), then ``REDIS_SIGNING_KEY_PREVIOUS``
+    #: (checks only, while keys rotate); empty without ``REDIS_URL``.
+    redis_signing_keys: tuple[bytes, ...] = attrs.field(default=(), repr=False)
     #: Packets queued for one client before it is dropped as one that stopped reading.
     max_client_queue: int = 5000
     #: Live ``job:progress`` events per job and second; 0 for no limit.
@@ -398,7 +402,32 @@ def load_settings(environ: Mapping[str, str], *, dev: bool = False) -> Settings:
         raise ConfigError(
             "REDIS_URL: needs DATABASE_URL too (instances cannot share the in-memory store)"
         )
+    if settings.redis_url is not None:
+        settings = attrs.evolve(settings, redis_signing_keys=_signing_keys(env, settings.jwt))
     return settings
+
+
+def _signing_keys(env: _Env, jwt: JwtSettings) -> tuple[bytes, ...]:
+    """``REDIS_SIGNING_KEY`` (default: derived from ``JWT_SECRET``; required with
+    ``JWT_PUBLIC_KEY``), then ``REDIS_SIGNING_KEY_PREVIOUS`` when set."""
+    current = env.get("REDIS_SIGNING_KEY", None, _signing_key)
+    if current is None:
+        if jwt.algorithm != "HS256":
+            raise ConfigError(
+                "REDIS_SIGNING_KEY: required with JWT_PUBLIC_KEY and REDIS_URL "
+                f"(a secret of at least {MIN_SECRET_BYTES} bytes shared by every instance)"
+            )
+        current = derive_signing_key(jwt.key)
+    previous = env.get("REDIS_SIGNING_KEY_PREVIOUS", None, _signing_key)
+    return (current,) if previous is None else (current, previous)
+
+
+def _signing_key(name: str, value: str) -> bytes:
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"{name}: expected at least {MIN_SECRET_BYTES} bytes, got {len(value.encode())}"
+        )
+    return value.encode()
 
 
 __all__ = ["JwtSettings", "LimitSettings", "Settings", "load_settings"]

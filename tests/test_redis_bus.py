@@ -21,9 +21,20 @@ from server.keys import REDIS_MANAGER, REDIS_WATCHDOG
 from server.realtime.redis_manager import JobspineRedisManager
 from tests.support.jobs import wait_until
 from tests.support.redis import FreezingProxy, RedisServer
+from tests.support.redis_apps import (
+    HEAL_WITHIN_S,
+    bus_env,
+    is_ready,
+    metric_values,
+    not_ready,
+    readyz,
+    received,
+    running_job,
+    seqs,
+    two_instances,
+)
 from tests.support.server import (
     TEST_SECRET,
-    LiveServer,
     SocketClient,
     StartServer,
     connect_user,
@@ -33,61 +44,9 @@ from tests.support.server import (
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
-#: Generous: the machine is shared; a healthy run takes a second or two.
-HEAL_WITHIN_S = 30.0
-
-
-def bus_env(dsn: str, url: str, channel: str) -> dict[str, str]:
-    # Every progress report is an event here, whatever the live rate limit.
-    return {
-        "DATABASE_URL": dsn,
-        "REDIS_URL": url,
-        "REDIS_CHANNEL": channel,
-        "PROGRESS_EVENTS_PER_S": "0",
-    }
-
-
-async def two_instances(
-    start_server: StartServer, env: Mapping[str, str]
-) -> tuple[LiveServer, LiveServer]:
-    first, second = await asyncio.gather(start_server(env=env), start_server(env=env))
-    for server in (first, second):
-        await wait_until(functools.partial(is_ready, server), within=HEAL_WITHIN_S)
-    return first, second
-
-
-async def readyz(server: LiveServer) -> tuple[int, Any]:
-    return await server.rest("GET", "/readyz")
-
-
-async def is_ready(server: LiveServer) -> bool:
-    return (await readyz(server))[0] == 200
-
-
-async def not_ready(server: LiveServer) -> bool:
-    return (await readyz(server))[0] == 503
-
-
-async def running_job(owner: SocketClient, worker: SocketClient) -> dict[str, Any]:
-    """A job of ``owner``'s, claimed by ``worker``: its snapshot and ``lease``."""
-    job = (await owner.ok("job:create", {"type": "research", "input": {}}))["job"]
-    claim = await worker.ok("claim", {"types": ["research"]})
-    assert claim["job"]["id"] == job["id"]
-    return {**job, "lease": claim["lease"]}
-
 
 async def progress(worker: SocketClient, job: Mapping[str, Any], value: float) -> None:
     await worker.ok("progress", {"job_id": job["id"], "lease": job["lease"], "progress": value})
-
-
-def seqs(client: SocketClient, job_id: str) -> list[int]:
-    """The seqs of ``job_id``'s events ``client`` received live, in order of arrival."""
-    return [event["seq"] for event in client.events.of_job(job_id)]
-
-
-async def received(client: SocketClient, job_id: str, count: int) -> list[int]:
-    await client.events.wait_for(lambda _: len(seqs(client, job_id)) >= count)
-    return seqs(client, job_id)
 
 
 def test_redis_without_a_database_is_refused_in_one_line() -> None:
@@ -143,7 +102,7 @@ async def test_while_redis_is_down_local_clients_get_every_event_and_readyz_name
     stored = await a.store.read_stream(job["id"], 2)
     assert stored is not None
     assert [event.seq for event in stored.events] == [3, 4, 5]
-    assert a.app[REDIS_MANAGER].dropped >= 1
+    assert a.app[REDIS_MANAGER].outbox.dropped >= 1
     metrics = await metric_values(a)
     assert metrics["jobspine_redis_up"] == 0
     assert metrics["jobspine_redis_dropped_total"] >= 1
@@ -190,14 +149,6 @@ async def test_a_dead_listener_is_detected_restarted_and_delivery_resumes(
     assert metrics["jobspine_redis_listener_restarts_total"] >= 1
     assert metrics["jobspine_redis_up"] == 1
     assert metrics["jobspine_redis_published_total"] >= 1
-
-
-async def metric_values(server: LiveServer) -> dict[str, float]:
-    """The unlabelled samples of ``/metrics``."""
-    status, text = await server.rest("GET", "/metrics")
-    assert status == 200
-    samples = (line.split(" ") for line in text.splitlines() if not line.startswith("#"))
-    return {sample[0]: float(sample[1]) for sample in samples if len(sample) == 2}
 
 
 async def test_a_listener_on_a_connection_gone_silent_is_detected_and_restarted(

@@ -27,6 +27,7 @@ from tests.support.processes import (
     web_process,
 )
 from tests.support.redis import RedisServer
+from tests.support.redis_apps import bus_env
 from tests.support.server import TIMEOUT_S, EventRecorder, SocketClient
 from tests.support.staleness import RowAging
 
@@ -35,17 +36,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 #: Generous: other test sessions share the machine; a healthy run takes a second or two.
 WITHIN_S = 30.0
 USER = "alice"
-
-
-def cluster_env(dsn: str, url: str, channel: str, **extra: str) -> dict[str, str]:
-    # Every progress report is a live event here, whatever the default rate limit.
-    return {
-        "DATABASE_URL": dsn,
-        "REDIS_URL": url,
-        "REDIS_CHANNEL": channel,
-        "PROGRESS_EVENTS_PER_S": "0",
-        **extra,
-    }
 
 
 @contextlib.asynccontextmanager
@@ -128,7 +118,7 @@ async def test_a_client_on_a_gets_every_event_a_worker_on_b_makes_in_order_once(
     postgres_dsn: str, redis_url: str, redis_channel: str
 ) -> None:
     async with (
-        two_instances(cluster_env(postgres_dsn, redis_url, redis_channel)) as (a, b),
+        two_instances(bus_env(postgres_dsn, redis_url, redis_channel)) as (a, b),
         user(a) as owner,
         worker(b) as work,
     ):
@@ -146,7 +136,7 @@ async def test_a_client_that_moves_from_a_to_b_mid_job_resyncs_without_a_gap(
     postgres_dsn: str, redis_url: str, redis_channel: str
 ) -> None:
     async with (
-        two_instances(cluster_env(postgres_dsn, redis_url, redis_channel)) as (a, b),
+        two_instances(bus_env(postgres_dsn, redis_url, redis_channel)) as (a, b),
         worker(b) as work,
     ):
         async with user(a) as first:
@@ -194,7 +184,7 @@ async def silent_stale_job(
 async def test_a_stale_job_is_recovered_once_with_both_supervisors_running(
     postgres_dsn: str, redis_url: str, redis_channel: str
 ) -> None:
-    env = cluster_env(postgres_dsn, redis_url, redis_channel, **FAST_SUPERVISION)
+    env = bus_env(postgres_dsn, redis_url, redis_channel, **FAST_SUPERVISION)
     async with two_instances(env) as (a, b), user(a) as owner, worker(b) as work:
         job = await silent_stale_job(owner, work, postgres_dsn)
         await owner.events.wait_for_job_event(job["id"], "job:paused", WITHIN_S)
@@ -224,7 +214,7 @@ async def test_a_stale_job_is_recovered_once_with_both_supervisors_running(
 async def test_when_the_scanning_instance_dies_the_other_takes_over(
     postgres_dsn: str, redis_url: str, redis_channel: str
 ) -> None:
-    env = cluster_env(postgres_dsn, redis_url, redis_channel, **FAST_SUPERVISION)
+    env = bus_env(postgres_dsn, redis_url, redis_channel, **FAST_SUPERVISION)
     async with two_instances(env) as (a, b):
 
         async def one_scans() -> bool:
@@ -250,7 +240,7 @@ async def test_after_a_redis_restart_both_recover_and_a_client_fills_its_gap_by_
     postgres_dsn: str, private_redis: RedisServer, redis_channel: str
 ) -> None:
     async with (
-        two_instances(cluster_env(postgres_dsn, private_redis.url, redis_channel)) as (a, b),
+        two_instances(bus_env(postgres_dsn, private_redis.url, redis_channel)) as (a, b),
         user(a) as owner,
         worker(b) as work,
     ):
@@ -292,7 +282,7 @@ async def test_an_instance_started_while_redis_is_down_serves_locally_and_gets_r
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "JWT_SECRET": SECRET,
-        **cluster_env(postgres_dsn, private_redis.url, redis_channel),
+        **bus_env(postgres_dsn, private_redis.url, redis_channel),
     }
     proc = await spawn("web-no-redis", ["-m", "server"], env)
     web = WebProcess(proc=proc, url=f"http://127.0.0.1:{port}")

@@ -1,182 +1,293 @@
 """Cross-instance Socket.IO delivery over Redis pub/sub: the python-socketio client manager.
 
-python-socketio's ``AsyncPubSubManager.emit`` serves this instance's clients first and then
-publishes the message for the other instances, whose listener task hands it to their own
-clients; an instance ignores its own messages. Redis pub/sub is at-most-once: clients notice
-a lost event by its ``seq`` and fill the gap by replay from the store. This subclass of
-``AsyncRedisManager`` adds what running it in production needs:
+python-socketio's ``AsyncPubSubManager`` serves this instance's clients and publishes each
+message for the other instances, whose listener hands it to their own clients. This subclass
+of ``AsyncRedisManager`` is the one module that overrides its private hooks (``emit``,
+``_publish``, ``_thread``, ``basic_enter_room`` / ``basic_leave_room``). What it adds:
 
-* publishing never raises and never makes an emit wait: messages go to a bounded queue that
-  one sender task publishes in order, many per round trip, with short timeouts; after a
-  failure, messages are dropped for :data:`PUBLISH_PAUSE_S` or until a probe gets through,
-  and the rooms they were for are remembered for :class:`LossRepair`;
-* the listener (and the sender) are tasks the application lifecycle starts and stops
-  (python-socketio would start the listener lazily, untracked, at the first connection); the
-  listener has a Redis client of its own, ignores our own messages before decoding them, and
-  resubscribes after any error with a backoff bounded by :data:`MAX_LISTEN_BACKOFF_S`;
-* a round-trip probe: the instance publishes a nonce on a probe channel only it subscribes
-  to, on the listener's connection, and waits for its listener to hear it.
+* **routing** (:mod:`server.realtime.redis_routes`): an emit to jobspine rooms is published
+  on one channel per room, which an instance subscribes while one of its sockets is in the
+  room, so an instance hears only events it delivers;
+* **signing** (:mod:`server.realtime.redis_signing`): every message is sealed under
+  ``REDIS_SIGNING_KEY``; one without a valid signature is dropped and counted
+  (:attr:`JobspineRedisManager.rejected`, ``jobspine_redis_rejected_total``);
+* **one encoding per event**: an emit encodes its Socket.IO packet once; the local sockets
+  and every other instance get that text (an instance hears it and sends it on without
+  decoding it);
+* publishing never raises and never makes an emit wait (:mod:`server.realtime.redis_outbox`);
+* the listener is a task the application starts and stops (python-socketio would start it
+  lazily, untracked); it has a connection of its own, skips our own messages before
+  checking them, and resubscribes after any error with a bounded backoff;
+* a round-trip probe: a nonce published on a probe channel only this instance subscribes
+  to, on the listener's connection, waited for by the watchdog
+  (:mod:`server.realtime.redis_watchdog`).
 
-The watchdog that probes it lives in :mod:`server.realtime.redis_watchdog`.
+Redis pub/sub is at-most-once: clients notice a lost event by its ``seq`` and fill the gap
+by replay from the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import socketio
+from engineio import packet as eio_packet
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from socketio import packet as sio_packet
 
+from server.realtime.redis_outbox import RedisOutbox
+from server.realtime.redis_routes import RoomRoutes, is_routed
+from server.realtime.redis_signing import MessageSigner, host_of
 from server.tasks import start_task, stop_task
 
 log = logging.getLogger(__name__)
 
 #: Connecting to Redis, or a publish or a PING, gives up after this many seconds.
 REDIS_TIMEOUT_S = 1.0
-#: After a failed publish, publishes are dropped for this long (or until a probe succeeds).
-PUBLISH_PAUSE_S = 1.0
 MIN_LISTEN_BACKOFF_S = 0.1
 MAX_LISTEN_BACKOFF_S = 2.0
 #: How long a probe waits to be heard.
 PROBE_TIMEOUT_S = 1.0
-#: Messages waiting to be published, at most; more are dropped (clients see gaps).
-MAX_PUBLISH_QUEUE = 10_000
-#: At most this many messages go to Redis in one round trip.
-MAX_PUBLISH_BATCH = 256
-#: At shutdown, how long the messages still queued may take to go out.
-FLUSH_TIMEOUT_S = 1.0
-#: Rooms of dropped messages remembered for :class:`LossRepair` (beyond: clients still see
-#: the gap at the job's next event).
-MAX_DROPPED_ROOMS = 10_000
+#: The method of an emit whose body is an encoded Socket.IO packet (python-socketio's own
+#: ``emit`` carries the data in the header instead: used for callbacks only).
+EMIT_PACKET = "emit_packet"
+_REMOTE_HANDLERS = {
+    "emit": "_handle_emit",
+    "disconnect": "_handle_disconnect",
+    "enter_room": "_handle_enter_room",
+    "leave_room": "_handle_leave_room",
+    "close_room": "_handle_close_room",
+}
 
 
 class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
-    """An ``AsyncRedisManager`` whose publishing cannot stall an emit, whose tasks the
-    application owns (:meth:`start`, :meth:`close`), and whose round trip can be probed."""
+    """An ``AsyncRedisManager`` that routes by room, signs, cannot stall an emit, whose tasks
+    the application owns (:meth:`start`, :meth:`close`), and whose round trip can be probed."""
 
     host_id: str
     channel: str
     redis_url: str
+    rooms: dict[str, dict[object, Any]]
+    server: Any
 
-    def __init__(self, url: str, *, channel: str, timeout_s: float = REDIS_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        channel: str,
+        signer: MessageSigner,
+        timeout_s: float = REDIS_TIMEOUT_S,
+    ) -> None:
         super().__init__(url, channel=channel)
         self.probe_channel = f"{channel}:probe:{self.host_id}"
-        # How our messages end: json.dumps of python-socketio's dicts, host_id last.
-        self._own_marker = f'"host_id": "{self.host_id}"}}'.encode()
+        self._signer = signer
+        self._own = self.host_id.encode()
         self._timeout_s = timeout_s
-        self._publisher: Any = None
-        self._outbox: asyncio.Queue[tuple[str, list[str]]] = asyncio.Queue(MAX_PUBLISH_QUEUE)
-        self._sender: asyncio.Task[None] | None = None
+        self.outbox = RedisOutbox(lambda: self._new_client(blocking=False), timeout_s=timeout_s)
+        self.routes = RoomRoutes(channel)
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._awaiting_probe: dict[str, asyncio.Future[None]] = {}
-        self._publish_paused_until = 0.0
-        self._publishing_fails = False
-        self._dropped_rooms: set[str] = set()
-        self._closed = False
         #: Successful subscriptions of the listener: more than one means it lost one.
         self.subscriptions = 0
-        #: Messages published, and messages dropped (Redis unreachable or paused).
-        self.published = 0
-        self.dropped = 0
         self.listener_restarts = 0
+        #: Messages dropped unopened: no valid signature under our keys.
+        self.rejected = 0
+        #: Messages heard from other instances (signature checked).
+        self.received = 0
 
-    # -- publishing ---------------------------------------------------------------------------
+    # -- emitting -----------------------------------------------------------------------------
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str | None = None,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Encode the packet once, send it to our sockets in ``room`` and publish it."""
+        room = to or room
+        if callback is not None or kwargs.get("ignore_queue"):
+            await super().emit(event, data, namespace, room, skip_sid, callback, **kwargs)
+            return
+        namespace = namespace or "/"
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        encoded = self.server.packet_class(
+            sio_packet.EVENT, namespace=namespace, data=[event, *args]
+        ).encode()
+        if not isinstance(encoded, str):  # binary attachments: python-socketio's own way
+            await super().emit(event, data, namespace, room, skip_sid, callback, **kwargs)
+            return
+        skip = _as_list(skip_sid)
+        local = self.get_participants(namespace, room) if namespace in self.rooms else ()
+        await self._send(encoded, [eio for sid, eio in local if sid not in skip])
+        self._publish_packet(encoded, namespace, room, skip)
+
+    async def _send(self, encoded: str, eio_sids: list[str]) -> None:
+        """One Engine.IO packet for every recipient (Engine.IO's queues never wait)."""
+        if eio_sids:
+            packet = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+            for eio_sid in eio_sids:
+                await self.server._send_eio_packet(eio_sid, packet)
+
+    def _publish_packet(self, encoded: str, namespace: str, room: Any, skip: list[Any]) -> None:
+        body = encoded.encode()
+        rooms = [room] if isinstance(room, str) else None if room is None else list(room)
+        if rooms and all(is_routed(r) for r in rooms):
+            for index, name in enumerate(rooms):
+                header: dict[str, Any] = {"method": EMIT_PACKET, "namespace": namespace}
+                header.update(rooms=rooms, index=index, skip_sid=skip)
+                self._offer(self.routes.channel_of(namespace, name), header, body, (name,))
+            return
+        header = {"method": EMIT_PACKET, "namespace": namespace, "rooms": rooms, "skip_sid": skip}
+        self._offer(self.channel, header, body, tuple(rooms or ()))
 
     async def _publish(self, data: Any) -> None:
-        """Queue ``data`` for the other instances, at most once; never raises, never waits.
+        """python-socketio's other messages (remote disconnects and rooms, callbacks); a
+        ``close_room`` of a routed room goes on that room's channel."""
+        room = data.get("room")
+        channel = self.channel
+        if data.get("method") == "close_room" and isinstance(room, str) and is_routed(room):
+            channel = self.routes.channel_of(data.get("namespace") or "/", room)
+        self._offer(channel, data, b"", tuple(_rooms_of(room)))
 
-        One sender task publishes the queue in order, many messages per round trip, so an
-        emit costs Redis nothing on the caller's path (an RPC's ack does not wait for it).
-        """
-        if self._closed:
-            return
-        rooms = _rooms_of(data)
-        if time.monotonic() < self._publish_paused_until or self._outbox.full():
-            self._dropped(rooms)
-            return
-        self._outbox.put_nowait((self.json.dumps(data), rooms))
+    def _offer(
+        self, channel: str, header: dict[str, Any], body: bytes, rooms: tuple[str, ...]
+    ) -> None:
+        encoded = json.dumps(header, separators=(",", ":")).encode()
+        self.outbox.offer(channel, self._signer.seal(channel, self.host_id, encoded, body), rooms)
 
-    async def _send_queued(self) -> None:
-        """The sender task: publishes the queue in batches until cancelled."""
-        outbox = self._outbox
-        while True:
-            batch = [await outbox.get()]
-            while len(batch) < MAX_PUBLISH_BATCH and not outbox.empty():
-                batch.append(outbox.get_nowait())
+    # -- rooms --------------------------------------------------------------------------------
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        opened = is_routed(room) and room not in self.rooms.get(namespace, {})
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        if opened:
+            self.routes.opened(namespace, room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        if is_routed(room) and room not in self.rooms.get(namespace, {}):
+            self.routes.closed(namespace, room)
+
+    async def wait_routed(self, namespace: str, room: str) -> None:
+        """Until other instances' events for ``room`` reach this one (bounded wait)."""
+        await self.routes.wait(namespace, room)
+
+    # -- hearing ------------------------------------------------------------------------------
+
+    async def _thread(self) -> None:
+        """The listener task: every message heard, opened and handled, until cancelled."""
+        async for channel, message in self._listen():
             try:
-                if time.monotonic() >= self._publish_paused_until and await self._send(
-                    self.channel, [payload for payload, _ in batch]
-                ):
-                    self.published += len(batch)
-                    self._publishing_works()
-                else:
-                    for _, rooms in batch:
-                        self._dropped(rooms)
-                    self._publishing_failed()
+                await self._receive(channel, message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("redis: handling a message from another instance failed")
+
+    async def _receive(self, channel: bytes, message: bytes) -> None:
+        if host_of(message) == self._own:
+            return
+        opened = self._signer.open(channel, message)
+        if opened is None:
+            self.rejected += 1
+            if self.rejected == 1 or self.rejected % 1000 == 0:
+                log.warning(
+                    "redis: dropped %d message(s) without a valid signature on %s",
+                    self.rejected,
+                    channel.decode(errors="replace"),
+                )
+            return
+        self.received += 1
+        header_text, body = opened
+        header = json.loads(header_text)
+        method = header.get("method")
+        if method == EMIT_PACKET:
+            await self._deliver(header, body)
+        elif method == "callback":
+            await self._handle_callback(header)
+        elif method in _REMOTE_HANDLERS:
+            await getattr(self, _REMOTE_HANDLERS[method])(header)
+
+    async def _deliver(self, header: dict[str, Any], body: bytes) -> None:
+        """Our sockets an emit heard from another instance is for. On a room's channel, the
+        room's sockets that are in none of the emit's earlier rooms (those heard it on the
+        earlier room's channel): each socket gets an emit once, however many rooms."""
+        namespace, rooms = header["namespace"], header["rooms"]
+        skip = set(header.get("skip_sid") or ())
+        index = header.get("index")
+        if index is None:
+            recipients: Iterable[tuple[Any, Any]] = self.get_participants(namespace, rooms)
+        else:
+            local = self.rooms.get(namespace, {})
+            members = local.get(rooms[index])
+            if not members:
+                return
+            earlier = [local[r] for r in rooms[:index] if r in local]
+            recipients = [
+                (sid, eio) for sid, eio in members.items() if not any(sid in e for e in earlier)
+            ]
+        eio_sids = [eio for sid, eio in recipients if sid not in skip]
+        await self._send(body.decode(), eio_sids)
+
+    async def _listen(self) -> AsyncIterator[tuple[bytes, bytes]]:
+        """``(channel, message)`` of the main and room channels; probes and subscription
+        confirmations are handled here."""
+        probe_channel = self.probe_channel.encode()
+        async for message in self._subscription():
+            kind, channel = message.get("type"), message.get("channel")
+            if kind == "message" and isinstance(channel, bytes):
+                if channel == probe_channel:
+                    self._heard(message.get("data"))
+                elif isinstance(message.get("data"), bytes):
+                    yield channel, message["data"]
+            elif kind in ("subscribe", "unsubscribe") and isinstance(channel, bytes):
+                self.routes.answered(kind, channel)
+
+    async def _subscription(self) -> AsyncIterator[dict[str, Any]]:
+        """Messages of every channel; after any error, a new connection and subscription."""
+        backoff = MIN_LISTEN_BACKOFF_S
+        failing = False
+        while True:
+            client = self._new_client(blocking=True)
+            pubsub = client.pubsub()
+            try:
+                await pubsub.subscribe(self.channel, self.probe_channel)
+                self.routes.attach(pubsub)
+                self.subscriptions += 1
+                self._subscribed.set()
+                backoff, failing = MIN_LISTEN_BACKOFF_S, False
+                async for message in pubsub.listen():
+                    yield message
+                log.warning("redis listener: the subscription ended; subscribing again")
+            except Exception as exc:  # a lost or refused connection: retry below
+                if not failing:
+                    log.warning("redis listener: %s; retrying", exc)
+                failing = True
             finally:
-                for _ in batch:
-                    outbox.task_done()
+                self._subscribed.clear()
+                await self.routes.detach()
+                await _close_quietly(pubsub, client)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_LISTEN_BACKOFF_S)
 
-    def _publishing_failed(self) -> None:
-        if self._publish_paused_until <= time.monotonic():
-            self._publish_paused_until = time.monotonic() + PUBLISH_PAUSE_S
-        if not self._publishing_fails:
-            self._publishing_fails = True
-            log.warning(
-                "redis: cannot publish; other instances miss events until it heals "
-                "(clients fill the gap by replay)"
-            )
-
-    def _dropped(self, rooms: list[str]) -> None:
-        self.dropped += 1
-        if len(self._dropped_rooms) < MAX_DROPPED_ROOMS:
-            self._dropped_rooms.update(rooms)
-
-    def remember_dropped(self, rooms: Iterable[str]) -> None:
-        """Give back rooms taken with :meth:`take_dropped_rooms` that were not handled."""
-        self._dropped_rooms.update(rooms)
-
-    def take_dropped_rooms(self) -> set[str]:
-        """The rooms of the messages dropped since the last call."""
-        rooms, self._dropped_rooms = self._dropped_rooms, set()
-        return rooms
-
-    @property
-    def publishing_fails(self) -> bool:
-        """Whether the last publish failed (and no publish or probe got through since)."""
-        return self._publishing_fails
-
-    def _publishing_works(self) -> None:
-        self._publish_paused_until = 0.0
-        if self._publishing_fails:
-            self._publishing_fails = False
-            log.info("redis: publishing again")
-
-    async def _send(self, channel: str, payloads: list[str]) -> bool:
-        """Publish ``payloads`` in order, in one round trip; whether Redis took them."""
-        try:
-            if self._publisher is None:
-                self._publisher = self._new_client(blocking=False)
-            async with asyncio.timeout(self._timeout_s):
-                if len(payloads) == 1:
-                    await self._publisher.publish(channel, payloads[0])
-                else:
-                    async with self._publisher.pipeline(transaction=False) as pipe:
-                        for payload in payloads:
-                            pipe.publish(channel, payload)
-                        await pipe.execute()
-        except Exception as exc:  # redis-py raises many kinds; each means "not now"
-            log.debug("redis publish failed: %r", exc)
-            return False
-        return True
+    def _heard(self, data: object) -> None:
+        nonce = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+        waiting = self._awaiting_probe.get(nonce)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
     def _new_client(self, *, blocking: bool) -> Any:
         """A redis-py asyncio client of its own; ``blocking`` for the listener's reads."""
@@ -188,17 +299,7 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             retry=Retry(NoBackoff(), 1),
         )
 
-    async def ping(self) -> bool:
-        """Whether Redis answers a PING within the timeout."""
-        try:
-            if self._publisher is None:
-                self._publisher = self._new_client(blocking=False)
-            await asyncio.wait_for(self._publisher.ping(), self._timeout_s)
-        except Exception:
-            return False
-        return True
-
-    # -- listening ----------------------------------------------------------------------------
+    # -- lifecycle and probing ----------------------------------------------------------------
 
     def initialize(self) -> None:
         """python-socketio calls this at the first connection, where the base class would
@@ -207,8 +308,7 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     def start(self) -> None:
         """Start the listener and the sender (the application's lifecycle calls this)."""
         self.start_listener()
-        if self._sender is None:
-            self._sender = start_task(self._send_queued(), name="redis-sender")
+        self.outbox.start()
 
     @property
     def listener_running(self) -> bool:
@@ -226,7 +326,6 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
 
     def start_listener(self) -> None:
         if not self.listener_running:
-            # python-socketio's loop: it dispatches what _listen yields to local clients.
             self._listener = start_task(self._thread(), name="redis-listener")
 
     async def stop_listener(self) -> None:
@@ -240,96 +339,41 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         await self.stop_listener()
         self.start_listener()
 
-    async def _listen(self) -> AsyncIterator[bytes]:
-        """The Socket.IO channel's messages but our own; probes are answered here."""
-        channel, probe_channel = self.channel.encode(), self.probe_channel.encode()
-        async for message in self._subscription():
-            if message.get("type") != "message":
-                continue
-            if message.get("channel") == channel:
-                data = message["data"]
-                if not self._is_own(data):
-                    yield data
-            elif message.get("channel") == probe_channel:
-                self._heard(message.get("data"))
-
-    def _is_own(self, data: object) -> bool:
-        """Whether ``data`` is a message this instance published, which python-socketio
-        would decode only to ignore. (A callback addressed to us carries our ``host_id`` too,
-        but not last.)"""
-        return isinstance(data, bytes) and data.endswith(self._own_marker)
-
-    async def _subscription(self) -> AsyncIterator[Mapping[str, Any]]:
-        """Messages of both channels; after any error, a new connection and subscription."""
-        backoff = MIN_LISTEN_BACKOFF_S
-        failing = False
-        while True:
-            client = self._new_client(blocking=True)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.channel, self.probe_channel)
-                self.subscriptions += 1
-                self._subscribed.set()
-                backoff, failing = MIN_LISTEN_BACKOFF_S, False
-                async for message in pubsub.listen():
-                    yield message
-                log.warning("redis listener: the subscription ended; subscribing again")
-            except Exception as exc:  # a lost or refused connection: retry below
-                if not failing:
-                    log.warning("redis listener: %s; retrying", exc)
-                failing = True
-            finally:
-                self._subscribed.clear()
-                await _close_quietly(pubsub, client)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_LISTEN_BACKOFF_S)
-
-    def _heard(self, data: object) -> None:
-        nonce = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
-        waiting = self._awaiting_probe.get(nonce)
-        if waiting is not None and not waiting.done():
-            waiting.set_result(None)
-
-    # -- probing and lifecycle ----------------------------------------------------------------
-
     async def probe(self, *, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
         """Publish a nonce and wait up to ``timeout_s`` for our own listener to hear it."""
         nonce = uuid.uuid4().hex
         heard: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._awaiting_probe[nonce] = heard
         try:
-            if not await self._send(self.probe_channel, [nonce]):
+            if not await self.outbox.send([(self.probe_channel, nonce.encode())]):
                 return False
             await asyncio.wait_for(heard, timeout_s)
         except TimeoutError:
             return False
         finally:
             del self._awaiting_probe[nonce]
-        self._publishing_works()  # publish again at once
+        self.outbox.works()  # publish again at once
         return True
 
     async def close(self) -> None:
-        """Publish what is queued (for up to :data:`FLUSH_TIMEOUT_S`), stop the sender and
-        the listener, and close every connection; later publishes are dropped."""
-        self._closed = True
-        sender, self._sender = self._sender, None
-        if sender is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox.join(), FLUSH_TIMEOUT_S)
-            await stop_task(sender)
+        """Publish what is queued, stop the sender and the listener, close every
+        connection; later publishes are dropped."""
+        await self.outbox.close()
         await self.stop_listener()
-        publisher, self._publisher = self._publisher, None
-        if publisher is not None:
-            await _close_quietly(publisher)
 
 
-def _rooms_of(data: Any) -> list[str]:
-    """The rooms a python-socketio message is for (none for other kinds)."""
-    rooms = data.get("room") if isinstance(data, dict) else None
-    if isinstance(rooms, str):
-        return [rooms]
-    if isinstance(rooms, list):
-        return [room for room in rooms if isinstance(room, str)]
+def _as_list(skip_sid: Any) -> list[Any]:
+    if skip_sid is None:
+        return []
+    return list(skip_sid) if isinstance(skip_sid, list) else [skip_sid]
+
+
+def _rooms_of(room: Any) -> list[str]:
+    """The named rooms of a message's ``room`` field."""
+    if isinstance(room, str):
+        return [room]
+    if isinstance(room, list):
+        return [r for r in room if isinstance(r, str)]
     return []
 
 
@@ -339,4 +383,4 @@ async def _close_quietly(*clients: Any) -> None:
             await client.aclose()
 
 
-__all__ = ["JobspineRedisManager"]
+__all__ = ["EMIT_PACKET", "JobspineRedisManager"]

@@ -68,7 +68,7 @@ class RedisWatchdog:
             return True
         was_healthy, self.healthy = self.healthy, False
         self.failures += 1
-        if not await manager.ping():
+        if not await manager.outbox.ping():
             self.problem = "Redis is unreachable"
         elif (
             not manager.listener_running
@@ -89,7 +89,7 @@ class RedisWatchdog:
         """Has ``repair`` make up for what was lost since the last successful probe; when it
         fails (the store is down, say), it tries again after the next successful probe."""
         manager, repair = self._manager, self._repair
-        dropped = manager.take_dropped_rooms()
+        dropped = manager.outbox.take_dropped_rooms()
         seen, self._subscriptions_seen = self._subscriptions_seen, manager.subscriptions
         resubscribed = 0 < seen < manager.subscriptions
         if repair is None:
@@ -102,7 +102,7 @@ class RedisWatchdog:
                 await repair.to_local_watchers()
         except Exception as exc:
             log.warning("redis: sending the latest events again failed (%s); will retry", exc)
-            manager.remember_dropped(dropped)
+            manager.outbox.remember_dropped(dropped)
             if resubscribed:
                 self._subscriptions_seen = seen
 
@@ -126,7 +126,7 @@ class RedisWatchdog:
             return self.problem
         if not self._manager.subscribed:
             return "the listener lost its subscription"
-        if self._manager.publishing_fails:
+        if self._manager.outbox.failing:
             return "cannot publish"
         return None
 

@@ -160,7 +160,13 @@ class SocketServer:
         return found if isinstance(found, Identity) else None
 
     async def enter_room(self, sid: str, room: str, namespace: str) -> None:
+        """Put ``sid`` in ``room``; returns once events for the room published by other
+        instances reach this one (with Redis: its room channel is subscribed, or a bounded
+        wait passed), so that what the caller reads next cannot miss one."""
         await self.server.enter_room(sid, room, namespace=namespace)
+        wait_routed = getattr(self.server.manager, "wait_routed", None)
+        if wait_routed is not None:
+            await wait_routed(namespace, room)
 
     async def leave_room(self, sid: str, room: str, namespace: str) -> None:
         await self.server.leave_room(sid, room, namespace=namespace)

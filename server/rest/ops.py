@@ -83,19 +83,25 @@ def _redis_families(app: web.Application) -> list[Family]:
             "jobspine_redis_published_total",
             "counter",
             "Messages published to other instances.",
-            float(manager.published),
+            float(manager.outbox.published),
         ),
         (
             "jobspine_redis_dropped_total",
             "counter",
             "Messages not published (Redis unreachable); clients fill such gaps by replay.",
-            float(manager.dropped),
+            float(manager.outbox.dropped),
         ),
         (
             "jobspine_redis_listener_restarts_total",
             "counter",
             "Listeners restarted after missing their probe.",
             float(manager.listener_restarts),
+        ),
+        (
+            "jobspine_redis_rejected_total",
+            "counter",
+            "Messages heard on Redis without a valid REDIS_SIGNING_KEY signature, dropped.",
+            float(manager.rejected),
         ),
     )
     families = []

@@ -1,0 +1,168 @@
+"""Publishing to Redis without ever making an emit wait or fail.
+
+Sealed messages go to a bounded queue that one sender task publishes in order, many per
+round trip (a pipeline), with short timeouts. After a failure, messages are dropped for
+:data:`PUBLISH_PAUSE_S` or until a probe gets through, and the rooms they were for are
+remembered so that the watchdog's :class:`~server.realtime.redis_watchdog.LossRepair` can
+make up for them once Redis works again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from server.tasks import start_task, stop_task
+
+log = logging.getLogger(__name__)
+
+#: After a failed publish, publishes are dropped for this long (or until a probe succeeds).
+PUBLISH_PAUSE_S = 1.0
+#: Messages waiting to be published, at most; more are dropped (clients see gaps).
+MAX_PUBLISH_QUEUE = 10_000
+#: At most this many messages go to Redis in one round trip.
+MAX_PUBLISH_BATCH = 256
+#: At shutdown, how long the messages still queued may take to go out.
+FLUSH_TIMEOUT_S = 1.0
+#: Rooms of dropped messages remembered for the repair (beyond: clients still see the gap
+#: at the job's next event).
+MAX_DROPPED_ROOMS = 10_000
+
+#: ``(channel, sealed message, rooms it is for)``
+Outgoing = tuple[str, bytes, tuple[str, ...]]
+
+
+class RedisOutbox:
+    def __init__(self, connect: Callable[[], Any], *, timeout_s: float) -> None:
+        """``connect``: a new non-blocking redis-py asyncio client (made at first use)."""
+        self._connect = connect
+        self._timeout_s = timeout_s
+        self._client: Any = None
+        self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(MAX_PUBLISH_QUEUE)
+        self._sender: asyncio.Task[None] | None = None
+        self._paused_until = 0.0
+        self._failing = False
+        self._dropped_rooms: set[str] = set()
+        self._closed = False
+        #: Messages published, and messages dropped (Redis unreachable or paused).
+        self.published = 0
+        self.dropped = 0
+
+    def offer(self, channel: str, message: bytes, rooms: tuple[str, ...]) -> None:
+        """Queue one message, at most once; never raises, never waits."""
+        if self._closed:
+            return
+        if time.monotonic() < self._paused_until or self._queue.full():
+            self._drop(rooms)
+            return
+        self._queue.put_nowait((channel, message, rooms))
+
+    def start(self) -> None:
+        if self._sender is None:
+            self._sender = start_task(self._send_queued(), name="redis-sender")
+
+    async def _send_queued(self) -> None:
+        queue = self._queue
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < MAX_PUBLISH_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                if time.monotonic() >= self._paused_until and await self.send(
+                    [(channel, message) for channel, message, _ in batch]
+                ):
+                    self.published += len(batch)
+                    self.works()
+                else:
+                    for _, _, rooms in batch:
+                        self._drop(rooms)
+                    self._failed()
+            finally:
+                for _ in batch:
+                    queue.task_done()
+
+    async def send(self, messages: list[tuple[str, bytes]]) -> bool:
+        """Publish ``(channel, message)`` pairs in order, in one round trip; whether Redis
+        took them."""
+        try:
+            client = self.client()
+            async with asyncio.timeout(self._timeout_s):
+                if len(messages) == 1:
+                    await client.publish(*messages[0])
+                else:
+                    async with client.pipeline(transaction=False) as pipe:
+                        for channel, message in messages:
+                            pipe.publish(channel, message)
+                        await pipe.execute()
+        except Exception as exc:  # redis-py raises many kinds; each means "not now"
+            log.debug("redis publish failed: %r", exc)
+            return False
+        return True
+
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    async def ping(self) -> bool:
+        """Whether Redis answers a PING within the timeout."""
+        try:
+            await asyncio.wait_for(self.client().ping(), self._timeout_s)
+        except Exception:
+            return False
+        return True
+
+    def _failed(self) -> None:
+        if self._paused_until <= time.monotonic():
+            self._paused_until = time.monotonic() + PUBLISH_PAUSE_S
+        if not self._failing:
+            self._failing = True
+            log.warning(
+                "redis: cannot publish; other instances miss events until it heals "
+                "(clients fill the gap by replay)"
+            )
+
+    def works(self) -> None:
+        """Publishing works (a publish or a probe got through): publish again at once."""
+        self._paused_until = 0.0
+        if self._failing:
+            self._failing = False
+            log.info("redis: publishing again")
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last publish failed (and no publish or probe got through since)."""
+        return self._failing
+
+    def _drop(self, rooms: Iterable[str]) -> None:
+        self.dropped += 1
+        if len(self._dropped_rooms) < MAX_DROPPED_ROOMS:
+            self._dropped_rooms.update(rooms)
+
+    def remember_dropped(self, rooms: Iterable[str]) -> None:
+        self._dropped_rooms.update(rooms)
+
+    def take_dropped_rooms(self) -> set[str]:
+        rooms, self._dropped_rooms = self._dropped_rooms, set()
+        return rooms
+
+    async def close(self) -> None:
+        """Publish what is queued (for up to :data:`FLUSH_TIMEOUT_S`), stop the sender and
+        close the connection; later messages are dropped."""
+        self._closed = True
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), FLUSH_TIMEOUT_S)
+            await stop_task(sender)
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+
+__all__ = ["RedisOutbox"]
