@@ -25,10 +25,22 @@ export function mintToken(sub, { role = "user", ttlS = 3600 } = {}) {
   return `${head}.${body}.${signature}`;
 }
 
+/** An environment variable the test needs; tests/test_client_js.py sets them. */
+export function requireEnv(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run this test through tests/test_client_js.py`);
+  return value;
+}
+
 /** The snapshot's fields but the heartbeat time (heartbeats are not events). */
 export function eventFields(job) {
   const { last_heartbeat_at: _ignored, ...rest } = job;
   return rest;
+}
+
+/** When a token minted here expires, in ms since the epoch. */
+export function tokenExpMs(token) {
+  return JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()).exp * 1000;
 }
 
 /** Resolves once `predicate()` is truthy (checked on each `tick` and every 20 ms);
