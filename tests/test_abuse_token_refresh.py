@@ -1,6 +1,8 @@
 """Issue 13 hole 4, client side: the worker SDK's connection and the terminal watcher get
-their token from a source (a callable, or a file read at every connect), so when the server
-ends a session at its token's expiry they come back with the current token."""
+their token from a source (a callable, or a file read at every connect): the worker
+connection comes back with the current token when the server ends a session at its token's
+expiry; the watcher (the Python client) sends the source's next token with auth:refresh
+before that, and keeps its socket."""
 
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ async def test_the_worker_connection_reconnects_with_the_file_s_new_token(
         await asyncio.wait_for(running, 10)
 
 
-async def test_the_watcher_follows_its_job_across_an_expired_session(
+async def test_the_watcher_keeps_its_session_with_the_source_s_next_token(
     start_server: StartServer,
 ) -> None:
     server = await start_server(env=SHORT_SESSIONS)
@@ -67,12 +69,14 @@ async def test_the_watcher_follows_its_job_across_an_expired_session(
     await wait_until(subscribed)  # connected with the 2-second token
     tokens.append(server.token("alice", ttl=3600))
 
-    async def expired_and_back() -> bool:
-        return any("session expired" in m for m in messages)
+    async def refreshed() -> bool:  # before the 2-second token's exp, with auth:refresh
+        return watcher.client.connection.refreshes >= 1
 
-    await wait_until(expired_and_back, within=15)
+    await wait_until(refreshed, within=15)
     worker = await connect_worker(server)
     lease = (await worker.ok("claim", {}))["lease"]
     await worker.ok("complete", {"job_id": job["id"], "lease": lease, "result": {"ok": 1}})
     final = await asyncio.wait_for(watching, 15)
     assert final.state is JobState.COMPLETED
+    assert watcher.client.connection.sessions == 1
+    assert messages == []

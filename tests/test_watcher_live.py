@@ -12,11 +12,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-import socketio
 
+from jobspine_client import Status
 from jobspine_shared.models import JobRecord
 from jobspine_shared.states import JobState
 from server.store.memory import MemoryJobStore
+from tests.support.client_py import GatedSockets
 from tests.support.sdk_live import RestartableServer, running, start_clocked
 from tests.support.server import StartServer, connect_worker
 from workers.client import JobWatcher, exit_status
@@ -28,25 +29,6 @@ from workers.testing import wait_until
 
 USER = "alice"
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "watch_job.py"
-
-
-class GatedClient(socketio.AsyncClient):  # type: ignore[misc]  # socketio ships no types
-    """A reconnecting client whose (re)connects wait for ``gate``: the test decides when the
-    watcher comes back, so what happened meanwhile is certain."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            reconnection=True,
-            reconnection_delay=0.05,
-            reconnection_delay_max=0.2,
-            handle_sigint=False,
-        )
-        self.gate = asyncio.Event()
-        self.gate.set()
-
-    async def connect(self, *args: Any, **kwargs: Any) -> None:
-        await self.gate.wait()
-        await super().connect(*args, **kwargs)
 
 
 async def create(url: str, token: str, job_type: str, job_input: dict[str, Any]) -> str:
@@ -168,7 +150,7 @@ async def test_the_watcher_resumes_its_stream_after_a_server_restart(
             await ctx.checkpoint({"k": k}, progress=k * 10)
         return "done"
 
-    client = GatedClient()
+    sockets = GatedSockets()
     try:
         seen: list[JobRecord] = []
         job_id = await create(server.url, server.token(USER), "steps", {})
@@ -177,16 +159,19 @@ async def test_the_watcher_resumes_its_stream_after_a_server_restart(
             token=server.token(USER),
             job_id=job_id,
             on_change=seen.append,
-            client_factory=lambda: client,
+            socket_factory=sockets,
+            reconnect_initial_s=0.05,
         )
         watching = asyncio.create_task(watcher.run())
         worker = worker_for(server.url, server.token("w", "worker"), {"steps": handler})
         async with running(worker):
             await asyncio.wait_for(step_done.wait(), 10)
             await wait_until(lambda: bool(seen) and seen[-1].has_checkpoint, what="seen")
-            client.gate.clear()
+            sockets.gate.clear()
             await server.stop()
-            await wait_until(lambda: not client.connected, what="watcher disconnected")
+            await wait_until(
+                lambda: watcher.client.status is Status.RECONNECTING, what="watcher disconnected"
+            )
             await server.start()
             go_on.set()
 
@@ -195,14 +180,15 @@ async def test_the_watcher_resumes_its_stream_after_a_server_restart(
                 return job is not None and job.record.state is JobState.COMPLETED
 
             await wait_until(finished, what="completed while the watcher was away")
-            client.gate.set()
+            sockets.gate.set()
             final = await asyncio.wait_for(watching, 20)
     finally:
         await server.stop()
 
     assert final.state is JobState.COMPLETED
     assert final.result == "done"
-    assert watcher.follower.snapshots == snapshots
+    assert watcher.stream is not None
+    assert watcher.stream.snapshots == snapshots
     seqs = [job.seq for job in seen]
     assert seqs == sorted(seqs)
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import engineio.exceptions
 import socketio
 
+from jobspine_shared.errors import connect_error_body
 from workers.sdk.backoff import Backoff
 from workers.sdk.errors import AckTimeout, AuthRefused, ConnectionLost, RpcError
 
@@ -97,13 +98,11 @@ def parse_ack(event: str, ack: Any) -> dict[str, Any]:
 def connect_refusal(data: Any) -> tuple[str, str] | None:
     """``(code, message)`` of a ``connect_error`` payload that carries the contract's
     ``{code, message}`` (directly or under python-socketio's ``data`` key), else None."""
-    if not isinstance(data, dict):
+    body = connect_error_body(data)
+    if body is None:
         return None
-    for candidate in (data.get("data"), data):
-        if isinstance(candidate, dict) and isinstance(candidate.get("code"), str):
-            message = candidate.get("message")
-            return candidate["code"], message if isinstance(message, str) else candidate["code"]
-    return None
+    message = body.get("message")
+    return body["code"], message if isinstance(message, str) else body["code"]
 
 
 class _Session:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+from typing import Any
 
 
 class ErrorCode(enum.StrEnum):
@@ -26,3 +28,14 @@ class ErrorCode(enum.StrEnum):
 STOP_JOB_CODES: frozenset[str] = frozenset(
     {ErrorCode.LEASE_LOST, ErrorCode.NOT_FOUND, ErrorCode.VALIDATION_ERROR}
 )
+
+
+def connect_error_body(data: Any) -> Mapping[str, Any] | None:
+    """The contract's ``{code, message}`` in a ``connect_error`` payload, found directly or
+    under python-socketio's ``data`` key; None when there is none (a network failure)."""
+    if not isinstance(data, Mapping):
+        return None
+    for candidate in (data.get("data"), data):
+        if isinstance(candidate, Mapping) and isinstance(candidate.get("code"), str):
+            return candidate
+    return None
