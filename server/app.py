@@ -50,6 +50,7 @@ from server.rest.errors import error_middleware
 from server.rest.ops import metrics_site
 from server.rest.routes import add_routes
 from server.rest.tracking import add_request_id_header, tracking_middleware
+from server.rest.ui import Dashboard
 from server.retention import RETENTION_LOCK_KEY, RetentionSweeper
 from server.scan_lock import AlwaysScan, PostgresScanLock, ScanGate
 from server.store.base import JobStore
@@ -286,6 +287,7 @@ def create_app(
         )
     sockets.attach(app)
     add_routes(app)
+    add_routes(app, Dashboard().routes())  # /ui/: not an API route, not in OpenAPI
 
     if owns_store:
         app.cleanup_ctx.append(_store_lifecycle)

@@ -25,6 +25,16 @@ DEV_ACCOUNTS: tuple[tuple[str, Role], ...] = (
 )
 
 
+#: The accounts whose dashboard links ``--dev`` prints.
+DASHBOARD_ACCOUNTS = ("u1", "admin")
+
+
+def dashboard_link(base_url: str, token: str) -> str:
+    """``BASE/ui/#token=<jwt>``: the fragment stays in the browser, out of every request and
+    log line; the page moves it to ``sessionStorage`` and drops it from the address bar."""
+    return f"{base_url}/ui/#token={token}"
+
+
 def token_ttl_s(settings: Settings) -> int:
     return DEV_TOKEN_TTL_S if settings.jwt.generated else REAL_SECRET_TOKEN_TTL_S
 
@@ -63,6 +73,11 @@ def banner(settings: Settings) -> str:
     lines += [f"  {sub:<9} ({role}): {tokens[sub]}" for sub, role in DEV_ACCOUNTS]
     lines += [
         "",
+        "  # the dashboard (the token rides in the link's #fragment, never sent to the server)",
+    ]
+    lines += [f"  {sub:<9} {dashboard_link(url, tokens[sub])}" for sub in DASHBOARD_ACCOUNTS]
+    lines += [
+        "",
         "  # create a job and list yours",
         f"  curl -s -X POST {url}/api/jobs -H 'Authorization: Bearer {tokens['u1']}' \\",
         "       -H 'content-type: application/json' \\",
@@ -81,4 +96,12 @@ def banner(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DEV_ACCOUNTS", "REAL_SECRET_TOKEN_TTL_S", "banner", "dev_tokens", "token_ttl_s"]
+__all__ = [
+    "DASHBOARD_ACCOUNTS",
+    "DEV_ACCOUNTS",
+    "dashboard_link",
+    "REAL_SECRET_TOKEN_TTL_S",
+    "banner",
+    "dev_tokens",
+    "token_ttl_s",
+]

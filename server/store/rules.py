@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 
 from jobspine_shared.models import JobRecord
-from jobspine_shared.states import JobState, can_transition
+from jobspine_shared.states import ENDED_STATES, JobState, can_transition
 from server.errors import (
     InvalidProgress,
     InvalidTransition,
@@ -103,9 +103,7 @@ def finished_at(record: JobRecord) -> datetime | None:
 
 
 #: States a job can be deleted in (``DELETE /api/jobs/{id}``, retention).
-DELETABLE_STATES: frozenset[JobState] = frozenset(
-    {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED}
-)
+DELETABLE_STATES: frozenset[JobState] = ENDED_STATES
 
 
 def claimable(record: JobRecord, now: datetime) -> bool:

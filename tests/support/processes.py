@@ -160,9 +160,12 @@ async def wait_ready(url: str, proc: Proc, *, within: float = 30.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def web_process(name: str = "web", **env: str) -> AsyncIterator[WebProcess]:
-    """``python -m server`` on a free port with the test secret and ``env``, once ready."""
-    port = free_port()
+async def web_process(
+    name: str = "web", *, port: int | None = None, **env: str
+) -> AsyncIterator[WebProcess]:
+    """``python -m server`` on ``port`` (default: a free one) with the test secret and
+    ``env``, once ready. A test that restarts the server passes the first one's port."""
+    port = free_port() if port is None else port
     settings = {
         "HOST": "127.0.0.1",
         "PORT": str(port),

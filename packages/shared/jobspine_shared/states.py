@@ -53,7 +53,43 @@ def sources_of(cause: str) -> frozenset[JobState]:
 RESUMABLE_STATES: frozenset[JobState] = sources_of("a user's resume")
 RESTARTABLE_STATES: frozenset[JobState] = sources_of("a user's restart")
 
+#: States that nothing but a user's restart leaves: the job has ended (completed, failed,
+#: cancelled). A job is deleted only in one of them (``DELETE /api/jobs/{id}``, retention).
+ENDED_STATES: frozenset[JobState] = frozenset(
+    s
+    for s in JobState
+    if all(by.startswith("a user's restart") for (src, _), by in TRANSITIONS.items() if src == s)
+)
+
+#: What a user (or an admin) may ask of a job in each state, read from the table: pause holds
+#: a created job or asks the worker of a running one to pause; delete takes an ended job.
+#: The dashboard shows a button only in these states (``GET /ui/states.json``).
+USER_ACTIONS: Mapping[str, frozenset[JobState]] = {
+    "pause": sources_of("a user's pause") | sources_of("the worker's paused after a pause request"),
+    "resume": RESUMABLE_STATES,
+    "cancel": sources_of("a user's cancel"),
+    "restart": RESTARTABLE_STATES,
+    "delete": ENDED_STATES,
+}
+
 
 def can_transition(source: JobState, target: JobState) -> bool:
     """Whether the contract allows a job in ``source`` to move to ``target``."""
     return (source, target) in TRANSITIONS
+
+
+def states_document() -> dict[str, object]:
+    """The table as JSON for clients (the dashboard reads it from ``GET /ui/states.json``):
+    states, transitions with their causes, final and ended states, and :data:`USER_ACTIONS`."""
+    return {
+        "states": [s.value for s in JobState],
+        "transitions": [
+            {"from": src.value, "to": dst.value, "by": by, "server_only": (src, dst) in SERVER_ONLY}
+            for (src, dst), by in TRANSITIONS.items()
+        ],
+        "final_states": sorted(s.value for s in FINAL_STATES),
+        "ended_states": sorted(s.value for s in ENDED_STATES),
+        "user_actions": {
+            action: sorted(s.value for s in states) for action, states in USER_ACTIONS.items()
+        },
+    }

@@ -1,0 +1,268 @@
+"""The dashboard at /ui in Debian's Chromium (headless, Playwright), against real processes:
+``python -m server`` and the example worker ``python -m workers`` (tests/support/processes.py).
+
+- a job created in the form appears in the list and its bar moves live;
+- SIGKILL of the worker: the supervisor pauses the job and the page shows the recovery panel
+  (reason, checkpoint summary, attempts left); Resume continues it to completed;
+- a user never sees another user's job (list, job view); the admin sees every user's;
+- the page keeps working across a restart of the server (PostgreSQL, same port), no reload.
+
+Every wait is a condition (Playwright's ``expect``) with a deadline; nothing sleeps.
+``JOBSPINE_UI_SCREENSHOTS=docs/screenshots`` writes the README's screenshots.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.support.browser import (
+    PHONE,
+    WAIT_MS,
+    chromium,
+    connection,
+    open_dashboard,
+    page_errors,
+    page_requests,
+    screenshot,
+)
+from tests.support.processes import token, web_process, worker_process
+
+pytestmark = pytest.mark.slow
+
+#: Stale after 3 s without a heartbeat, looked for every 0.2 s (as tests/test_e2e_processes.py).
+SERVER_ENV = {"HEARTBEAT_TIMEOUT_S": "3", "SUPERVISOR_INTERVAL_S": "0.2"}
+WORKER_ENV = {"WORKER_HEARTBEAT_S": "0.2", "WORKER_TYPES": "research"}
+#: Long enough to watch the bar move and to kill the worker after a checkpoint.
+SLOW_INPUT = {"query": "solid-state batteries", "steps": 8, "step_seconds": 0.6}
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
+        yield launched
+
+
+async def rest(url: str, method: str, path: str, sub: str, body: Any = None) -> Any:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(
+            method, f"{url}{path}", json=body, headers={"Authorization": f"Bearer {token(sub)}"}
+        ) as response,
+    ):
+        assert response.status < 300, await response.text()
+        return await response.json()
+
+
+async def create_in_form(page: Page, job_input: dict[str, Any], *, tags: str = "") -> str:
+    """Fill the create form and submit it; the new row's job id."""
+    await page.get_by_label("Type", exact=True).fill("research")
+    await page.get_by_label("Input (JSON object)").fill(json.dumps(job_input))
+    if tags:
+        await page.get_by_label("Tags").fill(tags)
+    await page.get_by_role("button", name="Create job").click()
+    row = page.locator("table.jobs tbody tr").first
+    await expect(row).to_be_visible(timeout=WAIT_MS)
+    job_id = await row.get_attribute("data-job-id")
+    assert job_id
+    return job_id
+
+
+def row_of(page: Page, job_id: str) -> Any:
+    return page.locator(f'table.jobs tbody tr[data-job-id="{job_id}"]')
+
+
+async def progress_of(bar: Any) -> float:
+    value = await bar.get_attribute("aria-valuenow")
+    assert value is not None
+    return float(value)
+
+
+async def test_created_job_appears_and_its_bar_moves_live(browser: Browser) -> None:
+    async with (
+        web_process(**SERVER_ENV) as web,
+        worker_process(web.url, **WORKER_ENV),
+    ):
+        page = await open_dashboard(browser, web.url, token("u1"))
+        job_id = await create_in_form(page, SLOW_INPUT, tags="ui-test")
+        row = row_of(page, job_id)
+        bar = row.get_by_role("progressbar")
+        # Live through watchUser(): the value rises step by step without a reload.
+        await expect(bar).not_to_have_attribute("aria-valuenow", "0", timeout=WAIT_MS)
+        first = await progress_of(bar)
+        await expect(bar).not_to_have_attribute(
+            "aria-valuenow", re.compile(rf"^{re.escape(str(first))}$"), timeout=WAIT_MS
+        )
+        assert await progress_of(bar) > first
+        await expect(row.locator("[data-state]")).to_have_text("running")
+        await expect(row.locator("td.step")).to_contain_text(re.compile(r"step \d+/8"))
+        await screenshot(page, "jobs-view")
+        await expect(row.locator("[data-state]")).to_have_text("completed", timeout=WAIT_MS)
+        await expect(bar).to_have_attribute("aria-valuenow", "100")
+        # The snapshot the server holds says the same.
+        job = await rest(web.url, "GET", f"/api/jobs/{job_id}", "u1")
+        assert job["state"] == "completed"
+        assert job["tags"] == ["ui-test"]
+        # The state filter asks the server: none running now.
+        await page.get_by_label("State", exact=True).select_option("running")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page.locator("table.jobs tbody tr")).to_have_count(0)
+        assert page_errors(page) == []
+
+
+async def test_killed_worker_shows_the_recovery_panel_and_resume_completes(
+    browser: Browser,
+) -> None:
+    async with web_process(**SERVER_ENV) as web:
+        async with worker_process(web.url, **WORKER_ENV) as worker:
+            page = await open_dashboard(browser, web.url, token("u1"))
+            job_id = await create_in_form(page, SLOW_INPUT)
+            await page.locator(f'a[href="#/jobs/{job_id}"]').click()
+            await expect(page.locator("#job-title")).to_contain_text("research")
+            # Two steps done: its checkpoint holds completed_steps 2.
+            bar = page.get_by_role("progressbar", name="Progress")
+            await expect(bar).to_have_attribute(
+                "aria-valuenow", re.compile(r"^(2[5-9]|[3-9]\d)(\.\d+)?$"), timeout=WAIT_MS
+            )
+            await expect(page.get_by_role("button", name="Pause")).to_be_visible()
+            await expect(page.get_by_role("button", name="Cancel")).to_be_visible()
+            await expect(page.get_by_role("button", name="Resume")).to_have_count(0)
+            worker.kill(signal.SIGKILL)
+            await worker.wait()
+
+        panel = page.get_by_role("region", name="Recovery")
+        await expect(panel).to_be_visible(timeout=WAIT_MS)
+        await expect(panel).to_contain_text("stalled")
+        await expect(panel).to_contain_text("completed_steps")
+        await expect(panel.locator(".attempts-left")).to_have_text(
+            "Recovery attempts left: 2 of 3"
+        )
+        await expect(panel.get_by_role("button", name="Resume")).to_be_visible()
+        await expect(page.get_by_role("button", name="Pause")).to_have_count(0)
+        await expect(page.locator("#job-state")).to_have_text("paused")
+        timeline = page.locator("ol.timeline")
+        await expect(timeline.locator('li[data-type="job:paused"]')).to_contain_text("supervisor")
+        await expect(page.locator(".checkpoint-json")).to_contain_text('"completed_steps"')
+        await screenshot(page, "recovery-panel")
+        paused_at = await progress_of(bar)
+
+        async with worker_process(web.url, "worker-2", **WORKER_ENV):
+            await panel.get_by_role("button", name="Resume").click()
+            await expect(page.locator("#job-state")).to_have_text("completed", timeout=WAIT_MS)
+        await expect(bar).to_have_attribute("aria-valuenow", "100")
+        await expect(page.get_by_role("region", name="Recovery")).to_have_count(0)
+        # The resumed attempt started from the checkpoint, not from zero.
+        started = timeline.locator('li[data-type="job:started"]')
+        await expect(started).to_have_count(2)
+        await expect(started.nth(1)).to_contain_text("resumed from its checkpoint")
+        assert paused_at >= 25
+        # Completed: only Delete is offered.
+        toolbar = page.get_by_role("toolbar", name="Actions")
+        await expect(toolbar.get_by_role("button")).to_have_text(["Delete"])
+        audit = page.locator("table.audit")
+        await expect(audit).to_contain_text("resume")
+        await expect(audit).to_contain_text("recover")
+        assert page_errors(page) == []
+
+
+async def test_a_user_never_sees_another_users_job(browser: Browser) -> None:
+    async with web_process() as web:
+        theirs = await rest(web.url, "POST", "/api/jobs", "u1", {"type": "research", "input": {}})
+        mine = await rest(web.url, "POST", "/api/jobs", "u2", {"type": "trade", "input": {}})
+
+        page = await open_dashboard(browser, web.url, token("u2"))
+        rows = page.locator("table.jobs tbody tr")
+        await expect(rows).to_have_count(1)
+        await expect(rows.first).to_have_attribute("data-job-id", mine["id"])
+        # A job u1 creates now does not appear live for u2 either.
+        later = await rest(web.url, "POST", "/api/jobs", "u1", {"type": "research", "input": {}})
+        await rest(web.url, "POST", f"/api/jobs/{mine['id']}/pause", "u2")
+        await expect(rows.first.locator("[data-state]")).to_have_text("paused")
+        await expect(rows).to_have_count(1)
+        # Its page, by id, says not found (no detail leaks).
+        await page.evaluate(f"location.hash = '#/jobs/{theirs['id']}'")
+        await expect(page.get_by_role("alert")).to_contain_text("does not exist")
+        await expect(page.locator("ol.timeline li")).to_have_count(0)
+        await expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
+        assert "research" not in (await page.locator("main").inner_text())
+
+        # The admin sees everyone's, with the owner; the user filter narrows it.
+        admin = await open_dashboard(browser, web.url, token("admin", "admin"))
+        admin_rows = admin.locator("table.jobs tbody tr")
+        await expect(admin_rows).to_have_count(3)
+        await expect(admin.locator(f'tr[data-job-id="{later["id"]}"]')).to_contain_text("u1")
+        await admin.get_by_label("User").fill("u2")
+        await admin.get_by_role("button", name="Filter").click()
+        await expect(admin_rows).to_have_count(1)
+        await expect(admin_rows.first).to_have_attribute("data-job-id", mine["id"])
+        await admin.get_by_role("link", name="Admin").click()
+        stats = admin.locator("table.stats")
+        await expect(stats.locator('tr[data-state="created"] td.count')).to_have_text("2")
+        await expect(stats.locator('tr[data-state="paused"] td.count')).to_have_text("1")
+        await expect(admin.get_by_role("heading", name="Supervisor")).to_be_visible()
+        await expect(admin.locator("section", has_text="Supervisor").locator("dl")).to_contain_text(
+            "interval s"
+        )
+        assert page_errors(page) == [] and page_errors(admin) == []
+
+
+@pytest.mark.postgres
+async def test_the_page_recovers_after_the_server_restarts(
+    browser: Browser, postgres_dsn: str
+) -> None:
+    env = {"DATABASE_URL": postgres_dsn}
+    async with web_process(**env) as first:
+        port = int(first.url.rsplit(":", 1)[1])
+        created = await rest(first.url, "POST", "/api/jobs", "u1", {"type": "research"})
+        page = await open_dashboard(browser, first.url, token("u1"))
+        row = row_of(page, created["id"])
+        await expect(row.locator("[data-state]")).to_have_text("created")
+        first.proc.kill(signal.SIGKILL)
+        await first.proc.wait()
+        await expect(connection(page)).to_have_text("reconnecting", timeout=WAIT_MS)
+
+    async with web_process(port=port, **env) as second:
+        await expect(connection(page)).to_have_text("live", timeout=WAIT_MS)
+        # Live again without a reload: a change made now reaches the same row.
+        await rest(second.url, "POST", f"/api/jobs/{created['id']}/pause", "u1")
+        await expect(row.locator("[data-state]")).to_have_text("paused", timeout=WAIT_MS)
+        # The buttons follow the table: paused offers Resume and Cancel, which work.
+        await row.get_by_role("link").click()
+        toolbar = page.get_by_role("toolbar", name="Actions")
+        await expect(toolbar.get_by_role("button")).to_have_text(["Resume", "Cancel"])
+        await toolbar.get_by_role("button", name="Cancel").click()
+        await expect(page.locator("#job-state")).to_have_text("cancelled", timeout=WAIT_MS)
+        await expect(toolbar.get_by_role("button")).to_have_text(["Restart", "Delete"])
+        assert page_errors(page) == []
+
+
+async def test_readable_on_a_phone_and_reachable_by_keyboard(browser: Browser) -> None:
+    async with web_process() as web:
+        await rest(web.url, "POST", "/api/jobs", "u1", {"type": "research", "input": {}})
+        page = await open_dashboard(browser, web.url, token("u1"), viewport=PHONE)
+        await expect(page.locator("table.jobs tbody tr")).to_have_count(1)
+        # Nothing wider than the screen: no sideways scrolling at 390 px.
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"]
+        # Tab reaches the job's link and Enter opens it.
+        link = page.locator("table.jobs tbody tr a").first
+        for _ in range(30):
+            await page.keyboard.press("Tab")
+            if await link.evaluate("node => node === document.activeElement"):
+                break
+        else:
+            pytest.fail("the job's link is not reachable with Tab")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#job-title")).to_contain_text("research")
+        await expect(page.get_by_role("button", name="Pause")).to_be_visible()
+        assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        # No external fonts or scripts: every request went to this server.
+        assert all(url.startswith((web.url, "data:")) for url in page_requests(page))
+        assert page_errors(page) == []
