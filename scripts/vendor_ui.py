@@ -3,7 +3,7 @@
 
 - ``packages/client-js/dist/*.js`` (our ``@jobspine/client``, built and committed by its
   package) -> ``server/ui/vendor/jobspine-client/``;
-- socket.io-client's ESM build, from ``tests/js/node_modules`` (installed by
+- socket.io-client's ESM build, from ``packages/client-js/node_modules`` (installed by
   ``scripts/lib/bootstrap.sh`` ``ensure_js_deps`` at the version its lock file pins) ->
   ``server/ui/vendor/socket.io-client/``.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR = ROOT / "server" / "ui" / "vendor"
 CLIENT_DIST = ROOT / "packages" / "client-js" / "dist"
-SOCKET_IO_ESM = ROOT / "tests/js/node_modules/socket.io-client/dist/socket.io.esm.min.js"
+SOCKET_IO_ESM = ROOT / "packages/client-js/node_modules/socket.io-client/dist/socket.io.esm.min.js"
 
 
 def wanted() -> dict[Path, Path]:
@@ -41,7 +41,9 @@ def problems() -> list[str]:
         found.append(f"{CLIENT_DIST.relative_to(ROOT)} is missing")
     for target, source in files.items():
         if not source.is_file():
-            found.append(f"{source.relative_to(ROOT)} is missing (npm install --prefix tests/js)")
+            found.append(
+                f"{source.relative_to(ROOT)} is missing (npm install --prefix packages/client-js)"
+            )
         elif not target.is_file() or target.read_bytes() != source.read_bytes():
             found.append(f"{target.relative_to(ROOT)} differs from {source.relative_to(ROOT)}")
     for extra in sorted(p for p in VENDOR.rglob("*") if p.is_file() and p not in files):

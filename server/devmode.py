@@ -99,9 +99,9 @@ def banner(settings: Settings) -> str:
 __all__ = [
     "DASHBOARD_ACCOUNTS",
     "DEV_ACCOUNTS",
-    "dashboard_link",
     "REAL_SECRET_TOKEN_TTL_S",
     "banner",
+    "dashboard_link",
     "dev_tokens",
     "token_ttl_s",
 ]

@@ -141,9 +141,7 @@ async def test_killed_worker_shows_the_recovery_panel_and_resume_completes(
         await expect(panel).to_be_visible(timeout=WAIT_MS)
         await expect(panel).to_contain_text("stalled")
         await expect(panel).to_contain_text("completed_steps")
-        await expect(panel.locator(".attempts-left")).to_have_text(
-            "Recovery attempts left: 2 of 3"
-        )
+        await expect(panel.locator(".attempts-left")).to_have_text("Recovery attempts left: 2 of 3")
         await expect(panel.get_by_role("button", name="Resume")).to_be_visible()
         await expect(page.get_by_role("button", name="Pause")).to_have_count(0)
         await expect(page.locator("#job-state")).to_have_text("paused")
@@ -210,7 +208,8 @@ async def test_a_user_never_sees_another_users_job(browser: Browser) -> None:
         await expect(admin.locator("section", has_text="Supervisor").locator("dl")).to_contain_text(
             "interval s"
         )
-        assert page_errors(page) == [] and page_errors(admin) == []
+        assert page_errors(page) == []
+        assert page_errors(admin) == []
 
 
 @pytest.mark.postgres
@@ -228,7 +227,7 @@ async def test_the_page_recovers_after_the_server_restarts(
         await first.proc.wait()
         await expect(connection(page)).to_have_text("reconnecting", timeout=WAIT_MS)
 
-    async with web_process(port=port, **env) as second:
+    async with web_process(PORT=str(port), **env) as second:
         await expect(connection(page)).to_have_text("live", timeout=WAIT_MS)
         # Live again without a reload: a change made now reaches the same row.
         await rest(second.url, "POST", f"/api/jobs/{created['id']}/pause", "u1")

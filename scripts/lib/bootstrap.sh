@@ -7,6 +7,7 @@
 #   ensure_venv       .venv exists and holds `pip install -e '.[dev]'`
 #   ensure_services   PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379
 #   ensure_js_deps    node_modules of tests/js and packages/client-js up to date
+#   ensure_chromium   Debian's chromium for the browser tests
 #
 # Environment: CI (true: missing things are errors, and the node
 # toolchain may be installed), PYTHON (the interpreter that creates .venv),
@@ -453,4 +454,25 @@ ensure_js_deps() {
 	for rel in "${JS_NODE_DIRS[@]}"; do
 		js_npm_install "$rel"
 	done
+}
+
+# --- browser -----------------------------------------------------------------------
+
+# Debian's Chromium for the dashboard's browser tests (tests/test_ui_browser.py drives it
+# headless with Playwright from PyPI, which downloads no browser of its own). Installed
+# when missing and root is at hand; under CI a failure is an error, otherwise a warning
+# (those tests then skip). JOBSPINE_CHROMIUM names another binary.
+ensure_chromium() {
+	local chromium="${JOBSPINE_CHROMIUM:-/usr/bin/chromium}"
+	[[ -x "$chromium" ]] && return 0
+	if [[ -z "${JOBSPINE_CHROMIUM:-}" ]] && js_can_root; then
+		js_log "chromium: not installed; installing Debian's chromium (browser tests)"
+		js_apt_install chromium || true
+		[[ -x "$chromium" ]] && return 0
+	fi
+	if js_is_ci; then
+		js_die "CI=true: $chromium is required by the browser tests (apt-get install chromium)"
+	fi
+	js_warn "$chromium not found: the browser tests will be skipped (apt-get install chromium)"
+	return 0
 }

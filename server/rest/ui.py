@@ -34,14 +34,13 @@ CONTENT_TYPES = {
 _IMPORT_MAP = re.compile(r'<script type="importmap">(.*?)</script>', re.DOTALL)
 
 
+def _sha256(text: str) -> str:
+    return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
 def _script_hashes(html: str) -> str:
     """CSP sources for the inline import map(s) of ``html``."""
-    return " ".join(
-        "'sha256-{}'".format(
-            base64.b64encode(hashlib.sha256(m.group(1).encode()).digest()).decode()
-        )
-        for m in _IMPORT_MAP.finditer(html)
-    )
+    return " ".join(f"'sha256-{_sha256(m.group(1))}'" for m in _IMPORT_MAP.finditer(html))
 
 
 def security_headers(index_html: str) -> dict[str, str]:

@@ -52,7 +52,12 @@ async def chromium() -> AsyncIterator[Browser]:
 
 
 async def open_dashboard(
-    browser: Browser, base_url: str, token: str, route: str = "", *, viewport: ViewportSize = DESKTOP
+    browser: Browser,
+    base_url: str,
+    token: str,
+    route: str = "",
+    *,
+    viewport: ViewportSize = DESKTOP,
 ) -> Page:
     """A new page (its own context: its own sessionStorage) on the dashboard, signed in
     with ``token`` through the link ``--dev`` prints, once the connection reads ``live``.
@@ -92,7 +97,7 @@ async def screenshot(page: Page, name: str) -> None:
     """Write ``<JOBSPINE_UI_SCREENSHOTS>/<name>.png`` when that variable is set."""
     folder = os.environ.get(SCREENSHOTS_ENV)
     if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
+        # Playwright creates the folder.
         await page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 

@@ -160,12 +160,10 @@ async def wait_ready(url: str, proc: Proc, *, within: float = 30.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def web_process(
-    name: str = "web", *, port: int | None = None, **env: str
-) -> AsyncIterator[WebProcess]:
-    """``python -m server`` on ``port`` (default: a free one) with the test secret and
-    ``env``, once ready. A test that restarts the server passes the first one's port."""
-    port = free_port() if port is None else port
+async def web_process(name: str = "web", **env: str) -> AsyncIterator[WebProcess]:
+    """``python -m server`` on a free port (or ``env``'s ``PORT``: a test that restarts the
+    server passes the first one's) with the test secret and ``env``, once ready."""
+    port = int(env.pop("PORT")) if "PORT" in env else free_port()
     settings = {
         "HOST": "127.0.0.1",
         "PORT": str(port),

@@ -1,0 +1,2 @@
+/** What a watch needs from its client: the socket calls and the storage. */
+export {};

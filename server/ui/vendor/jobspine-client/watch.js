@@ -1,0 +1,177 @@
+/**
+ * `client.watch(jobId)`: one job, live. Every event of the job is delivered once, in seq
+ * order (`event`), each followed by the job after it (`change`); a state that had to be
+ * replaced by the snapshot fires `reset` (then `change`). The snapshot and cursor are
+ * saved to the client's storage after each change, so a new process resumes by replay.
+ */
+import { Deferred } from "./deferred.js";
+import { Emitter } from "./emitter.js";
+import { JobspineError } from "./errors.js";
+import { JobStream } from "./stream.js";
+import { slotAnswer } from "./sync.js";
+export class JobWatch {
+    jobId;
+    host;
+    /** Resolves with the job once the server's first answer is applied; rejects when the
+     * job cannot be watched (`not_found`, …) or the watch is closed first. */
+    ready;
+    stream;
+    emitter = new Emitter();
+    first = new Deferred();
+    /** Answers being fetched (a subscribe, a sync): no gap fill of our own meanwhile. */
+    busy = 0;
+    wantsFill = false;
+    isClosed = false;
+    /** Storage has been read (a cursor from it is used by the first subscribe). */
+    loaded;
+    constructor(jobId, host) {
+        this.jobId = jobId;
+        this.host = host;
+        this.stream = new JobStream(jobId);
+        this.ready = this.first.promise;
+        this.loaded = this.restore();
+    }
+    /** The latest known job (from storage until the server answers), or null. */
+    get job() {
+        return this.stream.job;
+    }
+    /** The seq of the latest applied event, or null before any state. */
+    get lastSeq() {
+        return this.stream.job?.seq ?? null;
+    }
+    /** The job's event stream, or null before any state. */
+    get epoch() {
+        return this.stream.job?.epoch ?? null;
+    }
+    get closed() {
+        return this.isClosed;
+    }
+    on(name, listener) {
+        return this.emitter.on(name, listener);
+    }
+    /** Stop watching: leaves the job's room and forgets the stored cursor. */
+    close() {
+        if (this.isClosed)
+            return;
+        this.host.store.remove(this.jobId);
+        this.detach(new JobspineError("closed", "the watch was closed"));
+        this.host.unsubscribe(this.jobId);
+    }
+    // -- used by the client -------------------------------------------------------------
+    /** The client is closing: stop without forgetting the stored cursor. */
+    detach(reason) {
+        if (this.isClosed)
+            return;
+        this.isClosed = true;
+        this.first.reject(reason);
+        this.host.forget(this);
+        this.emitter.clear();
+    }
+    /** The cursor for a resync after a reconnect (null: none yet). */
+    cursor() {
+        return this.stream.cursor();
+    }
+    /** Around a resync: hold gap fills of our own until it is done. */
+    hold() {
+        this.busy += 1;
+    }
+    release() {
+        this.busy -= 1;
+        if (this.busy === 0 && this.wantsFill)
+            void this.fill();
+    }
+    /** A live event of this job. */
+    live(event) {
+        if (this.isClosed)
+            return;
+        this.publish(this.stream.live(event));
+    }
+    /** A `job:sync` slot for this job (after a reconnect, or a gap fill). */
+    slot(slot) {
+        const answer = slotAnswer(slot);
+        if (answer instanceof JobspineError)
+            this.refused(answer);
+        else
+            this.answer(answer);
+    }
+    /** `job:subscribe` with the current cursor: joins the room, applies the answer. */
+    async join() {
+        if (this.isClosed)
+            return;
+        this.hold();
+        try {
+            this.answer(await this.host.subscribe(this.jobId, this.stream.cursor()));
+        }
+        catch (error) {
+            if (error instanceof JobspineError)
+                this.refused(error);
+        }
+        finally {
+            this.release();
+        }
+    }
+    // -- internals ----------------------------------------------------------------------
+    async restore() {
+        const stored = await this.host.store.load(this.jobId);
+        if (stored !== null && this.stream.job === null && !this.isClosed) {
+            this.stream = new JobStream(this.jobId, stored);
+            this.emitter.emit("change", stored);
+        }
+    }
+    answer(answer) {
+        if (this.isClosed)
+            return;
+        this.publish(this.stream.answer(answer));
+        const job = this.stream.job;
+        if (job !== null)
+            this.first.resolve(job);
+    }
+    /** A refusal of our job (`not_found`: it was deleted or is not ours) ends the watch;
+     * connection troubles do not (the next reconnect asks again). */
+    refused(error) {
+        if (error.code === "not_found" || error.code === "forbidden" || error.code === "validation_error") {
+            this.host.store.remove(this.jobId);
+            this.detach(error);
+        }
+    }
+    publish(outcome) {
+        const before = this.lastPublished;
+        const job = this.stream.job;
+        if (outcome.reset && job !== null)
+            this.emitter.emit("reset", job);
+        for (const step of outcome.steps) {
+            this.emitter.emit("event", step.event);
+            this.emitter.emit("change", step.job);
+        }
+        if (job !== null && job !== before && (outcome.steps.length === 0 || job !== outcome.steps.at(-1)?.job)) {
+            this.emitter.emit("change", job);
+        }
+        if (job !== null && job !== before)
+            this.host.store.save(job);
+        this.lastPublished = job;
+        this.wantsFill = outcome.resync;
+        if (outcome.resync && this.busy === 0)
+            void this.fill();
+    }
+    lastPublished = null;
+    /** Ask for what is missing: one `job:sync` for this job's cursor. */
+    async fill() {
+        if (this.isClosed || !this.host.connected)
+            return;
+        this.wantsFill = false;
+        this.hold();
+        try {
+            const slots = await this.host.sync(new Map([[this.jobId, this.stream.cursor()]]));
+            const slot = slots.get(this.jobId);
+            if (slot !== undefined)
+                this.slot(slot);
+        }
+        catch (error) {
+            if (error instanceof JobspineError)
+                this.refused(error);
+        }
+        finally {
+            this.release();
+        }
+    }
+}
