@@ -71,12 +71,21 @@ export function applyEvent(job, event) {
             return { ...next, pause_requested: true };
         case "job:paused":
             return { ...next, ...leaves("paused"), paused_at: at };
-        case "job:recovery":
+        case "job:recovery": {
+            // The recovery options of a job the supervisor paused (it follows job:paused).
+            next.state = "paused";
             if (typeof data["recovery_attempts"] === "number")
                 next.recovery_attempts = data["recovery_attempts"];
+            const checkpoint = data["checkpoint"];
+            if (isRecord(checkpoint) && typeof checkpoint["present"] === "boolean")
+                next.has_checkpoint = checkpoint["present"];
             return next;
+        }
         case "job:resumed":
-            return { ...next, ...leaves("created"), paused_at: null };
+            Object.assign(next, leaves("created"), { paused_at: null });
+            if (typeof data["has_checkpoint"] === "boolean")
+                next.has_checkpoint = data["has_checkpoint"];
+            return next;
         case "job:completed":
             return { ...next, ...leaves("completed"), result: data["result"] ?? null, progress: 100, error: null, completed_at: at };
         case "job:failed":
