@@ -44,7 +44,6 @@ from server.realtime.redis_signing import MessageSigner
 from server.realtime.redis_watchdog import RedisWatchdog
 from server.realtime.resend import LatestEventResender
 from server.realtime.sockets import SocketServer
-from server.repository import JobRepository, RepositorySettings
 from server.rest.cors import cors_middleware
 from server.rest.errors import error_middleware
 from server.rest.ops import metrics_site
@@ -53,6 +52,7 @@ from server.rest.tracking import add_request_id_header, tracking_middleware
 from server.rest.ui import Dashboard
 from server.retention import RETENTION_LOCK_KEY, RetentionSweeper
 from server.scan_lock import AlwaysScan, PostgresScanLock, ScanGate
+from server.service import JobRepository, RepositorySettings
 from server.store.base import JobStore
 from server.store.memory import MemoryJobStore
 from server.supervisor import Supervisor

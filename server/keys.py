@@ -18,7 +18,7 @@ from server.realtime.dispatch import InFlight
 from server.realtime.redis_manager import JobspineRedisManager
 from server.realtime.redis_watchdog import RedisWatchdog
 from server.realtime.sockets import SocketServer
-from server.repository import JobRepository
+from server.service import JobRepository
 from server.store.base import JobStore
 from server.supervisor import Supervisor
 

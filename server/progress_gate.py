@@ -14,7 +14,7 @@ decides, per job, whether a progress update appends an event now:
   trailing event is appended first, so the stream never shows a stale progress after a later
   event and never skips the last value.
 
-The gate only decides and keeps time; :class:`server.repository.JobRepository` applies the
+The gate only decides and keeps time; :class:`server.service.JobRepository` applies the
 changes under its per-job lock (``flush`` is its callback that appends a trailing event).
 Events keep their order and seqs because every event of a job is appended under that lock.
 """

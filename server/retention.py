@@ -14,8 +14,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from server.repository import JobRepository
 from server.scan_lock import AlwaysScan, ScanGate
+from server.service import JobRepository
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ import attrs
 
 from jobspine_shared.states import JobState
 from jobspine_shared.wire import format_time
-from server.repository import JobRepository
 from server.scan_lock import AlwaysScan, ScanGate
+from server.service import JobRepository
 
 log = logging.getLogger(__name__)
 

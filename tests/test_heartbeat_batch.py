@@ -18,7 +18,7 @@ import pytest
 
 from jobspine_shared.states import JobState
 from server.errors import LeaseLost, NotFound, Unavailable
-from server.repository import JobRepository
+from server.service import JobRepository
 from server.store.heartbeat_batch import HeartbeatBatcher
 from server.store.postgres import PostgresJobStore
 from tests.support.heartbeat_rows import beaten_since, running_jobs

@@ -7,7 +7,7 @@ import pytest
 
 from jobspine_shared.states import JobState
 from server.errors import LeaseLost
-from server.repository import JobRepository, RepositorySettings
+from server.service import JobRepository, RepositorySettings
 from server.store.memory import MemoryJobStore
 from tests.support.jobs import ALICE, drive
 from tests.support.staleness import ManualClock as Clock

@@ -13,7 +13,7 @@ from jobspine_shared.states import JobState
 from server.errors import InvalidTransition
 from server.lifecycle_metrics import JobsGauge, LifecycleMetrics
 from server.metrics import exposition
-from server.repository import JobRepository, RepositorySettings
+from server.service import JobRepository, RepositorySettings
 from server.store.base import JobStore
 from tests.support.jobs import ALICE, BOB, claim, create, drive
 from tests.support.processes import free_port

@@ -20,7 +20,7 @@ import pytest
 
 from jobspine_shared.states import TRANSITIONS, JobState
 from server.errors import InvalidTransition, LeaseLost, Unavailable
-from server.repository import JobRepository, RepositorySettings
+from server.service import JobRepository, RepositorySettings
 from server.store.migrator import MIGRATION_LOCK_KEY, load_migrations, migrate
 from server.store.model import JobFilter
 from server.store.postgres import FIND_STALE_SQL, HEARTBEAT_SQL, PostgresJobStore

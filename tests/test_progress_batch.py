@@ -19,7 +19,7 @@ import pytest
 
 from jobspine_shared.states import JobState
 from server.errors import InvalidProgress, JobspineError, LeaseLost, NotFound, Unavailable
-from server.repository import JobRepository, RepositorySettings
+from server.service import JobRepository, RepositorySettings
 from server.store.model import ChangeResult
 from server.store.postgres import PostgresJobStore
 from server.store.progress import ProgressWrite

@@ -15,7 +15,7 @@ from jobspine_shared.states import JobState
 from server.config import load_settings
 from server.errors import ConfigError, InvalidProgress, LeaseLost
 from server.keys import METRICS
-from server.repository import JobRepository, RepositorySettings
+from server.service import JobRepository, RepositorySettings
 from server.store.base import JobStore
 from tests.support.jobs import ALICE, drive, wait_until
 from tests.support.server import TIMEOUT_S, StartServer, connect_user, connect_worker

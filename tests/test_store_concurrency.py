@@ -10,7 +10,7 @@ import pytest
 
 from jobspine_shared.states import JobState
 from server.errors import InvalidTransition, LeaseLost
-from server.repository import JobRepository
+from server.service import JobRepository
 from server.store.base import JobStore
 from tests.support.jobs import ALICE, WORKER, claim, create, drive
 from tests.support.server import TEST_BACKLOG

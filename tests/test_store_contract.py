@@ -17,7 +17,7 @@ import pytest
 
 from jobspine_shared.states import TRANSITIONS, JobState
 from server.errors import InvalidTransition, LeaseLost, NotFound, ValidationFailed
-from server.repository import JobRepository
+from server.service import JobRepository
 from server.store.base import JobStore
 from tests.support.jobs import ADMIN, ALICE, BOB, WORKER, create, drive
 from tests.support.store_contract import contract_repo, events_of

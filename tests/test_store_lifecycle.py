@@ -17,7 +17,7 @@ from jobspine_shared.states import JobState
 from jobspine_shared.wire import parse_time
 from server.commands import parse_create
 from server.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from server.repository import JobRepository, RepositorySettings
+from server.service import JobRepository, RepositorySettings
 from server.store.base import JobStore
 from tests.support.jobs import ADMIN, ALICE, BOB, WORKER, wait_until
 

@@ -14,7 +14,7 @@ import pytest
 from jobspine_shared.events import EventType
 from jobspine_shared.states import JobState
 from server.errors import InvalidProgress, LeaseLost, NotFound, PayloadTooLarge, ValidationFailed
-from server.repository import JobRepository
+from server.service import JobRepository
 from server.store.base import JobStore
 from server.store.progress import ProgressWrite, trailing_progress_change
 from tests.support.jobs import ALICE, drive

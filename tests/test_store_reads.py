@@ -11,7 +11,7 @@ import pytest
 
 from jobspine_shared.states import JobState
 from server.errors import NotFound, ValidationFailed
-from server.repository import JobRepository
+from server.service import JobRepository
 from server.store.base import JobStore
 from tests.support.jobs import ADMIN, ALICE, BOB, create, drive
 from tests.support.server import TEST_BACKLOG

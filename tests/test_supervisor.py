@@ -13,7 +13,7 @@ import pytest
 
 from jobspine_shared.states import JobState
 from server.errors import LeaseLost, Unavailable
-from server.repository import JobRepository, RepositorySettings
+from server.service import JobRepository, RepositorySettings
 from server.store.base import JobStore
 from server.store.model import StoredJob
 from server.supervisor import Supervisor

@@ -10,8 +10,8 @@ from datetime import timedelta
 
 from jobspine_shared.states import JobState
 from server.commands import parse_create
-from server.repository import JobRepository, RepositorySettings
 from server.retention import RetentionSweeper
+from server.service import JobRepository, RepositorySettings
 from server.store.memory import MemoryJobStore
 from server.supervisor import Supervisor
 from tests.support.jobs import ALICE, WORKER

@@ -21,7 +21,7 @@ from server.auth import Identity
 from server.metrics import Metrics
 from server.realtime.dispatch import Dispatcher, InFlight
 from server.realtime.worker_namespace import WorkerHandlers
-from server.repository import JobRepository
+from server.service import JobRepository
 from server.store.memory import MemoryJobStore
 
 OWNER = Actor(id="bench-user")

@@ -18,7 +18,7 @@ from server.realtime.dispatch import Call, Dispatcher, Fields, Handler, InFlight
 from server.realtime.handshake import gatekeeper
 from server.realtime.rooms import JOB_ROOM_PREFIX, USER_NAMESPACE, job_room, user_room
 from server.realtime.sockets import SocketServer
-from server.repository import JobRepository, replay_to_wire
+from server.service import JobRepository, replay_to_wire
 
 NAMESPACE = USER_NAMESPACE
 

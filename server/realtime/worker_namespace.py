@@ -22,7 +22,7 @@ from server.realtime.dispatch import Call, Dispatcher, Fields, Handler, InFlight
 from server.realtime.handshake import gatekeeper
 from server.realtime.rooms import WORKER_NAMESPACE
 from server.realtime.sockets import SocketServer
-from server.repository import JobRepository
+from server.service import JobRepository
 
 NAMESPACE = WORKER_NAMESPACE
 IDLE_PREFIX = "idle:"
@@ -38,7 +38,7 @@ def lease_room(job_id: str) -> str:
 
 
 class SocketWorkerSignals:
-    """:class:`server.repository.WorkerSignals` over Socket.IO rooms of ``/workers``."""
+    """:class:`server.service.WorkerSignals` over Socket.IO rooms of ``/workers``."""
 
     def __init__(self, sockets: SocketServer) -> None:
         self._sockets = sockets

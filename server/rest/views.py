@@ -13,10 +13,10 @@ from jobspine_shared.models import JobRecord
 from jobspine_shared.wire import format_time, job_to_wire
 from server.commands import parse_create
 from server.keys import METRICS, REPOSITORY
-from server.repository import JobRepository, replay_to_wire
 from server.rest.json_body import json_response
 from server.rest.requests import authenticate, json_body, path_job_id, query_int, query_text
 from server.rest.tracking import request_id
+from server.service import JobRepository, replay_to_wire
 
 IDEMPOTENT_REPLAYED_HEADER = "Idempotent-Replayed"
 

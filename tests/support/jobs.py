@@ -12,7 +12,7 @@ import attrs
 from jobspine_shared.models import JobRecord
 from jobspine_shared.states import JobState
 from server.actors import Actor, Role
-from server.repository import JobRepository
+from server.service import JobRepository
 
 ALICE = Actor(id="alice")
 BOB = Actor(id="bob")

@@ -31,7 +31,7 @@ from server.app import close_client_connections, create_app
 from server.auth import mint_token
 from server.config import Settings, load_settings
 from server.keys import REPOSITORY, STORE
-from server.repository import JobRepository
+from server.service import JobRepository
 from server.store.base import JobStore
 from server.store.memory import MemoryJobStore
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.repository import JobRepository, RepositorySettings
+from server.service import JobRepository, RepositorySettings
 from server.store.base import JobStore
 from tests.support.jobs import ADMIN
 
