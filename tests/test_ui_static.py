@@ -18,9 +18,9 @@ from jobspine_shared.states import ENDED_STATES, USER_ACTIONS, JobState, states_
 from server.config import load_settings
 from server.devmode import banner, dev_tokens
 from server.errors import InvalidTransition
-from server.repository import JobRepository
 from server.rest.routes import ROUTES
 from server.rest.ui import UI_ROOT
+from server.service import JobRepository
 from server.store.memory import MemoryJobStore
 from server.store.rules import DELETABLE_STATES
 from tests.support.jobs import ALICE, drive
