@@ -13,13 +13,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-import socketio
 
 from tests.support.jobs import wait_until
 from tests.support.processes import (
     SECRET,
     Proc,
     WebProcess,
+    connected,
     free_port,
     spawn,
     stop,
@@ -28,7 +28,7 @@ from tests.support.processes import (
 )
 from tests.support.redis import RedisServer
 from tests.support.redis_apps import bus_env
-from tests.support.server import TIMEOUT_S, EventRecorder, SocketClient
+from tests.support.server import SocketClient
 from tests.support.staleness import RowAging
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -47,22 +47,6 @@ async def two_instances(env: Mapping[str, str]) -> AsyncIterator[tuple[WebProces
             stack.enter_async_context(web_process("web-b", **env)),
         )
         yield a, b
-
-
-@contextlib.asynccontextmanager
-async def connected(url: str, namespace: str, bearer: str) -> AsyncIterator[SocketClient]:
-    sio = socketio.AsyncClient(reconnection=False)
-    recorder = EventRecorder()
-
-    async def any_event(event: str, *args: Any) -> None:
-        await recorder.record(event, args[0] if len(args) == 1 else list(args))
-
-    sio.on("*", any_event, namespace=namespace)
-    await sio.connect(url, auth={"token": bearer}, namespaces=[namespace], wait_timeout=TIMEOUT_S)
-    try:
-        yield SocketClient(sio=sio, namespace=namespace, events=recorder)
-    finally:
-        await sio.disconnect()
 
 
 def user(web: WebProcess, sub: str = USER) -> contextlib.AbstractAsyncContextManager[SocketClient]:

@@ -12,6 +12,7 @@ from server.actors import Actor, Role
 from server.config import LimitSettings
 from server.limits.buckets import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from server.limits.refusal import rate_limited
+from server.limits.socket_counts import RedisSocketCounts
 
 
 class CallLimits:
@@ -72,27 +73,44 @@ class CallLimits:
 
 
 class SocketQuota:
-    """Sockets per ``sub`` (in this process) and calls in flight per socket."""
+    """Sockets per ``sub`` (across instances with ``shared``, else in this process) and calls
+    in flight per socket."""
 
-    def __init__(self, settings: LimitSettings) -> None:
+    def __init__(self, settings: LimitSettings, shared: RedisSocketCounts | None = None) -> None:
         self.settings = settings
+        self.shared = shared
         self._sockets: dict[str, set[tuple[str, str]]] = {}
         self._owner: dict[tuple[str, str], str] = {}
         self._in_flight: dict[str, int] = {}
 
-    def admit(self, sid: str, namespace: str, sub: str) -> None:
+    async def admit(self, sid: str, namespace: str, sub: str) -> None:
         """Count a socket of ``sub``; ``rate_limited`` when it has too many already."""
+        key, limit = (sid, namespace), self.settings.max_sockets_per_user
         held = self._sockets.setdefault(sub, set())
-        if len(held) >= self.settings.max_sockets_per_user and (sid, namespace) not in held:
+        if key in held:
+            return
+        if len(held) >= limit:
             if not held:
                 del self._sockets[sub]
-            raise rate_limited(
-                "max_sockets_per_user",
-                1.0,
-                f"at most {self.settings.max_sockets_per_user} sockets per user; close one",
-            )
-        held.add((sid, namespace))
-        self._owner[(sid, namespace)] = sub
+            raise self._refusal()
+        held.add(key)  # held here while Redis is asked, so that local admissions race not
+        self._owner[key] = sub
+        if self.shared is None:
+            return
+        member = self.shared.member(sid, namespace)
+        admitted = await self.shared.admit(sub, member, limit)
+        if key not in self._owner:  # it left while Redis was asked
+            self.shared.release(sub, member)
+        elif admitted is False:
+            self.release(sid, namespace)
+            raise self._refusal()
+
+    def _refusal(self) -> Exception:
+        return rate_limited(
+            "max_sockets_per_user",
+            1.0,
+            f"at most {self.settings.max_sockets_per_user} sockets per user; close one",
+        )
 
     def release(self, sid: str, namespace: str) -> None:
         sub = self._owner.pop((sid, namespace), None)
@@ -103,6 +121,8 @@ class SocketQuota:
             held.discard((sid, namespace))
             if not held:
                 del self._sockets[sub]
+        if self.shared is not None:
+            self.shared.release(sub, self.shared.member(sid, namespace))
 
     def sockets_of(self, sub: str) -> int:
         return len(self._sockets.get(sub, ()))

@@ -1,5 +1,5 @@
-"""Installing the limits in the app: call buckets (in Redis with ``REDIS_URL``), the socket
-guard (socket counts, calls in flight, session timers), and their lifecycle."""
+"""Installing the limits in the app: call buckets and socket counts (in Redis with
+``REDIS_URL``), the socket guard (calls in flight, session timers), and their lifecycle."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from server.auth import TokenVerifier
 from server.config import Settings
 from server.limits.calls import CallLimits, SocketQuota
 from server.limits.rest import CALL_LIMITS
+from server.limits.socket_counts import RedisSocketCounts
 from server.realtime.sessions import SocketGuard
 from server.realtime.sockets import SocketServer
+from server.tasks import start_task, stop_task
 
 SOCKET_GUARD = web.AppKey("socket_guard", SocketGuard)
 
@@ -34,17 +36,23 @@ def install_limits(
     """Before the namespaces are installed: every socket and REST call is then guarded."""
     redis = _redis_client(settings)
     limits = CallLimits.build(settings.limits, redis=redis, prefix=settings.redis_channel)
+    shared = None
+    if redis is not None:
+        shared = RedisSocketCounts(redis, prefix=settings.redis_channel)
     guard = SocketGuard(
-        sockets, verifier=verifier, limits=limits, quota=SocketQuota(settings.limits)
+        sockets, verifier=verifier, limits=limits, quota=SocketQuota(settings.limits, shared)
     )
     sockets.guard = guard
     app[CALL_LIMITS] = limits
     app[SOCKET_GUARD] = guard
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        counts = None if shared is None else start_task(shared.run(), name="socket-counts")
         try:
             yield
         finally:
+            if counts is not None:
+                await stop_task(counts)
             await guard.close()
             if redis is not None:
                 await redis.aclose()

@@ -48,7 +48,7 @@ def gatekeeper(
             identity = verifier.verify(_token(auth))
             require_role(identity.actor, *roles)
             if guard is not None:
-                guard.admit_socket(sid, namespace, identity)
+                await guard.admit_socket(sid, namespace, identity)
             await sockets.save_identity(sid, namespace, identity)
             if on_admitted is not None:
                 await on_admitted(sid, identity)

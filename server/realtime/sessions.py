@@ -52,9 +52,9 @@ class SocketGuard:
 
     # -- admission and calls ------------------------------------------------------------------
 
-    def admit_socket(self, sid: str, namespace: str, identity: Identity) -> None:
+    async def admit_socket(self, sid: str, namespace: str, identity: Identity) -> None:
         """Count the socket (``rate_limited`` beyond the bound) and start its session timer."""
-        self.quota.admit(sid, namespace, identity.actor.id)
+        await self.quota.admit(sid, namespace, identity.actor.id)
         self._schedule(sid, namespace, identity)
 
     @contextlib.asynccontextmanager

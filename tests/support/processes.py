@@ -20,13 +20,14 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import aiohttp
 import attrs
+import socketio
 
 from server.auth import mint_token
-from tests.support.server import UNLIMITED_CALLS
+from tests.support.server import TIMEOUT_S, UNLIMITED_CALLS, EventRecorder, SocketClient
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "e2e-secret-" + "x" * 32
@@ -190,3 +191,20 @@ async def worker_process(url: str, name: str = "worker", **env: str) -> AsyncIte
         yield proc
     finally:
         await stop(proc)
+
+
+@contextlib.asynccontextmanager
+async def connected(url: str, namespace: str, bearer: str) -> AsyncIterator[SocketClient]:
+    """A client of ``namespace`` at ``url`` with token ``bearer``, recording every event."""
+    sio = socketio.AsyncClient(reconnection=False)
+    recorder = EventRecorder()
+
+    async def any_event(event: str, *args: Any) -> None:
+        await recorder.record(event, args[0] if len(args) == 1 else list(args))
+
+    sio.on("*", any_event, namespace=namespace)
+    await sio.connect(url, auth={"token": bearer}, namespaces=[namespace], wait_timeout=TIMEOUT_S)
+    try:
+        yield SocketClient(sio=sio, namespace=namespace, events=recorder)
+    finally:
+        await sio.disconnect()

@@ -236,6 +236,11 @@ async def connect_worker(
 
 async def refusal(server: LiveServer, namespace: str, auth: Any) -> Any:
     """The ``connect_error`` data a refused connection gets (the JS client's ``err.data``)."""
+    return await refusal_at(server.url, namespace, auth)
+
+
+async def refusal_at(url: str, namespace: str, auth: Any) -> Any:
+    """:func:`refusal` from the server at ``url`` (a web process, say)."""
     sio = socketio.AsyncClient(reconnection=False)
     received: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
@@ -245,7 +250,7 @@ async def refusal(server: LiveServer, namespace: str, auth: Any) -> Any:
 
     sio.on("connect_error", connect_error, namespace=namespace)
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await sio.connect(server.url, auth=auth, namespaces=[namespace], wait_timeout=TIMEOUT_S)
+        await sio.connect(url, auth=auth, namespaces=[namespace], wait_timeout=TIMEOUT_S)
     try:
         error = await asyncio.wait_for(received, TIMEOUT_S)
     finally:
