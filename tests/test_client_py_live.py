@@ -213,7 +213,7 @@ async def test_an_expired_token_without_refresh_reports_expired(start_server: St
     assert statuses == [Status.CONNECTING, Status.LIVE, Status.EXPIRED]
     assert client.connection.failure is not None
     assert client.connection.failure.code == "unauthorized"
-    assert refused.value.code == "unavailable"
+    assert refused.value.code == "unauthorized"
 
 
 async def test_refusals_carry_the_contract_s_code_and_details(start_server: StartServer) -> None:

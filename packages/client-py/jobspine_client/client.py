@@ -34,7 +34,8 @@ log = logging.getLogger("jobspine_client")
 SYNC_BATCH = 500
 #: Most jobs :meth:`JobspineClient.watch_user` lists at a (re)connect.
 USER_LIST_LIMIT = 1000
-STORAGE_PREFIX = "jobspine:job:"
+#: Storage format of a watch (the TS client reads and writes the same).
+STORAGE_FORMAT = 1
 
 
 class JobspineClient:
@@ -157,7 +158,10 @@ class JobspineClient:
         return watch
 
     async def _unwatch(self, watch: Watch) -> None:
+        """A closed watch's stored cursor goes too (closing the client keeps them)."""
         watch.closed = True
+        if self.storage is not None:
+            self.storage.remove_item(self._key(watch.job_id))
         others = self._watches.get(watch.job_id, [])
         if watch in others:
             others.remove(watch)
@@ -176,18 +180,23 @@ class JobspineClient:
             self._user_watches.remove(watch)
 
     def _stored(self, job_id: str) -> JobRecord | None:
-        raw = self.storage.get_item(STORAGE_PREFIX + job_id) if self.storage else None
+        raw = self.storage.get_item(self._key(job_id)) if self.storage else None
         if raw is None:
             return None
         try:
-            return job_from_wire(json.loads(raw)["job"])
+            stored = json.loads(raw)
+            job = job_from_wire(stored["job"]) if stored["format"] == STORAGE_FORMAT else None
         except (ValueError, KeyError, TypeError):
             return None  # unreadable: start from the snapshot
+        return job if job is not None and job.id == job_id else None
+
+    def _key(self, job_id: str) -> str:
+        return f"jobspine:{self.url}:watch:{job_id}"
 
     def _store(self, stream: JobStream) -> None:
         if self.storage is not None and stream.job is not None:
-            value = json.dumps({"job": job_to_wire(stream.job)}, separators=(",", ":"))
-            self.storage.set_item(STORAGE_PREFIX + stream.job_id, value)
+            stored = {"format": STORAGE_FORMAT, "job": job_to_wire(stream.job)}
+            self.storage.set_item(self._key(stream.job_id), json.dumps(stored))
 
     # -- the inbox ----------------------------------------------------------------------------
 
@@ -344,53 +353,36 @@ class JobspineClient:
         if not user_watch.ready.done():
             user_watch.ready.set_result(None)
 
-    # -- calls --------------------------------------------------------------------------------
-
-    async def _call(self, event: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """One call on the live session, waiting up to ``ack_timeout_s`` for one."""
-        try:
-            await asyncio.wait_for(self._live.wait(), self.ack_timeout_s)
-        except TimeoutError:
-            raise JobspineError("unavailable", f"not connected; {event} not sent") from None
-        session = self.connection.session
-        if session is None:
-            raise JobspineError("unavailable", f"not connected; {event} not sent")
-        return await session.call(event, payload, self.ack_timeout_s)
-
-    async def _job_call(self, event: str, payload: Mapping[str, Any]) -> JobRecord:
-        return job_from_wire((await self._call(event, payload))["job"])
+    # -- calls (REST) -------------------------------------------------------------------------
 
     async def create(
         self, type: str, input: Mapping[str, Any] | None = None, **fields: Any
     ) -> JobRecord:
         """A new job (``fields``: the contract's v2 create fields: priority, run_at, tags,
         parent_id, timeout_s, retry, idempotency_key, correlation_id)."""
-        return await self._job_call(
-            "job:create", {"type": type, "input": dict(input or {}), **fields}
-        )
+        body = {"type": type, "input": dict(input or {}), **fields}
+        return await self._rest.job("POST", "/api/jobs", body)
 
     async def pause(self, job_id: str) -> JobRecord:
-        return await self._job_call("job:pause", {"job_id": job_id})
+        return await self._rest.job("POST", f"/api/jobs/{job_id}/pause")
 
     async def resume(self, job_id: str) -> JobRecord:
-        return await self._job_call("job:resume", {"job_id": job_id})
+        return await self._rest.job("POST", f"/api/jobs/{job_id}/resume")
 
     async def cancel(self, job_id: str) -> JobRecord:
-        return await self._job_call("job:cancel", {"job_id": job_id})
+        return await self._rest.job("POST", f"/api/jobs/{job_id}/cancel")
 
     async def restart(self, job_id: str, input: Mapping[str, Any] | None = None) -> JobRecord:
-        payload: dict[str, Any] = {"job_id": job_id}
-        if input is not None:
-            payload["input"] = dict(input)
-        return await self._job_call("job:restart", payload)
+        """Restart a failed or cancelled job, with a new input when given."""
+        body = {} if input is None else {"input": dict(input)}
+        return await self._rest.job("POST", f"/api/jobs/{job_id}/restart", body)
 
     async def get(self, job_id: str) -> JobRecord:
-        """The job's snapshot (REST ``GET /api/jobs/{id}``)."""
-        return job_from_wire(await self._rest.call("GET", f"/api/jobs/{job_id}"))
+        return await self._rest.job("GET", f"/api/jobs/{job_id}")
 
     async def list(self, **query: str | int | None) -> JobPage:
         """A page of the user's jobs, newest first (``GET /api/jobs``: state, type, tag,
-        parent_id, limit, cursor)."""
+        parent_id, priority, limit, cursor, user_id)."""
         return await self._rest.page(query)
 
 

@@ -1,4 +1,5 @@
-"""The REST calls of the client (reads the socket has no call for): one job, a page of jobs."""
+"""The client's calls over REST (create, the actions, one job, a page of jobs): they work
+whether or not the socket is connected at that moment; only live events need the socket."""
 
 from __future__ import annotations
 
@@ -45,7 +46,16 @@ class Rest:
             items=[job_from_wire(j) for j in body["items"]], next_cursor=body.get("next_cursor")
         )
 
-    async def call(self, method: str, path: str, params: Mapping[str, str] | None = None) -> Any:
+    async def job(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> JobRecord:
+        return job_from_wire(await self.call(method, path, body=body))
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> Any:
         """The JSON body of a successful answer; an error envelope raises JobspineError."""
         if self._http is None:
             raise JobspineError("unavailable", "the client is not connected (call connect)")
@@ -53,14 +63,16 @@ class Rest:
         headers = {"Authorization": f"Bearer {token}"}
         try:
             async with self._http.request(
-                method, self.url + path, params=params, headers=headers
+                method, self.url + path, params=params, headers=headers, json=body
             ) as response:
-                body = await response.json(content_type=None)
+                answer = await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise JobspineError("unavailable", f"{method} {path}: {exc!r}") from None
         if response.status >= 400:
-            raise JobspineError.from_error(body.get("error") if isinstance(body, dict) else body)
-        return body
+            raise JobspineError.from_error(
+                answer.get("error") if isinstance(answer, dict) else answer
+            )
+        return answer
 
 
 __all__ = ["JobPage", "Rest"]
