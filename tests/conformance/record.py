@@ -180,8 +180,9 @@ async def retried(r: Recorder) -> None:
 
 
 async def supervised(r: Recorder) -> None:
-    """The supervisor pauses a stalled job with a checkpoint, a resume, a stall without one
-    left... and a final worker_lost failure of an attempt without a checkpoint."""
+    """The supervisor pauses a stalled job with a checkpoint (job:paused stalled, then
+    job:recovery), twice around a resume; a cancel, a restart, and the supervisor's final
+    worker_lost failure of an attempt without a checkpoint."""
     await r.create(type="conf.stall")
     lease = await r.claim("conf.stall")
     await r.rpc("checkpoint", lease, data={"k": 1}, progress=50)

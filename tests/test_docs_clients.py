@@ -1,0 +1,65 @@
+"""docs/clients.md's Python example, run as written against a real server and worker: the
+first ``python`` block of its "In Python" section is saved as a script and run as its own
+process (no second copy that could drift)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from pathlib import Path
+
+from tests.support.processes import ROOT
+from tests.support.sdk_live import running, sdk_worker
+from tests.support.server import StartServer
+from workers.examples import EXAMPLE_HANDLERS
+
+DOC = ROOT / "docs" / "clients.md"
+SECTION = "## In Python"
+CODE_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+EVENT_LINE = re.compile(r"^(\d+) (job:\w+)$", re.MULTILINE)
+
+
+def example_code() -> str:
+    text = DOC.read_text()
+    start = text.index(SECTION)
+    end = text.find("\n## ", start + len(SECTION))
+    match = CODE_BLOCK.search(text[start:end])
+    assert match is not None, f"no python block under {SECTION!r} in docs/clients.md"
+    return match[1]
+
+
+def test_the_example_is_about_twenty_lines_of_python() -> None:
+    code = example_code()
+    compile(code, "example.py", "exec")
+    assert len([line for line in code.splitlines() if line.strip()]) <= 25
+
+
+async def test_the_python_example_watches_a_job_to_its_end(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    server = await start_server(env={"PROGRESS_EVENTS_PER_S": "0"})
+    script = tmp_path / "example.py"
+    script.write_text(example_code())
+    env = {**os.environ, "JOBSPINE_URL": server.url, "JOBSPINE_USER_TOKEN": server.token("alice")}
+    async with running(sdk_worker(server, EXAMPLE_HANDLERS)):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(script),
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(process.communicate(), 60)
+    output = out.decode()
+
+    assert process.returncode == 0, output
+    assert "status: live" in output
+    assert "final: completed {" in output
+    events = [(int(seq), kind) for seq, kind in EVENT_LINE.findall(output)]
+    seqs = [seq for seq, _ in events]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), output
+    assert events[-1][1] == "job:completed"
+    assert len(list((tmp_path / ".jobspine-cursors").iterdir())) == 1
