@@ -1,4 +1,5 @@
-"""Settings of the web process, read once from the environment and validated.
+"""Settings of the web process, read once from the environment and validated (each kind of
+value by its parser in :mod:`server.env_values`).
 
 Every bad value raises :class:`server.errors.ConfigError` with one line that names the
 variable, e.g. ``PORT: expected an integer from 1 to 65535, got 'abc'``. A variable that is
@@ -8,20 +9,30 @@ unset or empty takes its default.
 from __future__ import annotations
 
 import ipaddress
-import math
 import secrets
-from collections.abc import Callable, Mapping
-from typing import TypeVar
-from urllib.parse import urlsplit
+from collections.abc import Mapping
 
 import attrs
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from server.env_values import (
+    Env,
+    choice,
+    duration,
+    duration_or_off,
+    integer,
+    leeway,
+    origins,
+    per_second,
+    rate,
+    refuse,
+    switch,
+    text,
+    url,
+)
 from server.errors import ConfigError
 from server.realtime.redis_signing import derive_signing_key
-
-T = TypeVar("T")
 
 #: HS256 secrets shorter than this are refused (RFC 7518 §3.2: at least the hash size).
 MIN_SECRET_BYTES = 32
@@ -131,162 +142,20 @@ class Settings:
         return ESCAPING_FACTOR * self.max_checkpoint_bytes + TRANSPORT_OVERHEAD_BYTES
 
 
-class _Env:
-    """Reads one variable at a time and names it in every complaint."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-
-    def raw(self, name: str) -> str | None:
-        value = self._environ.get(name)
-        if value is None or not value.strip():
-            return None
-        return value.strip()
-
-    def get(self, name: str, default: T, parse: Callable[[str, str], T]) -> T:
-        value = self.raw(name)
-        return default if value is None else parse(name, value)
-
-
-def _fail(name: str, expected: str, value: str) -> ConfigError:
-    return ConfigError(f"{name}: expected {expected}, got {value!r}")
-
-
-def _integer(low: int, high: int) -> Callable[[str, str], int]:
-    expected = f"an integer from {low} to {high}"
-
-    def parse(name: str, value: str) -> int:
-        try:
-            number = int(value, 10)
-        except ValueError:
-            raise _fail(name, expected, value) from None
-        if not low <= number <= high:
-            raise _fail(name, expected, value)
-        return number
-
-    return parse
-
-
-def _duration(name: str, value: str) -> float:
-    expected = "a finite number of seconds > 0"
-    try:
-        number = float(value)
-    except ValueError:
-        raise _fail(name, expected, value) from None
-    if not math.isfinite(number) or number <= 0:
-        raise _fail(name, expected, value)
-    return number
-
-
-def _duration_or_off(name: str, value: str) -> float:
-    """A duration, or ``0`` for "off"."""
-    if value.strip() in ("0", "0.0"):
-        return 0.0
-    return _duration(name, value)
-
-
-def _url(*schemes: str) -> Callable[[str, str], str]:
-    expected = "a URL starting with " + " or ".join(f"{s}://" for s in schemes)
-
-    def parse(name: str, value: str) -> str:
-        try:
-            parts = urlsplit(value)
-        except ValueError:
-            raise _fail(name, expected, value) from None
-        if parts.scheme not in schemes:
-            # Do not echo the URL: it may carry a password.
-            raise ConfigError(f"{name}: expected {expected}")
-        return value
-
-    return parse
-
-
-def _rate(name: str, value: str) -> float:
-    expected = "a finite number >= 0 (0 for no limit)"
-    try:
-        number = float(value)
-    except ValueError:
-        raise _fail(name, expected, value) from None
-    if not math.isfinite(number) or number < 0:
-        raise _fail(name, expected, value)
-    return number
-
-
-def _text(name: str, value: str) -> str:
-    return value
-
-
-def _per_second(name: str, value: str) -> float:
-    expected = "a finite number > 0 of calls per second"
-    try:
-        number = float(value)
-    except ValueError:
-        raise _fail(name, expected, value) from None
-    if not math.isfinite(number) or number <= 0:
-        raise _fail(name, expected, value)
-    return number
-
-
-def _leeway(name: str, value: str) -> float:
-    expected = "a number of seconds from 0 to 3600"
-    try:
-        number = float(value)
-    except ValueError:
-        raise _fail(name, expected, value) from None
-    if not math.isfinite(number) or not 0 <= number <= 3600:
-        raise _fail(name, expected, value)
-    return number
-
-
-def _origins(name: str, value: str) -> tuple[str, ...]:
-    origins = tuple(part.strip() for part in value.split(",") if part.strip())
-    for origin in origins:
-        if origin == "*":
-            continue
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
-            raise _fail(name, "* or comma-separated origins like https://app.example", origin)
-    if not origins:
-        raise _fail(name, "* or comma-separated origins", value)
-    return ("*",) if "*" in origins else origins
-
-
-def _limits(env: _Env) -> LimitSettings:
+def _limits(env: Env) -> LimitSettings:
     return LimitSettings(
-        user_calls_per_s=env.get("USER_CALLS_PER_S", 50.0, _per_second),
-        worker_calls_per_s=env.get("WORKER_CALLS_PER_S", 1000.0, _per_second),
-        max_active_jobs_per_user=env.get(
-            "MAX_ACTIVE_JOBS_PER_USER", 1000, _integer(1, 100_000_000)
-        ),
-        max_sockets_per_user=env.get("MAX_SOCKETS_PER_USER", 20, _integer(1, 1_000_000)),
+        user_calls_per_s=env.get("USER_CALLS_PER_S", 50.0, per_second),
+        worker_calls_per_s=env.get("WORKER_CALLS_PER_S", 1000.0, per_second),
+        max_active_jobs_per_user=env.get("MAX_ACTIVE_JOBS_PER_USER", 1000, integer(1, 100_000_000)),
+        max_sockets_per_user=env.get("MAX_SOCKETS_PER_USER", 20, integer(1, 1_000_000)),
         max_subscriptions_per_socket=env.get(
-            "MAX_SUBSCRIPTIONS_PER_SOCKET", 1000, _integer(1, 1_000_000)
+            "MAX_SUBSCRIPTIONS_PER_SOCKET", 1000, integer(1, 1_000_000)
         ),
-        max_input_bytes=env.get("MAX_INPUT_BYTES", 262_144, _integer(2, MAX_CHECKPOINT_LIMIT)),
+        max_input_bytes=env.get("MAX_INPUT_BYTES", 262_144, integer(2, MAX_CHECKPOINT_LIMIT)),
         max_client_queue_bytes=env.get(
-            "MAX_CLIENT_QUEUE_BYTES", 16_777_216, _integer(65_536, 1 << 40)
+            "MAX_CLIENT_QUEUE_BYTES", 16_777_216, integer(65_536, 1 << 40)
         ),
     )
-
-
-def _choice(*choices: str) -> Callable[[str, str], str]:
-    expected = "one of " + ", ".join(choices)
-
-    def parse(name: str, value: str) -> str:
-        for choice in choices:
-            if value.lower() == choice.lower():
-                return choice
-        raise _fail(name, expected, value)
-
-    return parse
-
-
-def _switch(name: str, value: str) -> bool:
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise _fail(name, "1 or 0", value)
 
 
 def _public_key(algorithm: str, pem: str) -> str:
@@ -306,17 +175,17 @@ def _public_key(algorithm: str, pem: str) -> str:
     return pem
 
 
-def _jwt(env: _Env, *, dev: bool) -> JwtSettings:
+def _jwt(env: Env, *, dev: bool) -> JwtSettings:
     secret, public_key = env.raw("JWT_SECRET"), env.raw("JWT_PUBLIC_KEY")
     requested = env.raw("JWT_ALGORITHM")
     audience, issuer = env.raw("JWT_AUDIENCE"), env.raw("JWT_ISSUER")
-    leeway_s = env.get("JWT_LEEWAY_S", 30.0, _leeway)
+    leeway_s = env.get("JWT_LEEWAY_S", 30.0, leeway)
     if secret is not None and public_key is not None:
         raise ConfigError("JWT_PUBLIC_KEY: set either JWT_SECRET or JWT_PUBLIC_KEY, not both")
     if public_key is not None:
         algorithm = requested or "RS256"
         if algorithm not in ASYMMETRIC_ALGORITHMS:
-            raise _fail("JWT_ALGORITHM", "RS256 or ES256 with JWT_PUBLIC_KEY", algorithm)
+            raise refuse("JWT_ALGORITHM", "RS256 or ES256 with JWT_PUBLIC_KEY", algorithm)
         return JwtSettings(
             algorithm=algorithm,
             key=_public_key(algorithm, public_key),
@@ -326,7 +195,7 @@ def _jwt(env: _Env, *, dev: bool) -> JwtSettings:
         )
     if requested is not None and requested != "HS256":
         expected = "HS256 with JWT_SECRET (RS256 and ES256 need JWT_PUBLIC_KEY)"
-        raise _fail("JWT_ALGORITHM", expected, requested)
+        raise refuse("JWT_ALGORITHM", expected, requested)
     generated = False
     if secret is None:
         if not dev:
@@ -361,35 +230,35 @@ def is_loopback(host: str) -> bool:
 
 def load_settings(environ: Mapping[str, str], *, dev: bool = False) -> Settings:
     """Build and validate the settings; ``dev`` generates a secret when none is configured."""
-    env = _Env(environ)
+    env = Env(environ)
     settings = Settings(
-        host=env.get("HOST", "127.0.0.1", _text),
-        port=env.get("PORT", 8080, _integer(1, 65535)),
-        database_url=env.get("DATABASE_URL", None, _url("postgresql", "postgres")),
-        redis_url=env.get("REDIS_URL", None, _url("redis", "rediss", "unix")),
+        host=env.get("HOST", "127.0.0.1", text),
+        port=env.get("PORT", 8080, integer(1, 65535)),
+        database_url=env.get("DATABASE_URL", None, url("postgresql", "postgres")),
+        redis_url=env.get("REDIS_URL", None, url("redis", "rediss", "unix")),
         jwt=_jwt(env, dev=dev),
-        heartbeat_timeout_s=env.get("HEARTBEAT_TIMEOUT_S", 30.0, _duration),
-        supervisor_interval_s=env.get("SUPERVISOR_INTERVAL_S", 10.0, _duration),
-        max_recovery_attempts=env.get("MAX_RECOVERY_ATTEMPTS", 3, _integer(0, 1000)),
-        backlog_size=env.get("BACKLOG_SIZE", 200, _integer(1, 1_000_000)),
+        heartbeat_timeout_s=env.get("HEARTBEAT_TIMEOUT_S", 30.0, duration),
+        supervisor_interval_s=env.get("SUPERVISOR_INTERVAL_S", 10.0, duration),
+        max_recovery_attempts=env.get("MAX_RECOVERY_ATTEMPTS", 3, integer(0, 1000)),
+        backlog_size=env.get("BACKLOG_SIZE", 200, integer(1, 1_000_000)),
         max_checkpoint_bytes=env.get(
-            "MAX_CHECKPOINT_BYTES", 1_048_576, _integer(1, MAX_CHECKPOINT_LIMIT)
+            "MAX_CHECKPOINT_BYTES", 1_048_576, integer(1, MAX_CHECKPOINT_LIMIT)
         ),
-        redis_channel=env.get("REDIS_CHANNEL", "jobspine", _text),
-        max_client_queue=env.get("MAX_CLIENT_QUEUE", 5000, _integer(16, 10_000_000)),
-        progress_events_per_s=env.get("PROGRESS_EVENTS_PER_S", 10.0, _rate),
+        redis_channel=env.get("REDIS_CHANNEL", "jobspine", text),
+        max_client_queue=env.get("MAX_CLIENT_QUEUE", 5000, integer(16, 10_000_000)),
+        progress_events_per_s=env.get("PROGRESS_EVENTS_PER_S", 10.0, rate),
         limits=_limits(env),
-        cors_origins=env.get("CORS_ORIGINS", ("*",), _origins),
-        log_format=env.get("LOG_FORMAT", "text", _choice("text", "json")),
+        cors_origins=env.get("CORS_ORIGINS", ("*",), origins),
+        log_format=env.get("LOG_FORMAT", "text", choice("text", "json")),
         log_level=env.get(
-            "LOG_LEVEL", "INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+            "LOG_LEVEL", "INFO", choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
         ),
-        access_log=env.get("ACCESS_LOG", True, _switch),
-        metrics_port=env.get("METRICS_PORT", None, _integer(1, 65535)),
-        metrics_host=env.get("METRICS_HOST", "127.0.0.1", _text),
-        idempotency_ttl_s=env.get("IDEMPOTENCY_TTL_S", 86400.0, _duration),
-        max_running_per_user=env.get("MAX_RUNNING_PER_USER", 0, _integer(0, 1_000_000)),
-        retention_s=env.get("RETENTION_S", 0.0, _duration_or_off),
+        access_log=env.get("ACCESS_LOG", True, switch),
+        metrics_port=env.get("METRICS_PORT", None, integer(1, 65535)),
+        metrics_host=env.get("METRICS_HOST", "127.0.0.1", text),
+        idempotency_ttl_s=env.get("IDEMPOTENCY_TTL_S", 86400.0, duration),
+        max_running_per_user=env.get("MAX_RUNNING_PER_USER", 0, integer(0, 1_000_000)),
+        retention_s=env.get("RETENTION_S", 0.0, duration_or_off),
         dev=dev,
     )
     if dev and not is_loopback(settings.host):
@@ -407,7 +276,7 @@ def load_settings(environ: Mapping[str, str], *, dev: bool = False) -> Settings:
     return settings
 
 
-def _signing_keys(env: _Env, jwt: JwtSettings) -> tuple[bytes, ...]:
+def _signing_keys(env: Env, jwt: JwtSettings) -> tuple[bytes, ...]:
     """``REDIS_SIGNING_KEY`` (default: derived from ``JWT_SECRET``; required with
     ``JWT_PUBLIC_KEY``), then ``REDIS_SIGNING_KEY_PREVIOUS`` when set."""
     current = env.get("REDIS_SIGNING_KEY", None, _signing_key)
