@@ -1,7 +1,7 @@
 """Heartbeat throughput of the Postgres job store, batching off vs on, on a scratch database.
 
 Why: heartbeats are most of the store's writes when many jobs run, and batching them
-(:mod:`server.store.heartbeat_batch`) trades up to a few milliseconds of latency for fewer
+(:mod:`server.store.postgres.heartbeat_batch`) trades up to a few milliseconds of latency for fewer
 statements and commits. This measures what that trade buys on a real server, and checks that
 the batched UPDATE stays HOT (``pg_stat_user_tables.n_tup_hot_upd``).
 

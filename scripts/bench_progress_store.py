@@ -2,7 +2,7 @@
 
 Why: each progress report with its event is a transaction of two statements (the fenced
 UPDATE, then the event INSERT with the backlog trim) and a commit; grouping concurrent reports
-of different jobs (:mod:`server.store.progress_batch`) trades up to a few milliseconds of
+of different jobs (:mod:`server.store.postgres.progress_batch`) trades up to a few milliseconds of
 latency for one statement and one commit per batch. This measures what that buys.
 
 What it does: migrates a fresh database, seeds N running jobs, then for each mode clones it

@@ -19,7 +19,7 @@ import asyncpg
 # Run from a checkout without installing the package too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server.store.migrator import load_migrations, migrate
+from server.store.postgres.migrator import load_migrations, migrate
 
 
 def main() -> int:

@@ -29,8 +29,8 @@ import asyncpg
 from scripts.benchsuite.database import admin_dsn, dsn_for, quote
 from scripts.benchsuite.database import connection as connection  # the scripts' too
 from server.errors import JobspineError
-from server.store.migrator import migrate
 from server.store.postgres import PostgresJobStore
+from server.store.postgres.migrator import migrate
 
 #: (job id, lease) of each seeded running job.
 Jobs = Sequence[tuple[str, str]]

@@ -51,10 +51,11 @@ from server.rest.routes import add_routes
 from server.rest.tracking import add_request_id_header, tracking_middleware
 from server.rest.ui import Dashboard
 from server.retention import RETENTION_LOCK_KEY, RetentionSweeper
-from server.scan_lock import AlwaysScan, PostgresScanLock, ScanGate
+from server.scan_gate import AlwaysScan, ScanGate
 from server.service import JobRepository, RepositorySettings
 from server.store.base import JobStore
 from server.store.memory import MemoryJobStore
+from server.store.postgres.scan_lock import PostgresScanLock
 from server.supervisor import Supervisor
 from server.tasks import start_task, stop_task
 
@@ -118,7 +119,8 @@ async def _supervisor_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 def _scan_gate(settings: Settings) -> ScanGate:
-    """With Postgres, one instance's supervisor scans at a time (:mod:`server.scan_lock`)."""
+    """With Postgres, one instance's supervisor scans at a time
+    (:mod:`server.store.postgres.scan_lock`)."""
     if settings.database_url is None:
         return AlwaysScan()
     return PostgresScanLock(settings.database_url)

@@ -3,8 +3,9 @@
 A background task of the web process, started and stopped by the aiohttp lifecycle. Each
 tick deletes bounded batches (:data:`BATCH`, at most :data:`MAX_BATCHES_PER_TICK` of them),
 so one tick never holds the store long; what is left waits for the next tick. With Postgres
-only the instance holding the retention scan lock sweeps (:mod:`server.scan_lock`, a key of
-its own), the others stand by. A failing batch is logged and retried on the next tick.
+only the instance holding the retention scan lock sweeps
+(:mod:`server.store.postgres.scan_lock`, a key of its own), the others stand by. A failing
+batch is logged and retried on the next tick.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from server.scan_lock import AlwaysScan, ScanGate
+from server.scan_gate import AlwaysScan, ScanGate
 from server.service import JobRepository
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ It runs inside the web process as a background task started and stopped by the a
 lifecycle. Each recovery is one conditional change in the store (still running, same lease,
 still stale), so a heartbeat landing during the scan wins and several supervisors sharing
 one database recover a job once. A failing job or a store outage is logged and retried on
-the next tick; only cancellation ends the loop. With a :class:`~server.scan_lock.ScanGate`,
+the next tick; only cancellation ends the loop. With a :class:`~server.scan_gate.ScanGate`,
 only the instance holding the scan lock scans; the others skip their ticks (``standby``)
 and one of them takes over when the holder goes away.
 """
@@ -24,7 +24,7 @@ import attrs
 
 from jobspine_shared.states import JobState
 from jobspine_shared.wire import format_time
-from server.scan_lock import AlwaysScan, ScanGate
+from server.scan_gate import AlwaysScan, ScanGate
 from server.service import JobRepository
 
 log = logging.getLogger(__name__)

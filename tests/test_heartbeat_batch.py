@@ -19,8 +19,8 @@ import pytest
 from jobspine_shared.states import JobState
 from server.errors import LeaseLost, NotFound, Unavailable
 from server.service import JobRepository
-from server.store.heartbeat_batch import HeartbeatBatcher
 from server.store.postgres import PostgresJobStore
+from server.store.postgres.heartbeat_batch import HeartbeatBatcher
 from tests.support.heartbeat_rows import beaten_since, running_jobs
 from tests.support.jobs import ALICE, drive, wait_until
 from tests.support.postgres import connected, open_postgres_store, opened_postgres_store

@@ -9,7 +9,7 @@ import uuid
 import asyncpg
 import pytest
 
-from server.store.heartbeat_batch import IDLE_FRACTION, HeartbeatBatcher
+from server.store.postgres.heartbeat_batch import IDLE_FRACTION, HeartbeatBatcher
 from tests.support.heartbeat_rows import beaten_since, running_jobs
 from tests.support.postgres import connected
 

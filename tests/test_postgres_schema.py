@@ -21,9 +21,10 @@ import pytest
 from jobspine_shared.states import TRANSITIONS, JobState
 from server.errors import InvalidTransition, LeaseLost, Unavailable
 from server.service import JobRepository, RepositorySettings
-from server.store.migrator import MIGRATION_LOCK_KEY, load_migrations, migrate
 from server.store.model import JobFilter
-from server.store.postgres import FIND_STALE_SQL, HEARTBEAT_SQL, PostgresJobStore
+from server.store.postgres import PostgresJobStore
+from server.store.postgres.migrator import MIGRATION_LOCK_KEY, load_migrations, migrate
+from server.store.postgres.queries import FIND_STALE_SQL, HEARTBEAT_SQL
 from tests.support.jobs import ALICE, WORKER, claim, create, wait_until
 from tests.support.postgres import connected, opened_postgres_store
 

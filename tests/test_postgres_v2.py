@@ -8,8 +8,8 @@ from typing import Any
 
 from jobspine_shared.models import RetryPolicy
 from jobspine_shared.states import JobState
-from server.store.migrator import apply_migrations, load_migrations
-from server.store.postgres import CLAIM_TYPES_SQL, DELETE_FINISHED_SQL, FIND_TIMED_OUT_SQL
+from server.store.postgres.migrator import apply_migrations, load_migrations
+from server.store.postgres.queries import CLAIM_TYPES_SQL, DELETE_FINISHED_SQL, FIND_TIMED_OUT_SQL
 from tests.support.postgres import connected, open_postgres_store
 from tests.support.server import TEST_BACKLOG
 

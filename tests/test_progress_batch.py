@@ -22,8 +22,8 @@ from server.errors import InvalidProgress, JobspineError, LeaseLost, NotFound, U
 from server.service import JobRepository, RepositorySettings
 from server.store.model import ChangeResult
 from server.store.postgres import PostgresJobStore
+from server.store.postgres.progress_batch import ProgressBatcher
 from server.store.progress import ProgressWrite
-from server.store.progress_batch import ProgressBatcher
 from tests.support.jobs import ALICE, drive, wait_until
 from tests.support.postgres import open_postgres_store, opened_postgres_store
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.scan_lock import PostgresScanLock
+from server.store.postgres.scan_lock import PostgresScanLock
 from tests.support.jobs import wait_until
 from tests.support.postgres import admin_connection
 

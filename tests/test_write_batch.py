@@ -1,4 +1,4 @@
-"""The machinery both store batchers share (:mod:`server.store.write_batch`), on a batcher
+"""The machinery both store batchers share (:mod:`server.store.postgres.write_batch`), on a batcher
 whose write is plain Python: who shares a batch, who is answered what, and that no task
 outlives the batcher. What each store batcher writes is tests/test_heartbeat_batch.py's and
 tests/test_progress_batch.py's, on Postgres."""
@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager
 import pytest
 
 from server.errors import NotFound, Unavailable
-from server.store.write_batch import Batch, Connection, Waiter, WriteBatcher
+from server.store.postgres.write_batch import Batch, Connection, Waiter, WriteBatcher
 from tests.support.jobs import wait_until
 
 WITHIN_S = 30.0

@@ -26,8 +26,9 @@ import asyncpg
 from scripts.benchsuite.common import Result, gather_limited, median, percentile, ratio
 from scripts.benchsuite.context import Context
 from scripts.benchsuite.database import scratch_database
-from server.store.migrator import migrate
-from server.store.postgres import FIND_STALE_SQL, PostgresJobStore
+from server.store.postgres import PostgresJobStore
+from server.store.postgres.migrator import migrate
+from server.store.postgres.queries import FIND_STALE_SQL
 
 SCAN_GOAL_MS = 3.0
 HOT_GOAL = 0.9

@@ -17,9 +17,10 @@ import attrs
 
 from jobspine_shared.models import JobEvent, JobRecord
 from jobspine_shared.states import JobState
-from server.errors import InvalidTransition, LeaseLost, NotFound
+from server.errors import InvalidTransition, NotFound
 from server.store.base import JobStore, NewJob
 from server.store.claiming import claim_change
+from server.store.heartbeat import heartbeat_fence
 from server.store.model import (
     AuditEntry,
     ChangeResult,
@@ -240,9 +241,11 @@ class MemoryJobStore(JobStore):
         if slot is None:
             raise NotFound()
         job = slot.job_before_heartbeat
-        if job.record.state is not JobState.RUNNING or job.lease != lease:
-            raise LeaseLost(details={"state": str(job.record.state), "job_id": job_id})
-        slot.heartbeat(self._now())
+        now = self._now()
+        error = refusal(job, heartbeat_fence(lease), now)
+        if error is not None:
+            raise error
+        slot.heartbeat(now)
         return job.record.pause_requested
 
     async def get(self, job_id: str) -> StoredJob | None:

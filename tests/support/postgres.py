@@ -28,8 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from server.store.migrator import migrate, schema_fingerprint
 from server.store.postgres import PostgresJobStore
+from server.store.postgres.migrator import migrate, schema_fingerprint
 
 BASE_DSN_ENV = "JOBSPINE_TEST_DATABASE_URL"
 DEFAULT_BASE_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -4,7 +4,7 @@ Why: progress is the chattiest write after heartbeats, and each report on its ow
 checkout, a transaction of two statements (the conditional UPDATE, then the event INSERT with
 the backlog trim) and a commit. Reports arriving within a few milliseconds of each other can
 share one statement and one commit without changing what any caller is told; this is what
-the heartbeat batch (:mod:`server.store.heartbeat_batch`) does for heartbeats.
+the heartbeat batch (:mod:`server.store.postgres.heartbeat_batch`) does for heartbeats.
 
 How: as for heartbeats, the first report of a batch opens a window of ``max_delay_s``;
 reports arriving within it join; the window closes early at ``max_batch`` reports. Unlike
@@ -13,7 +13,7 @@ subscriber's screen: when no batch is being written, the window is skipped (repo
 same event-loop turn still share the batch), so a quiet server adds no delay, and under
 load, while a batch is being written, the next one collects for the window. The flush
 is a task of the batcher, never of a caller (the machinery both store batchers share,
-:mod:`server.store.write_batch`). One statement (:func:`batch_progress_sql`):
+:mod:`server.store.postgres.write_batch`). One statement (:func:`batch_progress_sql`):
 
 * ``UPDATE jobs … FROM unnest(…)``, each row fenced as the single report is (running, same
   lease, progress not going down), moving ``seq`` by one for reports that append an event;
@@ -46,9 +46,8 @@ from jobspine_shared.events import EventType
 from jobspine_shared.models import JobEvent
 from server.errors import NotFound
 from server.store.model import ChangeResult, StoredJob
-from server.store.progress import ProgressWrite, progress_change
-from server.store.rules import refusal
-from server.store.write_batch import (
+from server.store.postgres.fencing import PROGRESS_SHAPE, fixed_fence
+from server.store.postgres.write_batch import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_DELAY_S,
     Batch,
@@ -56,6 +55,8 @@ from server.store.write_batch import (
     Waiter,
     WriteBatcher,
 )
+from server.store.progress import ProgressWrite, progress_change
+from server.store.rules import refusal
 
 #: A ``jobs`` row (with ``store_now``) as the store's job.
 RowDecoder: TypeAlias = "Callable[[asyncpg.Record], StoredJob]"
@@ -67,6 +68,7 @@ def batch_progress_sql(columns: Sequence[str]) -> str:
     """The batch statement, returning ``columns`` of each changed job (new values), its
     ``store_now`` and its position in the batch (``n``)."""
     returned = ", ".join(f"j.{c}" for c in columns)
+    fence = fixed_fence(PROGRESS_SHAPE, table="j", lease="b.lease", progress_at_most="b.progress")
     return f"""
 WITH b AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[], $5::bool[],
@@ -77,7 +79,7 @@ WITH b AS (
     SET progress = b.progress, step = b.step, last_heartbeat_at = now(), updated_at = now(),
         seq = j.seq + b.with_event::int
     FROM b
-    WHERE j.id = b.id AND j.state = 'running' AND j.lease = b.lease AND j.progress <= b.progress
+    WHERE j.id = b.id AND {fence}
     RETURNING {returned}, b.with_event, b.data AS event_data, b.n
 ), appended AS (
     INSERT INTO job_events (job_id, seq, type, at, data)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 #: A plain connection (the CLI, tests) or a pooled one (the store at start).
 AnyConnection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
-MIGRATIONS_PACKAGE = "server.store.migrations"
+MIGRATIONS_PACKAGE = "server.store.postgres.migrations"
 _FILE_NAME = re.compile(r"(?P<version>\d{4})_(?P<name>\w+)\.sql")
 
 #: Arbitrary but fixed: the advisory lock key every jobspine migrator takes.

@@ -3,8 +3,9 @@
 A :class:`WriteBatcher` collects concurrent callers (each one item and a future) into a
 batch, waits out the batch's window (:meth:`WriteBatcher._collect`, the policy each batcher
 chooses), and writes the callers still waiting (:meth:`WriteBatcher._write`, the statement
-each batcher runs). :mod:`server.store.heartbeat_batch` and :mod:`server.store.progress_batch`
-are its two users; their docstrings say why each batches and how its window behaves.
+each batcher runs). :mod:`~server.store.postgres.heartbeat_batch` and
+:mod:`~server.store.postgres.progress_batch` are its two users; their docstrings say why
+each batches and how its window behaves.
 
 What every batcher gets from here:
 
@@ -31,14 +32,12 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, Generic, TypeAlias, TypeVar
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from server.errors import JobspineError, Unavailable
+from server.store.postgres.pool import Connection
 
 log = logging.getLogger(__name__)
 
-#: What the pool hands out (a string: asyncpg classes are not subscriptable at runtime).
-Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 #: A pooled connection for one flush; outages leave it as ``Unavailable``.
 ConnectionFactory: TypeAlias = "Callable[[], AbstractAsyncContextManager[Connection]]"
 

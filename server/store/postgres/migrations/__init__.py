@@ -1,4 +1,4 @@
-"""SQL migrations of the Postgres store, applied in order by :mod:`server.store.migrator`.
+"""SQL migrations of the Postgres store, applied in order by :mod:`server.store.postgres.migrator`.
 
 Files are named ``NNNN_name.sql``; a file, once released, is never edited: add a new one.
 """

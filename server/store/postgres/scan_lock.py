@@ -11,7 +11,7 @@ per database, so deployments on different databases do not share one.
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 
@@ -23,24 +23,7 @@ SCAN_LOCK_KEY = 0x5A0C_7E3B_19D2_4F61
 LOCK_TIMEOUT_S = 2.0
 
 
-class ScanGate(Protocol):
-    async def may_scan(self) -> bool:
-        """Whether this instance's supervisor should scan now."""
-
-    async def close(self) -> None: ...
-
-
-class AlwaysScan:
-    """A single instance (the in-memory store): it always scans."""
-
-    async def may_scan(self) -> bool:
-        return True
-
-    async def close(self) -> None:
-        return None
-
-
-class PostgresScanLock:
+class PostgresScanLock:  # a server.scan_gate.ScanGate
     """Holds ``pg_try_advisory_lock(key)`` on a connection of its own while it can."""
 
     def __init__(self, dsn: str, *, key: int = SCAN_LOCK_KEY) -> None:
@@ -81,4 +64,4 @@ class PostgresScanLock:
                 connection.terminate()
 
 
-__all__ = ["SCAN_LOCK_KEY", "AlwaysScan", "PostgresScanLock", "ScanGate"]
+__all__ = ["LOCK_TIMEOUT_S", "SCAN_LOCK_KEY", "PostgresScanLock"]

@@ -15,11 +15,11 @@ fraction of the window, not all of it, while a steady stream still fills whole w
 (docs/performance.md: 50 heartbeats in flight, 10k/s with a fixed 2 ms window, about twice that
 with the idle close).
 The flush is a task owned by the batcher, never by a caller (the machinery both store
-batchers share, :mod:`server.store.write_batch`). Each caller is answered only after the
+batchers share, :mod:`server.store.postgres.write_batch`). Each caller is answered only after the
 statement that wrote its heartbeat has committed (it runs outside a transaction, so it has
 when its rows come back).
 
-What a caller is told is what :meth:`server.store.postgres.PostgresJobStore.heartbeat` says
+What a caller is told is what :meth:`server.store.postgres.store.PostgresJobStore.heartbeat` says
 on its own: ``pause_requested`` when the job is running under that lease; otherwise one
 follow-up read of the refused ids tells :class:`NotFound` from :class:`LeaseLost`. A
 connection failure fails the whole batch with :class:`Unavailable`; the store's connection
@@ -35,7 +35,8 @@ import uuid
 from typing import Final, NamedTuple
 
 from server.errors import LeaseLost, NotFound
-from server.store.write_batch import (
+from server.store.postgres.fencing import HEARTBEAT_SHAPE, fixed_fence
+from server.store.postgres.write_batch import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_DELAY_S,
     Batch,
@@ -52,10 +53,10 @@ IDLE_FRACTION: Final = 10
 #: ``lease`` comes back so that an answer is matched to its (job, lease) pair: a batch may
 #: hold one job under several leases (a superseded worker's among them), of which at most
 #: the job's current one matches.
-BATCH_HEARTBEAT_SQL: Final = """
+BATCH_HEARTBEAT_SQL: Final = f"""
 UPDATE jobs AS j SET last_heartbeat_at = now()
 FROM unnest($1::uuid[], $2::text[]) AS b(id, lease)
-WHERE j.id = b.id AND j.state = 'running' AND j.lease = b.lease
+WHERE j.id = b.id AND {fixed_fence(HEARTBEAT_SHAPE, table="j", lease="b.lease")}
 RETURNING j.id, j.lease, j.pause_requested
 """
 

@@ -1,0 +1,186 @@
+"""The SQL text of the Postgres store: every fixed statement, with the index that serves it.
+
+Statements built from a change (the conditional UPDATE, list filters) are in
+:mod:`server.store.postgres.statements`; the batch statements beside their batchers.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from server.store.postgres.fencing import HEARTBEAT_SHAPE, fixed_fence
+from server.store.postgres.rows import JOB_COLUMNS
+
+SELECT_JOB: Final = f"SELECT {JOB_COLUMNS}, now() AS store_now FROM jobs WHERE id = $1"
+SELECT_JOBS: Final = (
+    f"SELECT {JOB_COLUMNS}, now() AS store_now FROM jobs WHERE id = ANY($1::uuid[])"
+)
+
+INSERT_JOB: Final = f"""
+INSERT INTO jobs (id, user_id, type, input, epoch, seq, created_at, updated_at,
+                  priority, run_at, tags, parent_id, timeout_s, retry, idempotency_key,
+                  correlation_id)
+VALUES ($1, $2, $3, $4, $5, 1, now(), now(), $6, $7, $8, $9, $10, $11, $12, $13)
+RETURNING {JOB_COLUMNS}, now() AS store_now
+"""
+
+#: Take an idempotency key: a new one, or one whose holder took it more than the TTL ago.
+#: A live key returns no row; a concurrent create of the same key waits here for the first
+#: to commit (the unique index), then finds it live.
+TAKE_KEY: Final = """
+INSERT INTO job_idempotency AS k (user_id, key, job_id, created_at)
+VALUES ($1, $2, $3, now())
+ON CONFLICT (user_id, key) DO UPDATE
+    SET job_id = EXCLUDED.job_id, created_at = EXCLUDED.created_at
+    WHERE k.created_at <= now() - make_interval(secs => $4)
+RETURNING job_id
+"""
+
+KEY_HOLDER: Final = f"""
+SELECT {JOB_COLUMNS}, now() AS store_now FROM jobs
+WHERE id = (SELECT job_id FROM job_idempotency WHERE user_id = $1 AND key = $2)
+"""
+
+#: Append a change's events and drop those past the backlog, in one statement. Events that
+#: would be dropped at once (more new events than the backlog holds) are not inserted.
+APPEND_EVENTS: Final = """
+WITH trimmed AS (
+    DELETE FROM job_events WHERE job_id = $1 AND seq <= $2
+)
+INSERT INTO job_events (job_id, seq, type, at, data)
+SELECT $1, e.seq, e.type, $3, e.data
+FROM unnest($4::bigint[], $5::text[], $6::jsonb[]) AS e(seq, type, data)
+WHERE e.seq > $2
+"""
+
+UPSERT_CHECKPOINT: Final = """
+INSERT INTO job_checkpoints (job_id, data) VALUES ($1, $2)
+ON CONFLICT (job_id) DO UPDATE SET data = EXCLUDED.data
+"""
+
+DELETE_CHECKPOINT: Final = "DELETE FROM job_checkpoints WHERE job_id = $1"
+
+INSERT_AUDIT: Final = """
+INSERT INTO job_audit (job_id, action, actor, at, details) VALUES ($1, $2, $3, $4, $5)
+"""
+
+#: The claimable job that comes first (highest priority, then oldest; ``run_at`` reached),
+#: locked; SKIP LOCKED lets concurrent claims take the next one. ``$1``: users to pass over
+#: (those at MAX_RUNNING_PER_USER), ``$2``: the cap (0: none). Two statements rather than
+#: one with ``cardinality(types) = 0 OR …`` so each gets the plan of its own partial index.
+_CLAIMABLE: Final = """
+state = 'created' AND (run_at IS NULL OR run_at <= now()) AND user_id <> ALL($1::text[])
+AND ($2::int = 0 OR (
+    SELECT count(*) FROM jobs AS r WHERE r.state = 'running' AND r.user_id = jobs.user_id
+) < $2::int)
+"""
+
+CLAIM_ANY_SQL: Final = f"""
+SELECT {JOB_COLUMNS} FROM jobs
+WHERE {_CLAIMABLE}
+ORDER BY priority DESC, created_at, id
+LIMIT 1
+FOR UPDATE SKIP LOCKED
+"""
+
+CLAIM_TYPES_SQL: Final = f"""
+SELECT {JOB_COLUMNS} FROM jobs
+WHERE {_CLAIMABLE} AND type = ANY($3::text[])
+ORDER BY priority DESC, created_at, id
+LIMIT 1
+FOR UPDATE SKIP LOCKED
+"""
+
+#: Under the cap, concurrent claims of one user's jobs could each count the others out;
+#: they recount one at a time under this lock (its second key: the user's hash).
+CAP_LOCK: Final = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
+CAP_LOCK_KEY: Final = 0x6A73_6361  # "jsca"
+COUNT_RUNNING: Final = "SELECT count(*) FROM jobs WHERE state = 'running' AND user_id = $1"
+
+#: Running attempts past their ``timeout_s``; served by ``jobs_running_idx``.
+FIND_TIMED_OUT_SQL: Final = f"""
+SELECT {JOB_COLUMNS} FROM jobs
+WHERE state = 'running' AND timeout_s IS NOT NULL
+  AND started_at + make_interval(secs => timeout_s) < now()
+ORDER BY started_at + make_interval(secs => timeout_s), id
+LIMIT $1
+"""
+
+#: Delayed jobs that became due lately; served by ``jobs_delayed_idx``.
+DUE_TYPES_SQL: Final = """
+SELECT DISTINCT type FROM jobs
+WHERE state = 'created' AND run_at IS NOT NULL
+  AND run_at > now() - make_interval(secs => $1) AND run_at <= now()
+ORDER BY type
+"""
+
+_FINISHED_AT: Final = """CASE state
+        WHEN 'completed' THEN completed_at
+        WHEN 'failed' THEN failed_at
+        WHEN 'cancelled' THEN cancelled_at
+    END"""
+
+DELETE_JOB: Final = f"""
+DELETE FROM jobs WHERE id = $1 AND state IN ('completed', 'failed', 'cancelled')
+RETURNING {JOB_COLUMNS}
+"""
+
+#: Retention: one bounded batch, served by ``jobs_finished_idx``; SKIP LOCKED leaves a
+#: job another transaction is changing (a restart) alone.
+DELETE_FINISHED_SQL: Final = f"""
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE state IN ('completed', 'failed', 'cancelled')
+      AND ({_FINISHED_AT}) < now() - make_interval(secs => $1)
+    ORDER BY ({_FINISHED_AT})
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING {JOB_COLUMNS}
+"""
+
+#: A heartbeat, fenced by the lease in the same statement. It writes only
+#: ``last_heartbeat_at``, which no index contains, so the UPDATE is HOT.
+HEARTBEAT_SQL: Final = f"""
+UPDATE jobs SET last_heartbeat_at = now()
+WHERE id = $1 AND {fixed_fence(HEARTBEAT_SHAPE, lease="$2")}
+RETURNING pause_requested
+"""
+
+#: The supervisor's scan; served by the partial index ``jobs_running_idx``.
+FIND_STALE_SQL: Final = f"""
+SELECT {JOB_COLUMNS} FROM jobs
+WHERE state = 'running' AND last_heartbeat_at < now() - make_interval(secs => $1)
+ORDER BY last_heartbeat_at, id
+LIMIT $2
+"""
+
+#: A job and its events after a seq, in one statement: one snapshot without a transaction,
+#: one round trip instead of four (BEGIN, two reads, COMMIT); replays run it on every
+#: subscribe that carries ``after_seq`` (docs/performance.md, measure d).
+READ_STREAM: Final = f"""
+SELECT {JOB_COLUMNS}, now() AS store_now, ev.seqs, ev.types, ev.ats, ev.datas
+FROM jobs
+LEFT JOIN LATERAL (
+    SELECT array_agg(e.seq ORDER BY e.seq) AS seqs, array_agg(e.type ORDER BY e.seq) AS types,
+           array_agg(e.at ORDER BY e.seq) AS ats, array_agg(e.data ORDER BY e.seq) AS datas
+    FROM job_events AS e WHERE e.job_id = jobs.id AND e.seq > $2
+) AS ev ON true
+WHERE id = $1
+"""
+
+SELECT_CHECKPOINT: Final = f"""
+SELECT {JOB_COLUMNS}, (SELECT data FROM job_checkpoints WHERE job_id = jobs.id) AS data
+FROM jobs WHERE id = $1
+"""
+
+SELECT_AUDIT: Final = """
+SELECT action, actor, at, details FROM job_audit WHERE job_id = $1 ORDER BY id
+"""
+
+COUNT_ALL: Final = "SELECT state, count(*) AS n FROM jobs GROUP BY state"
+COUNT_BY_STATE_AND_TYPE: Final = "SELECT state, type, count(*) AS n FROM jobs GROUP BY state, type"
+COUNT_USER: Final = "SELECT state, count(*) AS n FROM jobs WHERE user_id = $1 GROUP BY state"
+
+JOB_STATE: Final = "SELECT state FROM jobs WHERE id = $1"
+CHECKPOINT_DATA: Final = "SELECT data FROM job_checkpoints WHERE job_id = $1"

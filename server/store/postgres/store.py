@@ -1,0 +1,328 @@
+"""PostgreSQL job store on asyncpg: the memory store's rules, applied by conditional SQL.
+
+The package, module by module: :mod:`.store` (this: the :class:`~server.store.base.JobStore`
+methods), :mod:`.writes` (what one change writes in its transaction, the claim),
+:mod:`.fencing` (a change's conditions as SQL), :mod:`.statements` (statements built from a
+change or a filter), :mod:`.queries` (the fixed SQL), :mod:`.rows` (row decoding),
+:mod:`.pool` and :mod:`.outages` (connections; outages become ``Unavailable`` in one place),
+:mod:`.heartbeat_batch` / :mod:`.progress_batch` over :mod:`.write_batch` (writes grouped
+across jobs), :mod:`.migrator` with ``migrations/``, and :mod:`.scan_lock` (one scanning
+supervisor among instances).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from jobspine_shared.states import JobState
+from server.errors import InvalidTransition, LeaseLost, NotFound, Unavailable
+from server.store.base import JobStore, NewJob
+from server.store.model import (
+    AuditEntry,
+    ChangeResult,
+    Checkpoint,
+    ClaimResult,
+    EventSpec,
+    JobChange,
+    JobFilter,
+    Page,
+    PageCursor,
+    StoredJob,
+    StreamRead,
+)
+from server.store.postgres import queries
+from server.store.postgres.heartbeat_batch import DEFAULT_MAX_DELAY_S, HeartbeatBatcher
+from server.store.postgres.pool import StorePool
+from server.store.postgres.progress_batch import DEFAULT_MAX_DELAY_S as PROGRESS_BATCH_DELAY_S
+from server.store.postgres.progress_batch import ProgressBatcher
+from server.store.postgres.rows import (
+    BOOKKEEPING,
+    RECORD_FIELDS,
+    events_from_arrays,
+    job_from_row,
+    job_key,
+)
+from server.store.postgres.statements import list_statement, update_statement
+from server.store.postgres.writes import (
+    MAX_CAPPED_USERS,
+    claim_once,
+    insert_job,
+    refusal_now,
+    try_change,
+)
+from server.store.progress import ProgressWrite
+from server.store.rules import finished_at
+
+log = logging.getLogger(__name__)
+
+#: A refused UPDATE whose re-read finds the change applicable means the job changed in
+#: between; retrying more than a few times would mean a bug, not contention.
+MAX_APPLY_ATTEMPTS: Final = 5
+
+
+class PostgresJobStore(JobStore):
+    """Jobs in PostgreSQL, for deployments with several ``web`` instances or durable jobs."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        backlog_size: int,
+        min_pool: int = 1,
+        max_pool: int = 10,
+        connect_timeout: float = 5.0,
+        command_timeout: float = 10.0,
+        acquire_timeout: float = 5.0,
+        ping_timeout: float = 2.0,
+        heartbeat_batch_delay_s: float = DEFAULT_MAX_DELAY_S,
+        progress_batch_delay_s: float = PROGRESS_BATCH_DELAY_S,
+    ) -> None:
+        """``heartbeat_batch_delay_s``: how long a heartbeat may wait for others to share its
+        statement (:mod:`server.store.postgres.heartbeat_batch`); 0 writes each one on its
+        own. ``progress_batch_delay_s``: the same for progress reports
+        (:mod:`server.store.postgres.progress_batch`)."""
+        super().__init__(backlog_size=backlog_size)
+        if heartbeat_batch_delay_s < 0 or progress_batch_delay_s < 0:
+            raise ValueError("batch delays must not be negative")
+        self._pool = StorePool(
+            dsn,
+            min_size=min_pool,
+            max_size=max_pool,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            acquire_timeout=acquire_timeout,
+        )
+        self._ping_timeout = ping_timeout
+        self._heartbeats: HeartbeatBatcher | None = None
+        if heartbeat_batch_delay_s > 0:
+            self._heartbeats = HeartbeatBatcher(
+                self._pool.connection, max_delay_s=heartbeat_batch_delay_s
+            )
+        self._progress: ProgressBatcher | None = None
+        if progress_batch_delay_s > 0:
+            self._progress = ProgressBatcher(
+                self._pool.connection,
+                columns=RECORD_FIELDS + BOOKKEEPING,
+                decode=job_from_row,
+                select_jobs_sql=queries.SELECT_JOBS,
+                backlog_size=backlog_size,
+                max_delay_s=progress_batch_delay_s,
+            )
+
+    @property
+    def progress_batcher(self) -> ProgressBatcher | None:
+        """The progress batcher (None when batching is off), for its counters."""
+        return self._progress
+
+    @property
+    def heartbeat_batcher(self) -> HeartbeatBatcher | None:
+        """The heartbeat batcher (None when batching is off), for its counters."""
+        return self._heartbeats
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect and migrate. When Postgres is down this raises ``Unavailable`` and the
+        store stays usable: the next call tries again."""
+        await self._pool.open()
+
+    async def close(self) -> None:
+        self._pool.closing()
+        if self._heartbeats is not None:
+            await self._heartbeats.close()  # writes pending heartbeats while the pool is open
+        if self._progress is not None:
+            await self._progress.close()
+        await self._pool.close()
+
+    # -- changes -----------------------------------------------------------------------------
+
+    async def _insert(
+        self, job: NewJob, event: EventSpec, idempotency_ttl_s: float
+    ) -> ChangeResult:
+        async with self._pool.transaction() as conn:
+            return await insert_job(
+                conn, job, event, idempotency_ttl_s, backlog_size=self.backlog_size
+            )
+
+    async def _apply(self, job_id: str, change: JobChange) -> ChangeResult:
+        key = job_key(job_id)
+        if key is None:
+            raise NotFound()
+        statement = update_statement(key, change)
+        for _ in range(MAX_APPLY_ATTEMPTS):
+            async with self._pool.transaction() as conn:
+                result = await try_change(conn, statement, change, backlog_size=self.backlog_size)
+                if result is not None:
+                    return result
+                error = await refusal_now(conn, key, change)
+            if error is not None:
+                raise error
+            log.info("job %s changed while %s was applied; retrying", job_id, change.action)
+        raise Unavailable("the job kept changing; try again")
+
+    async def _claim(
+        self, types: tuple[str, ...], worker_id: str, lease: str, max_running_per_user: int
+    ) -> ClaimResult | None:
+        capped: list[str] = []
+        while True:
+            async with self._pool.transaction() as conn:
+                result = await claim_once(
+                    conn,
+                    types=types,
+                    worker_id=worker_id,
+                    lease=lease,
+                    max_running_per_user=max_running_per_user,
+                    capped=capped,
+                    backlog_size=self.backlog_size,
+                )
+            if not isinstance(result, str):
+                return result
+            capped.append(result)  # that user reached the cap meanwhile: pass over them
+            if len(capped) > MAX_CAPPED_USERS:
+                return None
+
+    async def update_progress(self, job_id: str, write: ProgressWrite) -> ChangeResult:
+        """Grouped with concurrent reports of other jobs when batching is on."""
+        key = job_key(job_id)
+        if key is None:
+            raise NotFound()
+        if self._progress is not None:
+            result = await self._progress.submit(key, job_id, write)
+            if result is not None:
+                return result
+        return await super().update_progress(job_id, write)
+
+    async def heartbeat(self, job_id: str, lease: str) -> bool:
+        key = job_key(job_id)
+        if key is None:
+            raise NotFound()
+        if self._heartbeats is not None:
+            return await self._heartbeats.submit(key, lease)
+        async with self._pool.connection() as conn:
+            pause_requested = await conn.fetchval(queries.HEARTBEAT_SQL, key, lease)
+            if pause_requested is not None:
+                return bool(pause_requested)
+            state = await conn.fetchval(queries.JOB_STATE, key)
+        if state is None:
+            raise NotFound()
+        # A lease once lost never comes back, so this answer cannot be stale.
+        raise LeaseLost(details={"state": str(state), "job_id": job_id})
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> StoredJob | None:
+        key = job_key(job_id)
+        if key is None:
+            return None
+        async with self._pool.connection() as conn:
+            row = await conn.fetchrow(queries.SELECT_JOB, key)
+        return job_from_row(row) if row is not None else None
+
+    async def read_stream(self, job_id: str, after_seq: int) -> StreamRead | None:
+        key = job_key(job_id)
+        if key is None:
+            return None
+        # One statement, one snapshot: the events are exactly those up to the job's seq.
+        async with self._pool.connection() as conn:
+            row = await conn.fetchrow(queries.READ_STREAM, key, after_seq)
+        if row is None:
+            return None
+        job = job_from_row(row)
+        return StreamRead(job=job, events=events_from_arrays(job.record, row))
+
+    async def get_checkpoint(self, job_id: str) -> Checkpoint | None:
+        key = job_key(job_id)
+        if key is None:
+            return None
+        async with self._pool.connection() as conn:
+            row = await conn.fetchrow(queries.SELECT_CHECKPOINT, key)
+        if row is None or row["data"] is None:
+            return None
+        job = job_from_row(row)
+        if job.checkpoint is None:
+            return None
+        return Checkpoint(info=job.checkpoint, data=row["data"])
+
+    async def list_jobs(self, where: JobFilter, *, limit: int, after: PageCursor | None) -> Page:
+        statement = list_statement(where, limit=limit, after=after)
+        async with self._pool.connection() as conn:
+            rows = await conn.fetch(statement.sql, *statement.args)
+        records = [job_from_row(row).record for row in rows]
+        page = records[:limit]
+        more = len(records) > limit
+        cursor = PageCursor(created_at=page[-1].created_at, id=page[-1].id) if more else None
+        return Page(items=tuple(page), next_cursor=cursor)
+
+    async def list_audit(self, job_id: str) -> list[AuditEntry]:
+        key = job_key(job_id)
+        if key is None:
+            return []
+        async with self._pool.connection() as conn:
+            rows = await conn.fetch(queries.SELECT_AUDIT, key)
+        return [
+            AuditEntry(action=r["action"], actor=r["actor"], at=r["at"], details=r["details"])
+            for r in rows
+        ]
+
+    async def count_by_state(self, user_id: str | None) -> dict[JobState, int]:
+        async with self._pool.connection() as conn:
+            if user_id is None:
+                rows = await conn.fetch(queries.COUNT_ALL)
+            else:
+                rows = await conn.fetch(queries.COUNT_USER, user_id)
+        counts = dict.fromkeys(JobState, 0)
+        counts.update({JobState(r["state"]): r["n"] for r in rows})
+        return counts
+
+    async def count_by_state_and_type(self) -> dict[tuple[JobState, str], int]:
+        async with self._pool.connection() as conn:
+            rows = await conn.fetch(queries.COUNT_BY_STATE_AND_TYPE)
+        return {(JobState(r["state"]), r["type"]): r["n"] for r in rows}
+
+    async def find_stale(self, stale_after_s: float, *, limit: int) -> list[StoredJob]:
+        async with self._pool.connection() as conn:
+            rows = await conn.fetch(queries.FIND_STALE_SQL, float(stale_after_s), limit)
+        return [job_from_row(row) for row in rows]
+
+    async def due_types(self, within_s: float) -> list[str]:
+        async with self._pool.connection() as conn:
+            rows = await conn.fetch(queries.DUE_TYPES_SQL, float(within_s))
+        return [row["type"] for row in rows]
+
+    async def find_timed_out(self, *, limit: int) -> list[StoredJob]:
+        async with self._pool.connection() as conn:
+            rows = await conn.fetch(queries.FIND_TIMED_OUT_SQL, limit)
+        return [job_from_row(row) for row in rows]
+
+    async def delete(self, job_id: str) -> StoredJob:
+        key = job_key(job_id)
+        if key is None:
+            raise NotFound()
+        async with self._pool.transaction() as conn:
+            row = await conn.fetchrow(queries.DELETE_JOB, key)
+            if row is not None:
+                return job_from_row(row)
+            state = await conn.fetchval(queries.JOB_STATE, key)
+        if state is None:
+            raise NotFound()
+        raise InvalidTransition(
+            f"cannot delete a job that is {state}", details={"state": state, "action": "delete"}
+        )
+
+    async def delete_finished(self, older_than_s: float, *, limit: int) -> list[StoredJob]:
+        async with self._pool.transaction() as conn:
+            rows = await conn.fetch(queries.DELETE_FINISHED_SQL, float(older_than_s), limit)
+        deleted = [job_from_row(row) for row in rows]
+        # DELETE … RETURNING has no order: the longest-finished first, as documented.
+        deleted.sort(
+            key=lambda job: (finished_at(job.record) or job.record.updated_at, job.record.id)
+        )
+        return deleted
+
+    async def ping(self) -> None:
+        async with self._pool.connection(acquire_timeout=self._ping_timeout) as conn:
+            await conn.fetchval("SELECT 1", timeout=self._ping_timeout)
+
+
+__all__ = ["MAX_APPLY_ATTEMPTS", "PostgresJobStore"]

@@ -1,0 +1,188 @@
+"""What one change writes inside its transaction, and the claim.
+
+Every change is race-free without read-modify-write: one transaction runs a single
+conditional ``UPDATE … WHERE <the change's conditions> RETURNING`` (the row lock it takes,
+held until commit, orders concurrent changes of a job, and Postgres re-checks the conditions
+on the row a waiting UPDATE finally gets), then appends the events with the seqs that UPDATE
+reserved, writes the checkpoint and the audit entry. When the UPDATE matches nothing, the
+job is read to name the reason with :func:`server.store.rules.refusal`, the same function
+the memory store uses, so both stores refuse with the same errors.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Final
+
+import attrs
+
+from jobspine_shared.models import JobEvent
+from server.errors import JobspineError, NotFound
+from server.store.base import NewJob
+from server.store.claiming import claim_change
+from server.store.model import (
+    CLEAR_CHECKPOINT,
+    AuditWrite,
+    ChangeResult,
+    CheckpointWrite,
+    ClaimResult,
+    EventSpec,
+    JobChange,
+)
+from server.store.postgres import queries
+from server.store.postgres.pool import Connection
+from server.store.postgres.rows import job_from_row, render_events
+from server.store.postgres.statements import Statement, update_statement
+from server.store.rules import refusal
+
+#: Users passed over because they reached the cap, at most this many per claim.
+MAX_CAPPED_USERS: Final = 8
+
+
+async def insert_job(
+    conn: Connection,
+    job: NewJob,
+    event: EventSpec,
+    idempotency_ttl_s: float,
+    *,
+    backlog_size: int,
+) -> ChangeResult:
+    """Insert ``job`` with its first event; with a live idempotency key, the job holding it
+    instead (``existing``)."""
+    if job.idempotency_key is not None:
+        taken = await conn.fetchval(
+            queries.TAKE_KEY,
+            job.user_id,
+            job.idempotency_key,
+            uuid.UUID(job.id),
+            float(idempotency_ttl_s),
+        )
+        if taken is None:
+            holder = await conn.fetchrow(queries.KEY_HOLDER, job.user_id, job.idempotency_key)
+            assert holder is not None  # the key row's job is deleted with it
+            return ChangeResult(job=job_from_row(holder), events=(), existing=True)
+    row = await conn.fetchrow(
+        queries.INSERT_JOB,
+        uuid.UUID(job.id),
+        job.user_id,
+        job.type,
+        job.input,
+        job.epoch,
+        job.priority,
+        job.run_at,
+        list(job.tags),
+        None if job.parent_id is None else uuid.UUID(job.parent_id),
+        job.timeout_s,
+        attrs.asdict(job.retry),
+        job.idempotency_key,
+        job.correlation_id,
+    )
+    assert row is not None
+    stored = job_from_row(row)
+    events = render_events(stored, (event,), row["store_now"])
+    await append_events(conn, events, backlog_size=backlog_size)
+    return ChangeResult(job=stored, events=events)
+
+
+async def try_change(
+    conn: Connection, statement: Statement, change: JobChange, *, backlog_size: int
+) -> ChangeResult | None:
+    """Run the conditional UPDATE; when it matched, write what goes with it."""
+    row = await conn.fetchrow(statement.sql, *statement.args)
+    if row is None:
+        return None
+    job = job_from_row(row)
+    at: datetime = row["store_now"]
+    events = render_events(job, change.events, at)
+    await append_events(conn, events, backlog_size=backlog_size)
+    await _write_checkpoint(conn, row["id"], change.checkpoint)
+    if change.audit is not None:
+        await _write_audit(conn, row["id"], change.audit, at)
+    return ChangeResult(job=job, events=events)
+
+
+async def refusal_now(conn: Connection, key: uuid.UUID, change: JobChange) -> JobspineError | None:
+    """Why the UPDATE matched nothing, judged on the job as it is now by the shared rules;
+    None when it has changed since and the change now applies."""
+    row = await conn.fetchrow(queries.SELECT_JOB, key)
+    if row is None:
+        return NotFound()
+    return refusal(job_from_row(row), change, row["store_now"])
+
+
+async def append_events(conn: Connection, events: Sequence[JobEvent], *, backlog_size: int) -> None:
+    if not events:
+        return
+    latest = events[-1].seq
+    await conn.execute(
+        queries.APPEND_EVENTS,
+        uuid.UUID(events[0].job_id),
+        latest - backlog_size,
+        events[0].at,
+        [e.seq for e in events],
+        [e.type.value for e in events],
+        [e.data for e in events],
+    )
+
+
+async def _write_checkpoint(
+    conn: Connection, key: uuid.UUID, checkpoint: CheckpointWrite | str | None
+) -> None:
+    if isinstance(checkpoint, CheckpointWrite):
+        await conn.execute(queries.UPSERT_CHECKPOINT, key, checkpoint.data)
+    elif checkpoint == CLEAR_CHECKPOINT:
+        await conn.execute(queries.DELETE_CHECKPOINT, key)
+
+
+async def _write_audit(conn: Connection, key: uuid.UUID, audit: AuditWrite, at: datetime) -> None:
+    await conn.execute(
+        queries.INSERT_AUDIT, key, audit.action, audit.actor, at, dict(audit.details)
+    )
+
+
+async def claim_once(
+    conn: Connection,
+    *,
+    types: tuple[str, ...],
+    worker_id: str,
+    lease: str,
+    max_running_per_user: int,
+    capped: list[str],
+    backlog_size: int,
+) -> ClaimResult | str | None:
+    """In ``conn``'s transaction: the claim, or the id of a user found at the cap on
+    recounting (to pass over next time), or None when nothing is claimable."""
+    if types:
+        row = await conn.fetchrow(
+            queries.CLAIM_TYPES_SQL, capped, max_running_per_user, list(types)
+        )
+    else:
+        row = await conn.fetchrow(queries.CLAIM_ANY_SQL, capped, max_running_per_user)
+    if row is None:
+        return None
+    if max_running_per_user > 0:
+        user_id: str = row["user_id"]
+        await conn.execute(queries.CAP_LOCK, queries.CAP_LOCK_KEY, user_id)
+        if await conn.fetchval(queries.COUNT_RUNNING, user_id) >= max_running_per_user:
+            return user_id
+    key: uuid.UUID = row["id"]
+    change = claim_change(job_from_row(row), worker_id=worker_id, lease=lease)
+    result = await try_change(
+        conn, update_statement(key, change), change, backlog_size=backlog_size
+    )
+    # The row is locked by this transaction and was claimable: the UPDATE matched.
+    assert result is not None, "a locked, claimable job refused its claim"
+    data = await conn.fetchval(queries.CHECKPOINT_DATA, key)
+    return ClaimResult(job=result.job.record, lease=lease, checkpoint=data, events=result.events)
+
+
+__all__ = [
+    "MAX_CAPPED_USERS",
+    "append_events",
+    "claim_once",
+    "insert_job",
+    "refusal_now",
+    "try_change",
+]
