@@ -19,6 +19,7 @@ from aiohttp import web
 from playwright.async_api import expect
 
 from tests.support.browser import WAIT_MS, chromium
+from tests.support.docs import doc_block
 from tests.support.node import ROOT, require_node
 from tests.support.server import StartServer, connect_worker
 
@@ -26,21 +27,14 @@ CLIENT_DIR = ROOT / "packages" / "client-js"
 PAGE = Path(__file__).resolve().parent / "browser" / "client_page.html"
 SOCKET_IO_ESM = CLIENT_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.esm.min.js"
 WAIT_S = 30.0
-DOC = ROOT / "docs" / "clients.md"
 SECTION = "## In a browser (TypeScript)"
-HTML_BLOCK = re.compile(r"^```html\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 #: The example's server URL, replaced by the test server's.
 EXAMPLE_URL = "https://jobs.example.com"
 
 
 def docs_example() -> str:
     """The first ``html`` block of docs/clients.md's browser section, as written."""
-    text = DOC.read_text()
-    start = text.index(SECTION)
-    end = text.find("\n## ", start + len(SECTION))
-    match = HTML_BLOCK.search(text[start:end])
-    assert match is not None, f"no html block under {SECTION!r} in docs/clients.md"
-    return match[1]
+    return doc_block(SECTION, "html")
 
 
 class PageHost:

@@ -10,24 +10,17 @@ import re
 import sys
 from pathlib import Path
 
-from tests.support.processes import ROOT
+from tests.support.docs import doc_block
 from tests.support.sdk_live import running, sdk_worker
 from tests.support.server import StartServer
 from workers.examples import EXAMPLE_HANDLERS
 
-DOC = ROOT / "docs" / "clients.md"
 SECTION = "## In Python"
-CODE_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 EVENT_LINE = re.compile(r"^(\d+) (job:\w+)$", re.MULTILINE)
 
 
 def example_code() -> str:
-    text = DOC.read_text()
-    start = text.index(SECTION)
-    end = text.find("\n## ", start + len(SECTION))
-    match = CODE_BLOCK.search(text[start:end])
-    assert match is not None, f"no python block under {SECTION!r} in docs/clients.md"
-    return match[1]
+    return doc_block(SECTION, "python")
 
 
 def test_the_example_is_about_twenty_lines_of_python() -> None:
