@@ -21,8 +21,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, Route, expect
 
+from server.auth import mint_token
 from tests.support.browser import (
     PHONE,
     WAIT_MS,
@@ -33,7 +34,7 @@ from tests.support.browser import (
     page_requests,
     screenshot,
 )
-from tests.support.processes import token, web_process, worker_process
+from tests.support.processes import SECRET, token, web_process, worker_process
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +91,13 @@ async def test_created_job_appears_and_its_bar_moves_live(browser: Browser) -> N
         web_process(**SERVER_ENV) as web,
         worker_process(web.url, **WORKER_ENV),
     ):
-        page = await open_dashboard(browser, web.url, token("u1"))
+        # Two jobs no worker takes (only research runs), one of them held.
+        await rest(web.url, "POST", "/api/jobs", "u1", {"type": "analysis", "tags": ["nightly"]})
+        held = await rest(web.url, "POST", "/api/jobs", "u1", {"type": "trade"})
+        await rest(web.url, "POST", f"/api/jobs/{held['id']}/pause", "u1")
+        u1 = token("u1")
+        page = await open_dashboard(browser, web.url, u1)
+        assert "token=" not in page.url
         job_id = await create_in_form(page, SLOW_INPUT, tags="ui-test")
         row = row_of(page, job_id)
         bar = row.get_by_role("progressbar")
@@ -110,11 +117,17 @@ async def test_created_job_appears_and_its_bar_moves_live(browser: Browser) -> N
         job = await rest(web.url, "GET", f"/api/jobs/{job_id}", "u1")
         assert job["state"] == "completed"
         assert job["tags"] == ["ui-test"]
-        # The state filter asks the server: none running now.
+        # The state filter asks the server: none running now, one paused.
         await page.get_by_label("State", exact=True).select_option("running")
         await page.get_by_role("button", name="Filter").click()
         await expect(page.locator("table.jobs tbody tr")).to_have_count(0)
+        await page.get_by_label("State", exact=True).select_option("paused")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page.locator("table.jobs tbody tr")).to_have_count(1)
+        await expect(row_of(page, held["id"])).to_be_visible()
         assert page_errors(page) == []
+        # The token was in the link's fragment only: no request line or log shows it.
+        assert u1 not in web.proc.output()
 
 
 async def test_killed_worker_shows_the_recovery_panel_and_resume_completes(
@@ -265,3 +278,106 @@ async def test_readable_on_a_phone_and_reachable_by_keyboard(browser: Browser) -
         # No external fonts or scripts: every request went to this server.
         assert all(url.startswith((web.url, "data:")) for url in page_requests(page))
         assert page_errors(page) == []
+
+
+async def test_the_form_sends_v2_fields_and_refusals_read_in_plain_words(browser: Browser) -> None:
+    async with web_process() as web:
+        page = await open_dashboard(browser, web.url, token("u1"))
+        rows = page.locator("table.jobs tbody tr")
+        form = page.locator("form.create")
+        await page.get_by_label("Priority").fill("7")
+        await page.get_by_label("Max attempts").fill("3")
+        await page.get_by_label("Backoff (s)").fill("2")
+        await page.get_by_label("Idempotency key").fill("nightly-1")
+        job_id = await create_in_form(page, {"steps": 2}, tags="batch:7, nightly")
+        job = await rest(web.url, "GET", f"/api/jobs/{job_id}", "u1")
+        assert job["priority"] == 7
+        assert job["tags"] == ["batch:7", "nightly"]
+        assert job["retry"]["max_attempts"] == 3
+        assert job["retry"]["backoff_s"] == 2
+        assert job["idempotency_key"] == "nightly-1"
+        assert job["input"] == {"steps": 2}
+
+        # Caught in the page: nothing is sent.
+        await page.get_by_label("Input (JSON object)").fill("{nope")
+        await page.get_by_role("button", name="Create job").click()
+        await expect(form.get_by_role("alert")).to_contain_text("not valid JSON")
+        await page.get_by_label("Input (JSON object)").fill("[1, 2]")
+        await page.get_by_role("button", name="Create job").click()
+        await expect(form.get_by_role("alert")).to_contain_text("must be a JSON object")
+        # Refused by the server, said in words.
+        await page.get_by_label("Input (JSON object)").fill("{}")
+        await page.get_by_label("Idempotency key").fill("")
+        await page.get_by_label("Priority").fill("500")
+        await page.get_by_role("button", name="Create job").click()
+        await expect(form.get_by_role("alert")).to_contain_text("The server refused it")
+        await expect(form.get_by_role("alert")).to_contain_text("priority")
+        await expect(rows).to_have_count(1)
+
+        # A refusal of an action: the job changes between the page's view and the click.
+        await page.locator(f'a[href="#/jobs/{job_id}"]').click()
+        toolbar = page.get_by_role("toolbar", name="Actions")
+        await expect(toolbar.get_by_role("button")).to_have_text(["Pause", "Cancel"])
+        await toolbar.get_by_role("button", name="Cancel").click()
+        await expect(page.locator("#job-state")).to_have_text("cancelled")
+        await expect(toolbar.get_by_role("button")).to_have_text(["Restart", "Delete"])
+
+        async def restart_first(route: Route) -> None:
+            # Someone else restarts the job just before the page's DELETE reaches the server.
+            if route.request.method == "DELETE":
+                await rest(web.url, "POST", f"/api/jobs/{job_id}/restart", "u1")
+            await route.continue_()
+
+        await page.route(f"**/api/jobs/{job_id}", restart_first)
+        await toolbar.get_by_role("button", name="Delete").click()
+        await expect(page.locator("p.refusal")).to_have_text(
+            "This job can't be deleted now: it is created."
+        )
+        await expect(page.locator("#job-state")).to_have_text("created")
+        audit = page.locator("table.audit")
+        await expect(audit).to_contain_text("cancel")
+        await expect(audit).to_contain_text("restart")
+        assert page_errors(page) == []
+
+
+async def test_pages_of_twenty_and_the_tag_filter(browser: Browser) -> None:
+    async with web_process() as web:
+        for n in range(23):
+            tags = ["odd"] if n % 2 else ["even"]
+            await rest(web.url, "POST", "/api/jobs", "u1", {"type": "trade", "tags": tags})
+        page = await open_dashboard(browser, web.url, token("u1"))
+        rows = page.locator("table.jobs tbody tr")
+        await expect(rows).to_have_count(20)
+        newest = await rows.first.get_attribute("data-job-id")
+        await page.get_by_role("button", name="Older").click()
+        await expect(rows).to_have_count(3)
+        await expect(page.get_by_role("button", name="Older")).to_be_disabled()
+        await page.get_by_role("button", name="Newer").click()
+        await expect(rows).to_have_count(20)
+        await expect(rows.first).to_have_attribute("data-job-id", newest or "")
+        await page.get_by_label("Tag", exact=True).fill("odd")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(rows).to_have_count(11)
+        await expect(page.get_by_role("button", name="Older")).to_be_disabled()
+
+
+async def test_paste_box_without_a_token_and_session_expiry(browser: Browser) -> None:
+    async with web_process(JWT_LEEWAY_S="0") as web:
+        context = await browser.new_context()
+        page = await context.new_page()
+        await page.goto(f"{web.url}/ui/")
+        sign_in = page.get_by_role("region", name="Sign in")
+        await expect(sign_in).to_be_visible()
+        await sign_in.get_by_label("Token").fill("not a token")
+        await sign_in.get_by_role("button", name="Use this token").click()
+        await expect(sign_in.get_by_role("alert")).to_contain_text("not a JWT")
+        short = mint_token(SECRET, sub="u1", role="user", ttl_s=5)
+        await sign_in.get_by_label("Token").fill(short)
+        await sign_in.get_by_role("button", name="Use this token").click()
+        await expect(connection(page)).to_have_text("live", timeout=WAIT_MS)
+        await expect(sign_in).to_be_hidden()
+        # The server ends the socket at exp; the page says so and offers the box again.
+        await expect(connection(page)).to_have_text("session expired", timeout=WAIT_MS)
+        await expect(sign_in).to_be_visible()
+        await expect(sign_in.get_by_role("alert")).to_contain_text("expired")
+        await context.close()

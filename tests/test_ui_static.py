@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 import subprocess
 import sys
@@ -24,9 +23,11 @@ from server.service import JobRepository
 from server.store.memory import MemoryJobStore
 from server.store.rules import DELETABLE_STATES
 from tests.support.jobs import ALICE, drive
+from tests.support.node import require_node
 from tests.support.server import TEST_SECRET, LiveServer, StartServer
 
 ROOT = Path(__file__).resolve().parents[1]
+CLIENT_JS = ROOT / "packages" / "client-js"
 
 
 @pytest.fixture
@@ -150,13 +151,7 @@ async def test_the_buttons_the_table_allows_are_the_calls_the_server_accepts(
 def test_the_vendored_modules_are_the_current_builds() -> None:
     """server/ui/vendor holds packages/client-js/dist and socket.io-client's ESM build
     byte for byte (python scripts/vendor_ui.py copies them)."""
-    if not (ROOT / "packages/client-js/node_modules/socket.io-client").is_dir():
-        message = (
-            "packages/client-js/node_modules is missing: npm install --prefix packages/client-js"
-        )
-        if _ci():
-            pytest.fail(message)
-        pytest.skip(message)
+    require_node(CLIENT_JS, "socket.io-client")
     done = subprocess.run(
         [sys.executable, "scripts/vendor_ui.py", "--check"],
         cwd=ROOT,
@@ -176,5 +171,17 @@ def test_dev_mode_prints_dashboard_links_for_u1_and_admin() -> None:
     assert "/ui/#token=" + tokens["u2"] not in text
 
 
-def _ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
+def test_the_page_scripts_type_check_strictly() -> None:
+    """server/ui/app/*.js carry JSDoc types; tsc --strict checks them, and their use of
+    @jobspine/client against its published declarations (dist/*.d.ts)."""
+    node = require_node(CLIENT_JS, "typescript")
+    tsc = CLIENT_JS / "node_modules" / "typescript" / "bin" / "tsc"
+    done = subprocess.run(
+        [node, str(tsc), "-p", str(UI_ROOT / "tsconfig.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -27,7 +27,6 @@ CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
-    ".json": "application/json",
     ".png": "image/png",
     ".svg": "image/svg+xml",
 }

@@ -6,7 +6,7 @@ import { h } from "./dom.js";
 /** Button names, exactly as the issue asks, in display order. */
 export const ACTIONS = ["Pause", "Resume", "Cancel", "Restart", "Delete"];
 
-/** @typedef {{user_actions: Record<string, string[]>, ended_states: string[]}} StatesDocument */
+/** @typedef {import("./context.js").StatesDocument} StatesDocument */
 
 /**
  * The actions `job`'s state allows. A running job already asked to pause offers no second
@@ -21,7 +21,7 @@ export function allowedActions(table, job) {
   });
 }
 
-/** @param {any} client @param {import("./api.js").Api} api @param {string} name @param {string} id */
+/** @param {import("./context.js").Client} client @param {import("./api.js").Api} api @param {string} name @param {string} id */
 export async function runAction(client, api, name, id) {
   switch (name) {
     case "Pause":
@@ -40,6 +40,11 @@ export async function runAction(client, api, name, id) {
 }
 
 const VERBS = { Pause: "paused", Resume: "resumed", Cancel: "cancelled", Restart: "restarted", Delete: "deleted" };
+
+/** The element a view keeps for refusals (role=alert) and hands to {@link actionBar}. */
+export function refusalLine() {
+  return h("p", { class: "refusal", role: "alert" });
+}
 
 /**
  * A refusal in plain words, from the error envelope's code and details.
@@ -72,12 +77,13 @@ export function refusalText(action, error) {
 }
 
 /**
- * A toolbar of the allowed buttons; `onDone` after a success, the refusal in `feedback`.
- * @param {{table: StatesDocument, client: any, api: import("./api.js").Api, job: any,
- *   onDone?: (name: string) => void}} options
+ * A toolbar of the allowed buttons; `onDone` after a success. A refusal is written into
+ * `feedback` (role=alert), which the caller keeps when it re-renders the bar, so the words
+ * stay when the job's change arrives right after the refusal.
+ * @param {{table: StatesDocument, client: import("./context.js").Client, api: import("./api.js").Api, job: any,
+ *   feedback: HTMLElement, onDone?: (name: string) => void}} options
  */
-export function actionBar({ table, client, api, job, onDone }) {
-  const feedback = h("p", { class: "refusal", role: "alert" });
+export function actionBar({ table, client, api, job, feedback, onDone }) {
   const buttons = allowedActions(table, job).map((name) =>
     h(
       "button",
@@ -102,5 +108,5 @@ export function actionBar({ table, client, api, job, onDone }) {
     ),
   );
   const note = job.state === "running" && job.pause_requested ? h("span", { class: "note" }, "Pause requested: the worker pauses at its next step.") : null;
-  return h("div", { class: "actions" }, h("div", { role: "toolbar", "aria-label": "Actions" }, buttons, note), feedback);
+  return h("div", { class: "actions" }, h("div", { role: "toolbar", "aria-label": "Actions" }, buttons, note));
 }

@@ -6,8 +6,9 @@ import { when } from "./format.js";
 import { alertLine, stateBadge } from "./widgets.js";
 
 /**
- * @param {{api: import("./api.js").Api, client: any, table: any}} ctx
+ * @param {import("./context.js").Context} ctx
  * @param {HTMLElement} container
+ * @returns {import("./context.js").View}
  */
 export function mountAdminView(ctx, container) {
   const supervisor = h("div");

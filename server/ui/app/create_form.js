@@ -9,7 +9,7 @@ import { refusalText } from "./actions.js";
 const EXAMPLE_TYPES = ["research", "trade", "analysis"];
 
 /**
- * @param {{client: any}} ctx
+ * @param {import("./context.js").Context} ctx
  * @param {(job: any) => void} onCreated
  */
 export function createForm(ctx, onCreated) {
@@ -95,8 +95,7 @@ export function createForm(ctx, onCreated) {
     const button = /** @type {HTMLButtonElement} */ (form.querySelector("button[type=submit]"));
     button.disabled = true;
     try {
-      const created = await ctx.client.create(body);
-      const job = created && created.job ? created.job : created;
+      const job = await ctx.client.create(body);
       onCreated(job);
       done.textContent = `Created ${job.type} ${job.id.slice(0, 8)}.`;
     } catch (error) {

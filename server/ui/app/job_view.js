@@ -6,7 +6,7 @@
 import { h, fill } from "./dom.js";
 import { when, size, percent, pretty } from "./format.js";
 import { progressBar, stateBadge, alertLine } from "./widgets.js";
-import { actionBar } from "./actions.js";
+import { actionBar, refusalLine } from "./actions.js";
 import { eventSummary, failureAdvice } from "./explain.js";
 
 /** Events after which recovery options, checkpoint and audit trail are read again. */
@@ -16,9 +16,10 @@ const REREAD_ON = new Set([
 ]);
 
 /**
- * @param {{client: any, api: import("./api.js").Api, session: import("./session.js").Session, table: any}} ctx
+ * @param {import("./context.js").Context} ctx
  * @param {HTMLElement} container
  * @param {string} id
+ * @returns {import("./context.js").View}
  */
 export function mountJobView(ctx, container, id) {
   /** @type {Map<number, any>} the timeline by seq */
@@ -43,6 +44,7 @@ export function mountJobView(ctx, container, id) {
   const inspectorNote = h("p");
   const auditBody = h("tbody");
   const problem = h("div");
+  const refusal = refusalLine();
 
   fill(
     container,
@@ -52,10 +54,11 @@ export function mountJobView(ctx, container, id) {
       h("p", null, h("a", { href: "#/" }, "← All jobs")),
       title,
       problem,
-      facts,
       failure,
       panel,
       actions,
+      refusal,
+      facts,
       h("section", { "aria-labelledby": "timeline-title" }, h("h3", { id: "timeline-title" }, "Timeline"), events),
       h(
         "section",
@@ -128,7 +131,7 @@ export function mountJobView(ctx, container, id) {
     const key = JSON.stringify([job.state, job.pause_requested, pausedBySupervisor(), recovery?.recovery_attempts, cp?.saved_at, cp?.present]);
     if (key === actionsKey) return;
     actionsKey = key;
-    const bar = actionBar({ table: ctx.table, client: ctx.client, api: ctx.api, job, onDone: done });
+    const bar = actionBar({ table: ctx.table, client: ctx.client, api: ctx.api, job, feedback: refusal, onDone: done });
     if (pausedBySupervisor()) {
       fill(actions);
       fill(panel, recoveryPanel(bar));

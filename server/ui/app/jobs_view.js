@@ -10,9 +10,9 @@ import { createForm } from "./create_form.js";
 const PAGE_SIZE = 20;
 
 /**
- * @param {{client: any, api: import("./api.js").Api, session: import("./session.js").Session,
- *   table: any}} ctx
+ * @param {import("./context.js").Context} ctx
  * @param {HTMLElement} container
+ * @returns {import("./context.js").View}
  */
 export function mountJobsView(ctx, container) {
   const admin = ctx.session.role === "admin";
@@ -126,12 +126,20 @@ export function mountJobsView(ctx, container) {
       fill(existing.tr, row(job));
       return;
     }
-    if (!fresh || cursor !== null || !matches(job)) return;
+    if (!fresh || cursor !== null || !matches(job) || !newest(job)) return;
     const tr = h("tr", { "data-job-id": job.id, "data-state": job.state }, row(job));
     rows.set(job.id, { job, tr });
     body.prepend(tr);
     follow(job);
     emptyNotice();
+  }
+
+  /** Whether `job` belongs at the top of the first page: no row was created after it (the
+   * user's older jobs that watchUser() also knows stay on their own pages). @param {any} job */
+  function newest(job) {
+    const created = Date.parse(job.created_at);
+    for (const { job: shown } of rows.values()) if (Date.parse(shown.created_at) > created) return false;
+    return true;
   }
 
   /** Admins follow other users' rows one by one (watchUser covers the admin's own). @param {any} job */
