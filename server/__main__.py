@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
@@ -67,11 +67,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.dev:
         print(banner(settings), flush=True)
     try:
-        asyncio.run(serve(settings))
+        with asyncio.Runner(loop_factory=event_loop_factory(settings.event_loop)) as runner:
+            runner.run(serve(settings))
     except CannotListen as exc:
         log.error("%s", exc)
         return 1
     return 0
+
+
+def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """``EVENT_LOOP``: uvloop when installed (``auto``, the default) or asked for; ``None``
+    for asyncio's own loop."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None  # the configuration refused "uvloop" when it is not installed
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def freeze_startup_objects() -> None:
@@ -106,15 +120,16 @@ async def serve(settings: Settings) -> None:
             await web.TCPSite(runner, settings.host, settings.port).start()
         except OSError as exc:
             raise CannotListen(f"cannot listen on {settings.host}:{settings.port}: {exc}") from exc
+        loop = asyncio.get_running_loop()
         log.info(
-            "jobspine web listening on http://%s:%d (store: %s, redis: %s)",
+            "jobspine web listening on http://%s:%d (store: %s, redis: %s, loop: %s)",
             settings.host,
             settings.port,
             "postgres" if settings.database_url else "memory",
             "on" if settings.redis_url else "off",
+            "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio",
         )
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()

@@ -8,6 +8,7 @@ unset or empty takes its default.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import secrets
 from collections.abc import Mapping
@@ -128,6 +129,8 @@ class Settings:
     idempotency_ttl_s: float = 86400.0
     max_running_per_user: int = 0
     retention_s: float = 0.0
+    #: ``EVENT_LOOP``: ``auto`` (uvloop when installed), ``asyncio`` or ``uvloop``.
+    event_loop: str = "auto"
     dev: bool = False
 
     @property
@@ -156,6 +159,13 @@ def _limits(env: Env) -> LimitSettings:
             "MAX_CLIENT_QUEUE_BYTES", 16_777_216, integer(65_536, 1 << 40)
         ),
     )
+
+
+def _event_loop(name: str, value: str) -> str:
+    picked = choice("auto", "asyncio", "uvloop")(name, value)
+    if picked == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise ConfigError(f"{name}: uvloop is not installed (pip install 'jobspine[fast]')")
+    return picked
 
 
 def _public_key(algorithm: str, pem: str) -> str:
@@ -259,6 +269,7 @@ def load_settings(environ: Mapping[str, str], *, dev: bool = False) -> Settings:
         idempotency_ttl_s=env.get("IDEMPOTENCY_TTL_S", 86400.0, duration),
         max_running_per_user=env.get("MAX_RUNNING_PER_USER", 0, integer(0, 1_000_000)),
         retention_s=env.get("RETENTION_S", 0.0, duration_or_off),
+        event_loop=env.get("EVENT_LOOP", "auto", _event_loop),
         dev=dev,
     )
     if dev and not is_loopback(settings.host):
