@@ -278,8 +278,8 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 failing = True
             finally:
                 self._subscribed.clear()
-                await self.routes.detach()
                 await _close_quietly(pubsub, client)
+                self.routes.detach()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_LISTEN_BACKOFF_S)
 

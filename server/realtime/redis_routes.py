@@ -20,7 +20,7 @@ import contextlib
 import logging
 from typing import Any
 
-from server.tasks import start_task, stop_task
+from server.tasks import start_task
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +97,13 @@ class RoomRoutes:
             self._commands.put_nowait((True, sorted(self._wanted)))
         self._sender = start_task(self._send_commands(pubsub), name="redis-routes")
 
-    async def detach(self) -> None:
-        """The listener's connection is gone: nothing is subscribed any more."""
+    def detach(self) -> None:
+        """The listener's connection is gone (closed first, so the command sender, cancelled
+        here, ends at once): nothing is subscribed any more."""
         self._pubsub = None
         sender, self._sender = self._sender, None
         if sender is not None:
-            await stop_task(sender)
+            sender.cancel()
         self._confirmed.clear()
         self._unanswered.clear()
 
