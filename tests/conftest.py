@@ -6,8 +6,8 @@ import pytest
 
 from server.store.base import JobStore
 
-# tests.support.server before tests.support.redis, whose processes helper imports it: a
-# plugin imported before pytest registers it would not get assert rewriting.
+# A plugin imported (by another plugin) before pytest registers it would not get assert
+# rewriting: tests.support.server before tests.support.redis.
 pytest_plugins = ["tests.support.postgres", "tests.support.server", "tests.support.redis"]
 
 

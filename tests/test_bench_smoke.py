@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.postgres import BASE_DSN_ENV, base_dsn
+from tests.support.databases import BASE_DSN_ENV, base_dsn
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Every name each measure prints (memory and Postgres where both apply, and the raw ones).
@@ -68,6 +68,7 @@ def test_bench_smoke_prints_every_measure(postgres_template: str, tmp_path: Path
     for line in lines:
         assert _number(line["value"]), line
         assert line["raw"] is None or _number(line["raw"]), line
+        assert line["bench"] == "suite"
         assert line["smoke"] is True
         assert line["machine"]["cpus"] >= 1
         assert line["date"]

@@ -108,7 +108,7 @@ async def test_batched_heartbeats_are_hot_updates(postgres_dsn: str) -> None:
     """The batch statement sets only the unindexed ``last_heartbeat_at``, so its row updates
     are HOT: as in the single-heartbeat test, a few jobs heartbeat many times, their page
     pruned between batches. (How many of a batch's updates find room on their page depends
-    on the page; ``scripts/bench_heartbeat_store.py`` measures it under load.)"""
+    on the page; ``scripts/bench heartbeat-store`` measures it under load.)"""
     async with connected(postgres_dsn) as conn:
         jobs = await running_jobs(conn, 5)
         updates_before, hot_before = await update_counts(conn)

@@ -1,6 +1,7 @@
-"""scripts/bench_progress_store.py, scripts/bench_heartbeat_store.py and
-scripts/bench_backpressure.py at tiny sizes, so that they cannot rot. They run for real
-(PostgreSQL, server processes); what is asserted is what they check or count, never a timing."""
+"""``scripts/bench progress-store``, ``heartbeat-store``, ``backpressure``, ``scaling`` and
+``wakeup`` at tiny sizes, so that they cannot rot. They run for real (PostgreSQL, Redis,
+server processes) through the one bench command and are read from their JSON lines; what is
+asserted is what they check or count, never a timing."""
 
 from __future__ import annotations
 
@@ -8,22 +9,23 @@ import json
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.postgres import BASE_DSN_ENV, base_dsn
+from tests.support.databases import BASE_DSN_ENV, base_dsn
 
 ROOT = Path(__file__).resolve().parents[1]
 WITHIN_S = 180
 
 
-def run_tiny(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+def bench(subcommand: str, *args: str) -> list[dict[str, Any]]:
+    """The JSON lines ``scripts/bench SUBCOMMAND --tiny ARGS`` printed, checked as lines of
+    that subcommand with the run's date and machine."""
     env = {**os.environ, BASE_DSN_ENV: base_dsn()}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / script), "--tiny", *args],
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "bench"), subcommand, "--tiny", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -31,13 +33,18 @@ def run_tiny(script: str, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=WITHIN_S,
         check=False,
     )
-
-
-def run(script: str, *args: str) -> list[dict[str, Any]]:
-    done = run_tiny(script, *args)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    return [line for line in lines if "machine" not in line]
+    assert lines, done.stdout
+    for line in lines:
+        assert line["bench"] == subcommand, line
+        assert line["date"], line
+        assert line["machine"]["cpus"] >= 1, line
+    return lines
+
+
+def non_negative(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value >= 0
 
 
 @pytest.mark.postgres
@@ -46,7 +53,7 @@ def test_the_progress_store_bench_runs_both_modes_and_finds_intact_streams(
     postgres_template: str,
 ) -> None:
     # postgres_template: skips (or fails under CI=true) when PostgreSQL is unreachable.
-    results = run("bench_progress_store.py")
+    results = bench("progress-store")
     assert [r["mode"] for r in results] == ["off", "on"]
     for result in results:
         assert result["reports"] > 0, result
@@ -58,29 +65,71 @@ def test_the_progress_store_bench_runs_both_modes_and_finds_intact_streams(
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_the_heartbeat_store_bench_prints_a_row_of_numbers_per_mode(
+def test_the_heartbeat_store_bench_counts_every_heartbeat_of_each_mode(
     postgres_template: str,
 ) -> None:
-    done = run_tiny("bench_heartbeat_store.py")
-    assert done.returncode == 0, done.stdout + done.stderr
-    lines = done.stdout.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("batching"))
-    rows = {line.split()[0]: line.split()[1:] for line in lines[start + 2 :]}
-    assert list(rows) == ["off", "on"], done.stdout
-    for mode, cells in rows.items():
-        # beats/s, p50 ms, p99 ms, statements, beats/flush, commits, row updates, HOT ratio,
-        # errors; beats/flush is "-" when batching is off (nothing flushes).
-        assert len(cells) == 9, done.stdout
-        numbers = [float(cell) for i, cell in enumerate(cells) if (mode, i) != ("off", 4)]
-        assert all(math.isfinite(n) and n >= 0 for n in numbers), done.stdout
-        assert cells[-1] == "0", done.stdout  # errors
+    results = bench("heartbeat-store")
+    assert [r["mode"] for r in results] == ["off", "on"]
+    for result in results:
+        assert result["heartbeats"] > 0, result
+        assert result["errors"] == {}, result
+        for key in ("heartbeats_per_s", "p50_ms", "p99_ms", "statements", "commits"):
+            assert non_negative(result[key]), (key, result)
+        # At most one row update per heartbeat (none is lost by a batch).
+        assert 0 < result["row_updates"] <= result["heartbeats"], result
+        assert 0 <= result["hot_ratio"] <= 1, result
+    off, on = results
+    assert off["flushes"] is None
+    assert on["flushes"] >= 1
+    assert on["statements"] <= on["heartbeats"], on
 
 
 @pytest.mark.slow
 def test_the_backpressure_bench_delivers_everything_to_the_readers() -> None:
-    results = run("bench_backpressure.py", "--runs", "baseline,laggard")
+    results = bench("backpressure", "--runs", "baseline,laggard")
     assert [r["run"] for r in results] == ["baseline", "laggard"]
     for result in results:
         assert result["errors"] == 0, result
         assert result["events_delivered"] == result["events_expected"] > 0, result
         assert result["rss_max_mb"] > 0, result
+        assert result["p50_ms"] <= result["p99_ms"], result
+
+
+@pytest.mark.slow
+def test_the_wakeup_bench_claims_every_job_it_creates() -> None:
+    [result] = bench("wakeup")
+    assert result["jobs"] == 3, result
+    assert non_negative(result["median_ms"]), result
+    assert result["median_ms"] <= result["max_ms"], result
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_the_scaling_bench_delivers_every_event_in_order(postgres_template: str) -> None:
+    [result] = bench("scaling", "--scenarios", "single")
+    assert result["scenario"] == "single", result
+    assert result["deliveries"] == result["clients"] * result["events"] > 0, result
+    assert result["lost"] == result["out_of_order"] == result["duplicates"] == 0, result
+    assert non_negative(result["web_cpu_ms_per_event"]), result
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_the_peer_bench_checks_every_job_seq_and_final_progress(postgres_template: str) -> None:
+    # --smoke: jobspine only (saq would be installed from PyPI), both stores, both limits.
+    lines = bench("peer")
+    runs = [line for line in lines if line["round"] != "median"]
+    assert {(r["target"], r["limit"]) for r in runs} == {
+        ("jobspine-memory", 0),
+        ("jobspine-memory", 10),
+        ("jobspine-postgres", 0),
+        ("jobspine-postgres", 10),
+    }
+    for run in runs:
+        assert run["ok"] is True, run
+        assert run["jobs_ended"] == run["params"]["jobs"], run
+        assert run["jobs_broken_seq"] == run["jobs_final_progress_missed"] == 0, run
+        assert run["progress_seen"] >= run["params"]["jobs"], run  # the final one of each
+        assert non_negative(run["jobs_per_s"]), run
+        assert run["latency_p50_ms"] <= run["latency_p99_ms"], run
+    assert len(lines) - len(runs) == 4  # a median line per target and limit

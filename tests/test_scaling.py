@@ -19,7 +19,6 @@ from tests.support.processes import (
     SECRET,
     Proc,
     WebProcess,
-    connected,
     free_port,
     spawn,
     stop,
@@ -28,7 +27,7 @@ from tests.support.processes import (
 )
 from tests.support.redis import RedisServer
 from tests.support.redis_apps import bus_env
-from tests.support.server import SocketClient
+from tests.support.server import SocketClient, connected
 from tests.support.staleness import RowAging
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]

@@ -11,9 +11,9 @@ import pytest
 import socketio
 
 from tests.support.jobs import wait_until
-from tests.support.processes import connected, token, web_process
+from tests.support.processes import token, web_process
 from tests.support.redis_apps import bus_env
-from tests.support.server import refusal_at
+from tests.support.server import connected, refusal_at
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 

@@ -1,124 +1,52 @@
-"""``python -m scripts.benchsuite [--smoke] [--out FILE] [--only a,b,…]``: the benchmark suite.
+"""``scripts/bench SUBCOMMAND [ARGS]``: every benchmark of jobspine, behind one command.
 
-Starts the raw python-socketio baseline and jobspine (memory and Postgres stores) as child
-processes on loopback, drives them from this process, and prints one JSON line per measure,
-then a table and the goals met or not. ``scripts/bench`` is the one command around it.
+Each subcommand prints one JSON line per result (:mod:`scripts.benchsuite.report`: ``bench``,
+its own keys, ``date``, ``machine``), then one table; ``scripts/bench SUBCOMMAND --help``
+tells its options. Servers, workers, Redis and scratch databases come from the harness the
+tests share (:mod:`tests.support.processes`, :mod:`tests.support.databases`).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
-import json
-import os
-import resource
+import importlib
 import sys
-import time
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from scripts.benchsuite import fanout, heartbeats, idle, replay, scan
-from scripts.benchsuite.common import Result, machine, now_iso
-from scripts.benchsuite.context import FULL, SMOKE, Context, Sizes
-from scripts.benchsuite.database import admin_dsn, scratch_database
-from scripts.benchsuite.processes import SERVER_ROOT_ENV, jobspine, raw
-from scripts.benchsuite.report import table
-from scripts.benchsuite.wire import new_session
-
-MEASURES = ("a", "b", "c", "d", "e")
-#: Large enough that the replay measure's missed events are all in the backlog.
-BACKLOG_SIZE = 256
-
-
-def _raise_fd_limit() -> None:
-    """Thousands of idle clients, and the servers (children inherit it)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+#: Subcommand -> (module under scripts.benchsuite, what it measures).
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "suite": ("suite", "jobspine against raw python-socketio/asyncpg: measures a-e (default)"),
+    "heartbeat-store": ("heartbeat_store", "Postgres store heartbeats, batching off vs on"),
+    "progress-store": ("progress_store", "Postgres store progress reports, grouping off vs on"),
+    "backpressure": ("backpressure", "a client that stops reading: memory and others' p99"),
+    "scaling": ("scaling", "events per second across web instances over Redis"),
+    "wakeup": ("wakeup", "create -> claim latency of an idle worker, push vs poll"),
+    "peer": ("peer.main", "jobspine against saq (Redis, Postgres): the issue 18 workload"),
+    "micro": ("micro", "jobspine's own cost per heartbeat, in process"),
+    "profile": ("profile", "py-spy of a server under the load of measure a or b"),
+    "report": ("report", "a suite results file (--out) as a Markdown table"),
+}
 
 
-async def _run(sizes: Sizes, only: Sequence[str], emit: Any) -> list[Result]:
-    results: list[Result] = []
-    base = admin_dsn()
-    async with contextlib.AsyncExitStack() as stack:
-        http = await stack.enter_async_context(new_session())
-        needs_servers = any(m in only for m in ("a", "b", "d"))
-        servers: dict[str, Any] = {}
-        raw_server = None
-        if needs_servers:
-            dsn = await stack.enter_async_context(scratch_database(base, "web"))
-            raw_server = await stack.enter_async_context(raw())
-            env = {"BACKLOG_SIZE": str(BACKLOG_SIZE)}
-            servers["memory"] = await stack.enter_async_context(jobspine("memory", **env))
-            servers["postgres"] = await stack.enter_async_context(
-                jobspine("postgres", database_url=dsn, **env)
-            )
-        ctx = Context(sizes=sizes, http=http, raw=raw_server, jobspine=servers, admin_dsn=base)  # type: ignore[arg-type]
-        steps = {
-            "a": heartbeats.run,
-            "b": fanout.run,
-            "c": scan.run,
-            "d": replay.run,
-            "e": idle.run,
-        }
-        for measure in MEASURES:
-            if measure not in only:
-                continue
-            started = time.monotonic()
-            found = await steps[measure](ctx)
-            for result in found:
-                result.params.setdefault("measure_s", round(time.monotonic() - started, 1))
-                emit(result)
-            results.extend(found)
-    return results
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes: seconds, for CI")
-    parser.add_argument("--out", type=Path, help="also write every result to this JSON file")
-    parser.add_argument(
-        "--server-root",
-        type=Path,
-        help="run jobspine's server from this checkout (e.g. a git worktree of an older "
-        "commit) to compare versions; the load and the baseline stay this checkout's",
-    )
-    parser.add_argument(
-        "--only", default=",".join(MEASURES), help="comma-separated measures (default a,b,c,d,e)"
-    )
-    return parser
+def usage() -> str:
+    width = max(map(len, SUBCOMMANDS))
+    lines = [(__doc__ or "").strip(), "", "subcommands:"]
+    lines += [f"  {name.ljust(width)}  {what}" for name, (_, what) in SUBCOMMANDS.items()]
+    lines += ["", "Without a subcommand (or with options only) it runs `suite`."]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    only = [m.strip() for m in args.only.split(",") if m.strip()]
-    unknown = sorted(set(only) - set(MEASURES))
-    if unknown:
-        _parser().error(f"unknown measure(s): {', '.join(unknown)}")
-    _raise_fd_limit()
-    if args.server_root is not None:
-        os.environ[SERVER_ROOT_ENV] = str(args.server_root.resolve())
-    sizes = SMOKE if args.smoke else FULL
-    run = {"date": now_iso(), "machine": machine(), "smoke": args.smoke}
-    if args.server_root is not None:
-        run["server_root"] = str(args.server_root.resolve())
-    lines: list[dict[str, Any]] = []
-
-    def emit(result: Result) -> None:
-        line = result.line(run)
-        lines.append(line)
-        print(json.dumps(line), flush=True)
-
-    started = time.monotonic()
-    results = asyncio.run(_run(sizes, only, emit))
-    print()
-    print(table(results))
-    print(f"\n{len(results)} results in {time.monotonic() - started:.0f} s")
-    if args.out is not None:
-        args.out.write_text(json.dumps({"run": run, "results": lines}, indent=2) + "\n")
-    return 0
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    name = "suite" if not args or args[0].startswith("-") else args.pop(0)
+    if name not in SUBCOMMANDS:
+        print(f"scripts/bench: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"scripts.benchsuite.{SUBCOMMANDS[name][0]}")
+    run: Callable[[Sequence[str]], int] = module.main
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import math
-import os
-import platform
 import statistics
 from collections.abc import Awaitable, Callable, Sequence
-from importlib import metadata
-from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
 import attrs
 
-from scripts.benchsuite.processes import SECRET
+from scripts.benchsuite.report import rounded
 from scripts.benchsuite.wire import WireClient
-from server.auth import mint_token
+from tests.support.processes import token
 
 T = TypeVar("T")
 
@@ -27,7 +22,7 @@ OWNER = "bench-user"
 
 @attrs.define
 class Result:
-    """One measure of one store, with the raw libraries' number beside it."""
+    """One measure of the suite on one store, with the raw libraries' number beside it."""
 
     measure: str
     name: str
@@ -42,28 +37,21 @@ class Result:
     met: bool | None = None
     extra: dict[str, Any] = attrs.Factory(dict)
 
-    def line(self, run: dict[str, Any]) -> dict[str, Any]:
+    def fields(self) -> dict[str, Any]:
+        """The keys of its JSON line (:func:`scripts.benchsuite.report.emit` adds the rest)."""
         return {
             "measure": self.measure,
             "name": self.name,
             "store": self.store,
-            "value": _round(self.value),
+            "value": rounded(self.value),
             "unit": self.unit,
-            "raw": None if self.raw is None else _round(self.raw),
+            "raw": None if self.raw is None else rounded(self.raw),
             "ratio": None if self.ratio is None else round(self.ratio, 3),
             "goal": self.goal,
             "met": self.met,
             "params": self.params,
             **({"extra": self.extra} if self.extra else {}),
-            **run,
         }
-
-
-def _round(value: float) -> float:
-    if value == 0 or not math.isfinite(value):
-        return value
-    digits = max(0, 3 - math.floor(math.log10(abs(value))))
-    return round(value, digits)
 
 
 def ratio(value: float, raw: float | None) -> float | None:
@@ -79,37 +67,6 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
-
-
-def machine() -> dict[str, Any]:
-    model = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    versions: dict[str, str | None] = {}
-    for package in ("python-socketio", "python-engineio", "aiohttp", "asyncpg"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        **versions,
-    }
-
-
-def now_iso() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def token(sub: str, role: str) -> str:
-    return mint_token(SECRET, sub=sub, role=role, ttl_s=6 * 3600)
 
 
 def user_auth(sub: str = OWNER) -> dict[str, Any]:
@@ -174,13 +131,10 @@ __all__ = [
     "RunningJob",
     "checked",
     "gather_limited",
-    "machine",
     "median",
-    "now_iso",
     "percentile",
     "ratio",
     "running_jobs",
-    "token",
     "user_auth",
     "worker_auth",
 ]

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import attrs
 
-from scripts.benchsuite.processes import Server
+from scripts.benchsuite.servers import Server
 
 
 @attrs.frozen(kw_only=True)

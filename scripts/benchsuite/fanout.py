@@ -32,7 +32,7 @@ from scripts.benchsuite.common import (
     worker_auth,
 )
 from scripts.benchsuite.context import Context, LoopStats, Sizes, median_run
-from scripts.benchsuite.processes import Server
+from scripts.benchsuite.servers import Server
 from scripts.benchsuite.wire import WireClient
 
 RATE_GOALS = {"memory": 0.6, "postgres": 0.4}

@@ -17,7 +17,7 @@ from scripts.benchsuite.common import (
     worker_auth,
 )
 from scripts.benchsuite.context import Context, LoopStats, closed_loop, median_run
-from scripts.benchsuite.processes import Server
+from scripts.benchsuite.servers import Server
 from scripts.benchsuite.wire import WireClient
 
 GOAL = 0.8

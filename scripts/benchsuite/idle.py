@@ -15,7 +15,7 @@ import gc
 
 from scripts.benchsuite.common import Result, gather_limited, ratio, user_auth
 from scripts.benchsuite.context import Context
-from scripts.benchsuite.processes import Server, jobspine, raw
+from scripts.benchsuite.servers import Server, jobspine, raw
 from scripts.benchsuite.wire import WireClient
 
 GOAL_KB = 30.0

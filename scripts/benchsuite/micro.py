@@ -1,4 +1,4 @@
-"""``python -m scripts.benchsuite.micro``: what jobspine adds per heartbeat call, in process.
+"""``scripts/bench micro``: what jobspine adds per heartbeat call, in process.
 
 The suite's rates depend on how busy the machine is; this does not: it times the code
 jobspine runs for one ``heartbeat`` call on top of python-socketio (``Dispatcher.dispatch``:
@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from scripts.benchsuite.report import emit
 from server.actors import Actor, Role
 from server.auth import Identity
 from server.metrics import Metrics
@@ -66,11 +67,23 @@ async def _per_call_us(calls: int, runs: int) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench micro", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
     per_call = asyncio.run(_per_call_us(args.calls, args.runs))
+    emit(
+        "micro",
+        {
+            "name": "heartbeat_dispatch_us",
+            "store": "memory",
+            "value": round(per_call, 2),
+            "unit": "us/call",
+            "params": {"calls": args.calls, "runs": args.runs},
+        },
+    )
     print(f"heartbeat through Dispatcher.dispatch on the memory store: {per_call:.2f} us per call")
     return 0
 

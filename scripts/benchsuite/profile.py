@@ -1,4 +1,4 @@
-"""``python -m scripts.benchsuite.profile --store raw|memory|postgres --load heartbeat|fanout``:
+"""``scripts/bench profile --store raw|memory|postgres --load heartbeat|fanout``:
 where the server's time goes under the load of measure a (heartbeats) or b (fan-out).
 
 Starts the server as the suite does, puts the load on it, and attaches ``py-spy record``
@@ -24,9 +24,9 @@ import attrs
 from scripts.benchsuite import fanout
 from scripts.benchsuite.common import RunningJob, checked, running_jobs, worker_auth
 from scripts.benchsuite.context import FULL, Context, closed_loop
-from scripts.benchsuite.database import admin_dsn, scratch_database
-from scripts.benchsuite.processes import Server, jobspine, raw
+from scripts.benchsuite.servers import Server, jobspine, raw
 from scripts.benchsuite.wire import WireClient, new_session
+from tests.support.databases import scratch_database
 
 #: Heartbeat calls in flight, as in measure a.
 IN_FLIGHT = 50
@@ -120,14 +120,16 @@ async def _profile(store: str, load: str, seconds: float, out: Path) -> float:
         async with jobspine("profile-memory") as server:
             return await _load(server, load, seconds, spy)
     async with (
-        scratch_database(admin_dsn(), "profile") as dsn,
+        scratch_database("bench_profile") as dsn,
         jobspine("profile-postgres", database_url=dsn) as server,
     ):
         return await _load(server, load, seconds, spy)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench profile", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     parser.add_argument("--store", choices=("raw", "memory", "postgres"), default="memory")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--load", choices=tuple(LOADS), default="heartbeat")

@@ -21,7 +21,7 @@ from scripts.benchsuite.common import (
     worker_auth,
 )
 from scripts.benchsuite.context import Context
-from scripts.benchsuite.processes import Server
+from scripts.benchsuite.servers import Server
 from scripts.benchsuite.wire import WireClient
 
 P99_GOALS_MS = {"memory": 20.0, "postgres": 50.0}

@@ -25,10 +25,10 @@ import asyncpg
 
 from scripts.benchsuite.common import Result, gather_limited, median, percentile, ratio
 from scripts.benchsuite.context import Context
-from scripts.benchsuite.database import scratch_database
 from server.store.postgres import PostgresJobStore
 from server.store.postgres.migrator import migrate
 from server.store.postgres.queries import FIND_STALE_SQL
+from tests.support.databases import scratch_database
 
 SCAN_GOAL_MS = 3.0
 HOT_GOAL = 0.9
@@ -234,7 +234,7 @@ async def run(ctx: Context) -> list[Result]:
     }
     results = []
     for layout in ("spread", "recent"):
-        async with scratch_database(ctx.admin_dsn, "scan") as dsn:
+        async with scratch_database("bench_scan", base=ctx.admin_dsn) as dsn:
             await _load(dsn, sizes.scan_jobs, sizes.scan_running, sizes.scan_stale, layout)
             times, raw_times, plan = await _scan(ctx, dsn)
             if layout == "spread":

@@ -7,7 +7,8 @@ Engine.IO v4 / Socket.IO v5 to connect to one namespace and make calls; between
 small before connecting, so once it is full the server's writes to this client stall: what
 the server sends next waits in its per-client queue.
 
-Used by tests/test_backpressure.py and scripts/bench_backpressure.py.
+Part of the harness the tests and the benches share (pytest-free): used by
+tests/test_backpressure.py and ``scripts/bench backpressure``.
 """
 
 from __future__ import annotations

@@ -23,16 +23,15 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, NoReturn, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
 from server.store.postgres import PostgresJobStore
 from server.store.postgres.migrator import migrate, schema_fingerprint
+from tests.support.databases import BASE_DSN_ENV, base_dsn, connected, drop_with, dsn_for, quote
 
-BASE_DSN_ENV = "JOBSPINE_TEST_DATABASE_URL"
-DEFAULT_BASE_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CONNECT_TIMEOUT_S = 3.0
 
 TEMPLATE_PREFIX = "jobspine_template_"
@@ -50,20 +49,6 @@ _UNREACHABLE_ERRORS = (
 
 class PostgresUnreachable(Exception):
     """The test server cannot be reached; the tests needing it skip (or fail in CI)."""
-
-
-def base_dsn() -> str:
-    return os.environ.get(BASE_DSN_ENV) or DEFAULT_BASE_DSN
-
-
-def dsn_for(database: str, base: str | None = None) -> str:
-    """``base`` (the test server's URL by default) pointing at ``database`` instead."""
-    parts = urlsplit(base or base_dsn())
-    return urlunsplit(parts._replace(path="/" + database))
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _unreachable(reason: object) -> NoReturn:
@@ -90,25 +75,15 @@ async def admin_connection() -> AsyncIterator[asyncpg.Connection[Any]]:
         await conn.close()
 
 
-async def _drop_database(admin: asyncpg.Connection[Any], name: str) -> None:
-    """Drop ``name`` even when a test left connections open (a leaked pool, a killed task)."""
-    await admin.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-        " WHERE datname = $1 AND pid <> pg_backend_pid()",
-        name,
-    )
-    await admin.execute(f"DROP DATABASE IF EXISTS {_quote(name)} WITH (FORCE)")
-
-
 async def create_database(name: str, template: str) -> None:
     """``name`` as a copy of ``template``: about 50 ms for a schema without data."""
     async with admin_connection() as admin:
-        await admin.execute(f"CREATE DATABASE {_quote(name)} TEMPLATE {_quote(template)}")
+        await admin.execute(f"CREATE DATABASE {quote(name)} TEMPLATE {quote(template)}")
 
 
 async def drop_database(name: str) -> None:
     async with admin_connection() as admin:
-        await _drop_database(admin, name)
+        await drop_with(admin, name)
 
 
 async def build_template() -> str:
@@ -122,17 +97,17 @@ async def build_template() -> str:
         if await admin.fetchval("SELECT true FROM pg_database WHERE datname = $1", name):
             return name
         building = f"{name}_build_{uuid.uuid4().hex[:8]}"
-        await admin.execute(f"CREATE DATABASE {_quote(building)} TEMPLATE template0")
+        await admin.execute(f"CREATE DATABASE {quote(building)} TEMPLATE template0")
         try:
             await migrate(dsn_for(building))
-            await admin.execute(f"ALTER DATABASE {_quote(building)} RENAME TO {_quote(name)}")
+            await admin.execute(f"ALTER DATABASE {quote(building)} RENAME TO {quote(name)}")
         except asyncpg.DuplicateDatabaseError:
             pass  # another session finished the same template first
         finally:
-            await _drop_database(admin, building)
+            await drop_with(admin, building)
         # Nobody may connect to it by accident: a connected template cannot be cloned.
         await admin.execute(
-            f"ALTER DATABASE {_quote(name)} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"
+            f"ALTER DATABASE {quote(name)} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"
         )
     return name
 
@@ -154,17 +129,6 @@ async def opened_postgres_store(
         yield store
     finally:
         await store.close()
-
-
-@contextlib.asynccontextmanager
-async def connected(dsn: str) -> AsyncIterator[asyncpg.Connection[Any]]:
-    """A plain connection to ``dsn`` (to set rows up and read them back), closed on the way
-    out."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 def run_blocking(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -221,6 +185,7 @@ __all__ = [
     "admin_connection",
     "base_dsn",
     "build_template",
+    "connected",
     "create_database",
     "drop_database",
     "dsn_for",

@@ -17,9 +17,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import NoReturn
@@ -27,7 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.processes import _child_setup, free_port
+from tests.support.processes import RedisServer, answers_ping, free_port
 
 REDIS_URL_ENV = "JOBSPINE_TEST_REDIS_URL"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -39,71 +36,6 @@ def _unavailable(message: str) -> NoReturn:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
-
-
-def answers_ping(host: str, port: int, *, timeout_s: float = 1.0) -> bool:
-    """Whether a Redis server at ``host:port`` answers ``PING`` (plain RESP, no client)."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-class RedisServer:
-    """A private ``redis-server`` on a fixed port: no persistence, stoppable, restartable."""
-
-    def __init__(self, binary: str, port: int) -> None:
-        self._binary = binary
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    async def start(self) -> None:
-        """Start it and wait until it answers (the port is its own again after a stop)."""
-        self._process = subprocess.Popen(  # noqa: ASYNC220 (returns at once)
-            [
-                self._binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--loglevel",
-                "warning",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd="/",
-            preexec_fn=_child_setup(),  # killed with the test process, never left behind
-        )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not await asyncio.to_thread(answers_ping, "127.0.0.1", self.port):
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                await self.stop()
-                pytest.fail(f"redis-server on port {self.port} did not start", pytrace=False)
-            await asyncio.sleep(0.02)
-
-    async def stop(self) -> None:
-        """Stop it (SIGTERM, then SIGKILL) and wait until it is gone."""
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            await asyncio.to_thread(process.wait, 10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            await asyncio.to_thread(process.wait, 10)
 
 
 class FreezingProxy:
@@ -170,8 +102,11 @@ async def private_redis() -> AsyncIterator[RedisServer]:
     binary = shutil.which("redis-server")
     if binary is None:
         _unavailable("redis-server is not installed (needed for the Redis restart tests)")
-    server = RedisServer(binary, free_port())
-    await server.start()
+    server = RedisServer(binary, free_port(), within=START_TIMEOUT_S)
+    try:
+        await server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
     try:
         yield server
     finally:

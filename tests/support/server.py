@@ -34,17 +34,11 @@ from server.keys import REPOSITORY, STORE
 from server.service import JobRepository
 from server.store.base import JobStore
 from server.store.memory import MemoryJobStore
+from tests.support.processes import UNLIMITED_CALLS
 
 #: Small so that falling out of the replay backlog is easy to provoke.
 TEST_BACKLOG = 5
 TEST_SECRET = "jobspine-test-secret-0123456789-abcdefghij"
-#: Call rates no functional test reaches; the abuse tests (tests/test_abuse_*.py) set the
-#: contract's defaults or lower ones.
-UNLIMITED_CALLS = {
-    "USER_CALLS_PER_S": "1000000",
-    "WORKER_CALLS_PER_S": "1000000",
-    "MAX_SOCKETS_PER_USER": "100000",
-}
 #: Generous bound for one wait; a healthy run takes milliseconds.
 TIMEOUT_S = 10.0
 
@@ -211,6 +205,23 @@ async def _connect(
     )
     server.clients.append(client)
     return client
+
+
+@contextlib.asynccontextmanager
+async def connected(url: str, namespace: str, bearer: str) -> AsyncIterator[SocketClient]:
+    """A client of ``namespace`` at ``url`` with token ``bearer``, recording every event."""
+    sio = socketio.AsyncClient(reconnection=False)
+    recorder = EventRecorder()
+
+    async def any_event(event: str, *args: Any) -> None:
+        await recorder.record(event, args[0] if len(args) == 1 else list(args))
+
+    sio.on("*", any_event, namespace=namespace)
+    await sio.connect(url, auth={"token": bearer}, namespaces=[namespace], wait_timeout=TIMEOUT_S)
+    try:
+        yield SocketClient(sio=sio, namespace=namespace, events=recorder)
+    finally:
+        await sio.disconnect()
 
 
 async def connect_user(

@@ -1,20 +1,15 @@
-"""What scripts/bench_heartbeat_store.py and scripts/bench_progress_store.py share.
+"""What ``scripts/bench heartbeat-store`` and ``scripts/bench progress-store`` share.
 
 Both seed running jobs in a scratch database, clone it once per mode (batching off, then on,
-so that both start from the same pages), print one JSON line per mode and then a table, and
-drop every scratch database at the end. Each script keeps its own ``run_mode``, its columns
-and its summary; this module holds the rest.
-
-The scripts run as ``python scripts/bench_<x>.py`` from anywhere, or as
-``python -m scripts.bench_<x>`` from the checkout; either way they put the checkout first on
-``sys.path`` and import this module as ``scripts.storebench``.
+so that both start from the same pages), print one JSON line per mode and then the report
+table, and drop every scratch database at the end. Each keeps its own ``run_mode``, its
+columns and its summary; this module holds the rest.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import time
@@ -26,17 +21,16 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from scripts.benchsuite.database import admin_dsn, dsn_for, quote
-from scripts.benchsuite.database import connection as connection  # the scripts' too
+from scripts.benchsuite.report import Column, Line, emit, table
 from server.errors import JobspineError
 from server.store.postgres import PostgresJobStore
 from server.store.postgres.migrator import migrate
+from tests.support.databases import base_dsn, connected, drop_with, dsn_for, quote
 
 #: (job id, lease) of each seeded running job.
 Jobs = Sequence[tuple[str, str]]
-Result = dict[str, Any]
 #: ``run_mode(base, template, jobs, args, delay)``: one mode on its own clone of ``template``.
-RunMode = Callable[[str, str, Jobs, argparse.Namespace, float], Awaitable[Result]]
+RunMode = Callable[[str, str, Jobs, argparse.Namespace, float], Awaitable[Line]]
 T = TypeVar("T")
 
 
@@ -63,7 +57,7 @@ async def seed(
     await migrate(dsn)
     ids = [uuid.uuid4() for _ in range(count)]
     leases = [f"lease-{uuid.uuid4().hex[:12]}" for _ in range(count)]
-    async with connection(dsn) as conn:
+    async with connected(dsn) as conn:
         await conn.execute(
             "INSERT INTO jobs (id, user_id, type, input, created_at, updated_at, epoch, seq)"
             " SELECT id, 'bench', 'research', $2::jsonb, now(), now(), 'e1', 1"
@@ -100,13 +94,13 @@ def mode_name(delay: float) -> str:
 async def clone(base: str, template: str, delay: float) -> tuple[str, str]:
     """A new database copied from ``template`` for the mode of ``delay``: its name and URL."""
     name = f"{template}_{mode_name(delay)}"
-    async with connection(base) as admin:
+    async with connected(base) as admin:
         await until_no_backends(admin, template)
         await admin.execute(f"CREATE DATABASE {quote(name)} TEMPLATE {quote(template)}")
-    return name, dsn_for(base, name)
+    return name, dsn_for(name, base)
 
 
-def head(delay: float, jobs: int, args: argparse.Namespace, elapsed: float) -> Result:
+def head(delay: float, jobs: int, args: argparse.Namespace, elapsed: float) -> Line:
     """The first keys of a mode's result: what was run."""
     return {
         "mode": mode_name(delay),
@@ -136,7 +130,7 @@ class Tally:
         self.latencies.append(time.perf_counter() - started)
         return result
 
-    def result(self) -> Result:
+    def result(self) -> Line:
         """``errors``, ``p50_ms`` and ``p99_ms`` (None when nothing succeeded)."""
         ordered = sorted(self.latencies)
         if not ordered:
@@ -166,72 +160,50 @@ async def run_loops(
 
 
 async def drop_scratch(base: str, names: Sequence[str]) -> None:
-    async with connection(base) as admin:
+    async with connected(base) as admin:
         for name in names:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = $1 AND pid <> pg_backend_pid()",
-                name,
-            )
-            await admin.execute(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
+            await drop_with(admin, name)
 
 
 @dataclass(frozen=True)
 class StoreBench:
     """One script's specifics."""
 
-    doc: str | None  # the script's docstring: its first line describes it in --help
+    bench: str  # the subcommand: "heartbeat-store", "progress-store"
+    doc: str | None  # the module's docstring: its first line describes it in --help
     loop: str  # what each loop does, for the help of --loops: "heartbeat", "report"
     prefix: str  # of the scratch databases' names
     seed: Callable[[str, int], Awaitable[Jobs]]  # seed(dsn, jobs) of the template
     run_mode: RunMode
-    columns: Sequence[tuple[str, str]]  # (result key, title) of the table's columns
+    columns: Sequence[Column]  # of the report table
     summary: str = ""  # appended to the line printed above the table
 
 
-async def bench(spec: StoreBench, args: argparse.Namespace) -> list[Result]:
+async def bench(spec: StoreBench, args: argparse.Namespace) -> list[Line]:
     base: str = args.dsn
     template = f"{spec.prefix}{uuid.uuid4().hex[:8]}"
     scratch = [template, f"{template}_off", f"{template}_on"]
     try:
-        async with connection(base) as admin:
+        async with connected(base) as admin:
             await admin.execute(f"CREATE DATABASE {quote(template)} TEMPLATE template0")
-        jobs = await spec.seed(dsn_for(base, template), args.jobs)
+        jobs = await spec.seed(dsn_for(template, base), args.jobs)
         results = []
         for delay in (0.0, args.delay):
             result = await spec.run_mode(base, template, jobs, args, delay)
-            print(json.dumps(result), flush=True)
-            results.append(result)
+            results.append(emit(spec.bench, result))
         return results
     finally:
         await drop_scratch(base, scratch)
 
 
-def table(results: Sequence[Result], columns: Sequence[tuple[str, str]]) -> str:
-    """Right-aligned columns; None is "-", a dict of error counts its total."""
-    rows = [[title for _, title in columns]]
-    for result in results:
-        rows.append(
-            [
-                "-"
-                if result[key] is None
-                else str(sum(result[key].values()))
-                if key == "errors"
-                else str(result[key])
-                for key, _ in columns
-            ]
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
-    lines = ["  ".join(cell.rjust(widths[i]) for i, cell in enumerate(row)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def parse_args(spec: StoreBench, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=spec.doc.splitlines()[0] if spec.doc else None)
+    parser = argparse.ArgumentParser(
+        prog=f"scripts/bench {spec.bench}",
+        description=spec.doc.splitlines()[0] if spec.doc else None,
+    )
     parser.add_argument(
         "--dsn",
-        default=admin_dsn(),
+        default=base_dsn(),
         help="a server's maintenance database; scratch databases are created beside it",
     )
     parser.add_argument("--jobs", type=int, default=1000, help="running jobs (N)")

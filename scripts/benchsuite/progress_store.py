@@ -14,8 +14,8 @@ dropped at the end.
 
 Prints one JSON line per mode, then a table. Usage::
 
-    .venv/bin/python scripts/bench_progress_store.py            # defaults: < 60 s
-    .venv/bin/python scripts/bench_progress_store.py --tiny     # a few seconds
+    scripts/bench progress-store           # defaults: < 60 s
+    scripts/bench progress-store --tiny    # a few seconds
 
 The server comes from ``--dsn``, else ``JOBSPINE_TEST_DATABASE_URL``, else
 ``postgresql://postgres@127.0.0.1:5432/postgres`` (a role that may create databases).
@@ -28,17 +28,15 @@ import functools
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-# Run from a checkout without installing the package too.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from scripts import storebench
+from scripts.benchsuite import store_modes
+from scripts.benchsuite.report import Column, text
 from server.store.postgres import PostgresJobStore
 from server.store.progress import ProgressWrite
+from tests.support.databases import connected
 
 BACKLOG = 200
 
@@ -77,8 +75,8 @@ async def run_mode(
     args: argparse.Namespace,
     delay: float,
 ) -> dict[str, Any]:
-    name, dsn = await storebench.clone(base, template, delay)
-    async with storebench.connection(dsn) as reader:
+    name, dsn = await store_modes.clone(base, template, delay)
+    async with connected(dsn) as reader:
         before = await commits(reader)
         store = PostgresJobStore(
             dsn,
@@ -88,7 +86,7 @@ async def run_mode(
             progress_batch_delay_s=delay,
         )
         batcher = store.progress_batcher
-        tally = storebench.Tally()
+        tally = store_modes.Tally()
         events = 0
 
         async def report(share: Sequence[tuple[str, str]], deadline: float) -> None:
@@ -104,14 +102,14 @@ async def run_mode(
                     events += len(result.events)
 
         shares = [share for k in range(args.loops) if (share := jobs[k :: args.loops])]
-        elapsed = await storebench.run_loops(store, report, shares, args.seconds)
-        await storebench.until_no_backends(reader, name)
+        elapsed = await store_modes.run_loops(store, report, shares, args.seconds)
+        await store_modes.until_no_backends(reader, name)
         after = await commits(reader)
         check = await stream_check(reader)
 
     done = len(tally.latencies)
     return {
-        **storebench.head(delay, len(jobs), args, elapsed),
+        **store_modes.head(delay, len(jobs), args, elapsed),
         "reports": done,
         "reports_per_s": round(done / elapsed),
         "events": events,
@@ -126,25 +124,31 @@ async def run_mode(
     }
 
 
-BENCH = storebench.StoreBench(
+BENCH = store_modes.StoreBench(
+    bench="progress-store",
     doc=__doc__,
     loop="report",
     prefix="jobspine_bench_progress_",
-    seed=functools.partial(storebench.seed, events=True),
+    seed=functools.partial(store_modes.seed, events=True),
     run_mode=run_mode,
     columns=[
-        ("mode", "grouping"),
-        ("reports_per_s", "reports/s"),
-        ("p50_ms", "p50 ms"),
-        ("p99_ms", "p99 ms"),
-        ("statements", "statements"),
-        ("reports_per_flush", "reports/flush"),
-        ("commits", "commits"),
-        ("broken_streams", "broken streams"),
-        ("errors", "errors"),
+        text("mode", "grouping"),
+        Column("reports_per_s", "reports/s"),
+        Column("p50_ms", "p50 ms"),
+        Column("p99_ms", "p99 ms"),
+        Column("statements", "statements"),
+        Column("reports_per_flush", "reports/flush"),
+        Column("commits", "commits"),
+        Column("broken_streams", "broken streams"),
+        Column("errors", "errors"),
     ],
     summary=", every report with its event",
 )
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return store_modes.main(BENCH, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(storebench.main(BENCH))
+    sys.exit(main())

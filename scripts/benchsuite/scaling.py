@@ -7,7 +7,7 @@ instance with Redis (whose emits then also publish, for nobody).
 What it does, on loopback with real processes: creates a scratch Postgres database, starts
 ``python -m server`` instances as subprocesses (same database, Redis on a channel of this
 run's own), connects N user clients that subscribe to J jobs, and starts a load generator
-(this script with ``--generate``, a subprocess) whose worker socket claims the J jobs and
+(``scripts/bench scaling --generate``, a subprocess) whose worker socket claims the J jobs and
 reports E progress events on each (one call at a time per job, J jobs at once), then
 completes them. The clock runs from the generator's first call to the last event received
 by the last client. Each client checks its events arrive in seq order, each once.
@@ -23,9 +23,9 @@ system, from ``/proc``): on a shared machine the rates move with other load, the
 much less. Prints one JSON line per scenario, then a table (and medians when repeated).
 Usage::
 
-    .venv/bin/python scripts/bench_scaling.py                # defaults: about a minute
-    .venv/bin/python scripts/bench_scaling.py --tiny         # a few seconds
-    .venv/bin/python scripts/bench_scaling.py --clients 8 --jobs 8 --events 500
+    scripts/bench scaling                # defaults: about a minute
+    scripts/bench scaling --tiny         # a few seconds
+    scripts/bench scaling --clients 8 --jobs 8 --events 500
 
 Postgres comes from ``--dsn``, else ``JOBSPINE_TEST_DATABASE_URL``, else
 ``postgresql://postgres@127.0.0.1:5432/postgres`` (a role that may create databases); Redis
@@ -36,137 +36,39 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import socket
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import asyncpg
-import attrs
 import socketio
 
-ROOT = Path(__file__).resolve().parents[1]
-# Run from a checkout without installing the package too.
-sys.path.insert(0, str(ROOT))
+from scripts.benchsuite.report import Column, emit, table, text
+from scripts.benchsuite.servers import Server, jobspine
+from tests.support.databases import BASE_DSN_ENV, base_dsn, scratch_database
+from tests.support.processes import ROOT, cpu_seconds, token
 
-from server.auth import mint_token  # noqa: E402
-
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
-SECRET = "bench-scaling-secret-" + "x" * 32
 OWNER = "bench"
 START_TIMEOUT_S = 60.0
 SCENARIOS = ("single", "single+redis", "cross")
 RUN_TIMEOUT_S = 120.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def bearer(sub: str, role: str = "user") -> str:
-    return mint_token(SECRET, sub=sub, role=role, ttl_s=3600)
+    return token(sub, role)
 
 
-# -- services --------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def scratch_database(dsn: str) -> AsyncIterator[str]:
-    """A new empty database (the web process migrates it), dropped afterwards."""
-    name = f"jobspine_bench_scaling_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(dsn, timeout=5)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield urlunsplit(urlsplit(dsn)._replace(path="/" + name))
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-@attrs.frozen
-class Web:
-    url: str
-    pid: int
-
-
-def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU time the processes used so far (Linux ``/proc``)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-    return total
-
-
-@contextlib.asynccontextmanager
-async def web_instance(name: str, env: Mapping[str, str]) -> AsyncIterator[Web]:
-    """``python -m server`` on a free port, once ``/readyz`` says 200."""
-    port = free_port()
-    full_env = {
-        **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "JWT_SECRET": SECRET,
-        # Every progress report is a live event: the bench measures delivery, not the limit.
-        "PROGRESS_EVENTS_PER_S": "0",
-        # Nor the per-user call and socket limits (docs/security.md).
-        "USER_CALLS_PER_S": "1000000",
-        "WORKER_CALLS_PER_S": "1000000",
-        "MAX_SOCKETS_PER_USER": "1000000",
-        **env,
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server",
-        cwd=ROOT,
-        env=full_env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_ready(url, process, name)
-        yield Web(url=url, pid=process.pid)
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-
-
-async def wait_ready(url: str, process: asyncio.subprocess.Process, name: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    async with aiohttp.ClientSession() as http:
-        while True:
-            if process.returncode is not None:
-                raise SystemExit(f"{name} exited with status {process.returncode}")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(f"{url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{name} not ready within {START_TIMEOUT_S:.0f} s")
-            await asyncio.sleep(0.05)
+def web_instance(name: str, env: Mapping[str, str]) -> AbstractAsyncContextManager[Server]:
+    """``python -m server`` on a free port (every progress report a live event, no call
+    limits), once ``/readyz`` says 200."""
+    return jobspine(name, **env)
 
 
 # -- the receiving side (this process) -------------------------------------------------------
@@ -220,10 +122,14 @@ async def create_jobs(url: str, count: int) -> list[str]:
 
 
 async def run_scenario(
-    name: str, clients_on: Web, worker_on: Web, args: argparse.Namespace
+    name: str, clients_on: Server, worker_on: Server, args: argparse.Namespace
 ) -> dict[str, Any]:
     client_url, worker_url = clients_on.url, worker_on.url
     pids = sorted({clients_on.pid, worker_on.pid})
+
+    def web_cpu() -> float:
+        return sum(cpu_seconds(pid) for pid in pids)
+
     jobs = await create_jobs(client_url, args.jobs)
     expected = args.jobs * (args.events + 1)  # progress events and the completion
     receivers = [Receiver(expected) for _ in range(args.clients)]
@@ -237,7 +143,9 @@ async def run_scenario(
     try:
         generator = await asyncio.create_subprocess_exec(
             sys.executable,
-            __file__,
+            "-m",
+            "scripts.benchsuite",
+            "scaling",
             "--generate",
             worker_url,
             "--jobs",
@@ -245,15 +153,16 @@ async def run_scenario(
             "--events",
             str(args.events),
             stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
         )
         # The generator prints its start time (time.time()) once connected and claiming.
         assert generator.stdout is not None
         started_line = await asyncio.wait_for(generator.stdout.readline(), START_TIMEOUT_S)
         started_at = json.loads(started_line)["started_at"]
-        cpu_before = cpu_seconds(pids)
+        cpu_before = web_cpu()
         await asyncio.wait_for(asyncio.gather(*(r.done.wait() for r in receivers)), RUN_TIMEOUT_S)
         finished_at = time.time()
-        server_cpu = cpu_seconds(pids) - cpu_before
+        server_cpu = web_cpu() - cpu_before
         report = json.loads(await generator.stdout.readline())
         await generator.wait()
     finally:
@@ -275,6 +184,7 @@ async def run_scenario(
         "web_processes": len(pids),
         "web_cpu_s": round(server_cpu, 3),
         "web_cpu_ms_per_event": round(1000 * server_cpu / expected, 3),
+        "lost": args.clients * expected - deliveries,
         "out_of_order": sum(r.out_of_order for r in receivers),
         "duplicates": sum(r.duplicates for r in receivers),
     }
@@ -325,7 +235,7 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
     channel = f"jobspine-bench-{uuid.uuid4().hex[:8]}"
     redis_env = {"REDIS_URL": args.redis, "REDIS_CHANNEL": channel}
     for _ in range(args.repeat):
-        async with scratch_database(args.dsn) as dsn:
+        async with scratch_database("bench_scaling", base=args.dsn) as dsn:
             base = {"DATABASE_URL": dsn}
             if "single" in args.scenarios:
                 async with web_instance("single", base) as a:
@@ -342,39 +252,33 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
-def table(results: Sequence[dict[str, Any]]) -> str:
-    header = (
-        f"{'scenario':<22}{'events/s':>10}{'deliveries/s':>14}{'seconds':>9}"
-        f"{'web cpu ms/event':>18}{'lost':>6}"
-    )
-    lines = [header, "-" * len(header)]
-    for r in results:
-        lost = r["clients"] * r["events"] - r["deliveries"]
-        lines.append(
-            f"{r['scenario']:<22}{r['events_per_s']:>10.1f}{r['deliveries_per_s']:>14.1f}"
-            f"{r['seconds']:>9.2f}{r['web_cpu_ms_per_event']:>18.3f}{lost:>6}"
-        )
-    scenarios = list(dict.fromkeys(r["scenario"] for r in results))
-    if len(results) > len(scenarios):
-        lines.append("-" * len(header))
-        for name in scenarios:
-            runs = [r for r in results if r["scenario"] == name]
-            events = statistics.median(r["events_per_s"] for r in runs)
-            deliveries = statistics.median(r["deliveries_per_s"] for r in runs)
-            seconds = statistics.median(r["seconds"] for r in runs)
-            cpu = statistics.median(r["web_cpu_ms_per_event"] for r in runs)
-            label = f"{name} (median)"
-            lines.append(
-                f"{label:<22}{events:>10.1f}{deliveries:>14.1f}{seconds:>9.2f}{cpu:>18.3f}"
-            )
-    return "\n".join(lines)
+COLUMNS = (
+    text("scenario"),
+    Column("events_per_s", "events/s"),
+    Column("deliveries_per_s", "deliveries/s"),
+    Column("seconds", "seconds"),
+    Column("web_cpu_ms_per_event", "web cpu ms/event"),
+    Column("lost", "lost"),
+)
+
+
+def medians(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per scenario with the median of each number over its runs."""
+    rows = []
+    for name in dict.fromkeys(r["scenario"] for r in results):
+        runs = [r for r in results if r["scenario"] == name]
+        row: dict[str, Any] = {"scenario": f"{name} (median)"}
+        for column in COLUMNS[1:]:
+            row[column.key] = statistics.median(r[column.key] for r in runs)
+        rows.append(row)
+    return rows
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--dsn", default=os.environ.get("JOBSPINE_TEST_DATABASE_URL") or DEFAULT_DSN
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench scaling", description=__doc__.splitlines()[0] if __doc__ else None
     )
+    parser.add_argument("--dsn", default=base_dsn(), help=f"default: ${BASE_DSN_ENV}")
     parser.add_argument(
         "--redis", default=os.environ.get("JOBSPINE_TEST_REDIS_URL") or DEFAULT_REDIS
     )
@@ -401,10 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.generate:
         asyncio.run(generate(args.generate, args.jobs, args.events))
         return 0
-    results = asyncio.run(bench(args))
-    for result in results:
-        print(json.dumps(result))
-    print(table(results))
+    results = [emit("scaling", result) for result in asyncio.run(bench(args))]
+    rows = results + (medians(results) if args.repeat > 1 else [])
+    print(table(rows, COLUMNS))
     return 0
 
 

@@ -5,7 +5,7 @@ when each job is created; the latency is the job's ``started_at - created_at`` (
 the server's clock). ``--no-push`` ignores the server's ``jobs:available`` push, which is
 how every worker behaved before contract v2: it claims at its next poll.
 
-    .venv/bin/python scripts/bench_wakeup.py [--jobs 20] [--poll 1.0] [--no-push]
+    scripts/bench wakeup [--jobs 20] [--poll 1.0] [--no-push]
 """
 
 from __future__ import annotations
@@ -13,30 +13,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import socket
 import statistics
-import sys
-from pathlib import Path
+from collections.abc import Sequence
 
 import aiohttp
 from aiohttp import web
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from jobspine_shared.wire import parse_time
+from scripts.benchsuite.report import Column, emit, table, text
 from server.app import create_app
 from server.auth import mint_token
 from server.config import load_settings
+from tests.support.processes import free_port
 from workers.sdk import JobContext, Worker, WorkerConfig, WorkerStopped
 
 SECRET = "wakeup-bench-secret-of-at-least-32-bytes"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def _done(ctx: JobContext) -> str:
@@ -44,7 +35,7 @@ async def _done(ctx: JobContext) -> str:
 
 
 async def measure(jobs: int, poll_s: float, push: bool) -> list[float]:
-    port = _free_port()
+    port = free_port()
     settings = load_settings(
         {"JWT_SECRET": SECRET, "PORT": str(port), "USER_CALLS_PER_S": "100000"}
     )
@@ -87,19 +78,37 @@ async def measure(jobs: int, poll_s: float, push: bool) -> list[float]:
     return latencies
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+COLUMNS = (
+    text("mode"),
+    Column("poll_s", "poll s"),
+    Column("jobs", "jobs"),
+    Column("median_ms", "median ms"),
+    Column("max_ms", "max ms"),
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench wakeup", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--poll", type=float, default=1.0, help="the worker's poll interval")
     parser.add_argument("--no-push", action="store_true", help="ignore jobs:available (v1)")
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="3 jobs, 0.2 s poll")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.jobs, args.poll = 3, 0.2
     latencies = asyncio.run(measure(args.jobs, args.poll, not args.no_push))
-    mode = "poll only (v1)" if args.no_push else "jobs:available push"
-    print(
-        f"{mode}: poll {args.poll:g} s, {len(latencies)} jobs: median create->claim "
-        f"{statistics.median(latencies):.1f} ms, max {max(latencies):.1f} ms"
-    )
+    result = {
+        "mode": "poll only (v1)" if args.no_push else "jobs:available push",
+        "poll_s": args.poll,
+        "jobs": len(latencies),
+        "median_ms": round(statistics.median(latencies), 1),
+        "max_ms": round(max(latencies), 1),
+    }
+    print(table([emit("wakeup", result)], COLUMNS))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

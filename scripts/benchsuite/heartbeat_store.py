@@ -13,8 +13,8 @@ counts when it exits). Every scratch database is dropped at the end.
 
 Prints one JSON line per mode, then a table. Usage::
 
-    .venv/bin/python scripts/bench_heartbeat_store.py            # defaults: < 60 s
-    .venv/bin/python scripts/bench_heartbeat_store.py --tiny     # a few seconds
+    scripts/bench heartbeat-store          # defaults: < 60 s
+    scripts/bench heartbeat-store --tiny   # a few seconds
 
 The server comes from ``--dsn``, else ``JOBSPINE_TEST_DATABASE_URL``, else
 ``postgresql://postgres@127.0.0.1:5432/postgres`` (a role that may create databases).
@@ -27,16 +27,14 @@ import functools
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-# Run from a checkout without installing the package too.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from scripts import storebench
+from scripts.benchsuite import store_modes
+from scripts.benchsuite.report import Column, text
 from server.store.postgres import PostgresJobStore
+from tests.support.databases import connected
 
 
 async def table_counts(conn: asyncpg.Connection[Any]) -> dict[str, int]:
@@ -58,8 +56,8 @@ async def run_mode(
     delay: float,
 ) -> dict[str, Any]:
     """One mode on its own clone of the seeded database."""
-    name, dsn = await storebench.clone(base, template, delay)
-    async with storebench.connection(dsn) as reader:
+    name, dsn = await store_modes.clone(base, template, delay)
+    async with connected(dsn) as reader:
         before = await table_counts(reader)
         store = PostgresJobStore(
             dsn,
@@ -69,7 +67,7 @@ async def run_mode(
             heartbeat_batch_delay_s=delay,
         )
         batcher = store.heartbeat_batcher
-        tally = storebench.Tally()
+        tally = store_modes.Tally()
 
         async def beat(share: Sequence[tuple[str, str]], deadline: float) -> None:
             i = 0
@@ -79,8 +77,8 @@ async def run_mode(
                 await tally.time(functools.partial(store.heartbeat, job_id, lease))
 
         shares = [jobs[k :: args.loops] or [jobs[k % len(jobs)]] for k in range(args.loops)]
-        elapsed = await storebench.run_loops(store, beat, shares, args.seconds)
-        await storebench.until_no_backends(reader, name)
+        elapsed = await store_modes.run_loops(store, beat, shares, args.seconds)
+        await store_modes.until_no_backends(reader, name)
         after = await table_counts(reader)
 
     done = len(tally.latencies)
@@ -88,7 +86,7 @@ async def run_mode(
     updates = after["updates"] - before["updates"]
     hot = after["hot_updates"] - before["hot_updates"]
     return {
-        **storebench.head(delay, len(jobs), args, elapsed),
+        **store_modes.head(delay, len(jobs), args, elapsed),
         "heartbeats": done,
         "heartbeats_per_s": round(done / elapsed),
         **tally.result(),
@@ -102,25 +100,31 @@ async def run_mode(
     }
 
 
-BENCH = storebench.StoreBench(
+BENCH = store_modes.StoreBench(
+    bench="heartbeat-store",
     doc=__doc__,
     loop="heartbeat",
     prefix="jobspine_bench_",
-    seed=functools.partial(storebench.seed, job_input='{"query": "benchmark"}'),
+    seed=functools.partial(store_modes.seed, job_input='{"query": "benchmark"}'),
     run_mode=run_mode,
     columns=[
-        ("mode", "batching"),
-        ("heartbeats_per_s", "beats/s"),
-        ("p50_ms", "p50 ms"),
-        ("p99_ms", "p99 ms"),
-        ("statements", "statements"),
-        ("heartbeats_per_flush", "beats/flush"),
-        ("commits", "commits"),
-        ("row_updates", "row updates"),
-        ("hot_ratio", "HOT ratio"),
-        ("errors", "errors"),
+        text("mode", "batching"),
+        Column("heartbeats_per_s", "beats/s"),
+        Column("p50_ms", "p50 ms"),
+        Column("p99_ms", "p99 ms"),
+        Column("statements", "statements"),
+        Column("heartbeats_per_flush", "beats/flush"),
+        Column("commits", "commits"),
+        Column("row_updates", "row updates"),
+        Column("hot_ratio", "HOT ratio"),
+        Column("errors", "errors"),
     ],
 )
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return store_modes.main(BENCH, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(storebench.main(BENCH))
+    sys.exit(main())

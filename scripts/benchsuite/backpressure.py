@@ -5,7 +5,8 @@ generator being this process:
 
 1. ``--jobs`` running jobs; ``--subscribers`` reading clients subscribed to all of them
    (raw Socket.IO over aiohttp, :mod:`scripts.benchsuite.wire`), plus, in the laggard runs,
-   one client (:mod:`tests.support.laggard`: a raw websocket with a 4 KiB receive window)
+   one client (:mod:`tests.support.laggard`, of the harness the tests and benches share: a
+   raw websocket with a 4 KiB receive window)
    subscribed to all of them that stops reading once the load starts;
 2. workers send ``progress`` calls on a fixed schedule of ``--rate`` calls per second
    (open loop: paced, not waiting for acks; at most ``--max-in-flight`` outstanding),
@@ -32,8 +33,8 @@ per-client queue.
 Prints one JSON line per run, then a table and the p99 ratio of the laggard run to the
 baseline. Usage::
 
-    .venv/bin/python scripts/bench_backpressure.py            # about a minute
-    .venv/bin/python scripts/bench_backpressure.py --tiny     # a few seconds, smoke
+    scripts/bench backpressure            # about a minute
+    scripts/bench backpressure --tiny     # a few seconds, smoke
 """
 
 from __future__ import annotations
@@ -41,32 +42,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "packages" / "shared"))
+import aiohttp
 
-import aiohttp  # noqa: E402
-
-from scripts.benchsuite.common import (  # noqa: E402
+from scripts.benchsuite.common import (
     RunningJob,
     checked,
-    machine,
-    now_iso,
     percentile,
     running_jobs,
     user_auth,
     worker_auth,
 )
-from scripts.benchsuite.processes import Server, jobspine  # noqa: E402
-from scripts.benchsuite.wire import WireClient, event_data, new_session  # noqa: E402
-from tests.support.laggard import Laggard  # noqa: E402
+from scripts.benchsuite.report import Column, emit, table, text
+from scripts.benchsuite.servers import Server, jobspine
+from scripts.benchsuite.wire import WireClient, event_data, new_session
+from tests.support.laggard import Laggard  # a client of the shared harness
 
 PROGRESS = 50.0
 SAMPLE_EVERY_S = 0.2
@@ -222,7 +216,6 @@ async def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     rss_mb = [r / 2**20 for _, r in rss]
     return {
         "run": mode,
-        "date": now_iso(),
         "rate_target": args.rate,
         "rate_acked": round(acked_in_window / measured_s),
         "jobs": args.jobs,
@@ -235,8 +228,8 @@ async def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "errors": errors,
         "events_delivered": readers.received,
         "events_expected": expected,
-        "p50_ms": round(percentile(latencies, 0.5) * 1e3, 2) if latencies else None,
-        "p99_ms": round(percentile(latencies, 0.99) * 1e3, 2) if latencies else None,
+        "p50_ms": round(percentile(latencies, 50) * 1e3, 2) if latencies else None,
+        "p99_ms": round(percentile(latencies, 99) * 1e3, 2) if latencies else None,
         "rss_start_mb": round(rss_mb[0], 1) if rss_mb else None,
         "rss_max_mb": round(max(rss_mb), 1) if rss_mb else None,
         "rss_end_mb": round(rss_mb[-1], 1) if rss_mb else None,
@@ -245,31 +238,27 @@ async def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def table(results: Sequence[dict[str, Any]]) -> str:
-    columns = [
-        ("run", "run"),
-        ("rate_acked", "calls/s"),
-        ("events_delivered", "delivered"),
-        ("events_expected", "expected"),
-        ("p50_ms", "p50 ms"),
-        ("p99_ms", "p99 ms"),
-        ("rss_start_mb", "RSS start MB"),
-        ("rss_max_mb", "RSS max MB"),
-        ("rss_end_mb", "RSS end MB"),
-        ("laggard_dropped", "laggard dropped"),
-        ("skipped", "skipped"),
-        ("errors", "errors"),
-    ]
-    rows = [[title for _, title in columns]]
-    rows += [["-" if r[key] is None else str(r[key]) for key, _ in columns] for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
-    lines = ["  ".join(cell.rjust(widths[i]) for i, cell in enumerate(row)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+COLUMNS = (
+    text("run"),
+    Column("rate_acked", "calls/s"),
+    Column("events_delivered", "delivered"),
+    Column("events_expected", "expected"),
+    Column("p50_ms", "p50 ms"),
+    Column("p99_ms", "p99 ms"),
+    Column("rss_start_mb", "RSS start MB"),
+    Column("rss_max_mb", "RSS max MB"),
+    Column("rss_end_mb", "RSS end MB"),
+    Column("laggard_dropped", "laggard dropped"),
+    Column("skipped", "skipped"),
+    Column("errors", "errors"),
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench backpressure",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
     parser.add_argument("--rate", type=float, default=1500.0, help="progress calls per second")
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--subscribers", type=int, default=3, help="reading clients")
@@ -301,16 +290,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     results = []
     for mode in [m.strip() for m in args.runs.split(",") if m.strip()]:
-        result = asyncio.run(run(mode, args))
-        print(json.dumps(result), flush=True)
-        results.append(result)
+        results.append(emit("backpressure", asyncio.run(run(mode, args))))
     print()
-    print(json.dumps({"machine": machine()}))
     print(
         f"{args.rate:g} calls/s target over {args.jobs} jobs to {args.subscribers} readers"
         f" (+1 laggard), {args.seconds:g} s measured after {args.warmup:g} s warm-up"
     )
-    print(table(results))
+    print(table(results, COLUMNS))
     by_run = {r["run"]: r for r in results}
     if "baseline" in by_run and "laggard" in by_run and by_run["baseline"]["p99_ms"]:
         ratio = by_run["laggard"]["p99_ms"] / by_run["baseline"]["p99_ms"]
