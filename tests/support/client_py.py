@@ -21,8 +21,7 @@ import socketio
 from jobspine_client import Watch
 from jobspine_client.connection import MAX_MESSAGE_BYTES
 from jobspine_shared.models import JobRecord
-from tests.support.processes import SECRET, Proc, spawn, stop, wait_ready
-from tests.support.server import UNLIMITED_CALLS
+from tests.support.processes import SECRET, UNLIMITED_CALLS, Proc, spawn, stop, wait_ready
 from workers.testing import wait_until
 
 
