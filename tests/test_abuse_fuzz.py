@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from jobspine_shared.wire_schema import CALLS
 from tests.support.server import (
     LiveServer,
     SocketClient,
@@ -30,19 +31,9 @@ FUZZ = settings(
     database=None,
 )
 
-USER_EVENTS = [
-    "job:subscribe",
-    "job:unsubscribe",
-    "job:sync",
-    "job:create",
-    "job:pause",
-    "job:resume",
-    "job:cancel",
-    "job:restart",
-    "job:recovery",
-    "auth:refresh",
-]
-WORKER_EVENTS = ["claim", "heartbeat", "progress", "checkpoint", "paused", "complete", "fail"]
+#: Every call of the contract, from the wire schema: the user's on "/", the worker's on "/workers".
+USER_EVENTS = list(CALLS["/"])
+WORKER_EVENTS = list(CALLS["/workers"])
 FIELDS = [
     "job_id", "after_seq", "epoch", "cursors", "epochs", "type", "input", "lease", "progress",
     "step", "data", "result", "error", "types", "worker_id", "token", "priority", "tags",
@@ -106,26 +97,22 @@ async def target(start_server: StartServer) -> AsyncIterator[Target]:
     await assert_healthy(server)
 
 
-@pytest.mark.parametrize("event", USER_EVENTS)
-@FUZZ
-@given(data=st.data())
-async def test_user_events_always_answer_with_the_envelope(
-    target: Target, event: str, data: st.DataObject
-) -> None:
-    payload = data.draw(payloads(target.known))
-    ack = await target.user.call(event, payload)
-    _assert_envelope(ack, f"{event} {payload!r}")
+CALL_TARGETS = [("/", e) for e in USER_EVENTS] + [("/workers", e) for e in WORKER_EVENTS]
 
 
-@pytest.mark.parametrize("event", WORKER_EVENTS)
+@pytest.mark.parametrize(
+    ("namespace", "event"), CALL_TARGETS, ids=[f"{n} {e}" for n, e in CALL_TARGETS]
+)
 @FUZZ
 @given(data=st.data())
-async def test_worker_rpcs_always_answer_with_the_envelope(
-    target: Target, event: str, data: st.DataObject
+async def test_every_call_always_answers_with_the_envelope(
+    target: Target, namespace: str, event: str, data: st.DataObject
 ) -> None:
+    """Every user event on "/" and every worker RPC on "/workers"."""
+    client = target.user if namespace == "/" else target.worker
     payload = data.draw(payloads(target.known))
-    ack = await target.worker.call(event, payload)
-    _assert_envelope(ack, f"{event} {payload!r}")
+    ack = await client.call(event, payload)
+    _assert_envelope(ack, f"{namespace} {event} {payload!r}")
 
 
 ROUTES = [

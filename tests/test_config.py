@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from server.config import load_settings
+from server.config import Settings, load_settings
 from server.errors import ConfigError
 
 SECRET = "s" * 32
@@ -28,6 +28,19 @@ def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
     )
 
 
+def supervision_and_limits(settings: Settings) -> tuple[float, float, int, int, int, str]:
+    """HEARTBEAT_TIMEOUT_S, SUPERVISOR_INTERVAL_S, MAX_RECOVERY_ATTEMPTS, BACKLOG_SIZE,
+    MAX_CHECKPOINT_BYTES and REDIS_CHANNEL as read."""
+    return (
+        settings.heartbeat_timeout_s,
+        settings.supervisor_interval_s,
+        settings.max_recovery_attempts,
+        settings.backlog_size,
+        settings.max_checkpoint_bytes,
+        settings.redis_channel,
+    )
+
+
 def test_defaults_follow_the_contract() -> None:
     settings = load_settings({"JWT_SECRET": SECRET})
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
@@ -37,12 +50,7 @@ def test_defaults_follow_the_contract() -> None:
     assert settings.jwt.key == SECRET
     assert settings.jwt.audience is None
     assert settings.jwt.issuer is None
-    assert settings.heartbeat_timeout_s == 30
-    assert settings.supervisor_interval_s == 10
-    assert settings.max_recovery_attempts == 3
-    assert settings.backlog_size == 200
-    assert settings.max_checkpoint_bytes == 1_048_576
-    assert settings.redis_channel == "jobspine"
+    assert supervision_and_limits(settings) == (30, 10, 3, 200, 1_048_576, "jobspine")
     assert settings.max_message_bytes >= settings.max_checkpoint_bytes + 64 * 1024
 
 
@@ -68,12 +76,7 @@ def test_every_variable_is_read() -> None:
     assert settings.database_url == "postgresql://postgres@127.0.0.1:5432/jobspine"
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
     assert (settings.jwt.audience, settings.jwt.issuer) == ("jobspine", "https://issuer.example")
-    assert settings.heartbeat_timeout_s == 0.5
-    assert settings.supervisor_interval_s == 0.2
-    assert settings.max_recovery_attempts == 0
-    assert settings.backlog_size == 5
-    assert settings.max_checkpoint_bytes == 1024
-    assert settings.redis_channel == "staging"
+    assert supervision_and_limits(settings) == (0.5, 0.2, 0, 5, 1024, "staging")
 
 
 def test_empty_values_take_the_default() -> None:

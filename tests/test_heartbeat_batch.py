@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -48,6 +49,15 @@ async def lock_waiters(conn: asyncpg.Connection[Any]) -> int:
         " WHERE datname = current_database() AND wait_event_type = 'Lock'"
     )
     return count
+
+
+@contextlib.asynccontextmanager
+async def with_a_locker(
+    dsn: str,
+) -> AsyncIterator[tuple[asyncpg.Connection[Any], asyncpg.Connection[Any], PostgresJobStore]]:
+    """A connection for setup and checks, one to hold row locks, and the store."""
+    async with connected(dsn) as conn, connected(dsn) as locker, opened(dsn) as store:
+        yield conn, locker, store
 
 
 async def heartbeats_behind_a_row_lock(
@@ -242,11 +252,7 @@ async def test_a_caller_giving_up_in_the_window_does_not_affect_the_others(
 async def test_a_caller_giving_up_during_the_write_does_not_cancel_it(postgres_dsn: str) -> None:
     """The write is the batcher's task: the caller that gave up stops waiting for it, and
     the others are answered when it commits."""
-    async with (
-        connected(postgres_dsn) as conn,
-        connected(postgres_dsn) as locker,
-        opened(postgres_dsn) as store,
-    ):
+    async with with_a_locker(postgres_dsn) as (conn, locker, store):
         jobs = await running_jobs(conn, 3)
         async with locker.transaction():
             # The flush must wait for this row lock, so callers are cancelled mid-write.
@@ -289,11 +295,7 @@ async def test_an_unreachable_database_fails_every_caller_with_unavailable() -> 
 async def test_a_connection_lost_mid_write_fails_the_batch_with_unavailable(
     postgres_dsn: str,
 ) -> None:
-    async with (
-        connected(postgres_dsn) as conn,
-        connected(postgres_dsn) as locker,
-        opened(postgres_dsn) as store,
-    ):
+    async with with_a_locker(postgres_dsn) as (conn, locker, store):
         jobs = await running_jobs(conn, 4)
         async with locker.transaction():
             calls = await heartbeats_behind_a_row_lock(conn, locker, store, jobs, jobs[0][0])

@@ -17,7 +17,7 @@ from server.errors import ConfigError, InvalidProgress, LeaseLost
 from server.keys import METRICS
 from server.service import JobRepository, RepositorySettings
 from server.store.base import JobStore
-from tests.support.jobs import ALICE, drive, wait_until
+from tests.support.jobs import ALICE, running, wait_until
 from tests.support.server import TIMEOUT_S, StartServer, connect_user, connect_worker
 
 S = JobState
@@ -44,12 +44,6 @@ async def stream(repo: JobRepository, job_id: str) -> list[tuple[int, str, Any]]
 def assert_contiguous(events: list[tuple[int, str, Any]], last_seq: int) -> None:
     seqs = [seq for seq, _, _ in events]
     assert seqs == list(range(seqs[0], last_seq + 1)), seqs
-
-
-async def running(repo: JobRepository) -> tuple[str, str]:
-    driven = await drive(repo, S.RUNNING)
-    assert driven.lease
-    return driven.job.id, driven.lease
 
 
 async def test_a_burst_stores_every_value_and_ends_with_the_latest_event(

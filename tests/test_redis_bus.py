@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Mapping
-from typing import Any
+from collections.abc import Awaitable
 
 import pytest
 from redis.asyncio import Redis
@@ -27,6 +26,7 @@ from tests.support.redis_apps import (
     is_ready,
     metric_values,
     not_ready,
+    progress,
     readyz,
     received,
     running_job,
@@ -35,7 +35,6 @@ from tests.support.redis_apps import (
 )
 from tests.support.server import (
     TEST_SECRET,
-    SocketClient,
     StartServer,
     connect_user,
     connect_worker,
@@ -43,10 +42,6 @@ from tests.support.server import (
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-
-
-async def progress(worker: SocketClient, job: Mapping[str, Any], value: float) -> None:
-    await worker.ok("progress", {"job_id": job["id"], "lease": job["lease"], "progress": value})
 
 
 def test_redis_without_a_database_is_refused_in_one_line() -> None:

@@ -26,7 +26,7 @@ from tests.support.processes import (
     web_process,
 )
 from tests.support.redis import RedisServer
-from tests.support.redis_apps import bus_env
+from tests.support.redis_apps import bus_env, progress, received, running_job, seqs
 from tests.support.server import SocketClient, connected
 from tests.support.staleness import RowAging
 
@@ -68,28 +68,6 @@ async def get(url: str, path: str, bearer: str) -> Any:
         return await response.json()
 
 
-async def running_job(owner: SocketClient, work: SocketClient) -> dict[str, Any]:
-    """A job of the owner's claimed by ``work``: its snapshot plus ``lease``."""
-    job = (await owner.ok("job:create", {"type": "research", "input": {}}))["job"]
-    claim = await work.ok("claim", {"types": ["research"]})
-    assert claim["job"]["id"] == job["id"]
-    return {**job, "lease": claim["lease"]}
-
-
-async def progress(work: SocketClient, job: Mapping[str, Any], value: float) -> None:
-    await work.ok("progress", {"job_id": job["id"], "lease": job["lease"], "progress": value})
-
-
-def seqs(client: SocketClient, job_id: str) -> list[int]:
-    """The seqs of ``job_id``'s events ``client`` received live, in order of arrival."""
-    return [event["seq"] for event in client.events.of_job(job_id)]
-
-
-async def received(client: SocketClient, job_id: str, count: int) -> list[int]:
-    await client.events.wait_for(lambda _: len(seqs(client, job_id)) >= count, WITHIN_S)
-    return seqs(client, job_id)
-
-
 def status_is(url: str, status: int) -> Any:
     async def check() -> bool:
         return await readyz(url) == status
@@ -127,7 +105,7 @@ async def test_a_client_that_moves_from_a_to_b_mid_job_resyncs_without_a_gap(
             await first.ok("job:subscribe", {"job_id": job["id"]})
             for value in (10, 20):
                 await progress(work, job, value)
-            seen = await received(first, job["id"], 4)
+            seen = await received(first, job["id"], 4, WITHIN_S)
         assert seen == [1, 2, 3, 4]
         for value in (30, 40, 50):  # while the client is between instances
             await progress(work, job, value)
@@ -138,7 +116,7 @@ async def test_a_client_that_moves_from_a_to_b_mid_job_resyncs_without_a_gap(
             assert ack["recovered"] is True
             replayed = [event["seq"] for event in ack["events"]]
             await progress(work, job, 60)
-            live = await received(second, job["id"], 1)
+            live = await received(second, job["id"], 1, WITHIN_S)
         assert seen + replayed + live == list(range(1, 9))
 
 
@@ -230,7 +208,7 @@ async def test_after_a_redis_restart_both_recover_and_a_client_fills_its_gap_by_
         job = await running_job(owner, work)
         await owner.ok("job:subscribe", {"job_id": job["id"]})
         await progress(work, job, 10)
-        assert await received(owner, job["id"], 3) == [1, 2, 3]
+        assert await received(owner, job["id"], 3, WITHIN_S) == [1, 2, 3]
 
         await private_redis.stop()
         for web in (a, b):
@@ -244,7 +222,7 @@ async def test_after_a_redis_restart_both_recover_and_a_client_fills_its_gap_by_
             await wait_until(status_is(web.url, 200), within=WITHIN_S)
         # The latest event is sent again after the outage: the client sees the gap (4 is
         # missing) without waiting for the job's next event, and fills it by replay.
-        assert (await received(owner, job["id"], 4))[:4] == [1, 2, 3, 5]
+        assert (await received(owner, job["id"], 4, WITHIN_S))[:4] == [1, 2, 3, 5]
         ack = await owner.ok(
             "job:subscribe", {"job_id": job["id"], "after_seq": 3, "epoch": job["epoch"]}
         )
@@ -275,7 +253,7 @@ async def test_an_instance_started_while_redis_is_down_serves_locally_and_gets_r
         async with user(web) as owner, worker(web) as work:
             job = await running_job(owner, work)
             await progress(work, job, 50)
-            assert await received(owner, job["id"], 3) == [1, 2, 3]
+            assert await received(owner, job["id"], 3, WITHIN_S) == [1, 2, 3]
             assert await readyz(web.url) == 503
             await private_redis.start()
             await wait_until(status_is(web.url, 200), within=WITHIN_S)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.handlers import Forever
 from tests.support.scripted_job import ScriptedConnection, fast_config, make_claim, run_job
 from workers.sdk.context import JobContext
 from workers.sdk.errors import (
@@ -112,14 +113,7 @@ async def test_tracebacks_are_sent_only_when_configured() -> None:
 
 async def test_lease_lost_cancels_the_handler_and_nothing_more_is_written() -> None:
     conn = ScriptedConnection()
-    saw: list[str] = []
-
-    async def handler(ctx: JobContext) -> None:
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            saw.append("cancelled")
-            raise
+    handler = Forever()
 
     async def cancel_soon() -> None:
         await wait_until(lambda: "heartbeat" in conn.events(), what="a heartbeat")
@@ -130,7 +124,7 @@ async def test_lease_lost_cancels_the_handler_and_nothing_more_is_written() -> N
     await canceller
 
     assert outcome is Outcome.LOST
-    assert saw == ["cancelled"]
+    assert handler.cancelled.is_set()
     refused_at = max(i for i, (e, _) in enumerate(conn.calls) if e == "heartbeat")
     assert conn.calls[refused_at + 1 :] == []
 
@@ -195,19 +189,12 @@ async def test_wait_for_pause_request_and_pause_point() -> None:
 async def test_a_handler_that_ignores_a_pause_is_cancelled_after_the_pause_timeout() -> None:
     conn = ScriptedConnection()
     conn.pause_requested = True
-    saw: list[str] = []
-
-    async def handler(ctx: JobContext) -> None:
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            saw.append("cancelled")
-            raise
+    handler = Forever()
 
     _, outcome = await run_job(handler, conn, pause_timeout_s=0.05)
 
     assert outcome is Outcome.PAUSED
-    assert saw == ["cancelled"]
+    assert handler.cancelled.is_set()
 
 
 async def test_a_checkpoint_interrupted_by_the_pause_timeout_goes_out_with_paused() -> None:
@@ -246,25 +233,16 @@ async def test_shutdown_checkpoint_stops_without_writing() -> None:
 
 async def test_cancelling_the_run_is_the_hard_stop() -> None:
     conn = ScriptedConnection()
-    started = asyncio.Event()
-    saw: list[str] = []
-
-    async def handler(ctx: JobContext) -> None:
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            saw.append("cancelled")
-            raise
+    handler = Forever()
 
     run = JobRun(make_claim(), handler, conn, fast_config())
     task = asyncio.create_task(run.run())
-    await started.wait()
+    await handler.started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
 
-    assert saw == ["cancelled"]
+    assert handler.cancelled.is_set()
     assert [e for e in conn.events() if e != "heartbeat"] == []
 
 

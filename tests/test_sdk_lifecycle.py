@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 from server.keys import SIO
+from tests.support.handlers import Forever
 from tests.support.sdk_live import act, in_state, running, sdk_worker, until_job
 from tests.support.server import LiveServer
 from workers.sdk import JobContext, RetryableError
@@ -70,23 +71,14 @@ async def test_an_idle_worker_claims_at_once_on_jobs_available(live_server: Live
 
 
 async def test_a_cancel_reaches_the_running_handler_at_once(live_server: LiveServer) -> None:
-    started, cancelled = asyncio.Event(), asyncio.Event()
-
-    async def long(ctx: JobContext) -> None:
-        started.set()
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
+    long = Forever()
     worker = sdk_worker(live_server, {"research": long}, **SLOW)
     async with running(worker):
         await worker.connection.wait_connected()
         job = await _create(live_server, {"type": "research"})
-        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.wait_for(long.started.wait(), 10)
         await act(live_server, job["id"], "cancel")
-        await asyncio.wait_for(cancelled.wait(), 10)
+        await asyncio.wait_for(long.cancelled.wait(), 10)
 
 
 async def test_a_pause_request_is_raised_at_the_next_pause_point(live_server: LiveServer) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.handlers import Forever
 from tests.support.sdk_live import (
     HEARTBEAT_TIMEOUT_S,
     USER,
@@ -175,24 +176,16 @@ async def test_pause_request_checkpoint_paused_then_resume_continues(
 async def test_cancel_cancels_the_handler_and_nothing_more_is_written(
     live_server: LiveServer,
 ) -> None:
-    running_now, saw = asyncio.Event(), []
-
-    async def handler(ctx: JobContext) -> None:
-        running_now.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            saw.append("CancelledError")
-            raise
+    handler = Forever()
 
     worker = sdk_worker(live_server, {"forever": handler})
     async with running(worker):
         job = await create_job(live_server, "forever")
-        await asyncio.wait_for(running_now.wait(), 10)
+        await asyncio.wait_for(handler.started.wait(), 10)
         cancelled = await act(live_server, job["id"], "cancel")
         await wait_until(lambda: worker.outcomes[Outcome.LOST] == 1, what="run ended")
 
-    assert saw == ["CancelledError"]
+    assert handler.cancelled.is_set()
     assert cancelled["state"] == "cancelled"
     after = await get_job(live_server, job["id"])
     assert (after["state"], after["seq"]) == ("cancelled", cancelled["seq"])
@@ -206,25 +199,20 @@ async def test_a_job_recovered_by_the_supervisor_cancels_its_handler_and_nothing
     clocked = await start_clocked(start_server)
     server = clocked.server
     watcher = await connect_user(server, USER)
-    checkpointed, saw = asyncio.Event(), []
 
-    async def handler(ctx: JobContext) -> None:
+    async def checkpoint_first(ctx: JobContext) -> None:
         await ctx.checkpoint({"phase": 1})
-        checkpointed.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            saw.append("CancelledError")
-            raise
+
+    handler = Forever(first=checkpoint_first)
 
     worker = sdk_worker(server, {"stuck": handler}, heartbeat_interval_s=1.0)
     async with running(worker):
         job = await create_job(server, "stuck")
-        await asyncio.wait_for(checkpointed.wait(), 10)
+        await asyncio.wait_for(handler.started.wait(), 10)
         await clocked.recovered_as_stale(job["id"], "paused")
         await wait_until(lambda: worker.outcomes[Outcome.LOST] == 1, within_s=20, what="lost")
 
-    assert saw == ["CancelledError"]
+    assert handler.cancelled.is_set()
     assert worker.outcomes == {Outcome.LOST: 1}
     after = await get_job(server, job["id"])
     assert after["state"] == "paused"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -29,9 +28,10 @@ from jobspine_shared import (
 )
 from jobspine_shared.models import RetryPolicy
 from jobspine_shared.states import FINAL_STATES
+from tests.support import wire_samples
+from tests.support.wire_samples import NOW
 
 S = JobState
-NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 CONTRACT_TABLE = {
     (S.CREATED, S.RUNNING),
@@ -50,17 +50,7 @@ CONTRACT_TABLE = {
 
 
 def record(**changes: Any) -> JobRecord:
-    base = JobRecord(
-        id="9b2f6a0e-0000-4000-8000-000000000001",
-        user_id="u1",
-        type="research",
-        input={"query": "q"},
-        created_at=NOW,
-        updated_at=NOW,
-        epoch="e8c1",
-        seq=3,
-    )
-    return base.evolve(**changes)
+    return wire_samples.record(3, input={"query": "q"}).evolve(**changes)
 
 
 @pytest.mark.parametrize("source", list(JobState))

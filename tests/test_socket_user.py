@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from jobspine_shared.wire_schema import CALLS
 from server.store.base import JobStore
+from tests.support.faults import break_repository, secret_logged
 from tests.support.server import (
     TEST_BACKLOG,
     TIMEOUT_S,
@@ -299,20 +301,7 @@ async def test_bad_payloads_are_validation_errors(
     assert user.connected
 
 
-@pytest.mark.parametrize(
-    "event",
-    [
-        "job:subscribe",
-        "job:unsubscribe",
-        "job:sync",
-        "job:create",
-        "job:pause",
-        "job:resume",
-        "job:cancel",
-        "job:restart",
-        "job:recovery",
-    ],
-)
+@pytest.mark.parametrize("event", list(CALLS["/"]))
 async def test_a_payload_that_is_not_an_object_is_a_validation_error(
     start_server: StartServer, event: str
 ) -> None:
@@ -337,17 +326,12 @@ async def test_unknown_events_are_bad_requests(live_server: LiveServer) -> None:
 async def test_an_unexpected_error_is_logged_and_acked_generically(
     live_server: LiveServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("secret internals")
-
-    monkeypatch.setattr(live_server.repository, "create", broken)
+    break_repository(monkeypatch, live_server, "create")
     user = await connect_user(live_server, "u1")
     error = await user.refused("job:create", {"type": "t"}, code="internal_error")
     assert "secret" not in error["message"]
     assert "Traceback" not in error["message"]
-    assert any(r.exc_info and "secret internals" in str(r.exc_info[1]) for r in caplog.records), (
-        "the exception is logged with its traceback"
-    )
+    assert secret_logged(caplog), "the exception is logged with its traceback"
     monkeypatch.undo()
     await assert_healthy(live_server)
 

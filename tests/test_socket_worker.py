@@ -34,6 +34,17 @@ async def _claim(worker: SocketClient, **payload: Any) -> dict[str, Any]:
     return ack
 
 
+async def _claimed_job(
+    server: LiveServer,
+) -> tuple[SocketClient, SocketClient, dict[str, Any], str]:
+    """A user, a job of theirs, and a worker holding it: (user, worker, job, lease)."""
+    user = await connect_user(server)
+    job = await _create(user)
+    worker = await connect_worker(server)
+    lease: str = (await _claim(worker))["lease"]
+    return user, worker, job, lease
+
+
 async def test_claim_with_nothing_to_do_acks_three_nulls(live_server: LiveServer) -> None:
     worker = await connect_worker(live_server)
     assert await _claim(worker) == {"ok": True, "job": None, "lease": None, "checkpoint": None}
@@ -91,10 +102,7 @@ async def test_a_job_driven_to_completion_delivers_every_event_once_in_order(
 
 
 async def test_fail_records_the_error(live_server: LiveServer) -> None:
-    user = await connect_user(live_server)
-    job = await _create(user)
-    worker = await connect_worker(live_server)
-    lease = (await _claim(worker))["lease"]
+    user, worker, job, lease = await _claimed_job(live_server)
     error = {"message": "upstream down", "code": "upstream", "retryable": True}
     await worker.ok("fail", {"job_id": job["id"], "lease": lease, "error": error})
     failed = await user.events.wait_for_job_event(job["id"], "job:failed")
@@ -110,10 +118,7 @@ async def test_fail_records_the_error(live_server: LiveServer) -> None:
 
 
 async def test_pause_request_checkpoint_resume_and_reclaim(live_server: LiveServer) -> None:
-    user = await connect_user(live_server)
-    job = await _create(user)
-    worker = await connect_worker(live_server)
-    lease = (await _claim(worker))["lease"]
+    user, worker, job, lease = await _claimed_job(live_server)
     fenced = {"job_id": job["id"], "lease": lease}
     await worker.ok("progress", {**fenced, "progress": 30})
     await worker.refused("paused", fenced, code="invalid_transition")  # nothing was requested
@@ -147,10 +152,7 @@ async def test_pause_request_checkpoint_resume_and_reclaim(live_server: LiveServ
 
 
 async def test_cancel_fences_every_lease_carrying_call(live_server: LiveServer) -> None:
-    user = await connect_user(live_server)
-    job = await _create(user)
-    worker = await connect_worker(live_server)
-    lease = (await _claim(worker))["lease"]
+    user, worker, job, lease = await _claimed_job(live_server)
     fenced = {"job_id": job["id"], "lease": lease}
     cancelled = (await user.ok("job:cancel", {"job_id": job["id"]}))["job"]
     calls: list[tuple[str, dict[str, Any]]] = [
@@ -254,10 +256,7 @@ async def test_a_payload_that_is_not_an_object_is_a_validation_error(
 
 async def test_non_finite_numbers_are_validation_errors(live_server: LiveServer) -> None:
     """The Python client writes NaN and Infinity as bare JSON words, as some clients do."""
-    user = await connect_user(live_server)
-    job = await _create(user)
-    worker = await connect_worker(live_server)
-    lease = (await _claim(worker))["lease"]
+    _, worker, job, lease = await _claimed_job(live_server)
     fenced = {"job_id": job["id"], "lease": lease}
     for value in [math.nan, math.inf, -math.inf]:
         error = await worker.refused(

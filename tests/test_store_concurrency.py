@@ -12,7 +12,7 @@ from jobspine_shared.states import JobState
 from server.errors import InvalidTransition, LeaseLost
 from server.service import JobRepository
 from server.store.base import JobStore
-from tests.support.jobs import ALICE, WORKER, claim, create, drive
+from tests.support.jobs import ALICE, WORKER, claim, create, drive, running
 from tests.support.server import TEST_BACKLOG
 from tests.support.store_contract import contract_repo
 
@@ -55,9 +55,7 @@ async def test_held_jobs_are_not_claimable(repo: JobRepository) -> None:
 
 
 async def test_concurrent_progress_gives_consecutive_seqs(repo: JobRepository) -> None:
-    driven = await drive(repo, S.RUNNING)
-    job_id, lease = driven.job.id, driven.lease
-    assert lease
+    job_id, lease = await running(repo)
     start = (await repo.get_job(ALICE, job_id)).seq
     await asyncio.gather(*(repo.update_progress(job_id, lease, 10) for _ in range(25)))
     job = await repo.get_job(ALICE, job_id)

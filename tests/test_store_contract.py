@@ -19,7 +19,7 @@ from jobspine_shared.states import TRANSITIONS, JobState
 from server.errors import InvalidTransition, LeaseLost, NotFound, ValidationFailed
 from server.service import JobRepository
 from server.store.base import JobStore
-from tests.support.jobs import ADMIN, ALICE, BOB, WORKER, create, drive
+from tests.support.jobs import ADMIN, ALICE, BOB, WORKER, create, drive, running
 from tests.support.store_contract import contract_repo, events_of
 
 S = JobState
@@ -175,9 +175,7 @@ async def test_fail_records_the_error(repo: JobRepository) -> None:
 
 
 async def test_pause_request_then_worker_pauses_with_checkpoint(repo: JobRepository) -> None:
-    driven = await drive(repo, S.RUNNING)
-    job_id, lease = driven.job.id, driven.lease
-    assert lease
+    job_id, lease = await running(repo)
     with pytest.raises(InvalidTransition):
         await repo.paused(job_id, lease)
     requested = await repo.pause(ALICE, job_id)
@@ -199,9 +197,7 @@ async def test_pause_request_then_worker_pauses_with_checkpoint(repo: JobReposit
 async def test_resume_keeps_checkpoint_and_next_claim_hands_it_over(
     repo: JobRepository,
 ) -> None:
-    driven = await drive(repo, S.RUNNING)
-    job_id, old_lease = driven.job.id, driven.lease
-    assert old_lease
+    job_id, old_lease = await running(repo)
     await repo.update_progress(job_id, old_lease, 30)
     await repo.checkpoint(job_id, old_lease, {"completed_steps": 2}, progress=40)
     await repo.update_progress(job_id, old_lease, 55)

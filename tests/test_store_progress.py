@@ -17,7 +17,7 @@ from server.errors import InvalidProgress, LeaseLost, NotFound, PayloadTooLarge,
 from server.service import JobRepository
 from server.store.base import JobStore
 from server.store.progress import ProgressWrite, trailing_progress_change
-from tests.support.jobs import ALICE, drive
+from tests.support.jobs import ALICE, drive, running
 from tests.support.store_contract import MAX_CHECKPOINT, contract_repo
 
 S = JobState
@@ -29,9 +29,7 @@ def repo(store: JobStore) -> JobRepository:
 
 
 async def test_progress_may_not_go_down_within_an_attempt(repo: JobRepository) -> None:
-    driven = await drive(repo, S.RUNNING)
-    job_id, lease = driven.job.id, driven.lease
-    assert lease
+    job_id, lease = await running(repo)
     await repo.update_progress(job_id, lease, 40, "a")
     same = await repo.update_progress(job_id, lease, 40, "b")
     assert same.step == "b"
@@ -67,9 +65,7 @@ async def test_step_length_is_bounded(repo: JobRepository) -> None:
 
 
 async def test_checkpoint_size_limit(repo: JobRepository) -> None:
-    driven = await drive(repo, S.RUNNING)
-    job_id, lease = driven.job.id, driven.lease
-    assert lease
+    job_id, lease = await running(repo)
     before = await repo.get_job(ALICE, job_id)
     # {"b":"…"} is 8 bytes of framing around the string.
     with pytest.raises(PayloadTooLarge):
@@ -102,9 +98,7 @@ async def test_checkpoint_with_progress_sets_progress_in_one_event(repo: JobRepo
 
 
 async def test_progress_without_event_updates_the_row_only(repo: JobRepository) -> None:
-    driven = await drive(repo, S.RUNNING)
-    job_id, lease = driven.job.id, driven.lease
-    assert lease
+    job_id, lease = await running(repo)
     store = repo.store
     before = await store.get(job_id)
     assert before is not None
@@ -126,9 +120,7 @@ async def test_progress_without_event_updates_the_row_only(repo: JobRepository) 
 
 
 async def test_progress_without_event_is_fenced_like_with_one(repo: JobRepository) -> None:
-    driven = await drive(repo, S.RUNNING)
-    job_id, lease = driven.job.id, driven.lease
-    assert lease
+    job_id, lease = await running(repo)
     store = repo.store
     await store.update_progress(job_id, ProgressWrite(lease=lease, progress=50.0, step=None))
     for error, write in [
@@ -152,9 +144,7 @@ async def test_progress_without_event_is_fenced_like_with_one(repo: JobRepositor
 
 
 async def test_a_trailing_progress_event_carries_the_stored_values(repo: JobRepository) -> None:
-    driven = await drive(repo, S.RUNNING)
-    job_id, lease = driven.job.id, driven.lease
-    assert lease
+    job_id, lease = await running(repo)
     store = repo.store
     quiet = ProgressWrite(lease=lease, progress=70.0, step="almost", with_event=False)
     await store.update_progress(job_id, quiet)

@@ -13,7 +13,7 @@ from jobspine_shared.states import JobState
 from server.errors import NotFound, ValidationFailed
 from server.service import JobRepository
 from server.store.base import JobStore
-from tests.support.jobs import ADMIN, ALICE, BOB, create, drive
+from tests.support.jobs import ADMIN, ALICE, BOB, create, drive, running
 from tests.support.server import TEST_BACKLOG
 from tests.support.store_contract import contract_repo
 
@@ -28,9 +28,7 @@ def repo(store: JobStore) -> JobRepository:
 async def test_backlog_keeps_the_last_events_and_says_when_it_covers(
     repo: JobRepository,
 ) -> None:
-    driven = await drive(repo, S.RUNNING)
-    job_id, lease = driven.job.id, driven.lease
-    assert lease
+    job_id, lease = await running(repo)
     for value in range(1, 11):
         await repo.update_progress(job_id, lease, value)
     latest = (await repo.get_job(ALICE, job_id)).seq

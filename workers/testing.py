@@ -18,16 +18,17 @@ import inspect
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from jobspine_shared.models import JobRecord
 from jobspine_shared.states import JobState
 from workers.sdk.context import check_progress, check_step, json_object_copy
-from workers.sdk.errors import PauseCause, PauseRequested
+from workers.sdk.errors import PauseCause
+from workers.sdk.job_view import JobView
 
 
-class FakeJobContext:
+class FakeJobContext(JobView):
     """An in-memory :class:`~workers.sdk.context.JobContext` with the SDK's checks.
 
     It validates like the real one (progress in [0, 100] and never down, checkpoint data a
@@ -45,7 +46,7 @@ class FakeJobContext:
         job: JobRecord | None = None,
     ) -> None:
         now = datetime.now(UTC)
-        self._job = job or JobRecord(
+        record = job or JobRecord(
             id=str(uuid.uuid4()),
             user_id="test-user",
             type=job_type,
@@ -56,48 +57,13 @@ class FakeJobContext:
             updated_at=now,
             epoch="test",
         )
-        self._checkpoint = checkpoint
+        super().__init__(record, checkpoint)
         self._pause_after = pause_after_checkpoints
-        self._pause = asyncio.Event()
-        self._cause: PauseCause | None = None
-        self._delivered: set[PauseCause] = set()
-        self._floor = self._job.progress
         self.progress_reports: list[tuple[float, str | None]] = []
         self.checkpoints: list[dict[str, Any]] = []
 
-    @property
-    def job(self) -> JobRecord:
-        return self._job
-
-    @property
-    def attempt(self) -> int:
-        return self._job.attempt
-
-    @property
-    def retries(self) -> int:
-        return self._job.retries
-
-    @property
-    def deadline(self) -> datetime | None:
-        started, timeout = self._job.started_at, self._job.timeout_s
-        if started is None or timeout is None:
-            return None
-        return started + timedelta(seconds=timeout)
-
-    @property
-    def checkpoint_data(self) -> dict[str, Any] | None:
-        return self._checkpoint
-
-    @property
-    def pause_requested(self) -> bool:
-        return self._pause.is_set()
-
     def request_pause(self, cause: PauseCause = PauseCause.USER) -> None:
-        self._cause = cause
-        self._pause.set()
-
-    async def wait_for_pause_request(self) -> None:
-        await self._pause.wait()
+        super().request_pause(cause)
 
     async def progress(self, value: float, step: str | None = None) -> None:
         self._floor = check_progress(value, self._floor)
@@ -114,10 +80,7 @@ class FakeJobContext:
         await self.pause_point()
 
     async def pause_point(self) -> None:
-        cause = self._cause
-        if cause is not None and cause not in self._delivered:
-            self._delivered.add(cause)
-            raise PauseRequested(cause)
+        self._deliver_pause()
 
 
 async def wait_until(

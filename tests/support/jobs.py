@@ -73,3 +73,10 @@ async def drive(repo: JobRepository, state: JobState, owner: Actor = ALICE) -> D
     if state is JobState.CANCELLED:
         return Driven(job=await repo.cancel(owner, job.id), lease=lease)
     raise AssertionError(state)
+
+
+async def running(repo: JobRepository, owner: Actor = ALICE) -> tuple[str, str]:
+    """A fresh job claimed by :data:`WORKER`: its id and lease."""
+    driven = await drive(repo, JobState.RUNNING, owner)
+    assert driven.lease
+    return driven.job.id, driven.lease

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tests.support.jobs import wait_until
-from tests.support.server import LiveServer, SocketClient, StartServer
+from tests.support.server import TIMEOUT_S, LiveServer, SocketClient, StartServer
 
 #: Generous: the machine is shared; a healthy run takes a second or two.
 HEAL_WITHIN_S = 30.0
@@ -72,6 +72,13 @@ def seqs(client: SocketClient, job_id: str) -> list[int]:
     return [event["seq"] for event in client.events.of_job(job_id)]
 
 
-async def received(client: SocketClient, job_id: str, count: int) -> list[int]:
-    await client.events.wait_for(lambda _: len(seqs(client, job_id)) >= count)
+async def progress(worker: SocketClient, job: Mapping[str, Any], value: float) -> None:
+    await worker.ok("progress", {"job_id": job["id"], "lease": job["lease"], "progress": value})
+
+
+async def received(
+    client: SocketClient, job_id: str, count: int, within: float = TIMEOUT_S
+) -> list[int]:
+    """The seqs of ``job_id``'s events once ``client`` has received at least ``count``."""
+    await client.events.wait_for(lambda _: len(seqs(client, job_id)) >= count, within)
     return seqs(client, job_id)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-from jobspine_shared.models import JobRecord
 from jobspine_shared.states import JobState
+from tests.support.wire_samples import record
 from workers.sdk.config import WorkerConfig
 from workers.sdk.context import JobContext
 from workers.sdk.errors import RpcError
@@ -64,19 +63,7 @@ class ScriptedConnection:
 
 
 def make_claim(*, checkpoint: dict[str, Any] | None = None, progress: float = 0.0) -> Claim:
-    now = datetime.now(UTC)
-    job = JobRecord(
-        id="00000000-0000-4000-8000-000000000042",
-        user_id="alice",
-        type="research",
-        input={"query": "q"},
-        state=JobState.RUNNING,
-        attempt=1,
-        progress=progress,
-        created_at=now,
-        updated_at=now,
-        epoch="e1",
-    )
+    job = record(input={"query": "q"}, state=JobState.RUNNING, attempt=1, progress=progress)
     return Claim(job=job, lease="lease-1", checkpoint=checkpoint)
 
 

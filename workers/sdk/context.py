@@ -13,7 +13,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Coroutine, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from jobspine_shared import values
@@ -24,11 +24,10 @@ from workers.sdk.coalesce import ProgressCoalescer, ProgressUpdate
 from workers.sdk.errors import (
     CheckpointTooLarge,
     LeaseLost,
-    PauseCause,
-    PauseRequested,
     RpcError,
     TransportError,
 )
+from workers.sdk.job_view import JobView
 from workers.sdk.lease import TRANSIENT_CODES, Lease
 
 log = logging.getLogger("workers.sdk.context")
@@ -135,7 +134,7 @@ def json_object_copy(data: Mapping[str, Any], what: str) -> dict[str, Any]:
     return copy
 
 
-class LiveJobContext:
+class LiveJobContext(JobView):
     """The SDK's :class:`JobContext`: writes go through the job's fenced :class:`Lease`."""
 
     def __init__(
@@ -146,55 +145,15 @@ class LiveJobContext:
         lease: Lease,
         coalescer: ProgressCoalescer,
     ) -> None:
-        self._job = job
-        self._checkpoint_data = checkpoint_data
+        super().__init__(job, checkpoint_data)
         self._lease = lease
         self._coalescer = coalescer
-        #: Progress may not go down within an attempt; a resumed one starts at the claimed value.
-        self._floor = job.progress
         self._send_lock = asyncio.Lock()
-        self._pause_event = asyncio.Event()
-        self._pause_cause: PauseCause | None = None
-        self._delivered: set[PauseCause] = set()
         #: The latest checkpoint the handler asked for, and whether the server has it.
         self.latest_checkpoint: dict[str, Any] | None = None
         self.latest_checkpoint_saved = True
 
     # -- the handler's side ------------------------------------------------------------------
-
-    @property
-    def job(self) -> JobRecord:
-        return self._job
-
-    @property
-    def attempt(self) -> int:
-        return self._job.attempt
-
-    @property
-    def retries(self) -> int:
-        return self._job.retries
-
-    @property
-    def deadline(self) -> datetime | None:
-        started, timeout = self._job.started_at, self._job.timeout_s
-        if started is None or timeout is None:
-            return None
-        return started + timedelta(seconds=timeout)
-
-    @property
-    def checkpoint_data(self) -> dict[str, Any] | None:
-        return self._checkpoint_data
-
-    @property
-    def pause_requested(self) -> bool:
-        return self._pause_event.is_set()
-
-    @property
-    def pause_cause(self) -> PauseCause | None:
-        return self._pause_cause
-
-    async def wait_for_pause_request(self) -> None:
-        await self._pause_event.wait()
 
     async def progress(self, value: float, step: str | None = None) -> None:
         checked = check_progress(value, self._floor)
@@ -244,12 +203,6 @@ class LiveJobContext:
 
     # -- the SDK's side ----------------------------------------------------------------------
 
-    def request_pause(self, cause: PauseCause) -> None:
-        """Ask the handler to save and stop at its next pause point."""
-        if self._pause_cause is None or cause is PauseCause.SHUTDOWN:
-            self._pause_cause = cause
-        self._pause_event.set()
-
     async def flush_progress(self, *, due_only: bool = False, reliably: bool = False) -> None:
         """Send the pending progress report, if any: only when due (the heartbeat tick) or in
         any case; ``reliably`` retries through reconnects (before a final write, so the last
@@ -286,12 +239,6 @@ class LiveJobContext:
                 return
             log.warning("job %s: progress %.1f refused: %s", self._job.id, update.value, exc)
         self._coalescer.sent(update)
-
-    def _deliver_pause(self) -> None:
-        cause = self._pause_cause
-        if cause is not None and cause not in self._delivered:
-            self._delivered.add(cause)
-            raise PauseRequested(cause)
 
     def _raise_if_lost(self) -> None:
         if self._lease.lost is not None:

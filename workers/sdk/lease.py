@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from jobspine_shared.errors import STOP_JOB_CODES, ErrorCode
 from workers.sdk.backoff import Backoff
 from workers.sdk.errors import LeaseLost, RpcError, TransportError
@@ -23,24 +25,27 @@ log = logging.getLogger("workers.sdk.lease")
 TRANSIENT_CODES = frozenset({ErrorCode.UNAVAILABLE, ErrorCode.RATE_LIMITED})
 
 
+def _ignore(_: object) -> None:
+    pass
+
+
+def _default_backoff() -> Backoff:
+    return Backoff(0.2, 5.0)
+
+
+@attrs.define(eq=False)
 class Lease:
-    def __init__(
-        self,
-        connection: RpcCaller,
-        *,
-        job_id: str,
-        lease: str,
-        on_lost: Callable[[LeaseLost], None] = lambda _: None,
-        on_ack: Callable[[dict[str, Any]], None] = lambda _: None,
-        retry_backoff: Callable[[], Backoff] = lambda: Backoff(0.2, 5.0),
-    ) -> None:
-        self._connection = connection
-        self.job_id = job_id
-        self.lease = lease
-        self._on_lost = on_lost
-        self._on_ack = on_ack
-        self._retry_backoff = retry_backoff
-        self.lost: LeaseLost | None = None
+    """One job's lease over a worker connection: ``on_lost`` is told once when it is lost,
+    ``on_ack`` sees every successful ack, ``retry_backoff`` paces :meth:`call_reliably`."""
+
+    _connection: RpcCaller
+    job_id: str = attrs.field(kw_only=True)
+    lease: str = attrs.field(kw_only=True)
+    _on_lost: Callable[[LeaseLost], None] = attrs.field(kw_only=True, default=_ignore)
+    _on_ack: Callable[[dict[str, Any]], None] = attrs.field(kw_only=True, default=_ignore)
+    _retry_backoff: Callable[[], Backoff] = attrs.field(kw_only=True, default=_default_backoff)
+    #: Why the lease is gone, once it is (then nothing more is sent for the job).
+    lost: LeaseLost | None = attrs.field(init=False, default=None)
 
     def _lose(self, error: LeaseLost) -> None:
         if self.lost is None:
