@@ -25,6 +25,7 @@ import socketio
 
 from tests.support.log_lines import log_messages
 from tests.support.processes import Proc, token, web_process, worker_process
+from tests.support.progress_steps import step_numbers
 from tests.support.server import EventRecorder
 from workers.examples import EXAMPLE_HANDLERS
 from workers.examples import steps as example_steps
@@ -43,7 +44,7 @@ USER = "alice"
 STEPS = 8
 #: Long enough to kill the worker mid-job after its first checkpoint, short enough to be quick.
 JOB_INPUT = {"query": "solid-state batteries", "steps": STEPS, "step_seconds": 0.4}
-STEP_TEXT = re.compile(r"step (\d+)/(\d+): ")
+STEP_TEXT = re.compile(r"step (\d+)/(\d+): .*")
 
 
 @attrs.define
@@ -117,18 +118,6 @@ async def uninterrupted_result(
         return await EXAMPLE_HANDLERS[job_type](FakeJobContext(job_type, job_input))
 
 
-def step_numbers(events: list[dict[str, Any]]) -> list[int]:
-    """The ``k`` of each ``job:progress`` event's ``step k/N: …`` text, in order."""
-    numbers = []
-    for event in events:
-        if event["type"] == "job:progress":
-            match = STEP_TEXT.match(event["data"]["step"])
-            assert match is not None, event
-            assert int(match[2]) == STEPS, event
-            numbers.append(int(match[1]))
-    return numbers
-
-
 def of_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e for e in events if e["type"] == kind]
 
@@ -199,12 +188,14 @@ async def test_a_killed_worker_s_job_is_paused_resumed_and_completed_from_its_ch
     first_attempt = [e for e in events if e["seq"] < paused["seq"]]
     second_attempt = [e for e in events if e["seq"] > starts[1]["seq"]]
     assert len(of_type(first_attempt, "job:checkpoint")) == done_before_kill
-    assert step_numbers(first_attempt) in (
+    assert step_numbers(first_attempt, STEP_TEXT, total=STEPS) in (
         list(range(1, done_before_kill + 1)),
         list(range(1, done_before_kill + 2)),
     )
     # the second attempt starts after the checkpoint: the work before it is not redone
-    assert step_numbers(second_attempt) == list(range(done_before_kill + 1, STEPS + 1))
+    assert step_numbers(second_attempt, STEP_TEXT, total=STEPS) == list(
+        range(done_before_kill + 1, STEPS + 1)
+    )
     assert len(of_type(second_attempt, "job:checkpoint")) == STEPS - done_before_kill
     assert "resuming from its checkpoint" in second_log, second_log
 

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import asyncpg
@@ -21,25 +20,20 @@ from jobspine_shared.states import JobState
 from server.errors import LeaseLost, NotFound, Unavailable
 from server.service import JobRepository
 from server.store.postgres import PostgresJobStore
-from server.store.postgres.heartbeat_batch import HeartbeatBatcher
+from tests.support.batching import (
+    BACKLOG,
+    heartbeat_all,
+    heartbeat_batcher_of,
+    opened,
+    pooled_heartbeat_batcher,
+)
 from tests.support.heartbeat_rows import beaten_since, running_jobs
 from tests.support.jobs import ALICE, drive, wait_until
-from tests.support.postgres import connected, open_postgres_store, opened_postgres_store
+from tests.support.postgres import connected, open_postgres_store
 
-BACKLOG = 5
 UNREACHABLE_DSN = "postgresql://postgres@127.0.0.1:1/postgres"
 #: Long enough that callers gathered together always share the batch, however slow the host.
 WIDE_WINDOW_S = 0.05
-
-
-def opened(dsn: str, **options: Any) -> AbstractAsyncContextManager[PostgresJobStore]:
-    return opened_postgres_store(dsn, backlog_size=BACKLOG, **options)
-
-
-def batcher_of(store: PostgresJobStore) -> HeartbeatBatcher:
-    batcher = store.heartbeat_batcher
-    assert batcher is not None, "batching is off"
-    return batcher
 
 
 async def lock_waiters(conn: asyncpg.Connection[Any]) -> int:
@@ -86,7 +80,7 @@ async def test_concurrent_heartbeats_share_few_statements(postgres_dsn: str) -> 
         answers = await asyncio.gather(*(store.heartbeat(j, lease) for j, lease in calls))
 
         assert answers == [False] * 200
-        batcher = batcher_of(store)
+        batcher = heartbeat_batcher_of(store)
         assert batcher.flushes < 200 / 4
         assert batcher.statements < 200 / 4
         assert await beaten_since(conn, 1) == 50  # written, not only answered
@@ -127,7 +121,7 @@ async def test_batched_heartbeats_are_hot_updates(postgres_dsn: str) -> None:
             for _ in range(40):
                 answers = await asyncio.gather(*(store.heartbeat(j, lease) for j, lease in jobs))
                 assert answers == [False] * 5
-            assert batcher_of(store).flushes == 40
+            assert heartbeat_batcher_of(store).flushes == 40
         finally:
             await store.close()
         await wait_until(lambda: no_other_backends(conn))
@@ -141,16 +135,10 @@ async def test_a_full_batch_is_written_without_waiting_out_its_window(postgres_d
     """``max_batch`` callers start the flush at once; the window only bounds a lone caller."""
     async with connected(postgres_dsn) as conn:
         jobs = await running_jobs(conn, 20)
-        pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=2)
-        batcher = HeartbeatBatcher(pool.acquire, max_delay_s=3600, max_batch=10)
-        try:
-            answers = await asyncio.wait_for(
-                asyncio.gather(*(batcher.submit(uuid.UUID(j), lease) for j, lease in jobs)),
-                timeout=30,
-            )
-        finally:
-            await batcher.close()
-            await pool.close()
+        async with pooled_heartbeat_batcher(
+            postgres_dsn, max_delay_s=3600, max_batch=10
+        ) as batcher:
+            answers = await heartbeat_all(batcher, jobs, 30)
         assert answers == [False] * 20
         assert batcher.flushes == 2
         assert await beaten_since(conn, 1) == 20
@@ -187,7 +175,7 @@ async def test_each_caller_in_a_batch_gets_its_own_answer(postgres_dsn: str) -> 
         assert plain.lease is not None
         assert pausing.lease is not None
         assert cancelled.lease is not None
-        flushes_before = batcher_of(store).flushes
+        flushes_before = heartbeat_batcher_of(store).flushes
 
         calls = [
             (plain.job.id, plain.lease),
@@ -202,7 +190,7 @@ async def test_each_caller_in_a_batch_gets_its_own_answer(postgres_dsn: str) -> 
             *(store.heartbeat(j, lease) for j, lease in calls), return_exceptions=True
         )
 
-        assert batcher_of(store).flushes == flushes_before + 1  # all in one batch
+        assert heartbeat_batcher_of(store).flushes == flushes_before + 1  # all in one batch
         assert answers[0] is False
         assert answers[1] is True
         assert answers[5] is False
@@ -223,7 +211,7 @@ async def test_a_malformed_id_is_refused_without_a_statement(postgres_dsn: str) 
     async with opened(postgres_dsn) as store:
         with pytest.raises(NotFound):
             await store.heartbeat("not-a-uuid", "lease")
-        assert batcher_of(store).statements == 0
+        assert heartbeat_batcher_of(store).statements == 0
 
 
 # -- callers that give up -------------------------------------------------------------------
@@ -237,7 +225,7 @@ async def test_a_caller_giving_up_in_the_window_does_not_affect_the_others(
         opened(postgres_dsn, heartbeat_batch_delay_s=3600) as store,
     ):
         jobs = await running_jobs(conn, 3)
-        batcher = batcher_of(store)
+        batcher = heartbeat_batcher_of(store)
         calls = [asyncio.create_task(store.heartbeat(j, lease)) for j, lease in jobs]
         await wait_until(lambda: _true(batcher.waiting == 3))
 
@@ -265,7 +253,7 @@ async def test_a_caller_giving_up_during_the_write_does_not_cancel_it(postgres_d
         assert await calls[1] is False
         with pytest.raises(asyncio.CancelledError):
             await calls[2]
-        assert batcher_of(store).flushes == 1
+        assert heartbeat_batcher_of(store).flushes == 1
         assert await beaten_since(conn, 1) == 3  # the write went on for the cancelled too
         assert await store.heartbeat(*jobs[0]) is False  # and the batcher keeps working
 
@@ -283,7 +271,7 @@ async def test_an_unreachable_database_fails_every_caller_with_unavailable() -> 
             *(store.heartbeat(str(uuid.uuid4()), "lease") for _ in range(20)),
             return_exceptions=True,
         )
-        batcher = batcher_of(store)
+        batcher = heartbeat_batcher_of(store)
         assert [type(a) for a in answers] == [Unavailable] * 20
         assert len({id(a) for a in answers}) == 20  # each caller its own error
         assert batcher.flushes == 1  # one connection attempt for the batch
@@ -340,7 +328,7 @@ async def test_a_deadlock_between_batches_is_retried(postgres_dsn: str) -> None:
             # Now the other writer wants the first job: a cycle.
             await other.execute(beat, uuid.UUID(first))
         assert await asyncio.gather(*calls) == [False, False]
-        batcher = batcher_of(store)
+        batcher = heartbeat_batcher_of(store)
         assert batcher.deadlock_retries >= 1  # (1 unless the host is too slow for the backoff)
         assert batcher.flushes == 1
 
@@ -354,7 +342,7 @@ async def test_close_writes_pending_heartbeats_and_leaves_no_task(postgres_dsn: 
         store = await open_postgres_store(
             postgres_dsn, backlog_size=BACKLOG, heartbeat_batch_delay_s=3600
         )
-        batcher = batcher_of(store)
+        batcher = heartbeat_batcher_of(store)
         calls = [asyncio.create_task(store.heartbeat(j, lease)) for j, lease in jobs]
         await wait_until(lambda: _true(batcher.waiting == 5))
 
@@ -374,7 +362,7 @@ async def test_close_answers_pending_callers_even_when_the_database_is_gone() ->
     store = PostgresJobStore(
         UNREACHABLE_DSN, backlog_size=BACKLOG, connect_timeout=1.0, heartbeat_batch_delay_s=3600
     )
-    batcher = batcher_of(store)
+    batcher = heartbeat_batcher_of(store)
     calls = [asyncio.create_task(store.heartbeat(str(uuid.uuid4()), "L")) for _ in range(3)]
     await wait_until(lambda: _true(batcher.waiting == 3))
 

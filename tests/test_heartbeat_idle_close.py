@@ -3,13 +3,10 @@ together share one statement without waiting out the whole window."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-
-import asyncpg
 import pytest
 
 from server.store.postgres.heartbeat_batch import IDLE_FRACTION, HeartbeatBatcher
+from tests.support.batching import heartbeat_all, pooled_heartbeat_batcher
 from tests.support.heartbeat_rows import beaten_since, running_jobs
 from tests.support.postgres import connected
 
@@ -24,14 +21,11 @@ pytestmark = pytest.mark.postgres
 async def test_a_lone_heartbeat_is_written_once_no_one_joins(postgres_dsn: str) -> None:
     async with connected(postgres_dsn) as conn:
         [(job_id, lease)] = await running_jobs(conn, 1)
-        pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=2)
-        batcher = HeartbeatBatcher(pool.acquire, max_delay_s=WINDOW_S, idle_s=0.01)
-        try:
-            answer = await asyncio.wait_for(batcher.submit(uuid.UUID(job_id), lease), WITHIN_S)
-        finally:
-            await batcher.close()
-            await pool.close()
-        assert answer is False
+        async with pooled_heartbeat_batcher(
+            postgres_dsn, max_delay_s=WINDOW_S, idle_s=0.01
+        ) as batcher:
+            answers = await heartbeat_all(batcher, [(job_id, lease)], WITHIN_S)
+        assert answers == [False]
         assert batcher.flushes == 1
         assert await beaten_since(conn, 1) == 1
 
@@ -39,16 +33,10 @@ async def test_a_lone_heartbeat_is_written_once_no_one_joins(postgres_dsn: str) 
 async def test_callers_that_come_together_share_one_statement(postgres_dsn: str) -> None:
     async with connected(postgres_dsn) as conn:
         jobs = await running_jobs(conn, 20)
-        pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=2)
-        batcher = HeartbeatBatcher(pool.acquire, max_delay_s=WINDOW_S, idle_s=0.05)
-        try:
-            answers = await asyncio.wait_for(
-                asyncio.gather(*(batcher.submit(uuid.UUID(j), lease) for j, lease in jobs)),
-                WITHIN_S,
-            )
-        finally:
-            await batcher.close()
-            await pool.close()
+        async with pooled_heartbeat_batcher(
+            postgres_dsn, max_delay_s=WINDOW_S, idle_s=0.05
+        ) as batcher:
+            answers = await heartbeat_all(batcher, jobs, WITHIN_S)
         assert answers == [False] * 20
         assert batcher.flushes == 1
         assert await beaten_since(conn, 1) == 20

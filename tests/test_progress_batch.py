@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import asyncpg
@@ -22,26 +21,15 @@ from server.errors import InvalidProgress, JobspineError, LeaseLost, NotFound, U
 from server.service import JobRepository, RepositorySettings
 from server.store.model import ChangeResult
 from server.store.postgres import PostgresJobStore
-from server.store.postgres.progress_batch import ProgressBatcher
 from server.store.progress import ProgressWrite
+from tests.support.batching import BACKLOG, opened, progress_batcher_of
 from tests.support.jobs import ALICE, drive, wait_until
-from tests.support.postgres import open_postgres_store, opened_postgres_store
+from tests.support.postgres import open_postgres_store
 
-BACKLOG = 5
 UNREACHABLE_DSN = "postgresql://postgres@127.0.0.1:1/postgres"
 #: Long enough that reports gathered together always share a batch, however slow the host.
 WIDE_WINDOW_S = 0.05
 S = JobState
-
-
-def opened(dsn: str, **options: Any) -> AbstractAsyncContextManager[PostgresJobStore]:
-    return opened_postgres_store(dsn, backlog_size=BACKLOG, **options)
-
-
-def batcher_of(store: PostgresJobStore) -> ProgressBatcher:
-    batcher = store.progress_batcher
-    assert batcher is not None, "batching is off"
-    return batcher
 
 
 def repository(store: PostgresJobStore) -> JobRepository:
@@ -83,7 +71,7 @@ async def test_reports_of_many_jobs_share_few_statements(postgres_dsn: str) -> N
             *(store.update_progress(job_id, write(lease, 42.5)) for job_id, lease in jobs)
         )
 
-        batcher = batcher_of(store)
+        batcher = progress_batcher_of(store)
         assert batcher.flushes < len(jobs) / 4
         for (job_id, _), result in zip(jobs, results, strict=True):
             assert result.job.record.progress == 42.5
@@ -164,7 +152,7 @@ async def test_errors_in_a_batch_are_each_callers_own_and_the_unbatched_ones(
             ]
             outcomes = await asyncio.gather(*(_answer(call) for call in calls))
             if delay:
-                assert batcher_of(store).flushes <= 3  # the first report, then one batch
+                assert progress_batcher_of(store).flushes <= 3  # the first report, then one batch
             assert isinstance(outcomes[1], InvalidProgress)
             assert isinstance(outcomes[2], LeaseLost)
             assert isinstance(outcomes[3], LeaseLost)
@@ -215,7 +203,7 @@ async def test_seqs_stay_contiguous_under_concurrent_reports(postgres_dsn: str) 
             assert [seq for seq, _ in events[job_id]] == list(
                 range(job.seq - BACKLOG + 1, job.seq + 1)
             )
-        assert batcher_of(store).flushes < len(jobs) * rounds
+        assert progress_batcher_of(store).flushes < len(jobs) * rounds
 
 
 async def test_batches_trim_each_jobs_backlog(postgres_dsn: str) -> None:
@@ -260,7 +248,7 @@ async def test_a_quiet_batcher_writes_at_once_a_busy_one_collects_and_closing_wr
     )
     conn = await asyncpg.connect(postgres_dsn)
     try:
-        batcher = batcher_of(store)
+        batcher = progress_batcher_of(store)
         repo = repository(store)
         (one, one_lease), (two, two_lease) = await running(repo, 2)
         quiet = await asyncio.wait_for(store.update_progress(one, write(one_lease, 10.0)), 30)

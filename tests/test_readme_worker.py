@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.processes import ROOT, spawn, stop
+from tests.support.progress_steps import step_numbers
 from tests.support.server import LiveServer, StartServer, connect_user
 
 README = ROOT / "README.md"
@@ -49,16 +50,6 @@ async def call(server: LiveServer, method: str, path: str, json: Any = None) -> 
     status, body = await server.rest(method, path, token=server.token(USER), json=json)
     assert status in (200, 201), (status, body)
     return body
-
-
-def text_numbers(events: list[dict[str, Any]]) -> list[int]:
-    numbers = []
-    for event in events:
-        if event["type"] == "job:progress":
-            match = STEP_TEXT.fullmatch(event["data"]["step"])
-            assert match is not None, event
-            numbers.append(int(match[1]))
-    return numbers
 
 
 async def test_the_readme_worker_runs_pauses_resumes_fails_and_stops(
@@ -103,7 +94,7 @@ async def test_the_readme_worker_runs_pauses_resumes_fails_and_stops(
     starts = [e for e in events if e["type"] == "job:started"]
     assert [e["data"]["resumed"] for e in starts] == [False, True]
     # the second attempt went on after the checkpoint
-    assert text_numbers([e for e in events if e["seq"] > starts[1]["seq"]]) == list(
+    assert step_numbers([e for e in events if e["seq"] > starts[1]["seq"]], STEP_TEXT) == list(
         range(done + 1, len(TEXTS) + 1)
     )
     words = sum(len(text.split()) for text in TEXTS)

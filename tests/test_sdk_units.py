@@ -51,6 +51,15 @@ def coalescer(
     return ProgressCoalescer(min_delta=min_delta, min_interval_s=min_interval_s, clock=clock)
 
 
+def sent_long_ago(update: ProgressUpdate) -> ProgressCoalescer:
+    """A coalescer that sent ``update`` ten intervals ago."""
+    clock = Clock()
+    c = coalescer(clock)
+    c.sent(update)
+    clock.now += 10
+    return c
+
+
 def test_first_report_goes_out_at_once() -> None:
     c = coalescer(Clock())
 
@@ -71,10 +80,7 @@ def test_reports_within_the_interval_wait_and_the_latest_wins() -> None:
 
 
 def test_small_moves_wait_but_a_new_step_text_goes_out() -> None:
-    clock = Clock()
-    c = coalescer(clock)
-    c.sent(ProgressUpdate(5.0, "a"))
-    clock.now += 10
+    c = sent_long_ago(ProgressUpdate(5.0, "a"))
 
     assert c.offer(5.5, "a") is None
     assert c.offer(5.6, "b") == ProgressUpdate(5.6, "b")
@@ -93,10 +99,7 @@ def test_the_last_report_is_always_available_for_the_final_flush() -> None:
 
 
 def test_a_repeat_of_what_was_sent_is_dropped() -> None:
-    clock = Clock()
-    c = coalescer(clock)
-    c.sent(ProgressUpdate(5.0, "a"))
-    clock.now += 10
+    c = sent_long_ago(ProgressUpdate(5.0, "a"))
 
     assert c.offer(5.0, "a") is None
     assert c.take_pending() is None

@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from jobspine_client.fold import apply_event
-from jobspine_shared.models import JobRecord
 from jobspine_shared.states import JobState
-from tests.support.wire_samples import JOB_ID, NOW, event, record
+from tests.support.wire_samples import JOB_ID, event, record
 from workers.client import TerminalView, event_note, exit_status, progress_line
 
 
@@ -28,17 +27,7 @@ def test_exit_status_of_a_failure_and_a_restart() -> None:
 
 
 def test_progress_line() -> None:
-    job = JobRecord(
-        id=JOB_ID,
-        user_id="u",
-        type="research",
-        created_at=NOW,
-        updated_at=NOW,
-        epoch="e1",
-        state=JobState.RUNNING,
-        progress=42.5,
-        step="step 2/5: fetching sources",
-    )
+    job = record(0, state=JobState.RUNNING, progress=42.5, step="step 2/5: fetching sources")
 
     assert progress_line(job, width=10) == (
         "[####......] 42.5% step 2/5: fetching sources  state=running"
@@ -49,16 +38,7 @@ def test_progress_line() -> None:
 def test_terminal_view_redraws_the_bar_and_prints_state_changes_on_their_own_line() -> None:
     out = io.StringIO()
     view = TerminalView(out, width=4)
-    job = JobRecord(
-        id=JOB_ID,
-        user_id="u",
-        type="t",
-        created_at=NOW,
-        updated_at=NOW,
-        epoch="e1",
-        state=JobState.RUNNING,
-        attempt=1,
-    )
+    job = record(0, state=JobState.RUNNING, attempt=1)
 
     view.show(job)
     view.show(job.evolve(progress=50.0, step="step 1/2: a"))
@@ -115,16 +95,7 @@ def test_event_notes_say_why_a_job_paused_and_how_to_go_on(
 def test_terminal_view_messages_take_the_bar_s_place_and_the_bar_is_drawn_below() -> None:
     out = io.StringIO()
     view = TerminalView(out, width=4)
-    job = JobRecord(
-        id=JOB_ID,
-        user_id="u",
-        type="t",
-        created_at=NOW,
-        updated_at=NOW,
-        epoch="e1",
-        state=JobState.PAUSED,
-        progress=50.0,
-    )
+    job = record(0, state=JobState.PAUSED, progress=50.0)
 
     view.message("before any bar")
     view.show(job)

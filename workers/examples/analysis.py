@@ -8,15 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.examples.steps import (
-    State,
-    digest,
-    draw,
-    read_input,
-    read_plan,
-    require_text,
-    run_steps,
-)
+from workers.examples.steps import State, digest, draw, run_text_job
 from workers.sdk.context import JobContext
 
 JOB_TYPE = "analysis"
@@ -50,17 +42,12 @@ def analysis_step(seed: str, k: int, state: State) -> State:
 
 
 async def handle(ctx: JobContext) -> dict[str, Any]:
-    data = read_input(ctx)
-    plan = read_plan(data)
-    dataset = require_text(data, "dataset")
-    seed = digest(JOB_TYPE, dataset, plan.steps)
-    state = await run_steps(
+    dataset, plan, state = await run_text_job(
         ctx,
-        plan=plan,
-        seed=seed,
+        job_type=JOB_TYPE,
+        field="dataset",
         labels=PHASES,
         initial={
-            "digest": seed,
             "partitions": 0,
             "rows": 0,
             "sum": 0,
@@ -68,7 +55,7 @@ async def handle(ctx: JobContext) -> dict[str, Any]:
             "max": None,
             "anomalies": 0,
         },
-        step=lambda k, s: analysis_step(seed, k, s),
+        step=analysis_step,
     )
     return {
         "dataset": dataset,

@@ -8,15 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.examples.steps import (
-    State,
-    digest,
-    draw,
-    read_input,
-    read_plan,
-    require_text,
-    run_steps,
-)
+from workers.examples.steps import State, digest, draw, run_text_job
 from workers.sdk.context import JobContext
 
 JOB_TYPE = "research"
@@ -40,17 +32,14 @@ def research_step(seed: str, k: int, state: State) -> State:
 
 
 async def handle(ctx: JobContext) -> dict[str, Any]:
-    data = read_input(ctx)
-    plan = read_plan(data)
-    query = require_text(data, "query", max_length=1000)
-    seed = digest(JOB_TYPE, query, plan.steps)
-    state = await run_steps(
+    query, plan, state = await run_text_job(
         ctx,
-        plan=plan,
-        seed=seed,
+        job_type=JOB_TYPE,
+        field="query",
+        max_length=1000,
         labels=PHASES,
-        initial={"digest": seed, "sources": 0, "findings": []},
-        step=lambda k, s: research_step(seed, k, s),
+        initial={"sources": 0, "findings": []},
+        step=research_step,
     )
     best = state["findings"]
     return {

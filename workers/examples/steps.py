@@ -157,3 +157,35 @@ async def run_steps(
         )
         await ctx.checkpoint({"completed_steps": k, "seed": seed, **state})
     return state
+
+
+#: One step of a job seeded by a text field: (seed, k, state) -> the state after step k.
+SeededStep = Callable[[str, int, State], State]
+
+
+async def run_text_job(
+    ctx: JobContext,
+    *,
+    job_type: str,
+    field: str,
+    labels: Sequence[str],
+    initial: State,
+    step: SeededStep,
+    max_length: int = 200,
+) -> tuple[str, StepPlan, State]:
+    """A job seeded by one text field of its input (research's query, analysis's dataset):
+    check the input, seed from (job type, text, steps), run the steps from
+    ``{"digest": seed, **initial}``. Returns the text, the plan and the final state."""
+    data = read_input(ctx)
+    plan = read_plan(data)
+    text = require_text(data, field, max_length=max_length)
+    seed = digest(job_type, text, plan.steps)
+    state = await run_steps(
+        ctx,
+        plan=plan,
+        seed=seed,
+        labels=labels,
+        initial={"digest": seed, **initial},
+        step=lambda k, s: step(seed, k, s),
+    )
+    return text, plan, state
