@@ -21,6 +21,7 @@ from server.errors import InvalidTransition, NotFound
 from server.store.base import JobStore, NewJob
 from server.store.claiming import claim_change
 from server.store.heartbeat import heartbeat_fence
+from server.store.memory_copies import event_data, owning_values
 from server.store.model import (
     AuditEntry,
     ChangeResult,
@@ -131,7 +132,7 @@ class MemoryJobStore(JobStore):
                 epoch=record.epoch,
                 type=spec.type,
                 at=now,
-                data=copy.deepcopy(spec.render(slot.job)),
+                data=event_data(spec, slot.job),
             )
             for i, spec in enumerate(specs)
         )
@@ -190,7 +191,7 @@ class MemoryJobStore(JobStore):
         return self._commit(slot, change, now)
 
     def _commit(self, slot: _Slot, change: JobChange, now: datetime) -> ChangeResult:
-        slot.job = apply_in_memory(slot.job, change, now)
+        slot.job = apply_in_memory(slot.job, owning_values(change), now)
         if isinstance(change.checkpoint, CheckpointWrite):
             slot.checkpoint_data = copy.deepcopy(change.checkpoint.data)
         elif slot.job.checkpoint is None:
