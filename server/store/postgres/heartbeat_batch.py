@@ -36,6 +36,7 @@ from typing import Final, NamedTuple
 
 from server.errors import LeaseLost, NotFound
 from server.store.postgres.fencing import HEARTBEAT_SHAPE, fixed_fence
+from server.store.postgres.queries import ASYNC_COMMIT
 from server.store.postgres.write_batch import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_DELAY_S,
@@ -49,13 +50,14 @@ from server.store.postgres.write_batch import (
 IDLE_FRACTION: Final = 10
 
 #: The batch's heartbeats, each fenced by its own lease as the single-job statement is. It
-#: writes only ``last_heartbeat_at``, which no index contains, so every row update is HOT.
+#: writes only ``last_heartbeat_at``, which no index contains, so every row update is HOT,
+#: and commits without waiting for the WAL flush (:data:`~.queries.ASYNC_COMMIT`).
 #: ``lease`` comes back so that an answer is matched to its (job, lease) pair: a batch may
 #: hold one job under several leases (a superseded worker's among them), of which at most
 #: the job's current one matches.
 BATCH_HEARTBEAT_SQL: Final = f"""
 UPDATE jobs AS j SET last_heartbeat_at = now()
-FROM unnest($1::uuid[], $2::text[]) AS b(id, lease)
+FROM unnest($1::uuid[], $2::text[]) AS b(id, lease), {ASYNC_COMMIT}
 WHERE j.id = b.id AND {fixed_fence(HEARTBEAT_SHAPE, table="j", lease="b.lease")}
 RETURNING j.id, j.lease, j.pause_requested
 """

@@ -47,6 +47,7 @@ from jobspine_shared.models import JobEvent
 from server.errors import NotFound
 from server.store.model import ChangeResult, StoredJob
 from server.store.postgres.fencing import PROGRESS_SHAPE, fixed_fence
+from server.store.postgres.queries import ASYNC_COMMIT
 from server.store.postgres.write_batch import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_DELAY_S,
@@ -64,13 +65,19 @@ RowDecoder: TypeAlias = "Callable[[asyncpg.Record], StoredJob]"
 _PROGRESS: Final = EventType.PROGRESS.value
 
 
-def batch_progress_sql(columns: Sequence[str]) -> str:
+def batch_progress_sql(columns: Sequence[str], *, events: bool = True) -> str:
     """The batch statement, returning ``columns`` of each changed job (new values), its
-    ``store_now`` and its position in the batch (``n``)."""
+    ``store_now`` and its position in the batch (``n``).
+
+    ``events=False``: the statement of a round of held reports only (none appends an event):
+    no event to insert or trim (no ``$7``), and it commits without waiting for the WAL flush
+    (:data:`~server.store.postgres.queries.ASYNC_COMMIT`): no client has been told about a
+    held value, the trailing event that tells them is a write of its own, so a crash of
+    Postgres could lose only a stored progress that a later report or the trailing event
+    writes again."""
     returned = ", ".join(f"j.{c}" for c in columns)
     fence = fixed_fence(PROGRESS_SHAPE, table="j", lease="b.lease", progress_at_most="b.progress")
-    return f"""
-WITH b AS (
+    update = f"""WITH b AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[], $5::bool[],
                          $6::jsonb[]) WITH ORDINALITY AS b(id, lease, progress, step, with_event,
                                                           data, n)
@@ -78,10 +85,13 @@ WITH b AS (
     UPDATE jobs AS j
     SET progress = b.progress, step = b.step, last_heartbeat_at = now(), updated_at = now(),
         seq = j.seq + b.with_event::int
-    FROM b
+    FROM b{"" if events else ", " + ASYNC_COMMIT}
     WHERE j.id = b.id AND {fence}
     RETURNING {returned}, b.with_event, b.data AS event_data, b.n
-), appended AS (
+)"""
+    if not events:
+        return f"{update}\nSELECT changed.*, now() AS store_now FROM changed\n"
+    return f"""{update}, appended AS (
     INSERT INTO job_events (job_id, seq, type, at, data)
     SELECT id, seq, '{_PROGRESS}', now(), event_data FROM changed WHERE with_event
 ), trimmed AS (
@@ -145,6 +155,7 @@ class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
             lost_message="the progress report was not recorded",
         )
         self._sql = batch_progress_sql(columns)
+        self._held_sql = batch_progress_sql(columns, events=False)
         self._decode = decode
         self._select_jobs = select_jobs_sql
         self._backlog_size = backlog_size
@@ -189,19 +200,20 @@ class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
             return
         self.flushes += 1
         reports = [w.item for w in live]
+        args: list[object] = [
+            [r.key for r in reports],
+            [r.write.lease for r in reports],
+            [float(r.write.progress) for r in reports],
+            [r.write.step for r in reports],
+            [r.write.with_event for r in reports],
+            [r.write.event_data for r in reports],
+        ]
+        sql = self._held_sql  # no event among them (held reports): no $7, async commit
+        if any(r.write.with_event for r in reports):
+            sql = self._sql
+            args.append(self._backlog_size)
         async with self._connection() as conn:
-            rows = await self.fetch_retrying(
-                conn,
-                self._sql,
-                [r.key for r in reports],
-                [r.write.lease for r in reports],
-                [float(r.write.progress) for r in reports],
-                [r.write.step for r in reports],
-                [r.write.with_event for r in reports],
-                [r.write.event_data for r in reports],
-                self._backlog_size,
-                what="progress report",
-            )
+            rows = await self.fetch_retrying(conn, sql, *args, what="progress report")
             answered: set[int] = set()
             for row in rows:
                 waiter = live[row["n"] - 1]
