@@ -110,6 +110,40 @@ def summarise(collapsed: Path, top: int) -> str:
     return "\n".join(lines)
 
 
+#: Where a frame's file lives -> the name its self time is counted under.
+PACKAGES = (
+    ("/server/", "jobspine server"),
+    ("/jobspine_shared/", "jobspine_shared"),
+    ("/socketio/", "python-socketio"),
+    ("/engineio/", "python-engineio"),
+    ("/aiohttp/", "aiohttp"),
+    ("/asyncpg/", "asyncpg"),
+    ("/asyncio/", "asyncio"),
+    ("/json/", "json"),
+    ("/attr/", "attrs"),
+    ("/cattrs/", "cattrs"),
+    ("/jwt/", "pyjwt"),
+)
+
+
+def self_by_package(collapsed: Path) -> dict[str, float]:
+    """Percent of the samples whose innermost frame is in each package (py-spy raw)."""
+    counts: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        samples += count
+        leaf = stack.rsplit(";", 1)[-1]
+        name = next((label for part, label in PACKAGES if part in leaf), "other")
+        counts[name] += count
+    return (
+        {name: round(100 * n / samples, 1) for name, n in counts.most_common()} if samples else {}
+    )
+
+
 async def _profile(store: str, load: str, seconds: float, out: Path) -> float:
     spy_binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     spy = [spy_binary, "record", "--format", "raw", "--rate", "200", "--output", str(out)]

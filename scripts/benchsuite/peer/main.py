@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from scripts.benchsuite.peer.profiling import private_postgres
 from scripts.benchsuite.peer.runs import MATCHING, TARGETS, Workload, ensure_saq, run_once
+from scripts.benchsuite.profile import self_by_package
+from scripts.benchsuite.profile import summarise as stack_summary
 from scripts.benchsuite.report import Column, Line, emit, table, text
 
 BENCH = "peer"
@@ -145,6 +149,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, help="also write the summary rows to this file")
     parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="instead of measuring: one run of each jobspine target under py-spy (stacks in"
+        " DIR), its Postgres targets on a private cluster with pg_stat_statements",
+    )
+    parser.add_argument(
         "--smoke", "--tiny", action="store_true",
         help="jobspine only, 10 jobs x 4 reports x 1 checkpoint, one round (no network)",
     )  # fmt: skip
@@ -161,6 +172,34 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+async def profile(args: argparse.Namespace, workload: Workload, out: Path) -> None:
+    """One profiled run of each jobspine target and limit; prints where the time went."""
+    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+    for target in [t for t in args.targets if t.startswith("jobspine")]:
+        for limit in args.limits:
+            stacks = out / f"{target}-limit{limit}.txt"
+            async with contextlib.AsyncExitStack() as stack:
+                if target == "jobspine-postgres":
+                    await stack.enter_async_context(private_postgres())
+                result = await run_once(
+                    target, limit, workload, tag="profile", saq_python=None, profile=stacks
+                )
+            fields = {
+                "target": target,
+                "limit": limit,
+                "round": "profile",
+                "stacks": str(stacks),
+                "self_by_package": self_by_package(stacks),
+                **{k: result.get(k) for k in ("jobs_per_s", "server_cpu_ms_per_job", "ok")},
+                "statements": result.get("statements"),
+            }
+            emit(BENCH, {**fields, "params": workload_params(workload)})
+            print(f"\n== {target}, PROGRESS_EVENTS_PER_S={limit}: {stacks}")
+            print(stack_summary(stacks, 15))
+            for row in result.get("statements") or []:
+                print(f"{row['calls']:>7} calls {row['total_ms']:>9.1f} ms  {row['query']}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     workload = Workload(
@@ -170,6 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         concurrency=args.concurrency,
         poll_s=args.poll,
     )
+    if args.profile is not None:
+        asyncio.run(profile(args, workload, args.profile))
+        return 0
     lines = asyncio.run(bench(args, workload))
     rows = summarise(lines)
     for row in rows:

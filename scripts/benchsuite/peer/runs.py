@@ -13,12 +13,14 @@ import contextlib
 import json
 import shutil
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import attrs
 
+from scripts.benchsuite.peer import profiling
 from scripts.benchsuite.servers import jobspine
 from tests.support.databases import base_dsn, scratch_database
 from tests.support.processes import ROOT, Proc, RedisServer, cpu_seconds, free_port, spawn, stop
@@ -183,9 +185,11 @@ async def run_once(
     *,
     tag: str,
     saq_python: str | None,
-    on_server: Callable[[list[int]], Any] | None = None,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
-    """One run; its numbers (CPU in ms per job) and the client's checks."""
+    """One run; its numbers (CPU in ms per job) and the client's checks. With ``profile``
+    (a file), py-spy records jobspine's web process meanwhile, and the run's statements are
+    read from ``pg_stat_statements`` (where the cluster has it: :mod:`.profiling`)."""
     saq = target.startswith("saq")
     python = (saq_python or "") if saq else sys.executable
     module = "scripts.benchsuite.peer." + ("saq_side" if saq else "jobspine_side")
@@ -201,15 +205,20 @@ async def run_once(
             )
         )
         sides = Sides(server_pids=pids, database=database, worker=worker, client=client)
-        profiler = on_server(pids) if on_server else None
+        spying = profile is not None and not saq
+        if profile is not None and database:
+            await profiling.reset_statements()
         before = await sides.snapshot()
-        assert client.process.stdin is not None
-        client.process.stdin.write(b"go\n")
-        await client.process.stdin.drain()
-        summary = await read_line(client, RUN_WITHIN_S)
-        after = await sides.snapshot()
-        if profiler is not None:
-            await profiler
+        async with (
+            profiling.py_spy(pids[0], profile) if spying else contextlib.nullcontext()  # type: ignore[arg-type]
+        ):
+            assert client.process.stdin is not None
+            client.process.stdin.write(b"go\n")
+            await client.process.stdin.drain()
+            summary = await read_line(client, RUN_WITHIN_S)
+            after = await sides.snapshot()
+        if profile is not None and database:
+            summary["statements"] = await profiling.top_statements(database)
     cpu = cpu_between(before, after)
     jobs = workload.jobs
     server = cpu["process"] + cpu["postgres"]
