@@ -11,7 +11,7 @@ RUN = "run (/usr/lib/python3.11/asyncio/runners.py:118)"
 SITE = "/venv/lib/python3.11/site-packages"
 STACKS = "\n".join(
     [
-        f"{RUN};dispatch (/repo/server/realtime/dispatch.py:122) 30",
+        f"{RUN};dispatch (server/realtime/dispatch.py:122) 30",
         f"{RUN};emit ({SITE}/socketio/async_server.py:40) 50",
         f"{RUN};_do_execute ({SITE}/asyncpg/connection.py:9) 15",
         f"{RUN} 5",

@@ -110,20 +110,31 @@ def summarise(collapsed: Path, top: int) -> str:
     return "\n".join(lines)
 
 
-#: Where a frame's file lives -> the name its self time is counted under.
-PACKAGES = (
-    ("/server/", "jobspine server"),
-    ("/jobspine_shared/", "jobspine_shared"),
-    ("/socketio/", "python-socketio"),
-    ("/engineio/", "python-engineio"),
-    ("/aiohttp/", "aiohttp"),
-    ("/asyncpg/", "asyncpg"),
-    ("/asyncio/", "asyncio"),
-    ("/json/", "json"),
-    ("/attr/", "attrs"),
-    ("/cattrs/", "cattrs"),
-    ("/jwt/", "pyjwt"),
-)
+#: A folder in a frame's file path -> the name its self time is counted under.
+PACKAGES = {
+    "server": "jobspine server",
+    "jobspine_shared": "jobspine_shared",
+    "socketio": "python-socketio",
+    "engineio": "python-engineio",
+    "aiohttp": "aiohttp",
+    "asyncpg": "asyncpg",
+    "asyncio": "asyncio",
+    "json": "json",
+    "attr": "attrs",
+    "cattrs": "cattrs",
+    "jwt": "pyjwt",
+}
+
+
+def _package(frame: str) -> str:
+    """The package of a py-spy frame ``function (path/file.py:line)``: the innermost folder
+    of its path that :data:`PACKAGES` names (py-spy writes paths short, e.g.
+    ``socketio/async_server.py``, or whole)."""
+    path = frame.rpartition(" (")[2]
+    for folder in reversed(path.split("/")[:-1]):
+        if folder in PACKAGES:
+            return PACKAGES[folder]
+    return "other"
 
 
 def self_by_package(collapsed: Path) -> dict[str, float]:
@@ -136,12 +147,10 @@ def self_by_package(collapsed: Path) -> dict[str, float]:
             continue
         count = int(count_text)
         samples += count
-        leaf = stack.rsplit(";", 1)[-1]
-        name = next((label for part, label in PACKAGES if part in leaf), "other")
-        counts[name] += count
-    return (
-        {name: round(100 * n / samples, 1) for name, n in counts.most_common()} if samples else {}
-    )
+        counts[_package(stack.rsplit(";", 1)[-1])] += count
+    if not samples:
+        return {}
+    return {name: round(100 * n / samples, 1) for name, n in counts.most_common()}
 
 
 async def _profile(store: str, load: str, seconds: float, out: Path) -> float:

@@ -23,6 +23,7 @@ from typing import Any
 import socketio
 
 from scripts.benchsuite.peer.observe import (
+    CREATES_IN_FLIGHT,
     WITHIN_S,
     Watch,
     checkpoint_at,
@@ -97,8 +98,11 @@ async def client(args: argparse.Namespace) -> None:
     await wait_for_go()
     watch.start()
 
+    gate = asyncio.Semaphore(CREATES_IN_FLIGHT)
+
     async def create() -> str:
-        ack = await sio.call("job:create", {"type": JOB_TYPE, "input": {}}, timeout=WITHIN_S)
+        async with gate:
+            ack = await sio.call("job:create", {"type": JOB_TYPE, "input": {}}, timeout=WITHIN_S)
         if not isinstance(ack, dict) or not ack.get("ok"):
             raise RuntimeError(f"job:create refused: {ack!r}")
         job_id: str = ack["job"]["id"]

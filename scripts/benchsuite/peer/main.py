@@ -76,7 +76,11 @@ def summarise(runs: list[Line]) -> list[dict[str, Any]]:
     """One row per (target, limit): medians and ranges over the rounds, and the ratio of
     jobspine's jobs/s to saq's on the matching backend (median of the per-round ratios)."""
     keys = list(dict.fromkeys((r["target"], r["limit"]) for r in runs))
-    saq_rate = {(r["target"], r["round"]): r["jobs_per_s"] for r in runs if r["limit"] is None}
+    saq_rate = {
+        (r["target"], r["round"]): r["jobs_per_s"]
+        for r in runs
+        if r["limit"] is None and r.get("jobs_per_s")
+    }
     rows = []
     for target, limit in keys:
         mine = [r for r in runs if r["target"] == target and r["limit"] == limit]
@@ -88,7 +92,7 @@ def summarise(runs: list[Line]) -> list[dict[str, Any]]:
         ratios = [
             r["jobs_per_s"] / saq_rate[(MATCHING[target], r["round"])]
             for r in mine
-            if (MATCHING.get(target), r["round"]) in saq_rate
+            if (MATCHING.get(target), r["round"]) in saq_rate and r.get("jobs_per_s")
         ]
         row["vs_saq_jobs_per_s"] = round(statistics.median(ratios), 2) if ratios else None
         row["ok"] = all(r["ok"] for r in mine)
@@ -103,11 +107,14 @@ async def bench(args: argparse.Namespace, workload: Workload) -> list[Line]:
         for target in args.targets:
             limits: list[int | None] = [None] if target.startswith("saq") else list(args.limits)
             for limit in limits:
-                result = await run_once(
-                    target, limit, workload, tag=f"{round_}-{uuid.uuid4().hex[:6]}",
-                    saq_python=saq_python,
-                )  # fmt: skip
-                fields = {"target": target, "limit": limit, "round": round_, **result}
+                fields: dict[str, Any] = {"target": target, "limit": limit, "round": round_}
+                try:
+                    fields |= await run_once(
+                        target, limit, workload, tag=f"{round_}-{uuid.uuid4().hex[:6]}",
+                        saq_python=saq_python,
+                    )  # fmt: skip
+                except RuntimeError as exc:  # a run that failed is a line that says so
+                    fields |= {"ok": False, "error": str(exc)[-2000:]}
                 lines.append(emit(BENCH, {**fields, "params": workload_params(workload)}))
     return lines
 

@@ -22,6 +22,9 @@ from typing import Any
 FINAL_PROGRESS = 100.0
 #: Bound on one run of the workload, end to end.
 WITHIN_S = 600.0
+#: Creates (enqueues) in flight at once: a client stays well under the server's calls in
+#: flight per socket (32), as a client author would.
+CREATES_IN_FLIGHT = 16
 
 
 def checkpoint_at(reports: int, checkpoints: int) -> set[int]:

@@ -26,6 +26,7 @@ from saq import Queue, Worker  # type: ignore[import-not-found, unused-ignore]
 from saq.job import TERMINAL_STATUSES, Status  # type: ignore[import-not-found, unused-ignore]
 
 from scripts.benchsuite.peer.observe import (
+    CREATES_IN_FLIGHT,
     WITHIN_S,
     Watch,
     checkpoint_at,
@@ -133,18 +134,19 @@ async def client(args: argparse.Namespace) -> None:
     say(ready=True)
     await wait_for_go()
     watch.start()
-    await asyncio.gather(
-        *(
-            queue.enqueue(
+    gate = asyncio.Semaphore(CREATES_IN_FLIGHT)
+
+    async def enqueue(key: str) -> None:
+        async with gate:
+            await queue.enqueue(
                 FUNCTION,
                 key=key,
                 reports=args.reports,
                 checkpoints=args.checkpoints,
                 timeout=int(WITHIN_S),
             )
-            for key in keys
-        )
-    )
+
+    await asyncio.gather(*(enqueue(key) for key in keys))
     enqueued.set()
     await asyncio.wait_for(watcher, WITHIN_S)
     summary = watch.summary(keys, ordered_seqs=False)
