@@ -125,6 +125,14 @@ async def test_created_job_appears_and_its_bar_moves_live(browser: Browser) -> N
         await page.get_by_role("button", name="Filter").click()
         await expect(page.locator("table.jobs tbody tr")).to_have_count(1)
         await expect(row_of(page, held["id"])).to_be_visible()
+        # A failed job says its code and what can be done; Restart and Delete are offered.
+        failing = await rest(web.url, "POST", "/api/jobs", "u1", {"type": "research"})
+        await page.evaluate(f"location.hash = '#/jobs/{failing['id']}'")
+        failure = page.get_by_role("alert").filter(has_text="Failed")
+        await expect(failure).to_contain_text("handler_error", timeout=WAIT_MS)
+        await expect(failure).to_contain_text("What you can do")
+        toolbar = page.get_by_role("toolbar", name="Actions")
+        await expect(toolbar.get_by_role("button")).to_have_text(["Restart", "Delete"])
         assert page_errors(page) == []
         # The token was in the link's fragment only: no request line or log shows it.
         assert u1 not in web.proc.output()
@@ -174,6 +182,15 @@ async def test_killed_worker_shows_the_recovery_panel_and_resume_completes(
         await expect(started).to_have_count(2)
         await expect(started.nth(1)).to_contain_text("resumed from its checkpoint")
         assert paused_at >= 25
+        # Replayed, then live: every seq once, in order, none missing.
+        seqs = [
+            int(s)
+            for s in await timeline.locator("li").evaluate_all(
+                "items => items.map(li => li.dataset.seq)"
+            )
+        ]
+        job = await rest(web.url, "GET", f"/api/jobs/{job_id}", "u1")
+        assert seqs == list(range(1, job["seq"] + 1))
         # Completed: only Delete is offered.
         toolbar = page.get_by_role("toolbar", name="Actions")
         await expect(toolbar.get_by_role("button")).to_have_text(["Delete"])

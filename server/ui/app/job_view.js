@@ -9,6 +9,9 @@ import { progressBar, stateBadge, alertLine } from "./widgets.js";
 import { actionBar, refusalLine } from "./actions.js";
 import { eventSummary, failureAdvice } from "./explain.js";
 
+/** The timeline shows the latest this many events (a long job has thousands). */
+const TIMELINE_SHOWN = 500;
+
 /** Events after which recovery options, checkpoint and audit trail are read again. */
 const REREAD_ON = new Set([
   "job:started", "job:checkpoint", "job:paused", "job:recovery", "job:resumed", "job:completed",
@@ -171,9 +174,11 @@ export function mountJobView(ctx, container, id) {
 
   function renderTimeline() {
     const ordered = [...timeline.values()].sort((a, b) => a.seq - b.seq);
+    const hidden = Math.max(0, ordered.length - TIMELINE_SHOWN);
     fill(
       events,
-      ordered.map((e) =>
+      hidden ? h("li", { class: "note" }, `${hidden} earlier events not shown`) : null,
+      ordered.slice(hidden).map((e) =>
         h("li", { "data-seq": String(e.seq), "data-type": e.type },
           h("span", { class: "seq" }, `#${e.seq}`), " ",
           h("time", { datetime: e.at }, new Date(e.at).toLocaleTimeString()), " ",
