@@ -6,6 +6,8 @@ import enum
 
 import attrs
 
+from server.errors import Forbidden
+
 
 class Role(enum.StrEnum):
     USER = "user"
@@ -26,4 +28,21 @@ class Actor:
         return self.is_admin or self.id == owner_id
 
 
-SUPERVISOR = Actor(id="supervisor", role=Role.ADMIN)
+#: Roles that act as users: the REST API and namespace ``/``, and creating jobs. Workers act
+#: only through ``/workers``.
+USER_ROLES = (Role.USER, Role.ADMIN)
+
+#: The supervisor acting on jobs (recoveries, timeouts): audited with the role ``system``.
+SUPERVISOR_ACTOR = Actor(id="supervisor", role=Role.ADMIN)
+
+
+def require_admin(actor: Actor, doing: str) -> None:
+    """Admins only: ``forbidden`` with "only admins can <doing>" for anyone else."""
+    if not actor.is_admin:
+        raise Forbidden(f"only admins can {doing}")
+
+
+def require_user_role(actor: Actor, doing: str) -> None:
+    """Users and admins only (:data:`USER_ROLES`): ``forbidden`` for a worker."""
+    if actor.role not in USER_ROLES:
+        raise Forbidden(f"workers cannot {doing}")

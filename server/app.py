@@ -83,7 +83,7 @@ def add_background_services(app: web.Application) -> None:
     :class:`~server.keys.ReadinessCheck` to ``app[READINESS_CHECKS]``.
     """
     app.cleanup_ctx.append(_supervisor_lifecycle)
-    app.cleanup_ctx.append(_progress_gate_lifecycle)
+    app.cleanup_ctx.append(_repository_lifecycle)
     app.cleanup_ctx.append(_retention_lifecycle)
 
 
@@ -162,8 +162,9 @@ async def _redis_lifecycle(app: web.Application) -> AsyncIterator[None]:
         await manager.close()
 
 
-async def _progress_gate_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    """Held progress reports get their trailing events before the store closes."""
+async def _repository_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """The repository closes before the store: held progress reports get their trailing
+    events first."""
     yield
     await app[REPOSITORY].close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from jobspine_shared import values
@@ -22,6 +23,10 @@ from jobspine_shared.values import OverlongInteger as OverlongInteger
 from jobspine_shared.values import is_storable_text as is_storable_text
 from jobspine_shared.values import parse_json_int as parse_json_int
 from server.errors import PayloadTooLarge, ValidationFailed
+
+#: A call's payload: a Socket.IO event's data, or a REST request's path, query and body
+#: gathered into one mapping (:mod:`server.commands` parses it).
+Payload = Mapping[str, object]
 
 
 def invalid(field: str, message: str) -> ValidationFailed:
@@ -101,7 +106,12 @@ def json_object(value: object, field: str) -> dict[str, Any]:
 def bounded_size(value: object, field: str, max_bytes: int) -> int:
     """:func:`encoded_size`, refused as ``payload_too_large`` above ``max_bytes``
     (``MAX_INPUT_BYTES`` for a job's input and result)."""
-    size = encoded_size(value, field)
+    return refuse_oversize(encoded_size(value, field), field, max_bytes)
+
+
+def refuse_oversize(size: int, field: str, max_bytes: int) -> int:
+    """A value's encoded ``size`` (from :func:`encoded_size`), refused as
+    ``payload_too_large`` above ``max_bytes``."""
     if size > max_bytes:
         raise PayloadTooLarge(
             f"{field} is {size} bytes of compact JSON; at most {max_bytes} are allowed",
@@ -116,19 +126,6 @@ def encoded_size(value: object, field: str) -> int:
         return values.encoded_size(value, field)
     except ValueCheckError as exc:
         raise invalid(exc.field, exc.message) from None
-
-
-def checkpoint_data(
-    value: object, max_bytes: int, field: str = "data"
-) -> tuple[dict[str, Any], int]:
-    data = json_object(value, field)
-    size = encoded_size(data, field)
-    if size > max_bytes:
-        raise PayloadTooLarge(
-            f"{field}: checkpoint of {size} bytes exceeds {max_bytes}",
-            details={"size_bytes": size, "max_bytes": max_bytes},
-        )
-    return data, size
 
 
 def after_seq(value: object, field: str = "after_seq") -> int | None:

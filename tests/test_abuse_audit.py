@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.actors import SUPERVISOR, Actor, Role
+from server.actors import SUPERVISOR_ACTOR, Actor, Role
 from server.store.base import JobStore
 from tests.support.server import StartServer, connect_user
 
@@ -18,7 +18,7 @@ async def test_audit_entries_name_the_actor_s_role(
     impostor = await connect_user(server, "supervisor")
     job = (await impostor.ok("job:create", {"type": "t", "input": {}}))["job"]
     await impostor.ok("job:pause", {"job_id": job["id"]})
-    await server.repository.cancel(SUPERVISOR, job["id"])
+    await server.repository.cancel(SUPERVISOR_ACTOR, job["id"])
     trail = await server.repository.audit_trail(Actor(id="supervisor"), job["id"])
     roles = [(entry.actor, entry.details["role"]) for entry in trail]
     assert roles == [("supervisor", "user"), ("supervisor", "system")]

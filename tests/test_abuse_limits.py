@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from server.actors import Actor, Role
+from server.commands.user import parse_list
 from server.limits.buckets import LocalRateLimiter
 from server.limits.rest import CALL_LIMITS
 from server.limits.wiring import SOCKET_GUARD
@@ -43,7 +44,9 @@ def _freeze(server: LiveServer) -> FrozenClock:
 
 
 async def _job_count(server: LiveServer, user: str) -> int:
-    page = await server.repository.list_jobs(Actor(id=user, role=Role.USER), limit=100)
+    page = await server.repository.list_jobs(
+        Actor(id=user, role=Role.USER), parse_list({"limit": 100})
+    )
     return len(page.items)
 
 

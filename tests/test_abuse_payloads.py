@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from server.actors import Actor, Role
+from server.commands.user import parse_list
 from server.realtime.backpressure import BoundedSendQueue
 from tests.support.server import StartServer, connect_user, connect_worker
 
@@ -29,7 +30,9 @@ async def test_an_oversize_input_is_refused_everywhere(start_server: StartServer
     )
     assert status == 413
     assert body["error"]["code"] == "payload_too_large"
-    page = await server.repository.list_jobs(Actor(id="big", role=Role.USER), limit=10)
+    page = await server.repository.list_jobs(
+        Actor(id="big", role=Role.USER), parse_list({"limit": 10})
+    )
     assert page.items == ()
     await user.ok("job:create", {"type": "t", "input": {"text": "x" * 900}})
 

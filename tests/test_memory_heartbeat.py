@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jobspine_shared.states import JobState
+from server.commands.worker import parse_heartbeat
 from server.errors import LeaseLost
 from server.service import JobRepository, RepositorySettings
 from server.store.memory import MemoryJobStore
@@ -29,7 +30,10 @@ async def test_every_read_sees_the_latest_heartbeat(repo: JobRepository, clock: 
     assert driven.lease is not None
     for seconds in (5, 7):
         beat_at = clock.advance(seconds)
-        assert await repo.heartbeat(driven.job.id, driven.lease) is False
+        assert (
+            await repo.heartbeat(parse_heartbeat({"job_id": driven.job.id, "lease": driven.lease}))
+            is False
+        )
         clock.advance(1)  # reads happen later than the heartbeat they show
 
         stored = await repo.store.get(driven.job.id)
@@ -46,7 +50,7 @@ async def test_a_change_after_a_heartbeat_keeps_it(repo: JobRepository, clock: C
     driven = await drive(repo, JobState.RUNNING)
     assert driven.lease is not None
     beat_at = clock.advance(5)
-    await repo.heartbeat(driven.job.id, driven.lease)
+    await repo.heartbeat(parse_heartbeat({"job_id": driven.job.id, "lease": driven.lease}))
     clock.advance(1)
 
     paused = await repo.pause(ALICE, driven.job.id)  # asks the worker; heartbeat untouched
@@ -54,7 +58,10 @@ async def test_a_change_after_a_heartbeat_keeps_it(repo: JobRepository, clock: C
     assert paused.pause_requested is True
     assert paused.last_heartbeat_at == beat_at
     clock.advance(1)
-    assert await repo.heartbeat(driven.job.id, driven.lease) is True  # the request shows
+    assert (
+        await repo.heartbeat(parse_heartbeat({"job_id": driven.job.id, "lease": driven.lease}))
+        is True
+    )  # the request shows
 
 
 async def test_the_stale_scan_sees_heartbeats_not_yet_read(
@@ -64,7 +71,7 @@ async def test_the_stale_scan_sees_heartbeats_not_yet_read(
     silent = await drive(repo, JobState.RUNNING)
     assert beating.lease is not None
     clock.advance(25)
-    await repo.heartbeat(beating.job.id, beating.lease)
+    await repo.heartbeat(parse_heartbeat({"job_id": beating.job.id, "lease": beating.lease}))
     clock.advance(10)  # silent: 35 s without a heartbeat; beating: 10 s
 
     stale = await repo.find_stale_jobs()
@@ -78,10 +85,10 @@ async def test_a_wrong_lease_is_refused_with_a_heartbeat_pending(
     driven = await drive(repo, JobState.RUNNING)
     assert driven.lease is not None
     beat_at = clock.advance(5)
-    await repo.heartbeat(driven.job.id, driven.lease)
+    await repo.heartbeat(parse_heartbeat({"job_id": driven.job.id, "lease": driven.lease}))
 
     with pytest.raises(LeaseLost):
-        await repo.heartbeat(driven.job.id, "someone-else")
+        await repo.heartbeat(parse_heartbeat({"job_id": driven.job.id, "lease": "someone-else"}))
 
     stored = await repo.store.get(driven.job.id)
     assert stored is not None

@@ -14,6 +14,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from jobspine_shared.states import JobState
+from server.commands.create import parse_create
+from server.commands.user import parse_read_stream, parse_restart
+from server.commands.worker import parse_complete, parse_fail
 from server.service import JobRepository, RepositorySettings
 from server.store.memory import MemoryJobStore
 from tests.support.jobs import ALICE, claim, running
@@ -63,7 +66,7 @@ async def test_a_created_job_keeps_one_copy_of_its_input() -> None:
     one_copy = await one_copy_of(big)
 
     async def create() -> Any:
-        return await repo.create_job(ALICE, type="research", input=big)
+        return (await repo.create(ALICE, parse_create({"type": "research", "input": big}))).job
 
     job, retained = await retained_by(create)
 
@@ -71,7 +74,9 @@ async def test_a_created_job_keeps_one_copy_of_its_input() -> None:
     big["items"].append({"changed": True})  # the caller's object is not the store's
     stored = await repo.get_job(ALICE, job.id)
     assert len(stored.input["items"]) == ITEMS
-    (created,) = (await repo.replay(ALICE, job.id, after_seq=0)).events
+    (created,) = (
+        await repo.replay(ALICE, parse_read_stream({"job_id": job.id, "after_seq": 0}))
+    ).events
     assert created.data["job"]["input"] == stored.input
 
 
@@ -82,7 +87,9 @@ async def test_a_completed_job_keeps_one_copy_of_its_result() -> None:
     one_copy = await one_copy_of(big)
 
     async def complete() -> Any:
-        return await repo.complete(job_id, lease, big)
+        return await repo.complete(
+            parse_complete({"job_id": job_id, "lease": lease, "result": big})
+        )
 
     _, retained = await retained_by(complete)
 
@@ -92,19 +99,23 @@ async def test_a_completed_job_keeps_one_copy_of_its_result() -> None:
     assert stored.state is JobState.COMPLETED
     assert stored.result is not None
     assert len(stored.result["items"]) == ITEMS
-    last = (await repo.replay(ALICE, job_id, after_seq=stored.seq - 1)).events
+    last = (
+        await repo.replay(ALICE, parse_read_stream({"job_id": job_id, "after_seq": stored.seq - 1}))
+    ).events
     assert last[0].data["result"] == stored.result
 
 
 async def test_a_restart_with_a_new_input_keeps_one_copy_of_it() -> None:
     repo = repository()
     job_id, lease = await running(repo)
-    await repo.fail(job_id, lease, {"message": "try again"})
+    await repo.fail(
+        parse_fail({"job_id": job_id, "lease": lease, "error": {"message": "try again"}})
+    )
     big = many_objects()
     one_copy = await one_copy_of(big)
 
     async def restart() -> Any:
-        return await repo.restart(ALICE, job_id, input=big)
+        return await repo.restart(ALICE, parse_restart({"job_id": job_id, "input": big}))
 
     _, retained = await retained_by(restart)
 

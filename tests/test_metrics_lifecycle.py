@@ -10,6 +10,8 @@ import pytest
 
 from jobspine_shared.models import JobRecord
 from jobspine_shared.states import JobState
+from server.commands.user import parse_restart
+from server.commands.worker import parse_complete, parse_progress
 from server.errors import InvalidTransition
 from server.lifecycle_metrics import JobsGauge, LifecycleMetrics
 from server.metrics import exposition
@@ -60,12 +62,14 @@ async def test_each_committed_change_is_counted_once(
     repo, recorder = recorded
     job = await create(repo)
     lease = await claim(repo, job.id)
-    await repo.update_progress(job.id, lease, 50.0)  # no state change: not a transition
-    await repo.complete(job.id, lease, {"ok": True})
+    await repo.update_progress(
+        parse_progress({"job_id": job.id, "lease": lease, "progress": 50.0})
+    )  # no state change: not a transition
+    await repo.complete(parse_complete({"job_id": job.id, "lease": lease, "result": {"ok": True}}))
     held = await create(repo, type="trade")
     await repo.pause(ALICE, held.id)
     await repo.cancel(ALICE, held.id)
-    await repo.restart(ALICE, held.id)
+    await repo.restart(ALICE, parse_restart({"job_id": held.id}))
     assert recorder.seen == [
         (None, "created", "research"),
         ("created", "running", "research"),

@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 
 from jobspine_shared.states import TRANSITIONS, JobState
+from server.commands.worker import parse_claim, parse_complete, parse_progress
 from server.errors import InvalidTransition, LeaseLost, Unavailable
 from server.service import JobRepository, RepositorySettings
 from server.store.model import JobFilter
@@ -232,7 +233,9 @@ async def test_the_backlog_is_trimmed_in_the_table(postgres_dsn: str) -> None:
         job = await create(repo)
         lease = await claim(repo, job.id)
         for step in range(12):
-            await repo.update_progress(job.id, lease, step)
+            await repo.update_progress(
+                parse_progress({"job_id": job.id, "lease": lease, "progress": step})
+            )
     async with connected(postgres_dsn) as conn:
         seqs = await conn.fetch("SELECT seq FROM job_events ORDER BY seq")
     assert [r["seq"] for r in seqs] == list(range(14 - BACKLOG + 1, 15))
@@ -248,7 +251,14 @@ async def test_two_instances_append_consecutive_seqs(postgres_dsn: str) -> None:
         repos = [JobRepository(one, EVERY_PROGRESS_EVENT), JobRepository(two, EVERY_PROGRESS_EVENT)]
         job = await create(repos[0])
         lease = await claim(repos[0], job.id)
-        await asyncio.gather(*(repos[i % 2].update_progress(job.id, lease, 10) for i in range(40)))
+        await asyncio.gather(
+            *(
+                repos[i % 2].update_progress(
+                    parse_progress({"job_id": job.id, "lease": lease, "progress": 10})
+                )
+                for i in range(40)
+            )
+        )
         read = await one.read_stream(job.id, 0)
 
     assert read is not None
@@ -260,7 +270,9 @@ async def test_two_instances_claim_each_job_once(postgres_dsn: str) -> None:
     async with opened_store(postgres_dsn) as one, opened_store(postgres_dsn) as two:
         repos = [JobRepository(one), JobRepository(two)]
         jobs = [await create(repos[0]) for _ in range(10)]
-        claims = await asyncio.gather(*(repos[i % 2].claim(WORKER) for i in range(16)))
+        claims = await asyncio.gather(
+            *(repos[i % 2].claim(parse_claim({}, default_worker_id=WORKER.id)) for i in range(16))
+        )
 
     claimed = [c.job.id for c in claims if c is not None]
     assert sorted(claimed) == sorted(j.id for j in jobs)
@@ -272,7 +284,9 @@ async def test_two_instances_cancel_and_complete_exactly_one_wins(postgres_dsn: 
         lease = await claim(JobRepository(one), job.id)
         outcomes = await asyncio.gather(
             JobRepository(one).cancel(ALICE, job.id),
-            JobRepository(two).complete(job.id, lease, {"done": True}),
+            JobRepository(two).complete(
+                parse_complete({"job_id": job.id, "lease": lease, "result": {"done": True}})
+            ),
             return_exceptions=True,
         )
         final = await one.get(job.id)

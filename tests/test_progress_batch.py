@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 
 from jobspine_shared.states import JobState
+from server.commands.worker import parse_progress
 from server.errors import InvalidProgress, JobspineError, LeaseLost, NotFound, Unavailable
 from server.service import JobRepository, RepositorySettings
 from server.store.model import ChangeResult
@@ -190,7 +191,9 @@ async def test_seqs_stay_contiguous_under_concurrent_reports(postgres_dsn: str) 
         rounds = 10
         await asyncio.gather(
             *(
-                repo.update_progress(job_id, lease, float(step))
+                repo.update_progress(
+                    parse_progress({"job_id": job_id, "lease": lease, "progress": float(step)})
+                )
                 for step in range(1, rounds + 1)
                 for job_id, lease in jobs
             )

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from jobspine_shared.states import JobState
+from server.commands.worker import parse_complete, parse_progress
 from server.config import load_settings
 from server.errors import ConfigError, InvalidProgress, LeaseLost
 from server.keys import METRICS
@@ -51,7 +52,11 @@ async def test_a_burst_stores_every_value_and_ends_with_the_latest_event(
 ) -> None:
     job_id, lease = await running(repo)
     for i in range(1, BURST + 1):
-        await repo.update_progress(job_id, lease, float(i), f"step {i}")
+        await repo.update_progress(
+            parse_progress(
+                {"job_id": job_id, "lease": lease, "progress": float(i), "step": f"step {i}"}
+            )
+        )
         # Stored at once, event or not.
         job = await repo.get_job(ALICE, job_id)
         assert (job.progress, job.step) == (float(i), f"step {i}")
@@ -79,8 +84,10 @@ async def test_another_event_of_the_job_comes_after_the_latest_progress(
 ) -> None:
     job_id, lease = await running(repo)
     for i in range(1, BURST + 1):
-        await repo.update_progress(job_id, lease, float(i))
-    await repo.complete(job_id, lease, {"ok": True})
+        await repo.update_progress(
+            parse_progress({"job_id": job_id, "lease": lease, "progress": float(i)})
+        )
+    await repo.complete(parse_complete({"job_id": job_id, "lease": lease, "result": {"ok": True}}))
 
     events = await stream(repo, job_id)
     assert events[-1][1] == "job:completed"
@@ -92,14 +99,18 @@ async def test_another_event_of_the_job_comes_after_the_latest_progress(
 async def test_a_user_cancel_also_comes_after_the_latest_progress(repo: JobRepository) -> None:
     job_id, lease = await running(repo)
     for i in range(1, BURST + 1):
-        await repo.update_progress(job_id, lease, float(i))
+        await repo.update_progress(
+            parse_progress({"job_id": job_id, "lease": lease, "progress": float(i)})
+        )
     await repo.cancel(ALICE, job_id)
 
     events = await stream(repo, job_id)
     assert [kind for _, kind, _ in events[-2:]] == ["job:progress", "job:cancelled"]
     assert events[-2][2] == float(BURST)
     with pytest.raises(LeaseLost):
-        await repo.update_progress(job_id, lease, 99.0)
+        await repo.update_progress(
+            parse_progress({"job_id": job_id, "lease": lease, "progress": 99.0})
+        )
 
 
 async def test_closing_the_repository_appends_pending_trailing_events(
@@ -108,7 +119,9 @@ async def test_closing_the_repository_appends_pending_trailing_events(
     jobs = [await running(repo) for _ in range(3)]
     for job_id, lease in jobs:
         for i in range(1, 6):
-            await repo.update_progress(job_id, lease, float(i))
+            await repo.update_progress(
+                parse_progress({"job_id": job_id, "lease": lease, "progress": float(i)})
+            )
     await repo.close()  # no waiting for the windows to close
     for job_id, _ in jobs:
         events = await stream(repo, job_id)
@@ -118,12 +131,18 @@ async def test_closing_the_repository_appends_pending_trailing_events(
 
 async def test_held_reports_are_checked_like_any_other(repo: JobRepository) -> None:
     job_id, lease = await running(repo)
-    await repo.update_progress(job_id, lease, 50.0)  # live
+    await repo.update_progress(
+        parse_progress({"job_id": job_id, "lease": lease, "progress": 50.0})
+    )  # live
     before = (await repo.get_job(ALICE, job_id)).seq
     with pytest.raises(InvalidProgress):
-        await repo.update_progress(job_id, lease, 10.0)  # would be held, refused first
+        await repo.update_progress(
+            parse_progress({"job_id": job_id, "lease": lease, "progress": 10.0})
+        )  # would be held, refused first
     with pytest.raises(LeaseLost):
-        await repo.update_progress(job_id, "not-the-lease", 60.0)
+        await repo.update_progress(
+            parse_progress({"job_id": job_id, "lease": "not-the-lease", "progress": 60.0})
+        )
     job = await repo.get_job(ALICE, job_id)
     assert (job.progress, job.seq) == (50.0, before)
     assert not repo.progress_gate.has_held(job_id)
@@ -134,7 +153,9 @@ async def test_zero_means_every_report_appends_its_event(store: JobStore) -> Non
     job_id, lease = await running(repo)
     start = (await repo.get_job(ALICE, job_id)).seq
     for i in range(1, BURST + 1):
-        await repo.update_progress(job_id, lease, float(i))
+        await repo.update_progress(
+            parse_progress({"job_id": job_id, "lease": lease, "progress": float(i)})
+        )
     events = await stream(repo, job_id)
     assert (await repo.get_job(ALICE, job_id)).seq == start + BURST
     assert events[-1][1:] == ("job:progress", float(BURST))

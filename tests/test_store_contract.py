@@ -16,6 +16,17 @@ from typing import Any
 import pytest
 
 from jobspine_shared.states import TRANSITIONS, JobState
+from server.commands.create import parse_create
+from server.commands.user import RestartJob, parse_job_ref, parse_read_stream, parse_restart
+from server.commands.worker import (
+    parse_checkpoint,
+    parse_claim,
+    parse_complete,
+    parse_fail,
+    parse_heartbeat,
+    parse_paused,
+    parse_progress,
+)
 from server.errors import InvalidTransition, LeaseLost, NotFound, ValidationFailed
 from server.service import JobRepository
 from server.store.base import JobStore
@@ -34,7 +45,9 @@ def repo(store: JobStore) -> JobRepository:
 
 
 async def test_create_starts_stream_at_seq_one(repo: JobRepository) -> None:
-    job = await repo.create_job(ALICE, type="research", input={"query": "x"})
+    job = (
+        await repo.create(ALICE, parse_create({"type": "research", "input": {"query": "x"}}))
+    ).job
     assert job.state is S.CREATED
     assert job.seq == 1
     assert job.user_id == "alice"
@@ -50,7 +63,7 @@ async def test_create_starts_stream_at_seq_one(repo: JobRepository) -> None:
 )
 async def test_create_refuses_bad_values(repo: JobRepository, type_: Any, input_: Any) -> None:
     with pytest.raises(ValidationFailed):
-        await repo.create_job(ALICE, type=type_, input=input_)
+        await repo.create(ALICE, parse_create({"type": type_, "input": input_}))
     assert (await repo.list_jobs(ADMIN)).items == ()
 
 
@@ -58,7 +71,9 @@ async def test_unknown_malformed_and_foreign_ids(repo: JobRepository) -> None:
     job = await create(repo, ALICE)
     with pytest.raises(NotFound):
         await repo.get_job(ALICE, str(uuid.uuid4()))
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(ValidationFailed):  # a call's job_id is checked by its parser
+        parse_job_ref({"job_id": "not-a-uuid"})
+    with pytest.raises(NotFound):  # and names no job in the service, on either store
         await repo.get_job(ALICE, "not-a-uuid")
     with pytest.raises(NotFound):
         await repo.get_job(BOB, job.id)
@@ -86,14 +101,16 @@ async def test_user_actions_follow_the_table(
     before = await repo.get_job(ALICE, driven.job.id)
     expected = USER_ACTIONS[action].get(source)
     method = getattr(repo, action)
+    # Each takes the job's id, restart its command.
+    target = RestartJob(job_id=driven.job.id) if action == "restart" else driven.job.id
     if expected is None:
         with pytest.raises(InvalidTransition) as refused:
-            await method(ALICE, driven.job.id)
+            await method(ALICE, target)
         assert refused.value.details is not None
         assert refused.value.details["state"] == str(source)
         assert await repo.get_job(ALICE, driven.job.id) == before
         return
-    after = await method(ALICE, driven.job.id)
+    after = await method(ALICE, target)
     assert after.state is expected
     if expected is not source:
         assert (source, expected) in TRANSITIONS
@@ -116,32 +133,50 @@ async def test_worker_calls_need_a_running_job(
 
 async def worker_call(repo: JobRepository, call: str, job_id: str, lease: str) -> object:
     if call == "heartbeat":
-        return await repo.heartbeat(job_id, lease)
+        return await repo.heartbeat(parse_heartbeat({"job_id": job_id, "lease": lease}))
     if call == "progress":
-        return await repo.update_progress(job_id, lease, 50)
+        return await repo.update_progress(
+            parse_progress({"job_id": job_id, "lease": lease, "progress": 50})
+        )
     if call == "checkpoint":
-        return await repo.checkpoint(job_id, lease, {"k": 1})
+        return await repo.checkpoint(
+            parse_checkpoint({"job_id": job_id, "lease": lease, "data": {"k": 1}})
+        )
     if call == "complete":
-        return await repo.complete(job_id, lease, {"r": 1})
+        return await repo.complete(
+            parse_complete({"job_id": job_id, "lease": lease, "result": {"r": 1}})
+        )
     if call == "fail":
-        return await repo.fail(job_id, lease, {"message": "no"})
+        return await repo.fail(
+            parse_fail({"job_id": job_id, "lease": lease, "error": {"message": "no"}})
+        )
     if call == "paused":
-        return await repo.paused(job_id, lease)
+        return await repo.paused(parse_paused({"job_id": job_id, "lease": lease}))
     raise AssertionError(call)
 
 
 async def test_full_run_appends_one_event_per_change(repo: JobRepository) -> None:
     job = await create(repo)
-    claimed = await repo.claim(WORKER, types=["research"], worker_id="w-7")
+    claimed = await repo.claim(
+        parse_claim({"types": ["research"], "worker_id": "w-7"}, default_worker_id=WORKER.id)
+    )
     assert claimed is not None
     assert claimed.job.state is S.RUNNING
     assert claimed.job.attempt == 1
     assert claimed.checkpoint is None
     lease = claimed.lease
-    assert await repo.heartbeat(job.id, lease) is False
-    await repo.update_progress(job.id, lease, 10, "step 1/2")
-    await repo.checkpoint(job.id, lease, {"completed_steps": 1}, progress=50)
-    done = await repo.complete(job.id, lease, {"answer": 42})
+    assert await repo.heartbeat(parse_heartbeat({"job_id": job.id, "lease": lease})) is False
+    await repo.update_progress(
+        parse_progress({"job_id": job.id, "lease": lease, "progress": 10, "step": "step 1/2"})
+    )
+    await repo.checkpoint(
+        parse_checkpoint(
+            {"job_id": job.id, "lease": lease, "data": {"completed_steps": 1}, "progress": 50}
+        )
+    )
+    done = await repo.complete(
+        parse_complete({"job_id": job.id, "lease": lease, "result": {"answer": 42}})
+    )
     assert done.state is S.COMPLETED
     assert done.result == {"answer": 42}
     assert done.progress == 100
@@ -153,7 +188,9 @@ async def test_full_run_appends_one_event_per_change(repo: JobRepository) -> Non
         (4, "job:checkpoint"),
         (5, "job:completed"),
     ]
-    started = (await repo.replay(ALICE, job.id, after_seq=1)).events[0]
+    started = (
+        await repo.replay(ALICE, parse_read_stream({"job_id": job.id, "after_seq": 1}))
+    ).events[0]
     assert started.data == {"attempt": 1, "worker_id": "w-7", "resumed": False}
 
 
@@ -161,7 +198,13 @@ async def test_fail_records_the_error(repo: JobRepository) -> None:
     driven = await drive(repo, S.RUNNING)
     assert driven.lease
     failed = await repo.fail(
-        driven.job.id, driven.lease, {"message": "bad", "code": "quota", "retryable": True}
+        parse_fail(
+            {
+                "job_id": driven.job.id,
+                "lease": driven.lease,
+                "error": {"message": "bad", "code": "quota", "retryable": True},
+            }
+        )
     )
     assert failed.state is S.FAILED
     assert failed.error is not None
@@ -170,70 +213,98 @@ async def test_fail_records_the_error(repo: JobRepository) -> None:
         "bad",
         True,
     )
-    replay = await repo.replay(ALICE, driven.job.id, after_seq=failed.seq - 1)
+    replay = await repo.replay(
+        ALICE, parse_read_stream({"job_id": driven.job.id, "after_seq": failed.seq - 1})
+    )
     assert replay.events[0].data["error"]["code"] == "quota"
 
 
 async def test_pause_request_then_worker_pauses_with_checkpoint(repo: JobRepository) -> None:
     job_id, lease = await running(repo)
     with pytest.raises(InvalidTransition):
-        await repo.paused(job_id, lease)
+        await repo.paused(parse_paused({"job_id": job_id, "lease": lease}))
     requested = await repo.pause(ALICE, job_id)
     assert requested.state is S.RUNNING
     assert requested.pause_requested is True
     again = await repo.pause(ALICE, job_id)
     assert again.seq == requested.seq
-    assert await repo.heartbeat(job_id, lease) is True
-    paused = await repo.paused(job_id, lease, {"completed_steps": 3})
+    assert await repo.heartbeat(parse_heartbeat({"job_id": job_id, "lease": lease})) is True
+    paused = await repo.paused(
+        parse_paused({"job_id": job_id, "lease": lease, "checkpoint": {"completed_steps": 3}})
+    )
     assert paused.state is S.PAUSED
     assert paused.pause_requested is False
     assert paused.has_checkpoint is True
     tail = [t for _, t in await events_of(repo, job_id)][-3:]
     assert tail == ["job:pause_requested", "job:checkpoint", "job:paused"]
     with pytest.raises(LeaseLost):
-        await repo.heartbeat(job_id, lease)
+        await repo.heartbeat(parse_heartbeat({"job_id": job_id, "lease": lease}))
 
 
 async def test_resume_keeps_checkpoint_and_next_claim_hands_it_over(
     repo: JobRepository,
 ) -> None:
     job_id, old_lease = await running(repo)
-    await repo.update_progress(job_id, old_lease, 30)
-    await repo.checkpoint(job_id, old_lease, {"completed_steps": 2}, progress=40)
-    await repo.update_progress(job_id, old_lease, 55)
+    await repo.update_progress(
+        parse_progress({"job_id": job_id, "lease": old_lease, "progress": 30})
+    )
+    await repo.checkpoint(
+        parse_checkpoint(
+            {"job_id": job_id, "lease": old_lease, "data": {"completed_steps": 2}, "progress": 40}
+        )
+    )
+    await repo.update_progress(
+        parse_progress({"job_id": job_id, "lease": old_lease, "progress": 55})
+    )
     await repo.pause(ALICE, job_id)
-    await repo.paused(job_id, old_lease)
+    await repo.paused(parse_paused({"job_id": job_id, "lease": old_lease}))
     resumed = await repo.resume(ALICE, job_id)
     assert resumed.state is S.CREATED
     assert resumed.has_checkpoint is True
-    claimed = await repo.claim(WORKER)
+    claimed = await repo.claim(parse_claim({}, default_worker_id=WORKER.id))
     assert claimed is not None
     assert claimed.checkpoint == {"completed_steps": 2}
     assert claimed.job.attempt == 2
     assert claimed.job.progress == 40
     assert claimed.lease != old_lease
-    started = (await repo.replay(ALICE, job_id, after_seq=claimed.job.seq - 1)).events[0]
+    started = (
+        await repo.replay(
+            ALICE, parse_read_stream({"job_id": job_id, "after_seq": claimed.job.seq - 1})
+        )
+    ).events[0]
     assert started.data["resumed"] is True
     with pytest.raises(LeaseLost) as lost:
-        await repo.update_progress(job_id, old_lease, 60)
+        await repo.update_progress(
+            parse_progress({"job_id": job_id, "lease": old_lease, "progress": 60})
+        )
     assert lost.value.details is not None
     assert lost.value.details["state"] == "running"
-    await repo.update_progress(job_id, claimed.lease, 40)
+    await repo.update_progress(
+        parse_progress({"job_id": job_id, "lease": claimed.lease, "progress": 40})
+    )
 
 
 async def test_restart_clears_error_result_and_checkpoint(repo: JobRepository) -> None:
     driven = await drive(repo, S.RUNNING)
     assert driven.lease
-    await repo.checkpoint(driven.job.id, driven.lease, {"k": 1}, progress=20)
-    await repo.fail(driven.job.id, driven.lease, {"message": "x"})
-    restarted = await repo.restart(ALICE, driven.job.id, input={"query": "again"})
+    await repo.checkpoint(
+        parse_checkpoint(
+            {"job_id": driven.job.id, "lease": driven.lease, "data": {"k": 1}, "progress": 20}
+        )
+    )
+    await repo.fail(
+        parse_fail({"job_id": driven.job.id, "lease": driven.lease, "error": {"message": "x"}})
+    )
+    restarted = await repo.restart(
+        ALICE, parse_restart({"job_id": driven.job.id, "input": {"query": "again"}})
+    )
     assert restarted.state is S.CREATED
     assert (restarted.error, restarted.result, restarted.has_checkpoint) == (None, None, False)
     assert restarted.progress == 0
     assert restarted.input == {"query": "again"}
     with pytest.raises(NotFound):
         await repo.get_checkpoint(ALICE, driven.job.id)
-    claimed = await repo.claim(WORKER)
+    claimed = await repo.claim(parse_claim({}, default_worker_id=WORKER.id))
     assert claimed is not None
     assert claimed.checkpoint is None
 
@@ -264,10 +335,12 @@ async def test_a_foreign_lease_changes_nothing(repo: JobRepository) -> None:
 
 async def test_worker_calls_on_unknown_or_malformed_jobs(repo: JobRepository) -> None:
     with pytest.raises(NotFound):
-        await repo.heartbeat(str(uuid.uuid4()), "lease")
+        await repo.heartbeat(parse_heartbeat({"job_id": str(uuid.uuid4()), "lease": "lease"}))
     with pytest.raises(NotFound):
-        await repo.update_progress(str(uuid.uuid4()), "lease", 5)
+        await repo.update_progress(
+            parse_progress({"job_id": str(uuid.uuid4()), "lease": "lease", "progress": 5})
+        )
     with pytest.raises(ValidationFailed):
-        await repo.heartbeat("nope", "lease")
+        await repo.heartbeat(parse_heartbeat({"job_id": "nope", "lease": "lease"}))
     with pytest.raises(ValidationFailed):
-        await repo.complete("nope", "lease")
+        await repo.complete(parse_complete({"job_id": "nope", "lease": "lease"}))

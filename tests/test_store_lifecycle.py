@@ -15,7 +15,9 @@ import pytest
 from jobspine_shared.models import JobEvent
 from jobspine_shared.states import JobState
 from jobspine_shared.wire import parse_time
-from server.commands import parse_create
+from server.commands.create import parse_create
+from server.commands.user import parse_list, parse_read_stream
+from server.commands.worker import parse_checkpoint, parse_claim, parse_complete, parse_fail
 from server.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from server.service import JobRepository, RepositorySettings
 from server.store.base import JobStore
@@ -57,12 +59,12 @@ async def make(repo: JobRepository, owner: Any = ALICE, **fields: Any) -> Any:
 
 
 async def claim_id(repo: JobRepository, types: list[str] | None = None) -> str | None:
-    claimed = await repo.claim(WORKER, types=types)
+    claimed = await repo.claim(parse_claim({"types": types}, default_worker_id=WORKER.id))
     return None if claimed is None else claimed.job.id
 
 
 async def events_of(repo: JobRepository, job_id: str) -> list[str]:
-    replay = await repo.replay(ADMIN, job_id, after_seq=0)
+    replay = await repo.replay(ADMIN, parse_read_stream({"job_id": job_id, "after_seq": 0}))
     return [str(e.type) for e in replay.events]
 
 
@@ -116,17 +118,19 @@ async def test_a_retryable_failure_retries_until_the_attempts_are_used(
     job = await make(repo, retry={"max_attempts": 3, "backoff_s": 0})
     error = {"message": "flaky", "code": "upstream", "retryable": True}
     for retries in (1, 2):
-        claimed = await repo.claim(WORKER)
+        claimed = await repo.claim(parse_claim({}, default_worker_id=WORKER.id))
         assert claimed is not None
         assert claimed.job.id == job.id
-        after = await repo.fail(job.id, claimed.lease, error)
+        after = await repo.fail(
+            parse_fail({"job_id": job.id, "lease": claimed.lease, "error": error})
+        )
         assert after.state is S.CREATED
         assert after.retries == retries
         assert after.error is not None
         assert after.error.code == "upstream"
-    claimed = await repo.claim(WORKER)
+    claimed = await repo.claim(parse_claim({}, default_worker_id=WORKER.id))
     assert claimed is not None
-    final = await repo.fail(job.id, claimed.lease, error)
+    final = await repo.fail(parse_fail({"job_id": job.id, "lease": claimed.lease, "error": error}))
     assert final.state is S.FAILED
     assert final.retries == 2
     retrying = [e for e in published(repo, job.id) if str(e.type) == "job:retrying"]
@@ -138,23 +142,40 @@ async def test_a_retry_waits_its_backoff_and_keeps_the_checkpoint(repo: JobRepos
     job = await make(
         repo, retry={"max_attempts": 2, "backoff_s": 10, "backoff_factor": 3, "max_backoff_s": 60}
     )
-    claimed = await repo.claim(WORKER)
+    claimed = await repo.claim(parse_claim({}, default_worker_id=WORKER.id))
     assert claimed is not None
-    await repo.checkpoint(job.id, claimed.lease, {"completed_steps": 2}, progress=40)
-    after = await repo.fail(job.id, claimed.lease, {"message": "x", "retryable": True})
+    await repo.checkpoint(
+        parse_checkpoint(
+            {
+                "job_id": job.id,
+                "lease": claimed.lease,
+                "data": {"completed_steps": 2},
+                "progress": 40,
+            }
+        )
+    )
+    after = await repo.fail(
+        parse_fail(
+            {"job_id": job.id, "lease": claimed.lease, "error": {"message": "x", "retryable": True}}
+        )
+    )
     assert after.state is S.CREATED
     assert after.run_at == after.updated_at + timedelta(seconds=10)
     assert after.has_checkpoint is True
     assert await claim_id(repo) is None  # not before run_at
-    replay = await repo.replay(ADMIN, job.id, after_seq=after.seq - 1)
+    replay = await repo.replay(
+        ADMIN, parse_read_stream({"job_id": job.id, "after_seq": after.seq - 1})
+    )
     assert parse_time(replay.events[0].data["run_at"]) == after.run_at
 
 
 async def test_a_non_retryable_failure_fails_at_once(repo: JobRepository) -> None:
     job = await make(repo, retry={"max_attempts": 5, "backoff_s": 0})
-    claimed = await repo.claim(WORKER)
+    claimed = await repo.claim(parse_claim({}, default_worker_id=WORKER.id))
     assert claimed is not None
-    after = await repo.fail(job.id, claimed.lease, {"message": "bad input"})
+    after = await repo.fail(
+        parse_fail({"job_id": job.id, "lease": claimed.lease, "error": {"message": "bad input"}})
+    )
     assert after.state is S.FAILED
     assert after.retries == 0
 
@@ -163,9 +184,18 @@ async def test_an_attempt_past_its_timeout_is_retried_from_its_checkpoint(
     repo: JobRepository,
 ) -> None:
     job = await make(repo, timeout_s=0.05, retry={"max_attempts": 2, "backoff_s": 0})
-    claimed = await repo.claim(WORKER)
+    claimed = await repo.claim(parse_claim({}, default_worker_id=WORKER.id))
     assert claimed is not None
-    await repo.checkpoint(job.id, claimed.lease, {"completed_steps": 1}, progress=20)
+    await repo.checkpoint(
+        parse_checkpoint(
+            {
+                "job_id": job.id,
+                "lease": claimed.lease,
+                "data": {"completed_steps": 1},
+                "progress": 20,
+            }
+        )
+    )
 
     async def overdue() -> bool:
         return any(j.record.id == job.id for j in await repo.find_timed_out_jobs())
@@ -178,7 +208,7 @@ async def test_an_attempt_past_its_timeout_is_retried_from_its_checkpoint(
     assert retried.error is not None
     assert (retried.error.code, retried.error.retryable) == ("timeout", True)
     assert await repo.time_out_job(found) is None  # a second supervisor acts once
-    again = await repo.claim(WORKER)
+    again = await repo.claim(parse_claim({}, default_worker_id=WORKER.id))
     assert again is not None
     assert again.checkpoint == {"completed_steps": 1}
     assert again.job.progress == 20
@@ -193,7 +223,7 @@ async def test_an_attempt_past_its_timeout_is_retried_from_its_checkpoint(
 
 async def test_jobs_without_a_timeout_never_time_out(repo: JobRepository) -> None:
     await make(repo)
-    assert await repo.claim(WORKER) is not None
+    assert await repo.claim(parse_claim({}, default_worker_id=WORKER.id)) is not None
     assert await repo.find_timed_out_jobs() == []
 
 
@@ -238,10 +268,12 @@ async def test_an_expired_key_creates_a_new_job(store: JobStore) -> None:
 
 async def _completed(repo: JobRepository, owner: Any = ALICE, **fields: Any) -> Any:
     job = await make(repo, owner, **fields)
-    claimed = await repo.claim(WORKER)
+    claimed = await repo.claim(parse_claim({}, default_worker_id=WORKER.id))
     assert claimed is not None
     assert claimed.job.id == job.id
-    return await repo.complete(job.id, claimed.lease, {"ok": True})
+    return await repo.complete(
+        parse_complete({"job_id": job.id, "lease": claimed.lease, "result": {"ok": True}})
+    )
 
 
 async def test_delete_removes_a_final_job_everywhere(repo: JobRepository) -> None:
@@ -252,7 +284,7 @@ async def test_delete_removes_a_final_job_everywhere(repo: JobRepository) -> Non
     with pytest.raises(NotFound):
         await repo.get_job(ALICE, done.id)
     with pytest.raises(NotFound):
-        await repo.replay(ALICE, done.id, after_seq=0)
+        await repo.replay(ALICE, parse_read_stream({"job_id": done.id, "after_seq": 0}))
     with pytest.raises(NotFound):
         await repo.delete_job(ALICE, done.id)
     assert await repo.store.list_audit(done.id) == []
@@ -300,7 +332,7 @@ async def test_list_filters_by_tag_parent_and_priority(repo: JobRepository) -> N
     await make(repo, priority=3)
 
     async def ids(**filters: Any) -> set[str]:
-        return {j.id for j in (await repo.list_jobs(ALICE, **filters)).items}
+        return {j.id for j in (await repo.list_jobs(ALICE, parse_list(filters))).items}
 
     assert await ids(tag="batch:7") == {parent.id, child.id}
     assert await ids(tag="nightly") == {parent.id}

@@ -13,6 +13,8 @@ import pytest
 
 from jobspine_shared.events import EventType
 from jobspine_shared.states import JobState
+from server.commands.user import parse_read_stream
+from server.commands.worker import parse_checkpoint, parse_complete, parse_progress
 from server.errors import InvalidProgress, LeaseLost, NotFound, PayloadTooLarge, ValidationFailed
 from server.service import JobRepository
 from server.store.base import JobStore
@@ -30,13 +32,21 @@ def repo(store: JobStore) -> JobRepository:
 
 async def test_progress_may_not_go_down_within_an_attempt(repo: JobRepository) -> None:
     job_id, lease = await running(repo)
-    await repo.update_progress(job_id, lease, 40, "a")
-    same = await repo.update_progress(job_id, lease, 40, "b")
+    await repo.update_progress(
+        parse_progress({"job_id": job_id, "lease": lease, "progress": 40, "step": "a"})
+    )
+    same = await repo.update_progress(
+        parse_progress({"job_id": job_id, "lease": lease, "progress": 40, "step": "b"})
+    )
     assert same.step == "b"
     with pytest.raises(InvalidProgress):
-        await repo.update_progress(job_id, lease, 39.9)
+        await repo.update_progress(
+            parse_progress({"job_id": job_id, "lease": lease, "progress": 39.9})
+        )
     with pytest.raises(InvalidProgress):
-        await repo.checkpoint(job_id, lease, {"k": 1}, progress=10)
+        await repo.checkpoint(
+            parse_checkpoint({"job_id": job_id, "lease": lease, "data": {"k": 1}, "progress": 10})
+        )
     after = await repo.get_job(ALICE, job_id)
     assert (after.progress, after.step, after.has_checkpoint) == (40, "b", False)
 
@@ -49,16 +59,26 @@ async def test_progress_refuses_non_numbers(repo: JobRepository, value: Any) -> 
     assert driven.lease
     before = await repo.get_job(ALICE, driven.job.id)
     with pytest.raises(ValidationFailed):
-        await repo.update_progress(driven.job.id, driven.lease, value)
+        await repo.update_progress(
+            parse_progress({"job_id": driven.job.id, "lease": driven.lease, "progress": value})
+        )
     assert await repo.get_job(ALICE, driven.job.id) == before
 
 
 async def test_step_length_is_bounded(repo: JobRepository) -> None:
     driven = await drive(repo, S.RUNNING)
     assert driven.lease
-    await repo.update_progress(driven.job.id, driven.lease, 1, "s" * 256)
+    await repo.update_progress(
+        parse_progress(
+            {"job_id": driven.job.id, "lease": driven.lease, "progress": 1, "step": "s" * 256}
+        )
+    )
     with pytest.raises(ValidationFailed):
-        await repo.update_progress(driven.job.id, driven.lease, 2, "s" * 257)
+        await repo.update_progress(
+            parse_progress(
+                {"job_id": driven.job.id, "lease": driven.lease, "progress": 2, "step": "s" * 257}
+            )
+        )
 
 
 # -- checkpoints ---------------------------------------------------------------------------
@@ -69,13 +89,25 @@ async def test_checkpoint_size_limit(repo: JobRepository) -> None:
     before = await repo.get_job(ALICE, job_id)
     # {"b":"…"} is 8 bytes of framing around the string.
     with pytest.raises(PayloadTooLarge):
-        await repo.checkpoint(job_id, lease, {"b": "x" * (MAX_CHECKPOINT - 7)})
+        await repo.checkpoint(
+            parse_checkpoint(
+                {"job_id": job_id, "lease": lease, "data": {"b": "x" * (MAX_CHECKPOINT - 7)}}
+            )
+        )
     with pytest.raises(ValidationFailed):
-        await repo.checkpoint(job_id, lease, ["not", "an", "object"])
+        await repo.checkpoint(
+            parse_checkpoint({"job_id": job_id, "lease": lease, "data": ["not", "an", "object"]})
+        )
     with pytest.raises(ValidationFailed):
-        await repo.checkpoint(job_id, lease, {"bad": math.nan})
+        await repo.checkpoint(
+            parse_checkpoint({"job_id": job_id, "lease": lease, "data": {"bad": math.nan}})
+        )
     assert await repo.get_job(ALICE, job_id) == before
-    saved_at = await repo.checkpoint(job_id, lease, {"b": "x" * (MAX_CHECKPOINT - 8)})
+    saved_at = await repo.checkpoint(
+        parse_checkpoint(
+            {"job_id": job_id, "lease": lease, "data": {"b": "x" * (MAX_CHECKPOINT - 8)}}
+        )
+    )
     checkpoint = await repo.get_checkpoint(ALICE, job_id)
     assert checkpoint.info.size_bytes == MAX_CHECKPOINT
     assert checkpoint.info.saved_at == saved_at
@@ -85,10 +117,16 @@ async def test_checkpoint_size_limit(repo: JobRepository) -> None:
 async def test_checkpoint_with_progress_sets_progress_in_one_event(repo: JobRepository) -> None:
     driven = await drive(repo, S.RUNNING)
     assert driven.lease
-    await repo.checkpoint(driven.job.id, driven.lease, {"é": "ü"}, progress=25)
+    await repo.checkpoint(
+        parse_checkpoint(
+            {"job_id": driven.job.id, "lease": driven.lease, "data": {"é": "ü"}, "progress": 25}
+        )
+    )
     job = await repo.get_job(ALICE, driven.job.id)
     assert job.progress == 25
-    last = (await repo.replay(ALICE, job.id, after_seq=job.seq - 1)).events
+    last = (
+        await repo.replay(ALICE, parse_read_stream({"job_id": job.id, "after_seq": job.seq - 1}))
+    ).events
     assert [e.type for e in last] == [EventType.CHECKPOINT]
     # Size is of the compact UTF-8 JSON encoding: {"é":"ü"} is 11 bytes.
     assert last[0].data == {"size_bytes": 11, "progress": 25}
@@ -133,7 +171,7 @@ async def test_progress_without_event_is_fenced_like_with_one(repo: JobRepositor
         await store.update_progress(
             str(uuid.uuid4()), ProgressWrite(lease=lease, progress=1.0, step=None)
         )
-    await repo.complete(job_id, lease, None)
+    await repo.complete(parse_complete({"job_id": job_id, "lease": lease, "result": None}))
     with pytest.raises(LeaseLost):
         await store.update_progress(
             job_id, ProgressWrite(lease=lease, progress=100.0, step=None, with_event=False)

@@ -12,7 +12,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from jobspine_shared.states import JobState
+from server.commands.user import parse_read_stream
+from server.commands.worker import parse_checkpoint, parse_claim, parse_heartbeat, parse_progress
 from server.errors import LeaseLost, Unavailable
+from server.recovery import recovery_options_to_wire
 from server.service import JobRepository, RepositorySettings
 from server.store.base import JobStore
 from server.store.model import StoredJob
@@ -81,7 +84,16 @@ async def made_stale(repo: JobRepository, aging: HeartbeatAging, job_id: str) ->
 async def running_with_checkpoint(repo: JobRepository) -> tuple[str, str]:
     driven = await drive(repo, S.RUNNING)
     assert driven.lease
-    await repo.checkpoint(driven.job.id, driven.lease, {"completed_steps": 2}, progress=40)
+    await repo.checkpoint(
+        parse_checkpoint(
+            {
+                "job_id": driven.job.id,
+                "lease": driven.lease,
+                "data": {"completed_steps": 2},
+                "progress": 40,
+            }
+        )
+    )
     return driven.job.id, driven.lease
 
 
@@ -97,18 +109,22 @@ async def test_stale_job_with_checkpoint_is_paused_with_recovery_options(
     assert job.state is S.PAUSED
     assert job.recovery_attempts == 1
     assert job.has_checkpoint is True
-    events = (await repo.replay(ALICE, job_id, after_seq=before.seq)).events
+    events = (
+        await repo.replay(ALICE, parse_read_stream({"job_id": job_id, "after_seq": before.seq}))
+    ).events
     assert [str(e.type) for e in events] == ["job:paused", "job:recovery"]
     assert events[0].data == {"reason": "stalled"}
     options = events[1].data
-    assert options == await repo.recovery_options(ALICE, job_id)
+    assert options == recovery_options_to_wire(await repo.recovery_options(ALICE, job_id))
     assert options["resumable"] is True
     assert options["checkpoint"]["present"] is True
     assert options["checkpoint"]["keys"] == ["completed_steps"]
     assert options["checkpoint"]["progress"] == 40
     assert (options["recovery_attempts"], options["max_recovery_attempts"]) == (1, 2)
     with pytest.raises(LeaseLost) as lost:
-        await repo.update_progress(job_id, lease, 50)
+        await repo.update_progress(
+            parse_progress({"job_id": job_id, "lease": lease, "progress": 50})
+        )
     assert lost.value.details is not None
     assert lost.value.details["state"] == "paused"
 
@@ -147,7 +163,7 @@ async def test_recoveries_run_out(repo: JobRepository, aging: HeartbeatAging) ->
         paused = await repo.get_job(ALICE, job_id)
         assert (paused.state, paused.recovery_attempts) == (S.PAUSED, attempt)
         await repo.resume(ALICE, job_id)
-        claimed = await repo.claim(WORKER)
+        claimed = await repo.claim(parse_claim({}, default_worker_id=WORKER.id))
         assert claimed is not None
         assert claimed.checkpoint == {"completed_steps": 2}
     await made_stale(repo, aging, job_id)
@@ -166,11 +182,11 @@ async def test_a_heartbeat_that_lands_during_the_scan_wins(
 ) -> None:
     job_id, lease = await running_with_checkpoint(repo)
     stale = await made_stale(repo, aging, job_id)
-    assert await repo.heartbeat(job_id, lease) is False
+    assert await repo.heartbeat(parse_heartbeat({"job_id": job_id, "lease": lease})) is False
     assert await repo.recover_stale_job(stale) is None
     job = await repo.get_job(ALICE, job_id)
     assert job.state is S.RUNNING
-    await repo.update_progress(job_id, lease, 45)
+    await repo.update_progress(parse_progress({"job_id": job_id, "lease": lease, "progress": 45}))
 
 
 async def test_a_reclaimed_job_is_not_recovered_under_the_old_lease(
@@ -194,7 +210,9 @@ async def test_two_supervisors_recover_a_job_once(
     assert sum(r.paused for r in reports) == 1
     job = await repo.get_job(ALICE, job_id)
     assert (job.state, job.recovery_attempts, job.seq) == (S.PAUSED, 1, before.seq + 2)
-    events = (await repo.replay(ALICE, job_id, after_seq=before.seq)).events
+    events = (
+        await repo.replay(ALICE, parse_read_stream({"job_id": job_id, "after_seq": before.seq}))
+    ).events
     assert [str(e.type) for e in events] == ["job:paused", "job:recovery"]
 
 

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from jobspine_shared.states import JobState
-from server.commands import parse_create
+from server.commands.create import parse_create
+from server.commands.worker import parse_claim
 from server.retention import RetentionSweeper
 from server.service import JobRepository, RepositorySettings
 from server.store.memory import MemoryJobStore
@@ -52,7 +53,7 @@ async def test_a_timed_out_attempt_is_retried_then_failed_once_per_supervisor() 
     payload = {"type": "research", "timeout_s": 30, "retry": {"max_attempts": 2, "backoff_s": 5}}
     job = (await repo.create(ALICE, parse_create(payload))).job
     first, second = Supervisor(repo, interval_s=1), Supervisor(repo, interval_s=1)
-    assert await repo.claim(WORKER) is not None
+    assert await repo.claim(parse_claim({}, default_worker_id=WORKER.id)) is not None
     clock.advance(29)
     assert (await first.tick()).timed_out == 0
     clock.advance(2)
@@ -64,11 +65,13 @@ async def test_a_timed_out_attempt_is_retried_then_failed_once_per_supervisor() 
     assert retried.error is not None
     assert retried.error.code == "timeout"
     assert signals.revoked == [(job.id, "created", "timeout")]
-    assert await repo.claim(WORKER) is None  # backoff: run_at is 5 s away
+    assert (
+        await repo.claim(parse_claim({}, default_worker_id=WORKER.id)) is None
+    )  # backoff: run_at is 5 s away
     clock.advance(5)
     await first.tick()
     assert ["research"] in signals.available  # the delayed retry became due
-    assert await repo.claim(WORKER) is not None
+    assert await repo.claim(parse_claim({}, default_worker_id=WORKER.id)) is not None
     clock.advance(31)
     await second.tick()
     failed = await repo.get_job(ALICE, job.id)

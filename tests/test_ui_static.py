@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from jobspine_shared.states import ENDED_STATES, USER_ACTIONS, JobState, states_document
+from server.commands.user import RestartJob
 from server.config import load_settings
 from server.devmode import banner, dev_tokens
 from server.errors import InvalidTransition
@@ -136,7 +137,7 @@ async def test_the_buttons_the_table_allows_are_the_calls_the_server_accepts(
         "pause": repo.pause,
         "resume": repo.resume,
         "cancel": repo.cancel,
-        "restart": repo.restart,
+        "restart": lambda actor, job_id: repo.restart(actor, RestartJob(job_id=job_id)),
         "delete": repo.delete_job,
     }
     try:

@@ -15,11 +15,7 @@ from jobspine_client.stream import JobStream
 from jobspine_client.tokens import TokenSource
 from jobspine_shared.events import EventType, PauseReason
 from jobspine_shared.models import JobRecord
-from jobspine_shared.states import FINAL_STATES, JobState
-
-#: States after which a watcher without ``--follow`` stops.
-END_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
-
+from jobspine_shared.states import ENDED_STATES, FINAL_STATES, JobState
 
 # -- rendering ------------------------------------------------------------------------------
 
@@ -207,7 +203,7 @@ class JobWatcher:
 
     def _changed(self, job: JobRecord, outcome: asyncio.Future[JobRecord]) -> None:
         self._on_change(job)
-        if job.state in END_STATES and not self.follow and not outcome.done():
+        if job.state in ENDED_STATES and not self.follow and not outcome.done():
             outcome.set_result(job)
 
     def _note(self, event: Mapping[str, Any]) -> None:
@@ -226,7 +222,6 @@ def exit_status(job: JobRecord) -> int:
 
 
 __all__ = [
-    "END_STATES",
     "JobWatcher",
     "TerminalView",
     "WatchError",

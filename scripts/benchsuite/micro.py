@@ -19,6 +19,8 @@ from typing import Any
 from scripts.benchsuite.report import emit
 from server.actors import Actor, Role
 from server.auth import Identity
+from server.commands.create import parse_create
+from server.commands.worker import parse_claim
 from server.metrics import Metrics
 from server.realtime.dispatch import Dispatcher, InFlight
 from server.realtime.worker_namespace import WorkerHandlers
@@ -41,8 +43,8 @@ class _Sockets:
 
 async def _per_call_us(calls: int, runs: int) -> float:
     repository = JobRepository(MemoryJobStore(backlog_size=200))
-    job = await repository.create_job(OWNER, type="bench")
-    claim = await repository.claim(WORKER, types=["bench"])
+    job = (await repository.create(OWNER, parse_create({"type": "bench"}))).job
+    claim = await repository.claim(parse_claim({"types": ["bench"]}, default_worker_id=WORKER.id))
     if claim is None or claim.job.id != job.id:
         raise RuntimeError("the claim did not return the job just created")
     identity = Identity(actor=WORKER, expires_at=time.time() + 3600)

@@ -1,7 +1,8 @@
 """Namespace ``/``: users and admins create, watch and steer jobs.
 
-A connecting user joins ``user:<sub>``. Each handler reads its payload fields, makes one
-repository call (which validates and authorises) and shapes the ack.
+A connecting user joins ``user:<sub>``. Each handler parses its payload into a command
+(:mod:`server.commands`, the parsers REST uses too), makes one repository call (which
+authorises) and shapes the ack (:mod:`server.rendering`).
 """
 
 from __future__ import annotations
@@ -9,16 +10,19 @@ from __future__ import annotations
 from jobspine_shared.logcontext import current_context
 from jobspine_shared.wire import job_to_wire
 from server import validation
-from server.actors import Role
+from server.actors import USER_ROLES
 from server.auth import Identity, TokenVerifier
-from server.commands import parse_create
+from server.commands.create import parse_create
+from server.commands.user import parse_job_ref, parse_read_stream, parse_restart, parse_sync
 from server.limits.refusal import rate_limited
 from server.metrics import Metrics
 from server.realtime.dispatch import Call, Dispatcher, Fields, Handler, InFlight
 from server.realtime.handshake import gatekeeper
 from server.realtime.rooms import JOB_ROOM_PREFIX, USER_NAMESPACE, job_room, user_room
 from server.realtime.sockets import SocketServer
-from server.service import JobRepository, replay_to_wire
+from server.realtime.sync import sync_results
+from server.rendering import recovery_options_to_wire, replay_to_wire
+from server.service import JobRepository
 
 NAMESPACE = USER_NAMESPACE
 
@@ -55,11 +59,7 @@ class UserHandlers:
 
         try:
             replay = await self._repository.subscribe(
-                call.actor,
-                payload.get("job_id"),
-                join=join,
-                after_seq=payload.get("after_seq"),
-                epoch=payload.get("epoch"),
+                call.actor, parse_read_stream(payload), join=join
             )
         except BaseException:
             for room in joined:
@@ -86,9 +86,7 @@ class UserHandlers:
         return {}
 
     async def sync(self, call: Call) -> Fields:
-        results = await self._repository.sync(
-            call.actor, call.payload.get("cursors"), call.payload.get("epochs")
-        )
+        results = await sync_results(self._repository, call.actor, parse_sync(call.payload))
         return {"results": results}
 
     async def create(self, call: Call) -> Fields:
@@ -103,26 +101,24 @@ class UserHandlers:
         return {"job": job_to_wire(created.job)}
 
     async def pause(self, call: Call) -> Fields:
-        return {"job": job_to_wire(await self._repository.pause(call.actor, _job_id(call)))}
+        job = await self._repository.pause(call.actor, parse_job_ref(call.payload))
+        return {"job": job_to_wire(job)}
 
     async def resume(self, call: Call) -> Fields:
-        return {"job": job_to_wire(await self._repository.resume(call.actor, _job_id(call)))}
+        job = await self._repository.resume(call.actor, parse_job_ref(call.payload))
+        return {"job": job_to_wire(job)}
 
     async def cancel(self, call: Call) -> Fields:
-        return {"job": job_to_wire(await self._repository.cancel(call.actor, _job_id(call)))}
+        job = await self._repository.cancel(call.actor, parse_job_ref(call.payload))
+        return {"job": job_to_wire(job)}
 
     async def restart(self, call: Call) -> Fields:
-        job = await self._repository.restart(
-            call.actor, _job_id(call), input=call.payload.get("input")
-        )
+        job = await self._repository.restart(call.actor, parse_restart(call.payload))
         return {"job": job_to_wire(job)}
 
     async def recovery(self, call: Call) -> Fields:
-        return {"options": await self._repository.recovery_options(call.actor, _job_id(call))}
-
-
-def _job_id(call: Call) -> object:
-    return call.payload.get("job_id")
+        options = await self._repository.recovery_options(call.actor, parse_job_ref(call.payload))
+        return {"options": recovery_options_to_wire(options)}
 
 
 def install(
@@ -145,7 +141,7 @@ def install(
     )
     connect = gatekeeper(
         namespace=NAMESPACE,
-        roles=(Role.USER, Role.ADMIN),
+        roles=USER_ROLES,
         verifier=verifier,
         sockets=sockets,
         on_admitted=on_admitted,

@@ -1,7 +1,7 @@
 """Namespace ``/workers`` (role ``worker``): claim jobs and report on them under a lease.
 
-Each handler reads its payload fields, makes one repository call (which validates, fences the
-lease and applies the change) and shapes the ack.
+Each handler parses its payload into a command (:mod:`server.commands.worker`), makes one
+repository call (which fences the lease and applies the change) and shapes the ack.
 
 Pushes to workers (contract v2, "Workers hear of changes at once") go through rooms, so they
 reach a socket on any instance (the Redis client manager carries room emits): a claim that
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from jobspine_shared.wire import format_time, job_to_wire
 from server.actors import Role
 from server.auth import TokenVerifier
+from server.commands import worker as commands
 from server.metrics import Metrics
 from server.realtime.dispatch import Call, Dispatcher, Fields, Handler, InFlight
 from server.realtime.handshake import gatekeeper
@@ -89,12 +90,10 @@ class WorkerHandlers:
         }
 
     async def claim(self, call: Call) -> Fields:
-        claim = await self._repository.claim(
-            call.actor, types=call.payload.get("types"), worker_id=call.payload.get("worker_id")
-        )
+        command = commands.parse_claim(call.payload, default_worker_id=call.actor.id)
+        claim = await self._repository.claim(command)
         if claim is None:
-            types = call.payload.get("types") or []
-            for room in [idle_room(t) for t in types] or [ANY_TYPE_ROOM]:
+            for room in [idle_room(t) for t in command.types] or [ANY_TYPE_ROOM]:
                 await self._sockets.enter_room(call.sid, room, NAMESPACE)
             return {"job": None, "lease": None, "checkpoint": None}
         await self._leave_idle(call.sid)
@@ -102,39 +101,29 @@ class WorkerHandlers:
         return {"job": job_to_wire(claim.job), "lease": claim.lease, "checkpoint": claim.checkpoint}
 
     async def heartbeat(self, call: Call) -> Fields:
-        p = call.payload
-        pause_requested = await self._repository.heartbeat(p.get("job_id"), p.get("lease"))
+        pause_requested = await self._repository.heartbeat(commands.parse_heartbeat(call.payload))
         return {"pause_requested": pause_requested}
 
     async def progress(self, call: Call) -> Fields:
-        p = call.payload
-        await self._repository.update_progress(
-            p.get("job_id"), p.get("lease"), p.get("progress"), p.get("step")
-        )
+        await self._repository.update_progress(commands.parse_progress(call.payload))
         return {}
 
     async def checkpoint(self, call: Call) -> Fields:
-        p = call.payload
-        saved_at = await self._repository.checkpoint(
-            p.get("job_id"), p.get("lease"), p.get("data"), p.get("progress")
-        )
+        saved_at = await self._repository.checkpoint(commands.parse_checkpoint(call.payload))
         return {"checkpoint_at": format_time(saved_at)}
 
     async def paused(self, call: Call) -> Fields:
-        p = call.payload
-        await self._repository.paused(p.get("job_id"), p.get("lease"), p.get("checkpoint"))
+        await self._repository.paused(commands.parse_paused(call.payload))
         await self._done_with(call)
         return {}
 
     async def complete(self, call: Call) -> Fields:
-        p = call.payload
-        await self._repository.complete(p.get("job_id"), p.get("lease"), p.get("result"))
+        await self._repository.complete(commands.parse_complete(call.payload))
         await self._done_with(call)
         return {}
 
     async def fail(self, call: Call) -> Fields:
-        p = call.payload
-        await self._repository.fail(p.get("job_id"), p.get("lease"), p.get("error"))
+        await self._repository.fail(commands.parse_fail(call.payload))
         await self._done_with(call)
         return {}
 

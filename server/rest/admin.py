@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from jobspine_shared.wire import job_to_wire
-from server.errors import Forbidden
+from server.actors import require_admin
 from server.keys import REPOSITORY, SUPERVISOR
 from server.rest.json_body import json_response
 from server.rest.requests import authenticate, path_job_id
@@ -13,8 +13,7 @@ from server.rest.requests import authenticate, path_job_id
 
 async def supervisor_status(request: web.Request) -> web.Response:
     actor = authenticate(request)
-    if not actor.is_admin:
-        raise Forbidden("only admins can see the supervisor")
+    require_admin(actor, "see the supervisor")
     return json_response(request.app[SUPERVISOR].status.to_wire())
 
 

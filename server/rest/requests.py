@@ -9,13 +9,10 @@ from typing import Any
 from aiohttp import web
 
 from server import validation
-from server.actors import Actor, Role
+from server.actors import USER_ROLES, Actor
 from server.auth import require_role
 from server.errors import BadRequest, NotFound, Unauthorized
 from server.keys import VERIFIER
-
-#: Roles that may use the REST API; workers act only through the worker RPCs.
-REST_ROLES = (Role.USER, Role.ADMIN)
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 
@@ -27,7 +24,7 @@ def authenticate(request: web.Request) -> Actor:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send Authorization: Bearer <token>")
     identity = request.app[VERIFIER].verify(token.strip())
-    return require_role(identity.actor, *REST_ROLES)
+    return require_role(identity.actor, *USER_ROLES)
 
 
 def path_job_id(request: web.Request) -> str:

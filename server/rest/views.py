@@ -10,13 +10,22 @@ from typing import Any
 from aiohttp import web
 
 from jobspine_shared.models import JobRecord
-from jobspine_shared.wire import format_time, job_to_wire
-from server.commands import parse_create
+from jobspine_shared.wire import job_to_wire
+from server.commands.create import parse_create
+from server.commands.user import parse_list, parse_read_stream, parse_restart
 from server.keys import METRICS, REPOSITORY
+from server.rendering import (
+    audit_to_wire,
+    checkpoint_to_wire,
+    counts_to_wire,
+    page_to_wire,
+    recovery_options_to_wire,
+    replay_to_wire,
+)
 from server.rest.json_body import json_response
 from server.rest.requests import authenticate, json_body, path_job_id, query_int, query_text
 from server.rest.tracking import request_id
-from server.service import JobRepository, replay_to_wire
+from server.service import JobRepository
 
 IDEMPOTENT_REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -47,18 +56,11 @@ async def create_job(request: web.Request) -> web.Response:
 
 async def list_jobs(request: web.Request) -> web.Response:
     actor = authenticate(request)
-    page = await _repository(request).list_jobs(
-        actor,
-        state=query_text(request, "state"),
-        type=query_text(request, "type"),
-        user_id=query_text(request, "user_id"),
-        limit=query_int(request, "limit"),
-        cursor=query_text(request, "cursor"),
-        tag=query_text(request, "tag"),
-        parent_id=query_text(request, "parent_id"),
-        priority=query_int(request, "priority"),
-    )
-    return _json({"items": [job_to_wire(j) for j in page.items], "next_cursor": page.next_cursor})
+    texts = ("state", "type", "user_id", "cursor", "tag", "parent_id")
+    query: dict[str, object] = {name: query_text(request, name) for name in texts}
+    query.update({name: query_int(request, name) for name in ("limit", "priority")})
+    page = await _repository(request).list_jobs(actor, parse_list(query))
+    return _json(page_to_wire(page))
 
 
 async def delete_job(request: web.Request) -> web.Response:
@@ -76,13 +78,14 @@ async def get_job(request: web.Request) -> web.Response:
 
 async def job_events(request: web.Request) -> web.Response:
     actor = authenticate(request)
-    replay = await _repository(request).replay(
-        actor,
-        path_job_id(request),
-        after_seq=query_int(request, "after_seq"),
-        epoch=query_text(request, "epoch"),
+    read = parse_read_stream(
+        {
+            "job_id": path_job_id(request),
+            "after_seq": query_int(request, "after_seq"),
+            "epoch": query_text(request, "epoch"),
+        }
     )
-    return _json(replay_to_wire(replay))
+    return _json(replay_to_wire(await _repository(request).replay(actor, read)))
 
 
 async def pause_job(request: web.Request) -> web.Response:
@@ -105,40 +108,31 @@ async def restart_job(request: web.Request) -> web.Response:
     actor = authenticate(request)
     job_id = path_job_id(request)
     body = await json_body(request, optional=True) or {}
-    return _job(await _repository(request).restart(actor, job_id, input=body.get("input")))
+    command = parse_restart({"job_id": job_id, "input": body.get("input")})
+    return _job(await _repository(request).restart(actor, command))
 
 
 async def recovery_options(request: web.Request) -> web.Response:
     actor = authenticate(request)
-    return _json(await _repository(request).recovery_options(actor, path_job_id(request)))
+    options = await _repository(request).recovery_options(actor, path_job_id(request))
+    return _json(recovery_options_to_wire(options))
 
 
 async def get_checkpoint(request: web.Request) -> web.Response:
     actor = authenticate(request)
     checkpoint = await _repository(request).get_checkpoint(actor, path_job_id(request))
-    return _json(
-        {
-            "data": checkpoint.data,
-            "saved_at": format_time(checkpoint.info.saved_at),
-            "size_bytes": checkpoint.info.size_bytes,
-            "progress": checkpoint.info.progress,
-        }
-    )
+    return _json(checkpoint_to_wire(checkpoint))
 
 
 async def audit_trail(request: web.Request) -> web.Response:
     actor = authenticate(request)
     entries = await _repository(request).audit_trail(actor, path_job_id(request))
-    items = [
-        {"action": e.action, "actor": e.actor, "at": format_time(e.at), "details": e.details}
-        for e in entries
-    ]
-    return _json({"items": items})
+    return _json(audit_to_wire(entries))
 
 
 async def stats(request: web.Request) -> web.Response:
     actor = authenticate(request)
-    return _json(await _repository(request).get_stats(actor))
+    return _json(counts_to_wire(await _repository(request).get_stats(actor)))
 
 
 __all__ = [

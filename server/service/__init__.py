@@ -5,23 +5,25 @@
 - :mod:`~server.service.user_commands`: create, pause, resume, cancel, restart, delete;
 - :mod:`~server.service.worker_calls`: claim and the calls under a lease;
 - :mod:`~server.service.supervision`: stale and timed-out jobs, due jobs, retention, checks;
-- :mod:`~server.service.reads`: jobs, pages, replays, sync, checkpoints, audit, stats;
-- :mod:`~server.service.answers`, :mod:`~server.service.cursors`,
-  :mod:`~server.service.settings`.
+- :mod:`~server.service.reads`: jobs, pages, replays, sync slots, checkpoints, audit, stats;
+- :mod:`~server.service.answers` (what it returns), :mod:`~server.service.settings`.
+
+Its methods take typed commands (:mod:`server.commands`) or checked ids and return domain
+objects; the transports render them (:mod:`server.rendering`).
 """
 
 from __future__ import annotations
 
-from server.service.answers import Claim, Created, JobPage, RecoveryCheck, Replay
+from server.service.answers import Claimed, Created, JobCounts, JobPage, RecoveryCheck, Replay
 from server.service.core import EventPublisher, TransitionObserver, WorkerSignals
-from server.service.reads import replay_to_wire
 from server.service.repository import JobRepository
 from server.service.settings import RepositorySettings
 
 __all__ = [
-    "Claim",
+    "Claimed",
     "Created",
     "EventPublisher",
+    "JobCounts",
     "JobPage",
     "JobRepository",
     "RecoveryCheck",
@@ -29,5 +31,4 @@ __all__ = [
     "RepositorySettings",
     "TransitionObserver",
     "WorkerSignals",
-    "replay_to_wire",
 ]

@@ -7,6 +7,8 @@ from typing import Any
 import attrs
 
 from jobspine_shared.models import JobEvent, JobRecord
+from jobspine_shared.states import JobState
+from server.store.model import PageCursor
 
 
 @attrs.frozen(kw_only=True)
@@ -27,7 +29,9 @@ class Replay:
 
 
 @attrs.frozen(kw_only=True)
-class Claim:
+class Claimed:
+    """A claim's answer: the job now running under ``lease``, and its checkpoint."""
+
     job: JobRecord
     lease: str
     checkpoint: dict[str, Any] | None
@@ -44,7 +48,15 @@ class Created:
 @attrs.frozen(kw_only=True)
 class JobPage:
     items: tuple[JobRecord, ...]
-    next_cursor: str | None
+    #: Where the next page starts (encoded for the wire by :mod:`server.rendering`).
+    next_cursor: PageCursor | None
 
 
-__all__ = ["Claim", "Created", "JobPage", "RecoveryCheck", "Replay"]
+@attrs.frozen(kw_only=True)
+class JobCounts:
+    """Jobs by state, of one user or (for an admin) of everyone; absent states have none."""
+
+    by_state: dict[JobState, int]
+
+
+__all__ = ["Claimed", "Created", "JobCounts", "JobPage", "RecoveryCheck", "Replay"]

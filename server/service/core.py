@@ -17,11 +17,11 @@ from jobspine_shared.logcontext import bind
 from jobspine_shared.models import JobEvent, JobRecord
 from jobspine_shared.states import JobState
 from server import validation
-from server.actors import SUPERVISOR, Actor
+from server.actors import SUPERVISOR_ACTOR, Actor
 from server.errors import InvalidTransition, LeaseLost, NotFound, Unavailable
 from server.keyed_lock import KeyedLock
 from server.progress_gate import ProgressGate
-from server.recovery import recovery_options
+from server.recovery import RecoveryOptions, recovery_options
 from server.retry import failure_change
 from server.service.settings import RepositorySettings
 from server.store.base import JobStore
@@ -204,23 +204,23 @@ class CommitCore:
 
     # -- shared by several callers ----------------------------------------------------------
 
-    async def _visible(self, actor: Actor, job_id: object) -> StoredJob:
-        """The job, when it exists and ``actor`` may see it; ``not_found`` otherwise."""
-        checked = validation.job_id(job_id)
-        job = await self.store.get(checked)
+    async def _visible(self, actor: Actor, job_id: str) -> StoredJob:
+        """The job, when it exists and ``actor`` may see it; ``not_found`` otherwise (a call's
+        id is checked by its parser; one that is not a job id names no job here either)."""
+        job = await self.store.get(job_id) if validation.is_job_id(job_id) else None
         if job is None or not actor.may_see(job.record.user_id):
             raise NotFound()
         about(job.record)
         return job
 
-    def _options(self, job: StoredJob) -> dict[str, Any]:
+    def _options(self, job: StoredJob) -> RecoveryOptions:
         return recovery_options(job, max_recovery_attempts=self.settings.max_recovery_attempts)
 
     @staticmethod
     def _audit(actor: Actor, action: str, **details: Any) -> AuditWrite:
         # Every entry names the actor's role, so a user whose sub is "supervisor" never looks
         # like the supervisor ("system").
-        details["role"] = "system" if actor is SUPERVISOR else str(actor.role)
+        details["role"] = "system" if actor is SUPERVISOR_ACTOR else str(actor.role)
         return AuditWrite(action=action, actor=actor.id, details=details)
 
     async def _fail(

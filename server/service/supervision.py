@@ -7,8 +7,9 @@ from jobspine_shared.events import EventType, PauseReason
 from jobspine_shared.logcontext import own_context
 from jobspine_shared.models import JobRecord
 from jobspine_shared.states import JobState
-from server.actors import SUPERVISOR, Actor
-from server.errors import Forbidden, InvalidTransition, LeaseLost, NotFound
+from server.actors import SUPERVISOR_ACTOR, Actor, require_admin
+from server.errors import InvalidTransition, LeaseLost, NotFound
+from server.recovery import recovery_options_to_wire
 from server.retry import timeout_error
 from server.service.answers import RecoveryCheck
 from server.service.core import CommitCore, states
@@ -49,9 +50,12 @@ class Supervision(CommitCore):
                         EventSpec(
                             type=EventType.PAUSED, data={"reason": PauseReason.STALLED.value}
                         ),
-                        EventSpec(type=EventType.RECOVERY, data=self._options),
+                        EventSpec(
+                            type=EventType.RECOVERY,
+                            data=lambda paused: recovery_options_to_wire(self._options(paused)),
+                        ),
                     ),
-                    audit=self._audit(SUPERVISOR, "recover", outcome="paused"),
+                    audit=self._audit(SUPERVISOR_ACTOR, "recover", outcome="paused"),
                 )
                 paused = (await self._change(record.id, change)).record
                 await self._revoked(job, paused, "stalled")
@@ -68,7 +72,7 @@ class Supervision(CommitCore):
                 error,
                 lease=lease,
                 stale_after_s=timeout,
-                actor=SUPERVISOR,
+                actor=SUPERVISOR_ACTOR,
                 reason="stalled",
             )
         except (LeaseLost, InvalidTransition, NotFound):
@@ -89,7 +93,7 @@ class Supervision(CommitCore):
                 job.record.id,
                 timeout_error(job.record),
                 lease=job.lease,
-                actor=SUPERVISOR,
+                actor=SUPERVISOR_ACTOR,
                 reason="timeout",
             )
         except (LeaseLost, InvalidTransition, NotFound):
@@ -107,14 +111,13 @@ class Supervision(CommitCore):
         """Retention: delete one batch of jobs final for longer than ``older_than_s``."""
         return await self.store.delete_finished(older_than_s, limit=limit)
 
-    async def check_job(self, actor: Actor, job_id: object) -> RecoveryCheck:
+    async def check_job(self, actor: Actor, job_id: str) -> RecoveryCheck:
         """An admin's recovery check of one job: recover it now when it is stale.
 
         ``recovered`` says whether this check paused or failed the job; the staleness
         condition is checked by the store in the same change, as for the supervisor.
         """
-        if not actor.is_admin:
-            raise Forbidden("only admins can trigger a recovery check")
+        require_admin(actor, "trigger a recovery check")
         job = await self._visible(actor, job_id)
         recovered = await self.recover_stale_job(job)
         if recovered is None:

@@ -11,9 +11,10 @@ from jobspine_shared.models import JobRecord
 from jobspine_shared.states import JobState
 from jobspine_shared.wire import job_to_wire
 from server import validation
-from server.actors import Actor, Role
-from server.commands import CreateJob, parse_create
-from server.errors import Conflict, Forbidden
+from server.actors import Actor, require_user_role
+from server.commands.create import CreateJob
+from server.commands.user import RestartJob
+from server.errors import Conflict
 from server.limits.active_jobs import check_active_jobs
 from server.service.answers import Created
 from server.service.core import CommitCore, Transition, about, states
@@ -24,10 +25,6 @@ S = JobState
 
 
 class UserCommands(CommitCore):
-    async def create_job(self, actor: Actor, *, type: object, input: object = None) -> JobRecord:
-        """A create with the v1 fields only (tests, scripts); see :meth:`create`."""
-        return (await self.create(actor, parse_create({"type": type, "input": input}))).job
-
     async def create(
         self, actor: Actor, command: CreateJob, *, request_id: str | None = None
     ) -> Created:
@@ -35,8 +32,7 @@ class UserCommands(CommitCore):
 
         ``request_id`` becomes the ``correlation_id`` when the command has none.
         """
-        if actor.role is Role.WORKER:
-            raise Forbidden("workers cannot create jobs")
+        require_user_role(actor, "create jobs")
         validation.bounded_size(command.input, "input", self.settings.max_input_bytes)
         await check_active_jobs(self.store, actor, self.settings.max_active_jobs_per_user)
         if command.parent_id is not None:
@@ -78,7 +74,7 @@ class UserCommands(CommitCore):
             await self._became_claimable(record)
         return Created(job=record, existing=result.existing)
 
-    async def pause(self, actor: Actor, job_id: object) -> JobRecord:
+    async def pause(self, actor: Actor, job_id: str) -> JobRecord:
         """A user's pause: hold a created job, or ask the worker of a running job to pause
         (a request the worker honours with its ``paused`` call)."""
         job = await self._visible(actor, job_id)
@@ -108,7 +104,7 @@ class UserCommands(CommitCore):
             )
         return (await self._change(job.record.id, change)).record
 
-    async def resume(self, actor: Actor, job_id: object) -> JobRecord:
+    async def resume(self, actor: Actor, job_id: str) -> JobRecord:
         """paused -> created: claimable again, checkpoint kept."""
         job = await self._visible(actor, job_id)
         change = JobChange(
@@ -128,7 +124,7 @@ class UserCommands(CommitCore):
         await self._became_claimable(resumed)
         return resumed
 
-    async def cancel(self, actor: Actor, job_id: object) -> JobRecord:
+    async def cancel(self, actor: Actor, job_id: str) -> JobRecord:
         job = await self._visible(actor, job_id)
         previous = str(job.record.state)
         change = JobChange(
@@ -143,16 +139,16 @@ class UserCommands(CommitCore):
         await self._revoked(job, cancelled, "cancelled")
         return cancelled
 
-    async def delete_job(self, actor: Actor, job_id: object) -> StoredJob:
+    async def delete_job(self, actor: Actor, job_id: str) -> StoredJob:
         """Delete a job in a final state with everything it has (owner or admin); it is
         ``not_found`` everywhere after. Other states: ``invalid_transition``."""
         job = await self._visible(actor, job_id)
         async with self._ordering.hold(job.record.id):
             return await self.store.delete(job.record.id)
 
-    async def restart(self, actor: Actor, job_id: object, *, input: object = None) -> JobRecord:
+    async def restart(self, actor: Actor, command: RestartJob) -> JobRecord:
         """failed/cancelled -> created: error, result and checkpoint cleared; optional new input."""
-        job = await self._visible(actor, job_id)
+        job = await self._visible(actor, command.job_id)
         fields: dict[str, Any] = {
             "error": None,
             "result": None,
@@ -168,9 +164,9 @@ class UserCommands(CommitCore):
             "retries": 0,
             "run_at": None,
         }
-        if input is not None:
-            fields["input"] = validation.json_object(input, "input")
-            validation.bounded_size(fields["input"], "input", self.settings.max_input_bytes)
+        if command.input is not None:
+            validation.bounded_size(command.input, "input", self.settings.max_input_bytes)
+            fields["input"] = command.input
         change = JobChange(
             action="restart",
             from_states=states(S.FAILED, S.CANCELLED),
@@ -180,7 +176,7 @@ class UserCommands(CommitCore):
             events=(
                 EventSpec(type=EventType.RESTARTED, data={"previous_state": str(job.record.state)}),
             ),
-            audit=self._audit(actor, "restart", new_input=input is not None),
+            audit=self._audit(actor, "restart", new_input=command.input is not None),
         )
         restarted = (await self._change(job.record.id, change)).record
         await self._became_claimable(restarted)

@@ -1,5 +1,6 @@
 """Worker calls (the ``/workers`` namespace): claim a job, then heartbeat, progress,
-checkpoint, paused, complete and fail under the claim's lease."""
+checkpoint, paused, complete and fail under the claim's lease. Each takes the command its
+parser (:mod:`server.commands.worker`) built; sizes are bounded here, by the settings."""
 
 from __future__ import annotations
 
@@ -11,46 +12,31 @@ from jobspine_shared.events import EventType, PauseReason
 from jobspine_shared.models import JobRecord
 from jobspine_shared.states import JobState
 from server import validation
-from server.actors import Actor
-from server.errors import NotFound
-from server.service.answers import Claim
+from server.commands.worker import (
+    CheckpointData,
+    ClaimJobs,
+    CompleteJob,
+    FailJob,
+    LeaseCall,
+    ReportPaused,
+    ReportProgress,
+    SaveCheckpoint,
+)
+from server.errors import NotFound, PayloadTooLarge
+from server.service.answers import Claimed
 from server.service.core import CommitCore, Transition, about, states
 from server.store.model import NOW, CheckpointWrite, EventSpec, JobChange
 from server.store.progress import ProgressWrite
 
 S = JobState
-MAX_CLAIM_TYPES = 64
-
-
-def _lease(value: object) -> str:
-    if (
-        not isinstance(value, str)
-        or not 1 <= len(value) <= 128
-        or not validation.is_storable_text(value)
-    ):
-        raise validation.invalid("lease", "must be the lease string the claim returned")
-    return value
 
 
 class WorkerCalls(CommitCore):
-    async def claim(
-        self, actor: Actor, *, types: object = None, worker_id: object = None
-    ) -> Claim | None:
-        if types is None:
-            types = []
-        if not isinstance(types, list) or len(types) > MAX_CLAIM_TYPES:
-            raise validation.invalid("types", f"must be a list of at most {MAX_CLAIM_TYPES} types")
-        checked_types = [validation.job_type(t, "types") for t in types]
-        if worker_id is None:
-            worker_id = actor.id
-        if not isinstance(worker_id, str) or not 1 <= len(worker_id) <= 128:
-            raise validation.invalid("worker_id", "must be a string of 1 to 128 characters")
-        validation.storable_text(worker_id, "worker_id")
-        lease = secrets.token_urlsafe(18)
+    async def claim(self, command: ClaimJobs) -> Claimed | None:
         claimed = await self.store.claim(
-            types=checked_types,
-            worker_id=worker_id,
-            lease=lease,
+            types=list(command.types),
+            worker_id=command.worker_id,
+            lease=secrets.token_urlsafe(18),
             max_running_per_user=self.settings.max_running_per_user,
         )
         if claimed is None:
@@ -58,58 +44,55 @@ class WorkerCalls(CommitCore):
         about(claimed.job)
         async with self._ordering.hold(claimed.job.id):
             await self._publish(claimed.events, Transition(claimed.job, S.CREATED, S.RUNNING))
-        return Claim(job=claimed.job, lease=claimed.lease, checkpoint=claimed.checkpoint)
+        return Claimed(job=claimed.job, lease=claimed.lease, checkpoint=claimed.checkpoint)
 
-    async def heartbeat(self, job_id: object, lease: object) -> bool:
+    async def heartbeat(self, call: LeaseCall) -> bool:
         """Prove the worker is alive; returns whether a pause was requested."""
-        return await self.store.heartbeat(validation.job_id(job_id), _lease(lease))
+        return await self.store.heartbeat(call.job_id, call.lease)
 
-    async def update_progress(
-        self, job_id: object, lease: object, progress: object, step: object = None
-    ) -> JobRecord:
+    async def update_progress(self, report: ReportProgress) -> JobRecord:
         """Store the report; append its ``job:progress`` event now, or hold it back when the
         job's event rate is reached (:mod:`server.progress_gate`: a trailing event carries
         the latest value once the window closes, and seq never skips)."""
-        value = validation.progress(progress)
-        text = validation.step(step)
-        checked_lease = _lease(lease)
-        checked_id = validation.job_id(job_id)
-        gate = self.progress_gate
-        async with self._ordering.hold(checked_id):
-            live = gate.admits(checked_id)
-            write = ProgressWrite(lease=checked_lease, progress=value, step=text, with_event=live)
-            result = await self.store.update_progress(checked_id, write)
+        job_id, lease, gate = report.job_id, report.lease, self.progress_gate
+        async with self._ordering.hold(job_id):
+            live = gate.admits(job_id)
+            write = ProgressWrite(
+                lease=lease, progress=report.progress, step=report.step, with_event=live
+            )
+            result = await self.store.update_progress(job_id, write)
             if live:
-                gate.event_appended(checked_id)
+                gate.event_appended(job_id)
                 await self._publish(result.events)
             else:
-                gate.update_held(checked_id, checked_lease)
+                gate.update_held(job_id, lease)
                 self._on_progress_held()
         return result.job.record
 
     async def _checkpoint_write(
-        self, job_id: str, data: object, progress: object, field: str
-    ) -> tuple[CheckpointWrite, float | None]:
-        """Validate the checkpoint (before looking the job up: a malformed call is a
-        ``validation_error`` whether or not the job exists), then describe the write."""
-        checked, size = validation.checkpoint_data(data, self.settings.max_checkpoint_bytes, field)
-        value = None if progress is None else validation.progress(progress)
+        self, job_id: str, checkpoint: CheckpointData, progress: float | None, field: str
+    ) -> CheckpointWrite:
+        """Bound the checkpoint (before looking the job up: a call over the limit is refused
+        whether or not the job exists), then describe the write."""
+        limit = self.settings.max_checkpoint_bytes
+        if checkpoint.size_bytes > limit:
+            raise PayloadTooLarge(
+                f"{field}: checkpoint of {checkpoint.size_bytes} bytes exceeds {limit}",
+                details={"size_bytes": checkpoint.size_bytes, "max_bytes": limit},
+            )
         current = await self.store.get(job_id)
         if current is None:
             raise NotFound()
-        write = CheckpointWrite(
-            data=checked,
-            size_bytes=size,
-            progress=current.record.progress if value is None else value,
-            keys=tuple(str(k) for k in checked),
+        return CheckpointWrite(
+            data=checkpoint.data,
+            size_bytes=checkpoint.size_bytes,
+            progress=current.record.progress if progress is None else progress,
+            keys=tuple(str(k) for k in checkpoint.data),
         )
-        return write, value
 
-    async def checkpoint(
-        self, job_id: object, lease: object, data: object, progress: object = None
-    ) -> datetime:
-        checked_id, checked_lease = validation.job_id(job_id), _lease(lease)
-        write, value = await self._checkpoint_write(checked_id, data, progress, "data")
+    async def checkpoint(self, command: SaveCheckpoint) -> datetime:
+        value = command.progress
+        write = await self._checkpoint_write(command.job_id, command.checkpoint, value, "data")
         event_data: dict[str, Any] = {"size_bytes": write.size_bytes}
         fields: dict[str, Any] = {"last_heartbeat_at": NOW}
         if value is not None:
@@ -118,23 +101,24 @@ class WorkerCalls(CommitCore):
         change = JobChange(
             action="checkpoint",
             from_states=states(S.RUNNING),
-            lease=checked_lease,
+            lease=command.lease,
             progress_at_most=value,
             fields=fields,
             checkpoint=write,
             events=(EventSpec(type=EventType.CHECKPOINT, data=event_data),),
         )
-        job = await self._change(checked_id, change)
+        job = await self._change(command.job_id, change)
         assert job.record.checkpoint_at is not None
         return job.record.checkpoint_at
 
-    async def paused(self, job_id: object, lease: object, checkpoint: object = None) -> JobRecord:
+    async def paused(self, command: ReportPaused) -> JobRecord:
         """The worker honours a pause request, optionally saving a checkpoint first."""
-        checked_id, checked_lease = validation.job_id(job_id), _lease(lease)
         events = [EventSpec(type=EventType.PAUSED, data={"reason": PauseReason.USER.value})]
         write = None
-        if checkpoint is not None:
-            write, _ = await self._checkpoint_write(checked_id, checkpoint, None, "checkpoint")
+        if command.checkpoint is not None:
+            write = await self._checkpoint_write(
+                command.job_id, command.checkpoint, None, "checkpoint"
+            )
             events.insert(
                 0, EventSpec(type=EventType.CHECKPOINT, data={"size_bytes": write.size_bytes})
             )
@@ -142,38 +126,29 @@ class WorkerCalls(CommitCore):
             action="pause",
             from_states=states(S.RUNNING),
             to_state=S.PAUSED,
-            lease=checked_lease,
+            lease=command.lease,
             require_pause_requested=True,
             fields={"paused_at": NOW},
             checkpoint=write,
             events=tuple(events),
         )
-        return (await self._change(checked_id, change)).record
+        return (await self._change(command.job_id, change)).record
 
-    async def complete(self, job_id: object, lease: object, result: object = None) -> JobRecord:
-        validation.bounded_size(result, "result", self.settings.max_input_bytes)
+    async def complete(self, command: CompleteJob) -> JobRecord:
+        validation.refuse_oversize(command.result_bytes, "result", self.settings.max_input_bytes)
+        result = command.result
         change = JobChange(
             action="complete",
             from_states=states(S.RUNNING),
             to_state=S.COMPLETED,
-            lease=_lease(lease),
+            lease=command.lease,
             fields={"result": result, "progress": 100.0, "completed_at": NOW, "error": None},
             events=(EventSpec(type=EventType.COMPLETED, data={"result": result}),),
         )
-        return (await self._change(validation.job_id(job_id), change)).record
+        return (await self._change(command.job_id, change)).record
 
-    async def fail(self, job_id: object, lease: object, error: object) -> JobRecord:
-        if not isinstance(error, dict):
-            raise validation.invalid("error", "must be an object {message, code?, retryable?}")
-        retryable = error.get("retryable", False)
-        if not isinstance(retryable, bool):
-            raise validation.invalid("error.retryable", "must be a boolean")
-        wire_error = {
-            "code": validation.error_code(error.get("code")) or "job_failed",
-            "message": validation.error_message(error.get("message")),
-            "retryable": retryable,
-        }
-        return await self._fail(validation.job_id(job_id), wire_error, lease=_lease(lease))
+    async def fail(self, command: FailJob) -> JobRecord:
+        return await self._fail(command.job_id, command.error, lease=command.lease)
 
 
-__all__ = ["MAX_CLAIM_TYPES", "WorkerCalls"]
+__all__ = ["WorkerCalls"]

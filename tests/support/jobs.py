@@ -12,6 +12,8 @@ import attrs
 from jobspine_shared.models import JobRecord
 from jobspine_shared.states import JobState
 from server.actors import Actor, Role
+from server.commands.create import parse_create
+from server.commands.worker import parse_claim, parse_complete, parse_fail
 from server.service import JobRepository
 
 ALICE = Actor(id="alice")
@@ -45,12 +47,12 @@ async def wait_until(
 
 
 async def create(repo: JobRepository, owner: Actor = ALICE, type: str = "research") -> JobRecord:
-    return await repo.create_job(owner, type=type, input={"query": "q"})
+    return (await repo.create(owner, parse_create({"type": type, "input": {"query": "q"}}))).job
 
 
 async def claim(repo: JobRepository, job_id: str, *, types: list[str] | None = None) -> str:
     """Claim until ``job_id`` is the one claimed (tests create few jobs)."""
-    claimed = await repo.claim(WORKER, types=types)
+    claimed = await repo.claim(parse_claim({"types": types}, default_worker_id=WORKER.id))
     assert claimed is not None, "nothing claimable"
     assert claimed.job.id == job_id, "claimed another job than expected"
     return claimed.lease
@@ -67,9 +69,19 @@ async def drive(repo: JobRepository, state: JobState, owner: Actor = ALICE) -> D
     if state is JobState.RUNNING:
         return Driven(job=await repo.get_job(owner, job.id), lease=lease)
     if state is JobState.COMPLETED:
-        return Driven(job=await repo.complete(job.id, lease, {"ok": True}), lease=lease)
+        return Driven(
+            job=await repo.complete(
+                parse_complete({"job_id": job.id, "lease": lease, "result": {"ok": True}})
+            ),
+            lease=lease,
+        )
     if state is JobState.FAILED:
-        return Driven(job=await repo.fail(job.id, lease, {"message": "boom"}), lease=lease)
+        return Driven(
+            job=await repo.fail(
+                parse_fail({"job_id": job.id, "lease": lease, "error": {"message": "boom"}})
+            ),
+            lease=lease,
+        )
     if state is JobState.CANCELLED:
         return Driven(job=await repo.cancel(owner, job.id), lease=lease)
     raise AssertionError(state)

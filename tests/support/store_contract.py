@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from server.commands.user import parse_read_stream
 from server.service import JobRepository, RepositorySettings
 from server.store.base import JobStore
 from tests.support.jobs import ADMIN
@@ -19,5 +20,5 @@ def contract_repo(store: JobStore) -> JobRepository:
 
 async def events_of(repo: JobRepository, job_id: str) -> list[tuple[int, str]]:
     """The job's retained events as (seq, type), oldest first."""
-    replay = await repo.replay(ADMIN, job_id, after_seq=0)
+    replay = await repo.replay(ADMIN, parse_read_stream({"job_id": job_id, "after_seq": 0}))
     return [(e.seq, str(e.type)) for e in replay.events]

@@ -1,4 +1,6 @@
-"""Page cursors of ``GET /api/jobs``: an opaque string over :class:`PageCursor`."""
+"""Page cursors of ``GET /api/jobs``: an opaque string over :class:`PageCursor`, decoded by
+the list command's parser (:mod:`server.commands.user`) and encoded by the page's view
+(:mod:`server.rendering`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Typed commands at the edge: a create payload is parsed once, here, into a frozen
-:class:`CreateJob` that REST and Socket.IO hand to the repository alike."""
+"""The create command: a create payload parsed once, here, into a frozen :class:`CreateJob`
+that REST and Socket.IO hand to the service alike."""
 
 from __future__ import annotations
 
