@@ -28,6 +28,7 @@ from tests.support.batching import (
     pooled_heartbeat_batcher,
 )
 from tests.support.heartbeat_rows import beaten_since, running_jobs
+from tests.support.hot_updates import update_counts, without_autovacuum
 from tests.support.jobs import ALICE, drive, wait_until
 from tests.support.postgres import connected, open_postgres_store
 
@@ -88,17 +89,6 @@ async def test_concurrent_heartbeats_share_few_statements(postgres_dsn: str) -> 
         await wait_until(lambda: _true(batcher.busy == 0))
 
 
-async def update_counts(conn: asyncpg.Connection[Any]) -> tuple[int, int]:
-    """(updates, HOT updates) of ``jobs``, this backend's latest statements included."""
-    await conn.execute("SELECT pg_stat_force_next_flush()")
-    await conn.execute("SELECT pg_stat_clear_snapshot()")
-    row = await conn.fetchrow(
-        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'jobs'"
-    )
-    assert row is not None
-    return row["n_tup_upd"], row["n_tup_hot_upd"]
-
-
 async def no_other_backends(conn: asyncpg.Connection[Any]) -> bool:
     """A backend reports its last table statistics when it exits."""
     others: int = await conn.fetchval(
@@ -115,6 +105,7 @@ async def test_batched_heartbeats_are_hot_updates(postgres_dsn: str) -> None:
     on the page; ``scripts/bench heartbeat-store`` measures it under load.)"""
     async with connected(postgres_dsn) as conn:
         jobs = await running_jobs(conn, 5)
+        await without_autovacuum(conn)
         updates_before, hot_before = await update_counts(conn)
         store = await open_postgres_store(postgres_dsn, backlog_size=BACKLOG)
         try:

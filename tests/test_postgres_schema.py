@@ -26,6 +26,7 @@ from server.store.model import JobFilter
 from server.store.postgres import PostgresJobStore
 from server.store.postgres.migrator import MIGRATION_LOCK_KEY, load_migrations, migrate
 from server.store.postgres.queries import FIND_STALE_SQL, HEARTBEAT_SQL
+from tests.support.hot_updates import update_counts, without_autovacuum
 from tests.support.jobs import ALICE, WORKER, claim, create, wait_until
 from tests.support.postgres import connected, opened_postgres_store
 
@@ -170,21 +171,12 @@ async def test_check_constraints_refuse_bad_values(
 # -- heartbeats and indexes ------------------------------------------------------------------
 
 
-async def update_counts(conn: asyncpg.Connection[Any]) -> tuple[int, int]:
-    """(updates, HOT updates) of ``jobs``, including this backend's latest statements."""
-    await conn.execute("SELECT pg_stat_force_next_flush()")
-    row = await conn.fetchrow(
-        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'jobs'"
-    )
-    assert row is not None
-    return row["n_tup_upd"], row["n_tup_hot_upd"]
-
-
 async def test_heartbeats_are_hot_updates(postgres_dsn: str) -> None:
     beats = 200
     async with connected(postgres_dsn) as conn:
         # Everything on this one connection: its statistics are flushed on demand.
         job_id = await insert_job(conn, running=True)
+        await without_autovacuum(conn)
         updates_before, hot_before = await update_counts(conn)
         for _ in range(beats):
             assert await conn.fetchval(HEARTBEAT_SQL, job_id, "L1") is False
