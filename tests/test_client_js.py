@@ -80,6 +80,25 @@ def test_the_unit_and_conformance_tests_pass() -> None:
     _node_test([CLIENT_DIR / "test" / "unit"], {"JOBSPINE_FOLDED_FIELDS": json.dumps(folded)})
 
 
+def test_the_resync_bench_runs_at_a_tiny_size() -> None:
+    """``packages/client-js/bench/resync.mjs`` cannot rot: it runs and prints its summary
+    (its timings are printed, never judged here)."""
+    node = require_node(CLIENT_DIR, "socket.io-client")
+    bench = CLIENT_DIR / "bench" / "resync.mjs"
+    done = subprocess.run(
+        [node, str(bench), "--jobs", "3", "--rounds", "2", "--missed", "1"],
+        cwd=CLIENT_DIR,
+        env={**os.environ, "JOBSPINE_ROOT": str(ROOT), "JOBSPINE_PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert "connect -> live (one job:sync, a job:subscribe per watch): median" in done.stdout
+    assert "restore -> live (plus the backoff wait): median" in done.stdout
+
+
 @pytest.mark.parametrize("script", LIVE_TESTS, ids=[path.name for path in LIVE_TESTS])
 def test_the_live_tests_pass(script: Path, postgres_dsn: str) -> None:
     _node_test(
