@@ -224,9 +224,79 @@ async def test_refusals_carry_the_contract_s_code_and_details(start_server: Star
             await client.pause(job.id)
         mine = client.watch_user()
         await mine.ready
+        missing = client.watch("00000000-0000-4000-8000-00000000dead")
+        with pytest.raises(JobspineError) as not_found:
+            await missing.ready
+    assert not_found.value.code == "not_found"
+    assert missing.closed
     assert refused.value.code == "invalid_transition"
     assert refused.value.details["state"] == "cancelled"
     assert mine.jobs[job.id].state is JobState.CANCELLED
     with pytest.raises(JobspineError) as unauthorized:
         await JobspineClient(server.url, "not-a-token").connect()
     assert unauthorized.value.code == "unauthorized"
+
+
+async def test_a_user_watch_lists_the_user_s_jobs_and_follows_new_ones_live(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(env=NO_HELD_PROGRESS)
+    changes: list[tuple[str, str, int]] = []
+    async with (
+        JobspineClient(server.url, server.token("alice")) as client,
+        raw_worker(server.url, server.token("w1", "worker")) as worker,
+    ):
+        older = await client.create("listed")
+        mine = client.watch_user()
+        mine.on("change", lambda job: changes.append((job.id, str(job.state), job.seq)))
+        await mine.ready
+        newer = await client.create("live")
+        lease = (await worker.ok("claim", {"types": ["live"]}))["lease"]
+        await worker.ok("progress", {"job_id": newer.id, "lease": lease, "progress": 50})
+        await wait_until(
+            lambda: newer.id in mine.jobs and mine.jobs[newer.id].progress == 50.0,
+            what="the new job's progress",
+        )
+        snapshot = await client.get(newer.id)
+
+    assert set(mine.jobs) == {older.id, newer.id}
+    assert changes[0] == (older.id, "created", 1)
+    assert [c for c in changes if c[0] == newer.id] == [
+        (newer.id, "created", 1),
+        (newer.id, "running", 2),
+        (newer.id, "running", 3),
+    ]
+    assert mine.jobs[newer.id].state is snapshot.state
+
+
+async def test_a_re_sync_beyond_the_user_s_call_rate_waits_and_loses_no_watch(
+    start_server: StartServer,
+) -> None:
+    """With 5 calls per second (bursts of 10), re-syncing 12 watches (one job:sync and 12
+    job:subscribe) is refused rate_limited part way: the client waits as told and asks again."""
+    server = await start_server(env={"USER_CALLS_PER_S": "5"})
+    jobs = []
+    for owner in range(12):  # one call per user: the setup stays within every budget
+        async with JobspineClient(server.url, server.token(f"owner-{owner}")) as setup:
+            jobs.append(await setup.create("many"))
+    sockets = GatedSockets()
+    admin = JobspineClient(
+        server.url, server.token("root", "admin"), socket_factory=sockets, **FAST
+    )
+    try:
+        await admin.connect()
+        watches = [admin.watch(job.id) for job in jobs]
+        for watch in watches:
+            await watch.ready
+        sockets.gate.clear()
+        await sockets.drop()
+        await wait_until(lambda: admin.status is Status.RECONNECTING, what="reconnecting")
+        sockets.emitted.clear()
+        sockets.gate.set()
+        await wait_until(lambda: admin.status is Status.LIVE, within_s=30, what="live again")
+    finally:
+        await admin.close()
+
+    assert not any(watch.closed for watch in watches)
+    assert sockets.emitted.count("job:subscribe") > 12  # some were refused and asked again
+    assert sockets.emitted[0] == "job:sync"

@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "backpressure": ("backpressure", "a client that stops reading: memory and others' p99"),
     "scaling": ("scaling", "events per second across web instances over Redis"),
     "wakeup": ("wakeup", "create -> claim latency of an idle worker, push vs poll"),
+    "client-resync": ("client_resync", "Python client: reconnect -> live with N watched jobs"),
     "peer": ("peer.main", "jobspine against saq (Redis, Postgres): the issue 18 workload"),
     "micro": ("micro", "jobspine's own cost per heartbeat, in process"),
     "profile": ("profile", "py-spy of a server under the load of measure a or b"),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,23 +18,23 @@ from typing import Any
 from jobspine_client.connection import Connection, Session, SocketFactory, Status, default_socket
 from jobspine_client.errors import JobspineError
 from jobspine_client.rest import JobPage, Rest
-from jobspine_client.storage import Storage
+from jobspine_client.storage import Storage, WatchStore
 from jobspine_client.stream import JobStream, Verdict
 from jobspine_client.tokens import Tokens, TokenSource
 from jobspine_client.watch import Emitter, Listener, UserWatch, Watch
 from jobspine_shared.backoff import Backoff
 from jobspine_shared.events import EventType
 from jobspine_shared.models import JobRecord
-from jobspine_shared.wire import job_from_wire, job_to_wire
+from jobspine_shared.wire import job_from_wire
 
 log = logging.getLogger("jobspine_client")
 
 #: Most jobs in one ``job:sync`` (the server's bound).
 SYNC_BATCH = 500
+#: ``job:subscribe`` calls in flight during a re-sync (the server allows 32 per socket).
+SUBSCRIBES_IN_FLIGHT = 8
 #: Most jobs :meth:`JobspineClient.watch_user` lists at a (re)connect.
 USER_LIST_LIMIT = 1000
-#: Storage format of a watch (the TS client reads and writes the same).
-STORAGE_FORMAT = 1
 
 
 class JobspineClient:
@@ -54,7 +53,7 @@ class JobspineClient:
         socket_factory: SocketFactory = default_socket,
     ) -> None:
         self.url = url.rstrip("/")
-        self.storage = storage
+        self._store = WatchStore(storage, self.url)
         self.ack_timeout_s = ack_timeout_s
         self._tokens = Tokens(token)
         self._emitter = Emitter()
@@ -109,13 +108,18 @@ class JobspineClient:
             raise
 
     async def close(self) -> None:
+        """Disconnect; the connection's loop ends by itself (closing its socket once), then
+        the inbox task stops. Stored cursors stay."""
         await self.connection.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        if tasks:
+            running, draining = tasks
+            done, _ = await asyncio.wait({running}, timeout=self.connection.connect_timeout_s)
+            for task in (draining,) if done else (running, draining):
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._rest.close()
 
     async def __aenter__(self) -> JobspineClient:
@@ -145,7 +149,7 @@ class JobspineClient:
 
     def watch(self, job_id: str) -> Watch:
         """Watch one job; it starts from the stored cursor and snapshot when there is one."""
-        watch = Watch(self, JobStream(job_id, self._stored(job_id)))
+        watch = Watch(self, JobStream(job_id, self._store.load(job_id)))
         self._watches.setdefault(job_id, []).append(watch)
         self._inbox.put_nowait(("watch", watch))
         return watch
@@ -160,8 +164,7 @@ class JobspineClient:
     async def _unwatch(self, watch: Watch) -> None:
         """A closed watch's stored cursor goes too (closing the client keeps them)."""
         watch.closed = True
-        if self.storage is not None:
-            self.storage.remove_item(self._key(watch.job_id))
+        self._store.forget(watch.job_id)
         others = self._watches.get(watch.job_id, [])
         if watch in others:
             others.remove(watch)
@@ -178,25 +181,6 @@ class JobspineClient:
         watch.closed = True
         if watch in self._user_watches:
             self._user_watches.remove(watch)
-
-    def _stored(self, job_id: str) -> JobRecord | None:
-        raw = self.storage.get_item(self._key(job_id)) if self.storage else None
-        if raw is None:
-            return None
-        try:
-            stored = json.loads(raw)
-            job = job_from_wire(stored["job"]) if stored["format"] == STORAGE_FORMAT else None
-        except (ValueError, KeyError, TypeError):
-            return None  # unreadable: start from the snapshot
-        return job if job is not None and job.id == job_id else None
-
-    def _key(self, job_id: str) -> str:
-        return f"jobspine:{self.url}:watch:{job_id}"
-
-    def _store(self, stream: JobStream) -> None:
-        if self.storage is not None and stream.job is not None:
-            stored = {"format": STORAGE_FORMAT, "job": job_to_wire(stream.job)}
-            self.storage.set_item(self._key(stream.job_id), json.dumps(stored))
 
     # -- the inbox ----------------------------------------------------------------------------
 
@@ -233,21 +217,25 @@ class JobspineClient:
         pending = list(dict.fromkeys(cursors))
         while pending:
             batch, pending = pending[:SYNC_BATCH], pending[SYNC_BATCH:]
-            ack = await session.call(
+            ack = await session.call_patiently(
                 "job:sync",
                 {
                     "cursors": {job_id: cursors[job_id] for job_id in batch},
                     "epochs": {s.job_id: s.epoch for s in streams if s.job_id in batch and s.epoch},
                 },
-                self.ack_timeout_s,
             )
             for job_id, slot in ack.get("results", {}).items():
                 if isinstance(slot, Mapping) and slot.get("truncated"):
                     pending.append(job_id)
                 else:
                     self._apply_slot(job_id, slot)
-        for job_id in list(self._watches):
-            await self._subscribe(session, job_id)
+        slots = asyncio.Semaphore(SUBSCRIBES_IN_FLIGHT)
+        try:
+            async with asyncio.TaskGroup() as group:  # a few subscribes in flight at once
+                for job_id in list(self._watches):
+                    group.create_task(self._subscribe(session, job_id, slots))
+        except* JobspineError as failed:  # the session ended: the next one starts over
+            raise failed.exceptions[0] from None
         for user_watch in list(self._user_watches):
             await self._list_user(user_watch)
         self._live.set()
@@ -264,7 +252,7 @@ class JobspineClient:
         if isinstance(slot, Mapping) and "job" in slot:
             for watch in list(self._watches.get(job_id, [])):
                 watch._replayed(watch.stream.on_replay(slot))
-                self._store(watch.stream)
+                self._store.save(watch.stream.job)
             for user_watch in self._user_watches:
                 if job_id in user_watch.streams:
                     replayed = user_watch.streams[job_id].on_replay(slot)
@@ -275,16 +263,21 @@ class JobspineClient:
         for watch in self._watches.pop(job_id, []):
             watch.closed = True
             watch._failed(error)
+            if error.code == "not_found":
+                self._store.forget(job_id)
         for user_watch in self._user_watches:
             user_watch.streams.pop(job_id, None)
 
-    async def _subscribe(self, session: Session, job_id: str) -> None:
+    async def _subscribe(
+        self, session: Session, job_id: str, slots: asyncio.Semaphore | None = None
+    ) -> None:
         watches = self._watches.get(job_id)
         if not watches:
             return
         payload = watches[0].stream.subscribe_payload()
         try:
-            ack = await session.call("job:subscribe", payload, self.ack_timeout_s)
+            async with slots or contextlib.nullcontext():
+                ack = await session.call_patiently("job:subscribe", payload)
         except JobspineError as exc:
             if exc.code == "unavailable":
                 raise
@@ -304,7 +297,7 @@ class JobspineClient:
             verdict = watch.stream.on_event(event)
             if verdict is Verdict.APPLIED:
                 watch._applied(event)
-                self._store(watch.stream)
+                self._store.save(watch.stream.job)
             resync = resync or verdict is Verdict.RESYNC
         if resync:
             await self._subscribe(session, job_id)
@@ -329,7 +322,7 @@ class JobspineClient:
             user_watch._changed(stream.job)
         elif verdict in (Verdict.RESYNC, Verdict.EARLY):
             cursor = {job_id: stream.last_seq} if stream.last_seq is not None else {job_id: 0}
-            ack = await session.call("job:sync", {"cursors": cursor}, self.ack_timeout_s)
+            ack = await session.call_patiently("job:sync", {"cursors": cursor})
             slot = ack.get("results", {}).get(job_id)
             if isinstance(slot, Mapping) and "job" in slot:
                 replayed = stream.on_replay(slot)

@@ -55,10 +55,14 @@ def default_socket() -> Any:
 class Session:
     """One live Socket.IO connection; ``closed`` resolves when it ends for any reason."""
 
-    def __init__(self, socket: Any, number: int) -> None:
+    def __init__(self, socket: Any, number: int, timeout_s: float) -> None:
         self.socket = socket
         self.number = number
+        self.timeout_s = timeout_s
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        #: python-socketio's emit is not safe to interleave: sends go one at a time (the
+        #: acks are awaited concurrently).
+        self._sending = asyncio.Lock()
         self.expired = False
 
     def end(self) -> None:
@@ -79,7 +83,8 @@ class Session:
                 ack.set_result(args[0] if args else None)
 
         try:
-            await self.socket.emit(event, dict(payload), namespace="/", callback=on_ack)
+            async with self._sending:
+                await self.socket.emit(event, dict(payload), namespace="/", callback=on_ack)
         except (socketio.exceptions.SocketIOError, engineio.exceptions.EngineIOError) as exc:
             raise JobspineError("unavailable", f"sending {event} failed: {exc}") from None
         await asyncio.wait(
@@ -91,6 +96,22 @@ class Session:
             )
             raise JobspineError("unavailable", f"{event}: {reason}")
         return ack_result(event, ack.result())
+
+    async def call_patiently(self, event: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`call` for the client's own calls (re-sync, gap fill): ``rate_limited``
+        waits as long as the server says and asks again, so a re-sync of many watches is
+        slowed down, never lost."""
+        while True:
+            try:
+                return await self.call(event, payload, self.timeout_s)
+            except JobspineError as exc:
+                if exc.code != "rate_limited":
+                    raise
+                wait_s = exc.details.get("retry_after_s")
+                delay = 1.0
+                if isinstance(wait_s, int | float) and not isinstance(wait_s, bool):
+                    delay = min(float(wait_s), 60.0)
+                await asyncio.sleep(delay)  # as the server asked, then again
 
 
 class Connection:
@@ -178,10 +199,11 @@ class Connection:
 
     async def _open(self, token: str) -> Session | None:
         socket = self._socket_factory()
-        session = Session(socket, self.sessions + 1)
+        session = Session(socket, self.sessions + 1, self.ack_timeout_s)
         refusals: list[Any] = []
 
-        def on_disconnect(*_: Any) -> None:
+        def on_disconnect(*reason: Any) -> None:
+            log.debug("session %d ended %r", session.number, reason)
             session.end()
 
         def on_expired(*_: Any) -> None:
@@ -209,6 +231,7 @@ class Connection:
             return None
         self.sessions += 1
         self.session = session
+        log.debug("session %d open", session.number)
         return session
 
     def _pusher(self, session: Session, name: str) -> Callable[..., None]:
@@ -224,8 +247,10 @@ class Connection:
         await self._quietly_disconnect(session.socket)
 
     async def _quietly_disconnect(self, socket: Any) -> None:
+        started = time.monotonic()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(socket.disconnect(), self.connect_timeout_s)
+        log.debug("socket closed in %.3fs", time.monotonic() - started)
 
     async def _refresh(self, session: Session) -> None:
         """Before the token's ``exp``: a new one from the source, sent with ``auth:refresh``;

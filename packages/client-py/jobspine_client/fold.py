@@ -4,8 +4,9 @@
 after it, as far as events tell. :data:`FOLDED_FIELDS` names, per event type, the snapshot
 fields the event determines; the conformance suite (``tests/conformance/``) proves, on event
 streams recorded from a real server on both stores, that after each event these fields equal
-the server's snapshot. Fields an event does not determine (``last_heartbeat_at``, a
-restart's new ``input``…) keep their previous value until the next snapshot.
+the server's snapshot. Fields an event does not determine (``last_heartbeat_at`` after
+the claim, a restart's new ``input``, a resumed claim's progress…) keep their previous value
+until the next snapshot.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ ALWAYS = ("seq", "epoch", "updated_at")
 #: Snapshot fields each event type determines (beside :data:`ALWAYS`).
 FOLDED_FIELDS: dict[EventType, tuple[str, ...]] = {
     EventType.CREATED: ("*",),  # the event carries the whole snapshot
-    EventType.STARTED: ("state", "attempt", "pause_requested", "started_at"),
+    EventType.STARTED: ("state", "attempt", "pause_requested", "started_at", "last_heartbeat_at"),
     EventType.PROGRESS: ("progress", "step"),
     EventType.CHECKPOINT: ("has_checkpoint", "checkpoint_at"),
     EventType.PAUSE_REQUESTED: ("pause_requested",),
@@ -90,7 +91,12 @@ def _changes(kind: Any, data: Mapping[str, Any], job: JobRecord, at: datetime) -
     """The fields ``kind`` sets, from its data and time."""
     S = JobState
     if kind == EventType.STARTED:
-        changes: dict[str, Any] = {"state": S.RUNNING, "pause_requested": False, "started_at": at}
+        changes: dict[str, Any] = {
+            "state": S.RUNNING,
+            "pause_requested": False,
+            "started_at": at,
+            "last_heartbeat_at": at,  # a claim counts as a heartbeat
+        }
         if isinstance(data.get("attempt"), int):
             changes["attempt"] = data["attempt"]
         return changes

@@ -6,10 +6,14 @@ resumes by replay: any object with ``get_item``/``set_item``/``remove_item`` (th
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Protocol
+
+from jobspine_shared.models import JobRecord
+from jobspine_shared.wire import job_from_wire, job_to_wire
 
 
 class Storage(Protocol):
@@ -65,4 +69,37 @@ class FileStorage:
         self._path(key).unlink(missing_ok=True)
 
 
-__all__ = ["FileStorage", "MemoryStorage", "Storage"]
+#: Format of a stored watch; the TS client reads and writes the same.
+FORMAT = 1
+
+
+class WatchStore:
+    """Watches' snapshots in a :class:`Storage`: ``{"format": 1, "job": <snapshot>}`` under
+    ``jobspine:<url>:watch:<job id>``. Without a storage it keeps nothing."""
+
+    def __init__(self, storage: Storage | None, url: str) -> None:
+        self.storage = storage
+        self.prefix = f"jobspine:{url}:watch:"
+
+    def load(self, job_id: str) -> JobRecord | None:
+        raw = self.storage.get_item(self.prefix + job_id) if self.storage else None
+        if raw is None:
+            return None
+        try:
+            stored = json.loads(raw)
+            job = job_from_wire(stored["job"]) if stored["format"] == FORMAT else None
+        except (ValueError, KeyError, TypeError):
+            return None  # unreadable: start from the snapshot
+        return job if job is not None and job.id == job_id else None
+
+    def save(self, job: JobRecord | None) -> None:
+        if self.storage is not None and job is not None:
+            stored = {"format": FORMAT, "job": job_to_wire(job)}
+            self.storage.set_item(self.prefix + job.id, json.dumps(stored))
+
+    def forget(self, job_id: str) -> None:
+        if self.storage is not None:
+            self.storage.remove_item(self.prefix + job_id)
+
+
+__all__ = ["FileStorage", "MemoryStorage", "Storage", "WatchStore"]
