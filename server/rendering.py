@@ -8,10 +8,10 @@ from typing import Any
 
 from jobspine_shared.states import JobState
 from jobspine_shared.wire import event_to_wire, format_time, job_to_wire
-from server.page_cursors import encode_cursor
+from server.page_cursors import encode_audit_cursor, encode_cursor
 from server.recovery import recovery_options_to_wire
 from server.service.answers import JobCounts, JobPage, Replay
-from server.store.model import AuditEntry, Checkpoint
+from server.store.model import AuditPage, Checkpoint
 
 
 def replay_to_wire(replay: Replay) -> dict[str, Any]:
@@ -44,12 +44,13 @@ def checkpoint_to_wire(checkpoint: Checkpoint) -> dict[str, Any]:
     }
 
 
-def audit_to_wire(entries: list[AuditEntry]) -> dict[str, Any]:
+def audit_to_wire(page: AuditPage) -> dict[str, Any]:
     items = [
         {"action": e.action, "actor": e.actor, "at": format_time(e.at), "details": e.details}
-        for e in entries
+        for e in page.entries
     ]
-    return {"items": items}
+    after = page.next_after
+    return {"items": items, "next_cursor": None if after is None else encode_audit_cursor(after)}
 
 
 __all__ = [

@@ -4,10 +4,10 @@ refused before its backlog is read."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from server.actors import SUPERVISOR_ACTOR, Actor, Role
+from server.commands.user import ReadAudit
 from server.store.base import JobStore
+from tests.support.counted_reads import CountedReads
 from tests.support.server import StartServer, connect_user
 
 
@@ -19,8 +19,8 @@ async def test_audit_entries_name_the_actor_s_role(
     job = (await impostor.ok("job:create", {"type": "t", "input": {}}))["job"]
     await impostor.ok("job:pause", {"job_id": job["id"]})
     await server.repository.cancel(SUPERVISOR_ACTOR, job["id"])
-    trail = await server.repository.audit_trail(Actor(id="supervisor"), job["id"])
-    roles = [(entry.actor, entry.details["role"]) for entry in trail]
+    trail = await server.repository.audit_trail(Actor(id="supervisor"), ReadAudit(job_id=job["id"]))
+    roles = [(entry.actor, entry.details["role"]) for entry in trail.entries]
     assert roles == [("supervisor", "user"), ("supervisor", "system")]
     status, body = await server.rest(
         "GET", f"/api/jobs/{job['id']}/audit", token=server.token("supervisor")
@@ -29,25 +29,11 @@ async def test_audit_entries_name_the_actor_s_role(
     assert [item["details"]["role"] for item in body["items"]] == ["user", "system"]
 
 
-class CountingReads:
-    """Counts ``read_stream`` calls of a store (the backlog reads)."""
-
-    def __init__(self, store: JobStore) -> None:
-        self.reads = 0
-        original = store.read_stream
-
-        async def read_stream(job_id: str, after_seq: int) -> Any:
-            self.reads += 1
-            return await original(job_id, after_seq)
-
-        store.read_stream = read_stream  # type: ignore[method-assign]
-
-
 async def test_a_replay_of_another_user_s_job_reads_no_backlog(start_server: StartServer) -> None:
     server = await start_server()
     owner = await connect_user(server, "owner")
     job = (await owner.ok("job:create", {"type": "t", "input": {"secret": 1}}))["job"]
-    counter = CountingReads(server.store)
+    counter = CountedReads(server.store)
     other = await connect_user(server, "other")
     await other.refused("job:subscribe", {"job_id": job["id"], "after_seq": 0}, code="not_found")
     ack = await other.ok("job:sync", {"cursors": {job["id"]: 0}})
@@ -56,7 +42,9 @@ async def test_a_replay_of_another_user_s_job_reads_no_backlog(start_server: Sta
         "GET", f"/api/jobs/{job['id']}/events?after_seq=0", token=server.token("other")
     )
     assert status == 404
-    assert counter.reads == 0
+    # No backlog read for the other user: the replays refuse first, and sync's batched read
+    # reads only the caller's jobs.
+    assert (counter.single, counter.found) == (0, [[]])
     await owner.ok("job:sync", {"cursors": {job["id"]: 0}})
-    assert counter.reads == 1
+    assert counter.found == [[], [job["id"]]]
     assert Actor(id="owner", role=Role.USER).may_see(job["user_id"])

@@ -99,10 +99,32 @@ async def test_steering_endpoints_return_the_job_after_the_change(
 
     status, audit = await live_server.rest("GET", f"{base}/audit", token=token)
     assert status == 200
-    assert set(audit) == {"items"}
+    assert audit["next_cursor"] is None
     assert [item["action"] for item in audit["items"]] == ["pause", "resume", "cancel", "restart"]
     assert all(set(item) == {"action", "actor", "at", "details"} for item in audit["items"])
     assert {item["actor"] for item in audit["items"]} == {"u1"}
+
+
+async def test_the_audit_trail_pages_like_the_job_list(live_server: LiveServer) -> None:
+    token = live_server.token("u1")
+    base = f"/api/jobs/{(await create_via_rest(live_server, token))['id']}"
+    for _ in range(3):
+        for action in ("pause", "resume"):
+            assert (await live_server.rest("POST", f"{base}/{action}", token=token))[0] == 200
+    actions, query, pages = [], "?limit=4", 0
+    while True:
+        status, page = await live_server.rest("GET", f"{base}/audit{query}", token=token)
+        assert status == 200, page
+        actions += [item["action"] for item in page["items"]]
+        pages += 1
+        if page["next_cursor"] is None:
+            break
+        query = f"?limit=4&cursor={page['next_cursor']}"
+    assert (pages, actions) == (2, ["pause", "resume"] * 3)
+    for bad in ("?limit=0", "?limit=201", "?cursor=nope", "?limit=x"):
+        status, body = await live_server.rest("GET", f"{base}/audit{bad}", token=token)
+        assert status == 422, bad
+        assert_envelope(body, "validation_error")
 
 
 async def test_events_recovery_and_checkpoint(live_server: LiveServer) -> None:

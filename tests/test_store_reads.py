@@ -10,14 +10,24 @@ from typing import Any
 import pytest
 
 from jobspine_shared.states import JobState
+from server.actors import Actor
 from server.commands.create import parse_create
-from server.commands.user import ListJobs, parse_list, parse_read_stream, parse_restart, parse_sync
+from server.commands.user import (
+    ListJobs,
+    ReadAudit,
+    parse_audit,
+    parse_list,
+    parse_read_stream,
+    parse_restart,
+    parse_sync,
+)
 from server.commands.worker import parse_progress
 from server.errors import NotFound, ValidationFailed
 from server.realtime.sync import sync_results
-from server.rendering import counts_to_wire
+from server.rendering import audit_to_wire, counts_to_wire, page_to_wire
 from server.service import JobRepository
 from server.store.base import JobStore
+from tests.support.counted_reads import CountedReads
 from tests.support.jobs import ADMIN, ALICE, BOB, create, drive, running
 from tests.support.server import TEST_BACKLOG
 from tests.support.store_contract import contract_repo
@@ -148,14 +158,125 @@ async def test_audit_trail_records_who_did_what(repo: JobRepository) -> None:
     await repo.resume(ADMIN, job.id)
     await repo.cancel(ALICE, job.id)
     await repo.restart(ALICE, parse_restart({"job_id": job.id}))
-    trail = await repo.audit_trail(ALICE, job.id)
-    assert [(a.action, a.actor) for a in trail] == [
+    trail = await repo.audit_trail(ALICE, ReadAudit(job_id=job.id))
+    assert [(a.action, a.actor) for a in trail.entries] == [
         ("pause", "alice"),
         ("resume", "root"),
         ("cancel", "alice"),
         ("restart", "alice"),
     ]
-    assert trail[1].details["role"] == "admin"
-    assert all(a.at is not None for a in trail)
+    assert trail.next_after is None
+    assert trail.entries[1].details["role"] == "admin"
+    assert all(a.at is not None for a in trail.entries)
     with pytest.raises(NotFound):
-        await repo.audit_trail(BOB, job.id)
+        await repo.audit_trail(BOB, ReadAudit(job_id=job.id))
+
+
+async def paused_and_resumed(repo: JobRepository, job_id: str, times: int) -> None:
+    """Two audit entries a round: pause, resume."""
+    for _ in range(times):
+        await repo.pause(ALICE, job_id)
+        await repo.resume(ALICE, job_id)
+
+
+async def audit_page(repo: JobRepository, actor: Actor, **query: Any) -> dict[str, Any]:
+    """A page as the REST route reads and answers it: parsed query in, wire shape out."""
+    return audit_to_wire(await repo.audit_trail(actor, parse_audit(query)))
+
+
+async def test_a_long_audit_trail_is_read_in_pages(repo: JobRepository) -> None:
+    job = await create(repo, ALICE)
+    await paused_and_resumed(repo, job.id, 30)
+    first = await audit_page(repo, ALICE, job_id=job.id)  # the default page: 50, as lists
+    assert len(first["items"]) == 50
+    assert first["next_cursor"] is not None
+    rest = await audit_page(repo, ALICE, job_id=job.id, cursor=first["next_cursor"])
+    assert (len(rest["items"]), rest["next_cursor"]) == (10, None)
+
+    pages = []
+    cursor = None
+    while True:
+        page = await audit_page(repo, ALICE, job_id=job.id, limit=7, cursor=cursor)
+        pages.append(len(page["items"]))
+        if len(pages) == 2:  # entries written between pages come in later pages
+            await paused_and_resumed(repo, job.id, 1)
+        if page["next_cursor"] is None:
+            break
+        cursor = page["next_cursor"]
+    assert pages == [7] * 8 + [6]
+    whole = await audit_page(repo, ALICE, job_id=job.id, limit=200)
+    assert [a["action"] for a in whole["items"]] == ["pause", "resume"] * 31
+    assert whole["next_cursor"] is None
+    with pytest.raises(NotFound):
+        await audit_page(repo, BOB, job_id=job.id, cursor=first["next_cursor"])
+
+
+async def test_bad_audit_pages_are_refused(repo: JobRepository) -> None:
+    job = await create(repo, ALICE)
+    await paused_and_resumed(repo, job.id, 2)
+    await create(repo, ALICE)
+    list_cursor = page_to_wire(await repo.list_jobs(ALICE, ListJobs(limit=1)))["next_cursor"]
+    audit_cursor = (await audit_page(repo, ALICE, job_id=job.id, limit=1))["next_cursor"]
+    assert list_cursor is not None
+    assert audit_cursor is not None
+    refused: list[dict[str, Any]] = [
+        {"limit": 0},
+        {"limit": 201},
+        {"limit": "3"},
+        {"cursor": "%%%"},
+        {"cursor": 3},
+        {"cursor": list_cursor},  # a cursor of the job list is not one of a trail
+    ]
+    for bad in refused:
+        with pytest.raises(ValidationFailed):
+            parse_audit({"job_id": job.id, **bad})
+    with pytest.raises(ValidationFailed):
+        parse_list({"cursor": audit_cursor})
+
+
+async def test_sync_reads_all_its_jobs_in_one_store_read(repo: JobRepository) -> None:
+    job_id, lease = await running(repo)
+    await repo.update_progress(parse_progress({"job_id": job_id, "lease": lease, "progress": 10}))
+    mine = [await create(repo, ALICE) for _ in range(30)]
+    theirs = await create(repo, BOB)
+    reads = CountedReads(repo.store)
+    cursors = {j.id: 0 for j in mine} | {job_id: 2, theirs.id: 0, str(uuid.uuid4()): 0, "x": 0}
+
+    results = await sync_results(repo, ALICE, parse_sync({"cursors": cursors}))
+
+    assert (reads.batched, reads.single) == (1, 0)
+    assert list(results) == list(cursors)
+    assert all(results[j.id]["recovered"] for j in mine)
+    assert [e["type"] for e in results[job_id]["events"]] == ["job:progress"]
+    not_found = {"error": {"code": "not_found", "message": "No such job."}}
+    assert [results[key] for key in list(cursors)[-3:]] == [not_found] * 3
+    everyone = await sync_results(repo, ADMIN, parse_sync({"cursors": {theirs.id: 0}}))
+    assert everyone[theirs.id]["recovered"] is True
+    assert reads.batched == 2
+
+
+async def test_a_batched_read_reads_only_the_owner_s_jobs(store: JobStore) -> None:
+    repo = contract_repo(store)
+    mine, theirs = await create(repo, ALICE), await create(repo, BOB)
+    asked = {mine.id: 0, theirs.id: 0, str(uuid.uuid4()): 0}
+    batch = await store.read_streams(asked, owner="alice", max_bytes=2**20)
+    assert list(batch.reads) == [mine.id]
+    assert [e.seq for e in batch.reads[mine.id].events] == [1]
+    assert batch.unread == ()
+    anyone = await store.read_streams(asked, owner=None, max_bytes=2**20)
+    assert list(anyone.reads) == [mine.id, theirs.id]
+
+
+async def test_a_batched_read_stops_at_its_byte_budget(store: JobStore, store_kind: str) -> None:
+    repo = contract_repo(store)
+    # About 20 kB of JSON each: the input, and the job:created snapshot that carries it.
+    big = {"type": "t", "input": {"blob": "x" * 10_000}}
+    jobs = [(await repo.create(ALICE, parse_create(big))).job for _ in "abcd"]
+    batch = await store.read_streams({j.id: 0 for j in jobs}, owner=None, max_bytes=30_000)
+    if store_kind == "memory":  # it materialises nothing (the reads share its objects)
+        assert (len(batch.reads), batch.unread) == (4, ())
+    else:  # the first always; the second starts under the budget and ends past it
+        assert list(batch.reads) == [jobs[0].id, jobs[1].id]
+        assert batch.unread == (jobs[2].id, jobs[3].id)
+    tiny = await store.read_streams({j.id: 0 for j in jobs}, owner=None, max_bytes=1)
+    assert jobs[0].id in tiny.reads

@@ -11,7 +11,7 @@ import attrs
 from jobspine_shared import checks
 from jobspine_shared.states import JobState
 from server import validation
-from server.page_cursors import decode_cursor
+from server.page_cursors import decode_audit_cursor, decode_cursor
 from server.store.model import PageCursor
 from server.validation import Payload
 
@@ -44,6 +44,15 @@ class RestartJob:
     job_id: str
     #: A new input for the job (``None``: keep it).
     input: dict[str, Any] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ReadAudit:
+    """A page of ``job_id``'s audit trail: ``limit`` entries after position ``after``."""
+
+    job_id: str
+    limit: int = DEFAULT_PAGE_SIZE
+    after: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -132,18 +141,38 @@ def parse_list(payload: Payload) -> ListJobs:
         raise validation.invalid("user_id", "must be a string")
     if user_id is not None:
         validation.storable_text(user_id, "user_id")
+    after = None if cursor is None else decode_cursor(_cursor_text(cursor))
+    return attrs.evolve(
+        v2,
+        state=wanted_state,
+        type=wanted_type,
+        user_id=user_id,
+        limit=_page_size(limit),
+        after=after,
+    )
+
+
+def parse_audit(payload: Payload) -> ReadAudit:
+    """``GET /api/jobs/{id}/audit``: the path's id, ``limit`` and ``cursor`` as for lists."""
+    job_id = validation.job_id(payload.get("job_id"))
+    limit, cursor = payload.get("limit"), payload.get("cursor")
+    after = 0 if cursor is None else decode_audit_cursor(_cursor_text(cursor))
+    return ReadAudit(job_id=job_id, limit=_page_size(limit), after=after)
+
+
+def _page_size(limit: object) -> int:
+    """A page's ``limit``: job lists and audit trails alike."""
     if limit is None:
-        limit = DEFAULT_PAGE_SIZE
+        return DEFAULT_PAGE_SIZE
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise validation.invalid("limit", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
-    after = None
-    if cursor is not None:
-        if not isinstance(cursor, str):
-            raise validation.invalid("cursor", "must be a string")
-        after = decode_cursor(cursor)
-    return attrs.evolve(
-        v2, state=wanted_state, type=wanted_type, user_id=user_id, limit=limit, after=after
-    )
+    return limit
+
+
+def _cursor_text(cursor: object) -> str:
+    if not isinstance(cursor, str):
+        raise validation.invalid("cursor", "must be a string")
+    return cursor
 
 
 __all__ = [
@@ -151,9 +180,11 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "MAX_SYNC_JOBS",
     "ListJobs",
+    "ReadAudit",
     "ReadStream",
     "RestartJob",
     "SyncJobs",
+    "parse_audit",
     "parse_job_ref",
     "parse_list",
     "parse_read_stream",

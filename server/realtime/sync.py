@@ -1,5 +1,6 @@
-"""``job:sync``: many replays in one reply, each slot a replay or a ``not_found`` error,
-within a bounded reply (:class:`ReplyBudget`: the rest is marked for another call)."""
+"""``job:sync``: many replays in one reply and one store read, each slot a replay or a
+``not_found`` error, within a bounded reply (:class:`ReplyBudget`: the rest is marked for
+another call)."""
 
 from __future__ import annotations
 
@@ -19,18 +20,16 @@ async def sync_results(
     """The ``results`` of a ``job:sync`` ack, keyed like ``command.cursors``."""
     results: dict[str, dict[str, Any]] = {}
     budget = ReplyBudget()
-    for job_id, after_seq in command.cursors.items():
-        if budget.spent:
+    slots = await repository.replay_slots(actor, command, max_bytes=budget.max_bytes)
+    for job_id in command.cursors:
+        replay = slots.replays.get(job_id)
+        if budget.spent or job_id in slots.unread:
             results[job_id] = dict(TRUNCATED_SLOT)
-            continue
-        replay = await repository.replay_slot(
-            actor, job_id, after_seq=after_seq, epoch=command.epochs.get(job_id)
-        )
-        if replay is None:
+        elif replay is None:
             results[job_id] = {"error": NotFound().to_wire()}
-            continue
-        slot = replay_to_wire(replay)
-        results[job_id] = slot if budget.fits(slot) else dict(TRUNCATED_SLOT)
+        else:
+            slot = replay_to_wire(replay)
+            results[job_id] = slot if budget.fits(slot) else dict(TRUNCATED_SLOT)
     return results
 
 

@@ -85,12 +85,15 @@ def _query(name: str, schema: Schema, description: str) -> Param:
     return Param(name=name, where="query", schema=schema, description=description)
 
 
+_PAGE_PARAMS = (
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size (50)."),
+    _query("cursor", {"type": "string"}, "next_cursor of the previous page."),
+)
 _LIST_PARAMS = (
     _query("state", {"type": "string", "enum": [str(s) for s in JobState]}, "Only this state."),
     _query("type", {"type": "string"}, "Only this job type."),
     _query("user_id", {"type": "string"}, "Admins: only this user's jobs."),
-    _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "Page size (50)."),
-    _query("cursor", {"type": "string"}, "next_cursor of the previous page."),
+    *_PAGE_PARAMS,
     _query("tag", {"type": "string"}, "Only jobs carrying this tag."),
     _query("parent_id", {"type": "string"}, "Only children of this job."),
     _query("priority", {"type": "integer", "minimum": -100, "maximum": 100}, "Only this priority."),
@@ -174,9 +177,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         method="get",
         path=f"{_JOB_PATH}/audit",
-        summary="Who did what to the job",
+        summary="Who did what to the job, oldest first, a page at a time",
         answer="AuditPage",
-        params=(_JOB_ID,),
+        params=(_JOB_ID, *_PAGE_PARAMS),
+        errors=(*_JOB, 422),
     ),
     Operation(
         method="get",

@@ -12,7 +12,7 @@ from aiohttp import web
 from jobspine_shared.models import JobRecord
 from jobspine_shared.wire import job_to_wire
 from server.commands.create import parse_create
-from server.commands.user import parse_list, parse_read_stream, parse_restart
+from server.commands.user import parse_audit, parse_list, parse_read_stream, parse_restart
 from server.keys import METRICS, REPOSITORY
 from server.rendering import (
     audit_to_wire,
@@ -125,9 +125,14 @@ async def get_checkpoint(request: web.Request) -> web.Response:
 
 
 async def audit_trail(request: web.Request) -> web.Response:
+    """A page of the trail, oldest first: ``limit`` and ``cursor`` as for the job list."""
     actor = authenticate(request)
-    entries = await _repository(request).audit_trail(actor, path_job_id(request))
-    return _json(audit_to_wire(entries))
+    query = {
+        "job_id": path_job_id(request),
+        "limit": query_int(request, "limit"),
+        "cursor": query_text(request, "cursor"),
+    }
+    return _json(audit_to_wire(await _repository(request).audit_trail(actor, parse_audit(query))))
 
 
 async def stats(request: web.Request) -> web.Response:

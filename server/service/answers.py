@@ -46,6 +46,15 @@ class Created:
 
 
 @attrs.frozen(kw_only=True)
+class SyncSlots:
+    """The replays of a ``job:sync``, by job id (a job the caller may not see has none), and
+    the ids the store's read left out for its byte budget (to be asked again)."""
+
+    replays: dict[str, Replay]
+    unread: frozenset[str] = frozenset()
+
+
+@attrs.frozen(kw_only=True)
 class JobPage:
     items: tuple[JobRecord, ...]
     #: Where the next page starts (encoded for the wire by :mod:`server.rendering`).
@@ -59,4 +68,4 @@ class JobCounts:
     by_state: dict[JobState, int]
 
 
-__all__ = ["Claimed", "Created", "JobCounts", "JobPage", "RecoveryCheck", "Replay"]
+__all__ = ["Claimed", "Created", "JobCounts", "JobPage", "RecoveryCheck", "Replay", "SyncSlots"]

@@ -1,4 +1,4 @@
-"""Reads: a job, a page of jobs, a replay or subscription, one slot of a sync, recovery
+"""Reads: a job, a page of jobs, a replay or subscription, the slots of a sync, recovery
 options, a checkpoint, the audit trail and the counts by state."""
 
 from __future__ import annotations
@@ -8,15 +8,20 @@ from collections.abc import Awaitable, Callable
 from jobspine_shared.models import JobRecord
 from server import validation
 from server.actors import Actor
-from server.commands.user import ListJobs, ReadStream
+from server.commands.user import ListJobs, ReadAudit, ReadStream, SyncJobs
 from server.errors import NotFound
 from server.recovery import RecoveryOptions
-from server.service.answers import JobCounts, JobPage, Replay
+from server.service.answers import JobCounts, JobPage, Replay, SyncSlots
 from server.service.core import CommitCore
-from server.store.model import AuditEntry, Checkpoint, JobFilter
+from server.store.model import AuditPage, Checkpoint, JobFilter, StreamRead
 
 #: ``after_seq`` beyond any job's seq: read the snapshot only.
 _NO_EVENTS = 2**62
+
+
+def _after(cursor: int | None) -> int:
+    """The seq to read events after: none without a cursor (the snapshot only)."""
+    return cursor if cursor is not None else _NO_EVENTS
 
 
 class Reads(CommitCore):
@@ -43,11 +48,13 @@ class Reads(CommitCore):
         cursor, epoch = read.after_seq, read.epoch
         if not actor.is_admin:
             await self._visible(actor, read.job_id)  # authorised before the backlog is read
-        stream = await self.store.read_stream(
-            read.job_id, cursor if cursor is not None else _NO_EVENTS
-        )
+        stream = await self.store.read_stream(read.job_id, _after(cursor))
         if stream is None or not actor.may_see(stream.job.record.user_id):
             raise NotFound()
+        return self._replay_of(stream, cursor, epoch)
+
+    def _replay_of(self, stream: StreamRead, cursor: int | None, epoch: str | None) -> Replay:
+        """The events after ``cursor`` when the read covers them all, else the snapshot."""
         job = stream.job.record
         if cursor is None or (epoch is not None and epoch != job.epoch) or cursor > job.seq:
             return Replay(job=job, events=(), recovered=False)
@@ -69,19 +76,23 @@ class Reads(CommitCore):
         await join(job.record.id)
         return await self.replay(actor, read)
 
-    async def replay_slot(
-        self, actor: Actor, job_id: str, *, after_seq: int | None, epoch: str | None
-    ) -> Replay | None:
-        """One job of a ``job:sync``: its replay, or ``None`` when ``job_id`` names no job
-        this actor may see (a malformed id included: a slot, not a refusal of the call)."""
-        if not validation.is_job_id(job_id):
-            return None
-        try:
-            return await self.replay(
-                actor, ReadStream(job_id=job_id, after_seq=after_seq, epoch=epoch)
-            )
-        except NotFound:
-            return None
+    async def replay_slots(self, actor: Actor, command: SyncJobs, *, max_bytes: int) -> SyncSlots:
+        """Every job of a ``job:sync`` in one store read, and only the ones ``actor`` may
+        see (the read is authorised: another user's job is not read at all). A key that
+        names no such job (a malformed id included) has no replay: a slot, not a refusal."""
+        wanted = {
+            job_id: _after(after_seq)
+            for job_id, after_seq in command.cursors.items()
+            if validation.is_job_id(job_id)
+        }
+        batch = await self.store.read_streams(
+            wanted, owner=None if actor.is_admin else actor.id, max_bytes=max_bytes
+        )
+        replays = {
+            job_id: self._replay_of(stream, command.cursors[job_id], command.epochs.get(job_id))
+            for job_id, stream in batch.reads.items()
+        }
+        return SyncSlots(replays=replays, unread=frozenset(batch.unread))
 
     async def recovery_options(self, actor: Actor, job_id: str) -> RecoveryOptions:
         return self._options(await self._visible(actor, job_id))
@@ -93,9 +104,10 @@ class Reads(CommitCore):
             raise NotFound("this job has no checkpoint")
         return checkpoint
 
-    async def audit_trail(self, actor: Actor, job_id: str) -> list[AuditEntry]:
-        job = await self._visible(actor, job_id)
-        return await self.store.list_audit(job.record.id)
+    async def audit_trail(self, actor: Actor, read: ReadAudit) -> AuditPage:
+        """A page of the job's audit trail, oldest first."""
+        job = await self._visible(actor, read.job_id)
+        return await self.store.list_audit(job.record.id, limit=read.limit, after=read.after)
 
     async def get_stats(self, actor: Actor) -> JobCounts:
         counts = await self.store.count_by_state(None if actor.is_admin else actor.id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import attrs
@@ -11,7 +11,7 @@ import attrs
 from jobspine_shared.models import DEFAULT_RETRY, RetryPolicy
 from jobspine_shared.states import JobState
 from server.store.model import (
-    AuditEntry,
+    AuditPage,
     AuditWrite,
     ChangeResult,
     Checkpoint,
@@ -22,6 +22,7 @@ from server.store.model import (
     Page,
     PageCursor,
     StoredJob,
+    StreamBatch,
     StreamRead,
 )
 from server.store.progress import ProgressWrite, progress_change
@@ -159,7 +160,19 @@ class JobStore(abc.ABC):
         """Jobs newest first by ``(created_at, id)``, strictly after ``after``."""
 
     @abc.abstractmethod
-    async def list_audit(self, job_id: str) -> list[AuditEntry]: ...
+    async def read_streams(
+        self, requests: Mapping[str, int], *, owner: str | None, max_bytes: int
+    ) -> StreamBatch:
+        """Many :meth:`read_stream` in one read: for each ``job_id -> after_seq`` of
+        ``requests`` (in order) the job and its events after that seq, for the jobs that
+        exist and belong to ``owner`` (any owner when None; others are not read at all).
+        A store that materialises what it reads stops once the jobs before reach
+        ``max_bytes`` of stored JSON (the first job always): the ids after are ``unread``."""
+
+    @abc.abstractmethod
+    async def list_audit(self, job_id: str, *, limit: int, after: int = 0) -> AuditPage:
+        """Up to ``limit`` audit entries of the job after position ``after`` (0: from the
+        first), oldest first; an unknown job has none."""
 
     @abc.abstractmethod
     async def count_by_state(self, user_id: str | None) -> dict[JobState, int]: ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 import copy
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from server.store.heartbeat import heartbeat_fence
 from server.store.memory_copies import event_data, owning_values
 from server.store.model import (
     AuditEntry,
+    AuditPage,
     ChangeResult,
     Checkpoint,
     CheckpointWrite,
@@ -34,6 +35,7 @@ from server.store.model import (
     Page,
     PageCursor,
     StoredJob,
+    StreamBatch,
     StreamRead,
 )
 from server.store.rules import (
@@ -281,9 +283,25 @@ class MemoryJobStore(JobStore):
         cursor = PageCursor(created_at=page[-1].created_at, id=page[-1].id) if more else None
         return Page(items=tuple(page), next_cursor=cursor)
 
-    async def list_audit(self, job_id: str) -> list[AuditEntry]:
+    async def read_streams(
+        self, requests: Mapping[str, int], *, owner: str | None, max_bytes: int
+    ) -> StreamBatch:
+        # Nothing is materialised here (the reads share the store's objects): no byte budget.
+        reads = {}
+        for job_id, after_seq in requests.items():
+            slot = self._slots.get(job_id)
+            if slot is not None and owner in (None, slot.job.record.user_id):
+                events = tuple(e for e in slot.events if e.seq > after_seq)
+                reads[job_id] = StreamRead(job=slot.job, events=events)
+        return StreamBatch(reads=reads)
+
+    async def list_audit(self, job_id: str, *, limit: int, after: int = 0) -> AuditPage:
+        # An entry's position is its place in the job's trail, from 1 (entries only append).
         slot = self._slots.get(job_id)
-        return list(slot.audit) if slot else []
+        trail = slot.audit if slot else []
+        page = tuple(trail[after : after + limit])
+        more = after + limit < len(trail)
+        return AuditPage(entries=page, next_after=after + limit if more else None)
 
     async def count_by_state(self, user_id: str | None) -> dict[JobState, int]:
         counts = dict.fromkeys(JobState, 0)

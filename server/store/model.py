@@ -75,6 +75,15 @@ class AuditEntry:
 
 
 @attrs.frozen(kw_only=True)
+class AuditPage:
+    """Audit entries oldest first; ``next_after`` is the position to read on from when more
+    remain (positions are the store's, increasing within a job)."""
+
+    entries: tuple[AuditEntry, ...]
+    next_after: int | None
+
+
+@attrs.frozen(kw_only=True)
 class AuditWrite:
     action: str
     actor: str
@@ -153,6 +162,15 @@ class StreamRead:
 
     job: StoredJob
     events: tuple[JobEvent, ...]
+
+
+@attrs.frozen(kw_only=True)
+class StreamBatch:
+    """Many jobs' streams read at once (``job:sync``): the jobs found, by id, and the ids
+    asked for that the read left out because the ones before filled its byte budget."""
+
+    reads: dict[str, StreamRead]
+    unread: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)

@@ -165,18 +165,49 @@ ORDER BY last_heartbeat_at, id
 LIMIT $2
 """
 
+
+def _events_after(after_seq: str) -> str:
+    """The lateral join of a job's events after ``after_seq`` as parallel arrays, with the
+    bytes of their data (the ``job:sync`` budget counts them)."""
+    return f"""LEFT JOIN LATERAL (
+    SELECT array_agg(e.seq ORDER BY e.seq) AS seqs, array_agg(e.type ORDER BY e.seq) AS types,
+           array_agg(e.at ORDER BY e.seq) AS ats, array_agg(e.data ORDER BY e.seq) AS datas,
+           sum(octet_length(e.data::text)) AS data_bytes
+    FROM job_events AS e WHERE e.job_id = jobs.id AND e.seq > {after_seq}
+) AS ev ON true"""
+
+
 #: A job and its events after a seq, in one statement: one snapshot without a transaction,
 #: one round trip instead of four (BEGIN, two reads, COMMIT); replays run it on every
 #: subscribe that carries ``after_seq`` (docs/performance.md, measure d).
 READ_STREAM: Final = f"""
 SELECT {JOB_COLUMNS}, now() AS store_now, ev.seqs, ev.types, ev.ats, ev.datas
 FROM jobs
-LEFT JOIN LATERAL (
-    SELECT array_agg(e.seq ORDER BY e.seq) AS seqs, array_agg(e.type ORDER BY e.seq) AS types,
-           array_agg(e.at ORDER BY e.seq) AS ats, array_agg(e.data ORDER BY e.seq) AS datas
-    FROM job_events AS e WHERE e.job_id = jobs.id AND e.seq > $2
-) AS ev ON true
+{_events_after("$2")}
 WHERE id = $1
+"""
+
+_STREAM_BYTES = (
+    "octet_length(jobs.input::text) + coalesce(octet_length(jobs.result::text), 0)"
+    " + coalesce(ev.data_bytes, 0)"
+)
+
+#: ``job:sync``'s read: many jobs ($1, with their after_seq $2, in that order) and their
+#: events in one statement; only the owner's ($3, NULL for any), and only while the jobs
+#: before hold less than $4 bytes of JSON (input, result, event data; the first always).
+READ_STREAMS: Final = f"""
+SELECT * FROM (
+    SELECT {JOB_COLUMNS}, now() AS store_now, ev.seqs, ev.types, ev.ats, ev.datas,
+           w.wanted_order, {_STREAM_BYTES} AS own_bytes,
+           sum({_STREAM_BYTES}) OVER (ORDER BY w.wanted_order) AS through_bytes
+    FROM unnest($1::uuid[], $2::bigint[])
+         WITH ORDINALITY AS w(wanted_id, wanted_after, wanted_order)
+    JOIN jobs ON jobs.id = w.wanted_id
+    {_events_after("w.wanted_after")}
+    WHERE $3::text IS NULL OR jobs.user_id = $3
+) AS sized
+WHERE through_bytes - own_bytes < $4
+ORDER BY wanted_order
 """
 
 SELECT_CHECKPOINT: Final = f"""
@@ -184,8 +215,11 @@ SELECT {JOB_COLUMNS}, (SELECT data FROM job_checkpoints WHERE job_id = jobs.id) 
 FROM jobs WHERE id = $1
 """
 
+#: A page of a job's audit trail after position $2 (the entry's id); $3 is one more than the
+#: page, to tell whether more remain. Served by ``job_audit_job_idx`` (job_id, id).
 SELECT_AUDIT: Final = """
-SELECT action, actor, at, details FROM job_audit WHERE job_id = $1 ORDER BY id
+SELECT id, action, actor, at, details FROM job_audit
+WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3
 """
 
 COUNT_ALL: Final = "SELECT state, count(*) AS n FROM jobs GROUP BY state"

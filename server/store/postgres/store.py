@@ -13,6 +13,7 @@ supervisor among instances).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Final
 
 from jobspine_shared.states import JobState
@@ -20,6 +21,7 @@ from server.errors import InvalidTransition, LeaseLost, NotFound, Unavailable
 from server.store.base import JobStore, NewJob
 from server.store.model import (
     AuditEntry,
+    AuditPage,
     ChangeResult,
     Checkpoint,
     ClaimResult,
@@ -29,6 +31,7 @@ from server.store.model import (
     Page,
     PageCursor,
     StoredJob,
+    StreamBatch,
     StreamRead,
 )
 from server.store.postgres import queries
@@ -254,16 +257,41 @@ class PostgresJobStore(JobStore):
         cursor = PageCursor(created_at=page[-1].created_at, id=page[-1].id) if more else None
         return Page(items=tuple(page), next_cursor=cursor)
 
-    async def list_audit(self, job_id: str) -> list[AuditEntry]:
+    async def read_streams(
+        self, requests: Mapping[str, int], *, owner: str | None, max_bytes: int
+    ) -> StreamBatch:
+        keys = {job_id: key for job_id in requests if (key := job_key(job_id)) is not None}
+        if not keys:
+            return StreamBatch(reads={})
+        wanted = list(keys)
+        async with self._pool.connection() as conn:
+            rows = await conn.fetch(
+                queries.READ_STREAMS,
+                [keys[job_id] for job_id in wanted],
+                [requests[job_id] for job_id in wanted],
+                owner,
+                max_bytes,
+            )
+        reads = {}
+        for row in rows:
+            job = job_from_row(row)
+            reads[job.record.id] = StreamRead(job=job, events=events_from_arrays(job.record, row))
+        cut = bool(rows) and rows[-1]["through_bytes"] >= max_bytes
+        unread = tuple(wanted[rows[-1]["wanted_order"] :]) if cut else ()
+        return StreamBatch(reads=reads, unread=unread)
+
+    async def list_audit(self, job_id: str, *, limit: int, after: int = 0) -> AuditPage:
         key = job_key(job_id)
         if key is None:
-            return []
+            return AuditPage(entries=(), next_after=None)
         async with self._pool.connection() as conn:
-            rows = await conn.fetch(queries.SELECT_AUDIT, key)
-        return [
+            rows = await conn.fetch(queries.SELECT_AUDIT, key, after, limit + 1)
+        page = rows[:limit]
+        entries = tuple(
             AuditEntry(action=r["action"], actor=r["actor"], at=r["at"], details=r["details"])
-            for r in rows
-        ]
+            for r in page
+        )
+        return AuditPage(entries=entries, next_after=page[-1]["id"] if len(rows) > limit else None)
 
     async def count_by_state(self, user_id: str | None) -> dict[JobState, int]:
         async with self._pool.connection() as conn:
