@@ -70,6 +70,25 @@ def test_the_committed_dist_is_the_build_of_src(tmp_path: Path) -> None:
     assert stale == [], f"dist/ differs from a build of src/ in {stale}: npm run build"
 
 
+def test_the_published_types_compile_an_app_in_strict_mode() -> None:
+    """``test/types/usage.ts`` (the README's calls, events narrowed by ``type``) type-checks
+    against ``dist/*.d.ts`` with ``--strict``."""
+    node = require_node(CLIENT_DIR, "typescript")
+    tsc = CLIENT_DIR / "node_modules" / "typescript" / "bin" / "tsc"
+    usage = CLIENT_DIR / "test" / "types" / "usage.ts"
+    options = ["--noEmit", "--strict", "--target", "ES2022", "--lib", "ES2022,DOM"]
+    options += ["--module", "NodeNext", "--moduleResolution", "NodeNext", "--skipLibCheck"]
+    done = subprocess.run(
+        [node, str(tsc), *options, str(usage)],
+        cwd=CLIENT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, f"tsc --strict on test/types/usage.ts:\n{done.stdout}"
+
+
 def test_the_unit_and_conformance_tests_pass() -> None:
     """The conformance test compares the fields the Python fold declares each event type
     determines: one declaration for both folds."""

@@ -7,9 +7,10 @@
 import { JobspineError } from "./errors.js";
 import type { WatchHost } from "./host.js";
 import { JobStream } from "./stream.js";
-import type { Job, JobEvent, SyncSlot } from "./wire.js";
+import type { AnyEvent, Job, JobEvent, SyncSlot } from "./wire.js";
 export interface JobWatchEvents {
-    event: JobEvent;
+    /** Typed by `type`: `if (ev.type === "job:progress") ev.data.progress` is a number. */
+    event: AnyEvent;
     change: Job;
     reset: Job;
 }

@@ -11,10 +11,11 @@ import { JobspineError } from "./errors.js";
 import type { WatchHost } from "./host.js";
 import { JobStream, type Outcome } from "./stream.js";
 import { slotAnswer } from "./sync.js";
-import type { Job, JobEvent, ReplayAnswer, SyncSlot } from "./wire.js";
+import type { AnyEvent, Job, JobEvent, ReplayAnswer, SyncSlot } from "./wire.js";
 
 export interface JobWatchEvents {
-  event: JobEvent;
+  /** Typed by `type`: `if (ev.type === "job:progress") ev.data.progress` is a number. */
+  event: AnyEvent;
   change: Job;
   reset: Job;
 }
@@ -156,7 +157,7 @@ export class JobWatch {
     const job = this.stream.job;
     if (outcome.reset && job !== null) this.emitter.emit("reset", job);
     for (const step of outcome.steps) {
-      this.emitter.emit("event", step.event);
+      this.emitter.emit("event", step.event as AnyEvent);
       this.emitter.emit("change", step.job);
     }
     if (job !== null && job !== before && (outcome.steps.length === 0 || job !== outcome.steps.at(-1)?.job)) {
