@@ -15,7 +15,7 @@ import collections
 import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -87,19 +87,21 @@ async def _load(server: Server, load: str, seconds: float, spy: list[str]) -> fl
             await recorder.wait()
 
 
+def stacks(collapsed: Path) -> Iterator[tuple[list[str], int]]:
+    """Each stack of a py-spy raw file (outermost frame first) and its sample count."""
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if stack:
+            yield stack.split(";"), int(count_text)
+
+
 def summarise(collapsed: Path, top: int) -> str:
     own: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
     samples = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack:
-            continue
-        count = int(count_text)
+    for stack, count in stacks(collapsed):
         samples += count
-        frames = [
-            f.split(" (", 1)[0] + " " + f.rsplit("/", 1)[-1].rstrip(")") for f in stack.split(";")
-        ]
+        frames = [f.split(" (", 1)[0] + " " + f.rsplit("/", 1)[-1].rstrip(")") for f in stack]
         own[frames[-1]] += count
         for frame in set(frames):
             total[frame] += count
@@ -141,13 +143,9 @@ def self_by_package(collapsed: Path) -> dict[str, float]:
     """Percent of the samples whose innermost frame is in each package (py-spy raw)."""
     counts: collections.Counter[str] = collections.Counter()
     samples = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack:
-            continue
-        count = int(count_text)
+    for stack, count in stacks(collapsed):
         samples += count
-        counts[_package(stack.rsplit(";", 1)[-1])] += count
+        counts[_package(stack[-1])] += count
     if not samples:
         return {}
     return {name: round(100 * n / samples, 1) for name, n in counts.most_common()}
