@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from server.config import Settings, load_settings
 from server.errors import ConfigError
+from tests.support.processes import free_port
 
 SECRET = "s" * 32
 
@@ -181,15 +181,8 @@ def test_the_process_stops_with_one_line_and_status_2() -> None:
     assert result.stdout == ""
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 async def test_the_dev_server_prints_tokens_serves_and_stops_on_sigterm() -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JWT_")}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
