@@ -159,8 +159,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--profile",
         type=Path,
         metavar="DIR",
-        help="instead of measuring: one run of each jobspine target under py-spy (stacks in"
-        " DIR), its Postgres targets on a private cluster with pg_stat_statements",
+        help="instead of measuring: one run of each target, jobspine's web process under"
+        " py-spy (stacks in DIR), the Postgres targets on a private cluster with"
+        " pg_stat_statements",
     )
     parser.add_argument(
         "--smoke", "--tiny", action="store_true",
@@ -180,29 +181,35 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 async def profile(args: argparse.Namespace, workload: Workload, out: Path) -> None:
-    """One profiled run of each jobspine target and limit; prints where the time went."""
+    """One profiled run of each target (jobspine at each limit): py-spy of jobspine's web
+    process, and ``pg_stat_statements`` of every Postgres target (saq's too) on a private
+    cluster; prints where the time went."""
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
-    for target in [t for t in args.targets if t.startswith("jobspine")]:
-        for limit in args.limits:
+    saq_python = ensure_saq() if "saq-postgres" in args.targets else None
+    for target in [t for t in args.targets if t != "saq-redis"]:
+        limits: list[int | None] = [None] if target.startswith("saq") else list(args.limits)
+        for limit in limits:
             stacks = out / f"{target}-limit{limit}.txt"
             async with contextlib.AsyncExitStack() as stack:
-                if target == "jobspine-postgres":
+                if target.endswith("postgres"):
                     await stack.enter_async_context(private_postgres())
                 result = await run_once(
-                    target, limit, workload, tag="profile", saq_python=None, profile=stacks
+                    target, limit, workload, tag="profile", saq_python=saq_python, profile=stacks
                 )
+            spied = target.startswith("jobspine")
             fields = {
                 "target": target,
                 "limit": limit,
                 "round": "profile",
-                "stacks": str(stacks),
-                "self_by_package": self_by_package(stacks),
+                "stacks": str(stacks) if spied else None,
+                "self_by_package": self_by_package(stacks) if spied else None,
                 **{k: result.get(k) for k in ("jobs_per_s", "server_cpu_ms_per_job", "ok")},
                 "statements": result.get("statements"),
             }
             emit(BENCH, {**fields, "params": workload_params(workload)})
-            print(f"\n== {target}, PROGRESS_EVENTS_PER_S={limit}: {stacks}")
-            print(stack_summary(stacks, 15))
+            print(f"\n== {target}, PROGRESS_EVENTS_PER_S={limit}")
+            if spied:
+                print(f"{stacks}\n{stack_summary(stacks, 15)}")
             for row in result.get("statements") or []:
                 print(f"{row['calls']:>7} calls {row['total_ms']:>9.1f} ms  {row['query']}")
 
