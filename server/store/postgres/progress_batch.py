@@ -96,7 +96,7 @@ def batch_progress_sql(columns: Sequence[str], *, events: bool = True) -> str:
     SELECT id, seq, '{_PROGRESS}', now(), event_data FROM changed WHERE with_event
 ), trimmed AS (
     DELETE FROM job_events AS e USING changed AS c
-    WHERE c.with_event AND e.job_id = c.id AND e.seq <= c.seq - $7
+    WHERE c.with_event AND c.seq > $7 AND e.job_id = c.id AND e.seq <= c.seq - $7
 )
 SELECT changed.*, now() AS store_now FROM changed
 """

@@ -42,10 +42,11 @@ WHERE id = (SELECT job_id FROM job_idempotency WHERE user_id = $1 AND key = $2)
 """
 
 #: Append a change's events and drop those past the backlog, in one statement. Events that
-#: would be dropped at once (more new events than the backlog holds) are not inserted.
+#: would be dropped at once (more new events than the backlog holds) are not inserted; while
+#: a job has no more events than the backlog (``$2 <= 0``) the trim probes nothing.
 APPEND_EVENTS: Final = """
 WITH trimmed AS (
-    DELETE FROM job_events WHERE job_id = $1 AND seq <= $2
+    DELETE FROM job_events WHERE $2 > 0 AND job_id = $1 AND seq <= $2
 )
 INSERT INTO job_events (job_id, seq, type, at, data)
 SELECT $1, e.seq, e.type, $3, e.data
