@@ -30,6 +30,8 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
+from server.store.progress import ProgressWrite
+
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
@@ -39,11 +41,11 @@ Flush = Callable[[str], Awaitable[None]]
 
 @attrs.define
 class _Window:
-    """A job's progress window: when its last progress event was appended, and the lease
-    of a held update still waiting for its trailing event."""
+    """A job's progress window: when its last progress event was appended, and the held
+    update (the last one stored without an event) still waiting for its trailing event."""
 
     last_event_at: float
-    held_lease: str | None = None
+    held_write: ProgressWrite | None = None
     timer: asyncio.Task[None] | None = None
 
 
@@ -84,17 +86,17 @@ class ProgressGate:
         window = self._windows.pop(job_id, None)
         if window is None:
             window = _Window(last_event_at=now)
-        window.last_event_at, window.held_lease = now, None
+        window.last_event_at, window.held_write = now, None
         self._windows[job_id] = window
         self._prune(now)
 
-    def update_held(self, job_id: str, lease: str) -> None:
-        """A progress update of ``job_id`` was stored without an event: schedule its
-        trailing event for when the window closes."""
+    def update_held(self, job_id: str, write: ProgressWrite) -> None:
+        """``write``, a progress update of ``job_id``, was stored without an event: schedule
+        its trailing event (the same values, with the event) for when the window closes."""
         window = self._windows.get(job_id)
         if window is None:  # pruned meanwhile: an event is due at once
             window = self._windows[job_id] = _Window(last_event_at=self._clock() - self.interval_s)
-        window.held_lease = lease
+        window.held_write = write
         self.held += 1
         timer = window.timer
         if timer is None or timer.done() or timer is asyncio.current_task():
@@ -104,18 +106,18 @@ class ProgressGate:
             self._timers.add(window.timer)
             window.timer.add_done_callback(self._timers.discard)
 
-    def take_held(self, job_id: str) -> str | None:
-        """The lease of ``job_id``'s held update, cleared: the caller appends its trailing
-        event now. None when no trailing event is pending."""
+    def take_held(self, job_id: str) -> ProgressWrite | None:
+        """``job_id``'s held update, cleared: the caller appends its trailing event now. None
+        when no trailing event is pending."""
         window = self._windows.get(job_id)
-        if window is None or window.held_lease is None:
+        if window is None or window.held_write is None:
             return None
-        lease, window.held_lease = window.held_lease, None
-        return lease
+        write, window.held_write = window.held_write, None
+        return write
 
     def has_held(self, job_id: str) -> bool:
         window = self._windows.get(job_id)
-        return window is not None and window.held_lease is not None
+        return window is not None and window.held_write is not None
 
     @property
     def pending(self) -> int:
@@ -133,7 +135,7 @@ class ProgressGate:
     def _prune(self, now: float) -> None:
         while self._windows:
             job_id, window = next(iter(self._windows.items()))
-            if window.held_lease is not None or now - window.last_event_at < self.interval_s:
+            if window.held_write is not None or now - window.last_event_at < self.interval_s:
                 return
             del self._windows[job_id]
 
@@ -142,7 +144,7 @@ class ProgressGate:
         timer started), then have the trailing event appended if one is still pending."""
         while not self._closed:
             window = self._windows.get(job_id)
-            if window is None or window.held_lease is None:
+            if window is None or window.held_write is None:
                 return
             delay = window.last_event_at + self.interval_s - self._clock()
             if delay <= 0:

@@ -103,3 +103,35 @@ async def test_heartbeats_alone_commit_asynchronously(postgres_dsn: str) -> None
             )
             assert setting == "off"
             assert await conn.fetchval("SHOW synchronous_commit") == "on"
+
+
+async def test_a_trailing_event_is_one_grouped_progress_write(postgres_dsn: str) -> None:
+    """Held reports' trailing event is the held report written again with its event: one
+    progress batch statement, the held values in the event, before the next change."""
+    from server.commands.worker import parse_complete, parse_progress
+    from tests.support.jobs import running
+
+    async with opened_postgres_store(postgres_dsn, backlog_size=BACKLOG) as store:
+        repo = JobRepository(store, RepositorySettings(progress_events_per_s=0.5))
+        try:
+            job_id, lease = await running(repo)
+            batcher = store.progress_batcher
+            assert batcher is not None
+            for value, step in ((10.0, "live"), (20.0, "held"), (30.0, "held too")):
+                report = {"job_id": job_id, "lease": lease, "progress": value, "step": step}
+                await repo.update_progress(parse_progress(report))
+            flushes = batcher.flushes
+            await repo.complete(
+                parse_complete({"job_id": job_id, "lease": lease, "result": {"ok": True}})
+            )
+            assert batcher.flushes == flushes + 1  # the trailing event went through the batch
+            read = await store.read_stream(job_id, 0)
+            assert read is not None
+            tail = [(str(e.type), e.data) for e in read.events][-3:]
+            assert tail == [
+                ("job:progress", {"progress": 10.0, "step": "live"}),
+                ("job:progress", {"progress": 30.0, "step": "held too"}),
+                ("job:completed", {"result": {"ok": True}}),
+            ]
+        finally:
+            await repo.close()

@@ -18,7 +18,7 @@ from jobspine_shared.models import JobEvent, JobRecord
 from jobspine_shared.states import JobState
 from server import validation
 from server.actors import SUPERVISOR_ACTOR, Actor
-from server.errors import InvalidTransition, LeaseLost, NotFound, Unavailable
+from server.errors import InvalidProgress, InvalidTransition, LeaseLost, NotFound, Unavailable
 from server.keyed_lock import KeyedLock
 from server.progress_gate import ProgressGate
 from server.recovery import RecoveryOptions, recovery_options
@@ -26,7 +26,6 @@ from server.retry import failure_change
 from server.service.settings import RepositorySettings
 from server.store.base import JobStore
 from server.store.model import AuditWrite, ChangeResult, JobChange, StoredJob
-from server.store.progress import trailing_progress_change
 
 log = logging.getLogger(__name__)
 
@@ -160,16 +159,21 @@ class CommitCore:
         """Append the pending trailing progress event of ``job_id``, if any, before anything
         else of the job (the caller holds the job's lock). When the job no longer runs under
         the reporting lease the event is dropped: the stored row has the value, and the
-        stream has moved on (another instance changed the job)."""
-        lease = self.progress_gate.take_held(job_id)
-        if lease is None:
+        stream has moved on (another instance changed the job).
+
+        The event is the held report written again with its event: the row holds exactly
+        that report (a later one would have replaced it, or cleared it with an event of its
+        own), so this is one progress write, grouped with other reports on Postgres, instead
+        of a change of its own (:func:`server.store.progress.trailing_progress_change`)."""
+        held = self.progress_gate.take_held(job_id)
+        if held is None:
             return
         try:
-            result = await self.store.apply(job_id, trailing_progress_change(lease))
-        except (LeaseLost, InvalidTransition, NotFound):
+            result = await self.store.update_progress(job_id, attrs.evolve(held, with_event=True))
+        except (LeaseLost, InvalidTransition, InvalidProgress, NotFound):
             return
         except Unavailable:
-            self.progress_gate.update_held(job_id, lease)  # try again when the window closes
+            self.progress_gate.update_held(job_id, held)  # try again when the window closes
             raise
         self.progress_gate.event_appended(job_id)
         await self._publish(result.events)

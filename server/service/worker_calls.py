@@ -65,7 +65,7 @@ class WorkerCalls(CommitCore):
                 gate.event_appended(job_id)
                 await self._publish(result.events)
             else:
-                gate.update_held(job_id, lease)
+                gate.update_held(job_id, write)
                 self._on_progress_held()
         return result.job.record
 
