@@ -20,9 +20,15 @@ UNCOUNTED_PREFIXES = ("/socket.io/", "/healthz", "/readyz", "/metrics", "/api/op
 
 
 @web.middleware
-async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def rate_limit_middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+    if request.path.startswith(UNCOUNTED_PREFIXES):
+        return handler(request)  # no frame of ours for as long as a websocket lives
+    return _rate_limited(request, handler)
+
+
+async def _rate_limited(request: web.Request, handler: Handler) -> web.StreamResponse:
     limits = request.app.get(CALL_LIMITS)
-    if limits is not None and not request.path.startswith(UNCOUNTED_PREFIXES):
+    if limits is not None:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and token.strip():

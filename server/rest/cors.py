@@ -46,9 +46,13 @@ def _cors_headers(request: web.Request) -> dict[str, str]:
 
 
 @web.middleware
-async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def cors_middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
     if request.path.startswith(SOCKETIO_PATH):
-        return await handler(request)
+        return handler(request)  # Engine.IO's own CORS; no frame of ours for a websocket's life
+    return _with_cors(request, handler)
+
+
+async def _with_cors(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         headers = _cors_headers(request)
         if headers:

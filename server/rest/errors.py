@@ -23,6 +23,7 @@ from server.errors import (
     Unauthorized,
 )
 from server.keys import METRICS
+from server.rest.cors import SOCKETIO_PATH
 from server.rest.json_body import json_response
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,16 @@ def _route_name(request: web.Request) -> str:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def error_middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+    """Every error as the contract's envelope. Engine.IO's requests (websockets, long polls)
+    answer in their own protocol: they go straight to it, so that no frame of this
+    middleware is held for as long as a websocket lives (memory per idle connection)."""
+    if request.path.startswith(SOCKETIO_PATH):
+        return handler(request)
+    return _with_error_envelope(request, handler)
+
+
+async def _with_error_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
     except web.HTTPException as exc:
