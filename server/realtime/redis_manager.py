@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+import orjson
 import socketio
 from engineio import packet as eio_packet
 from redis.asyncio.retry import Retry
@@ -165,7 +165,7 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     def _offer(
         self, channel: str, header: dict[str, Any], body: bytes, rooms: tuple[str, ...]
     ) -> None:
-        encoded = json.dumps(header, separators=(",", ":")).encode()
+        encoded = orjson.dumps(header)
         self.outbox.offer(channel, self._signer.seal(channel, self.host_id, encoded, body), rooms)
 
     # -- rooms --------------------------------------------------------------------------------
@@ -212,7 +212,7 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             return
         self.received += 1
         header_text, body = opened
-        header = json.loads(header_text)
+        header = orjson.loads(header_text)
         method = header.get("method")
         if method == EMIT_PACKET:
             await self._deliver(header, body)
