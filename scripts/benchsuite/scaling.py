@@ -1,4 +1,4 @@
-"""Events per second delivered to clients: two web instances over Redis versus one.
+"""Events per second delivered to clients, and web CPU per delivery, across instances.
 
 Why: with ``REDIS_URL`` every event crosses Redis pub/sub to reach clients on another
 instance. This measures what that path delivers, next to one instance without Redis and one
@@ -12,11 +12,16 @@ reports E progress events on each (one call at a time per job, J jobs at once), 
 completes them. The clock runs from the generator's first call to the last event received
 by the last client. Each client checks its events arrive in seq order, each once.
 
-Scenarios (clients always on instance A):
+Scenarios (clients on instance A, but in ``spread-N``):
 
 - ``single``: one instance, no Redis; the worker on A.
 - ``single+redis``: one instance with Redis; the worker on A.
 - ``cross``: two instances with Redis; the worker on B, so every event crosses Redis.
+- ``spread-2``, ``spread-4``: N instances with Redis, ``--clients`` clients on each, those of
+  instance i watching the jobs of their own user (``--jobs`` / N jobs); the worker on the
+  first. Each event reaches ``--clients`` clients as in ``single``, so ``web cpu
+  ms/delivery`` against ``single`` is the cost of the cross-instance path at N instances
+  (each instance hears only the rooms its clients are in: docs/redis.md).
 
 Besides the rates, it reports the CPU time the web process(es) spent per event (user and
 system, from ``/proc``): on a shared machine the rates move with other load, the CPU cost
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -57,7 +63,7 @@ from tests.support.processes import ROOT, cpu_seconds, token
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 OWNER = "bench"
 START_TIMEOUT_S = 60.0
-SCENARIOS = ("single", "single+redis", "cross")
+SCENARIOS = ("single", "single+redis", "cross", "spread-2", "spread-4")
 RUN_TIMEOUT_S = 120.0
 
 
@@ -109,8 +115,8 @@ class Receiver:
         self._last_seq[job_id] = max(seq, last or 0)
 
 
-async def create_jobs(url: str, count: int) -> list[str]:
-    headers = {"Authorization": f"Bearer {bearer(OWNER)}"}
+async def create_jobs(url: str, count: int, owner: str = OWNER) -> list[str]:
+    headers = {"Authorization": f"Bearer {bearer(owner)}"}
     async with aiohttp.ClientSession() as http:
         ids = []
         for _ in range(count):
@@ -121,25 +127,58 @@ async def create_jobs(url: str, count: int) -> list[str]:
         return ids
 
 
+async def subscribed(url: str, owner: str, jobs: Sequence[str], events: int) -> Receiver:
+    """A client of ``owner`` on ``url`` watching ``jobs`` (``events`` progress each)."""
+    receiver = Receiver(len(jobs) * (events + 1))  # progress events and the completion
+    await receiver.sio.connect(url, auth={"token": bearer(owner)}, transports=["websocket"])
+    for job_id in jobs:
+        ack = await receiver.sio.call("job:subscribe", {"job_id": job_id}, timeout=30)
+        assert ack.get("ok"), ack
+    return receiver
+
+
 async def run_scenario(
     name: str, clients_on: Server, worker_on: Server, args: argparse.Namespace
 ) -> dict[str, Any]:
-    client_url, worker_url = clients_on.url, worker_on.url
-    pids = sorted({clients_on.pid, worker_on.pid})
+    jobs = await create_jobs(clients_on.url, args.jobs)
+    receivers = [
+        await subscribed(clients_on.url, OWNER, jobs, args.events) for _ in range(args.clients)
+    ]
+    return await drive(name, [clients_on, worker_on], worker_on, receivers, args.jobs, args)
+
+
+async def run_spread(
+    name: str, servers: Sequence[Server], args: argparse.Namespace
+) -> dict[str, Any]:
+    """``--clients`` clients on each of N instances, those of instance i watching the jobs
+    of owner ``bench-i`` (``--jobs`` / N of them); the worker on the first instance. Each
+    event then reaches ``--clients`` clients, as in ``single``: what grows with N is only
+    the cross-instance path (each instance hears only the jobs its clients watch)."""
+    receivers, per_instance = [], args.jobs // len(servers)
+    for index, server in enumerate(servers):
+        owner = f"{OWNER}-{index}"
+        jobs = await create_jobs(servers[0].url, per_instance, owner)
+        for _ in range(args.clients):
+            receivers.append(await subscribed(server.url, owner, jobs, args.events))
+    return await drive(name, servers, servers[0], receivers, per_instance * len(servers), args)
+
+
+async def drive(
+    name: str,
+    servers: Sequence[Server],
+    worker_on: Server,
+    receivers: Sequence[Receiver],
+    jobs: int,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Run the load generator on ``jobs`` jobs through ``worker_on`` until every receiver
+    has its events; the web CPU of ``servers`` per event and per delivery."""
+    pids = sorted({server.pid for server in servers})
 
     def web_cpu() -> float:
         return sum(cpu_seconds(pid) for pid in pids)
 
-    jobs = await create_jobs(client_url, args.jobs)
-    expected = args.jobs * (args.events + 1)  # progress events and the completion
-    receivers = [Receiver(expected) for _ in range(args.clients)]
-    for receiver in receivers:
-        await receiver.sio.connect(
-            client_url, auth={"token": bearer(OWNER)}, transports=["websocket"]
-        )
-        for job_id in jobs:
-            ack = await receiver.sio.call("job:subscribe", {"job_id": job_id}, timeout=30)
-            assert ack.get("ok"), ack
+    events = jobs * (args.events + 1)  # progress events and the completion
     try:
         generator = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -147,9 +186,9 @@ async def run_scenario(
             "scripts.benchsuite",
             "scaling",
             "--generate",
-            worker_url,
+            worker_on.url,
             "--jobs",
-            str(args.jobs),
+            str(jobs),
             "--events",
             str(args.events),
             stdout=asyncio.subprocess.PIPE,
@@ -173,18 +212,19 @@ async def run_scenario(
     return {
         "scenario": name,
         "clients": args.clients,
-        "jobs": args.jobs,
+        "jobs": jobs,
         "events_per_job": args.events,
-        "events": expected,
+        "events": events,
         "deliveries": deliveries,
         "seconds": round(seconds, 3),
-        "events_per_s": round(expected / seconds, 1),
+        "events_per_s": round(events / seconds, 1),
         "deliveries_per_s": round(deliveries / seconds, 1),
         "worker_calls_per_s": round(report["calls"] / report["seconds"], 1),
         "web_processes": len(pids),
         "web_cpu_s": round(server_cpu, 3),
-        "web_cpu_ms_per_event": round(1000 * server_cpu / expected, 3),
-        "lost": args.clients * expected - deliveries,
+        "web_cpu_ms_per_event": round(1000 * server_cpu / events, 3),
+        "web_cpu_ms_per_delivery": round(1000 * server_cpu / deliveries, 4),
+        "lost": sum(r.expected for r in receivers) - deliveries,
         "out_of_order": sum(r.out_of_order for r in receivers),
         "duplicates": sum(r.duplicates for r in receivers),
     }
@@ -249,6 +289,16 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                     web_instance("cross-b", {**base, **redis_env}) as b,
                 ):
                     results.append(await run_scenario("cross", a, b, args))
+            for name in (n for n in args.scenarios if n.startswith("spread-")):
+                count = int(name.removeprefix("spread-"))
+                async with contextlib.AsyncExitStack() as stack:
+                    servers = [
+                        await stack.enter_async_context(
+                            web_instance(f"{name}-{i}", {**base, **redis_env})
+                        )
+                        for i in range(count)
+                    ]
+                    results.append(await run_spread(name, servers, args))
     return results
 
 
@@ -258,6 +308,7 @@ COLUMNS = (
     Column("deliveries_per_s", "deliveries/s"),
     Column("seconds", "seconds"),
     Column("web_cpu_ms_per_event", "web cpu ms/event"),
+    Column("web_cpu_ms_per_delivery", "web cpu ms/delivery"),
     Column("lost", "lost"),
 )
 
