@@ -114,6 +114,18 @@ def test_the_scaling_bench_delivers_every_event_in_order(postgres_template: str)
 
 
 @pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.slow
+def test_the_scaling_bench_spreads_clients_over_instances(postgres_template: str) -> None:
+    [result] = bench("scaling", "--scenarios", "spread-2")
+    assert result["scenario"] == "spread-2", result
+    assert result["web_processes"] == 2, result
+    assert result["deliveries"] == result["clients"] * result["events"] > 0, result
+    assert result["lost"] == result["out_of_order"] == result["duplicates"] == 0, result
+    assert non_negative(result["web_cpu_ms_per_delivery"]), result
+
+
+@pytest.mark.postgres
 @pytest.mark.slow
 def test_the_peer_bench_checks_every_job_seq_and_final_progress(postgres_template: str) -> None:
     # --smoke: jobspine only (saq would be installed from PyPI), both stores, both limits.
