@@ -354,6 +354,13 @@ async def test_the_form_sends_v2_fields_and_refusals_read_in_plain_words(browser
         audit = page.locator("table.audit")
         await expect(audit).to_contain_text("cancel")
         await expect(audit).to_contain_text("restart")
+        # Cancelled again, it is deleted: back to the list, which no longer has it.
+        await page.unroute(f"**/api/jobs/{job_id}")
+        await toolbar.get_by_role("button", name="Cancel").click()
+        await expect(page.locator("#job-state")).to_have_text("cancelled")
+        await toolbar.get_by_role("button", name="Delete").click()
+        await expect(page.get_by_role("heading", name="Your jobs")).to_be_visible()
+        await expect(rows).to_have_count(0)
         assert page_errors(page) == []
 
 
