@@ -395,7 +395,7 @@ async def test_paste_box_without_a_token_and_session_expiry(browser: Browser) ->
         await sign_in.get_by_label("Token").fill("not a token")
         await sign_in.get_by_role("button", name="Use this token").click()
         await expect(sign_in.get_by_role("alert")).to_contain_text("not a JWT")
-        short = mint_token(SECRET, sub="u1", role="user", ttl_s=5)
+        short = mint_token(SECRET, sub="u1", role="user", ttl_s=10)
         await sign_in.get_by_label("Token").fill(short)
         await sign_in.get_by_role("button", name="Use this token").click()
         await expect(connection(page)).to_have_text("live", timeout=WAIT_MS)
