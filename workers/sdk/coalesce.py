@@ -42,14 +42,6 @@ class ProgressCoalescer:
         self._sent_at: float | None = None
         self._pending: ProgressUpdate | None = None
 
-    @property
-    def pending(self) -> ProgressUpdate | None:
-        return self._pending
-
-    @property
-    def last_sent(self) -> ProgressUpdate | None:
-        return self._sent
-
     def offer(self, value: float, step: str | None) -> ProgressUpdate | None:
         """Record a report; return it when it should be sent now (then call :meth:`sent`)."""
         update = ProgressUpdate(value, step)
