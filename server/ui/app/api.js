@@ -13,6 +13,10 @@ export class ApiError extends Error {
   }
 }
 
+/** Audit entries asked for per request (the route's maximum) and shown at most. */
+const AUDIT_PAGE = 200;
+const AUDIT_SHOWN = 1000;
+
 export class Api {
   /** @param {() => string} token */
   constructor(token) {
@@ -74,9 +78,24 @@ export class Api {
     }
   }
 
-  /** @param {string} id */
-  audit(id) {
-    return this.call("GET", `/api/jobs/${encodeURIComponent(id)}/audit`);
+  /**
+   * The audit trail, oldest first, read page by page (the route pages it) up to
+   * AUDIT_SHOWN entries: {items, next_cursor}, next_cursor set when more were left unread.
+   * @param {string} id
+   * @returns {Promise<{items: any[], next_cursor: string | null}>}
+   */
+  async audit(id) {
+    const path = `/api/jobs/${encodeURIComponent(id)}/audit?limit=${AUDIT_PAGE}`;
+    /** @type {any[]} */
+    const items = [];
+    /** @type {string | null} */
+    let cursor = null;
+    do {
+      const page = await this.call("GET", cursor ? `${path}&cursor=${encodeURIComponent(cursor)}` : path);
+      items.push(...page.items);
+      cursor = page.next_cursor ?? null;
+    } while (cursor !== null && items.length < AUDIT_SHOWN);
+    return { items, next_cursor: cursor };
   }
 
   /** Every event still in the backlog: {events, recovered, job}. @param {string} id */
