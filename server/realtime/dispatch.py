@@ -95,23 +95,15 @@ def _payload(args: tuple[object, ...]) -> dict[str, Any]:
     return payload
 
 
+@attrs.define(kw_only=True)
 class Dispatcher:
     """Routes the events of one namespace to their handlers."""
 
-    def __init__(
-        self,
-        *,
-        namespace: str,
-        handlers: Mapping[str, Handler],
-        sockets: SocketServer,
-        metrics: Metrics,
-        in_flight: InFlight,
-    ) -> None:
-        self.namespace = namespace
-        self._handlers = dict(handlers)
-        self._sockets = sockets
-        self._metrics = metrics
-        self._in_flight = in_flight
+    namespace: str
+    _handlers: Mapping[str, Handler]
+    _sockets: SocketServer
+    _metrics: Metrics
+    _in_flight: InFlight
 
     def install(self) -> None:
         self._sockets.on_any_event(self.namespace, self.dispatch)

@@ -12,7 +12,7 @@ from tests.support.wire_samples import record
 from workers.sdk.config import WorkerConfig
 from workers.sdk.context import JobContext
 from workers.sdk.errors import RpcError
-from workers.sdk.job_run import Claim, JobRun, Outcome
+from workers.sdk.job_run import JobRun, LeasedJob, Outcome
 
 
 class ScriptedConnection:
@@ -62,9 +62,9 @@ class ScriptedConnection:
         return {"ok": True}
 
 
-def make_claim(*, checkpoint: dict[str, Any] | None = None, progress: float = 0.0) -> Claim:
+def make_claim(*, checkpoint: dict[str, Any] | None = None, progress: float = 0.0) -> LeasedJob:
     job = record(input={"query": "q"}, state=JobState.RUNNING, attempt=1, progress=progress)
-    return Claim(job=job, lease="lease-1", checkpoint=checkpoint)
+    return LeasedJob(job=job, lease="lease-1", checkpoint=checkpoint)
 
 
 def fast_config(**overrides: Any) -> WorkerConfig:
@@ -87,7 +87,7 @@ async def run_job(
     handler: Handler,
     connection: ScriptedConnection,
     *,
-    claim: Claim | None = None,
+    claim: LeasedJob | None = None,
     **config: Any,
 ) -> tuple[JobRun, Outcome]:
     run = JobRun(claim or make_claim(), handler, connection, fast_config(**config))

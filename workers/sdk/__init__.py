@@ -9,7 +9,7 @@ from workers.sdk.errors import (
     AuthRefused,
     CheckpointTooLarge,
     ConnectionLost,
-    LeaseLost,
+    JobWithdrawn,
     PauseCause,
     PauseRequested,
     RetryableError,
@@ -17,19 +17,19 @@ from workers.sdk.errors import (
     TransportError,
     WorkerError,
 )
-from workers.sdk.job_run import Claim, JobRun, Outcome
+from workers.sdk.job_run import JobRun, LeasedJob, Outcome
 from workers.sdk.worker import Worker, WorkerStopped
 
 __all__ = [
     "AckTimeout",
     "AuthRefused",
     "CheckpointTooLarge",
-    "Claim",
     "ConnectionLost",
     "Handler",
     "JobContext",
     "JobRun",
-    "LeaseLost",
+    "JobWithdrawn",
+    "LeasedJob",
     "Outcome",
     "PauseCause",
     "PauseRequested",

@@ -23,7 +23,7 @@ from jobspine_shared.models import MAX_STEP_LENGTH, JobRecord
 from workers.sdk.coalesce import ProgressCoalescer, ProgressUpdate
 from workers.sdk.errors import (
     CheckpointTooLarge,
-    LeaseLost,
+    JobWithdrawn,
     RpcError,
     TransportError,
 )
@@ -165,7 +165,7 @@ class LiveJobContext(JobView):
             async with self._send_lock:
                 try:
                     await self._send_progress(update)
-                except LeaseLost as exc:
+                except JobWithdrawn as exc:
                     raise self._cancelled(exc) from None
 
     async def checkpoint(self, data: Mapping[str, Any], progress: float | None = None) -> None:
@@ -184,7 +184,7 @@ class LiveJobContext(JobView):
             try:
                 await self._flush_locked(due_only=False)
                 await self._lease.call_reliably("checkpoint", **fields)
-            except LeaseLost as exc:
+            except JobWithdrawn as exc:
                 raise self._cancelled(exc) from None
             except RpcError as exc:
                 self.latest_checkpoint, self.latest_checkpoint_saved = before
@@ -213,13 +213,13 @@ class LiveJobContext(JobView):
             if reliably:
                 update = self._coalescer.take_pending()
                 if update is not None:
-                    with contextlib.suppress(LeaseLost):
+                    with contextlib.suppress(JobWithdrawn):
                         await self._lease.call_reliably(
                             "progress", progress=update.value, step=update.step
                         )
                         self._coalescer.sent(update)
                 return
-            with contextlib.suppress(LeaseLost):
+            with contextlib.suppress(JobWithdrawn):
                 await self._flush_locked(due_only=due_only)
 
     async def _flush_locked(self, *, due_only: bool) -> None:
@@ -228,7 +228,7 @@ class LiveJobContext(JobView):
             await self._send_progress(update)
 
     async def _send_progress(self, update: ProgressUpdate) -> None:
-        """One attempt; raises :class:`LeaseLost`, keeps the report pending when unanswered."""
+        """One attempt; raises :class:`JobWithdrawn`, keeps the report pending when unanswered."""
         try:
             await self._lease.call("progress", progress=update.value, step=update.step)
         except TransportError as exc:
@@ -245,7 +245,7 @@ class LiveJobContext(JobView):
             raise self._cancelled(self._lease.lost)
 
     @staticmethod
-    def _cancelled(exc: LeaseLost) -> asyncio.CancelledError:
+    def _cancelled(exc: JobWithdrawn) -> asyncio.CancelledError:
         """The lease is gone (the SDK is cancelling the handler task): unwind like a cancel."""
         return asyncio.CancelledError(f"job lease lost: {exc}")
 

@@ -38,10 +38,12 @@ class RpcError(WorkerError):
         self.details: dict[str, Any] = dict(details or {})
 
 
-class LeaseLost(RpcError):
-    """The server told us to stop this job (``lease_lost``, ``not_found``, ``validation_error``).
+class JobWithdrawn(RpcError):
+    """The server took this job away from the worker: a call under its lease was refused
+    with ``lease_lost``, ``not_found`` or ``validation_error``, or the lease was revoked.
 
-    After this, the SDK never writes for that lease again.
+    After this, the SDK never writes for that lease again. (The server's
+    :class:`server.errors.LeaseLost` is the narrower refusal ``lease_lost`` itself.)
     """
 
     @property

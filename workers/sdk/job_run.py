@@ -19,7 +19,7 @@ from workers.sdk.coalesce import ProgressCoalescer
 from workers.sdk.config import WorkerConfig
 from workers.sdk.context import Handler, LiveJobContext
 from workers.sdk.errors import (
-    LeaseLost,
+    JobWithdrawn,
     PauseCause,
     PauseRequested,
     RetryableError,
@@ -35,8 +35,9 @@ HANDLER_ERROR_CODE = "handler_error"
 
 
 @attrs.frozen(kw_only=True)
-class Claim:
-    """What a successful ``claim`` ack hands over."""
+class LeasedJob:
+    """A job this worker holds: what a successful ``claim`` ack hands over (the server's
+    side of it is :class:`server.service.answers.Claimed`)."""
 
     job: JobRecord
     lease: str
@@ -85,7 +86,7 @@ class JobRun:
 
     def __init__(
         self,
-        claim: Claim,
+        claim: LeasedJob,
         handler: Handler,
         connection: RpcCaller,
         config: WorkerConfig,
@@ -178,7 +179,7 @@ class JobRun:
             try:
                 await self.context.flush_progress(due_only=True)
                 await self.lease.call("heartbeat")
-            except LeaseLost:
+            except JobWithdrawn:
                 return
             except TransportError as exc:
                 log.debug("%s: heartbeat not acknowledged (%s)", self.label, exc)
@@ -193,7 +194,7 @@ class JobRun:
     def revoked(self, state: str | None, reason: str | None) -> None:
         """The server pushed ``lease:revoked``: the lease is gone; cancel the handler."""
         details = {"state": state} if state else None
-        self.lease.mark_lost(LeaseLost("lease_lost", f"revoked ({reason})", details))
+        self.lease.mark_lost(JobWithdrawn("lease_lost", f"revoked ({reason})", details))
 
     def _on_ack(self, ack: dict[str, Any]) -> None:
         if ack.get("pause_requested") is True and self.context.pause_cause is None:
@@ -212,7 +213,7 @@ class JobRun:
         )
         self._cancel_handler(_CancelReason.PAUSE_TIMEOUT)
 
-    def _on_lost(self, error: LeaseLost) -> None:
+    def _on_lost(self, error: JobWithdrawn) -> None:
         state = error.job_state
         log.info(
             "%s: stopped by the server (%s%s); cancelling the handler",
@@ -270,7 +271,7 @@ class JobRun:
         """
         try:
             await self.lease.call_reliably(event, **fields)
-        except LeaseLost as exc:
+        except JobWithdrawn as exc:
             if exc.job_state in ({target} if isinstance(target, str) else target):
                 return None
             return Outcome.LOST

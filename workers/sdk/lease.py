@@ -16,7 +16,7 @@ import attrs
 
 from jobspine_shared.errors import STOP_JOB_CODES, ErrorCode
 from workers.sdk.backoff import Backoff
-from workers.sdk.errors import LeaseLost, RpcError, TransportError
+from workers.sdk.errors import JobWithdrawn, RpcError, TransportError
 from workers.sdk.rpc import RpcCaller
 
 log = logging.getLogger("workers.sdk.lease")
@@ -41,23 +41,23 @@ class Lease:
     _connection: RpcCaller
     job_id: str = attrs.field(kw_only=True)
     lease: str = attrs.field(kw_only=True)
-    _on_lost: Callable[[LeaseLost], None] = attrs.field(kw_only=True, default=_ignore)
+    _on_lost: Callable[[JobWithdrawn], None] = attrs.field(kw_only=True, default=_ignore)
     _on_ack: Callable[[dict[str, Any]], None] = attrs.field(kw_only=True, default=_ignore)
     _retry_backoff: Callable[[], Backoff] = attrs.field(kw_only=True, default=_default_backoff)
     #: Why the lease is gone, once it is (then nothing more is sent for the job).
-    lost: LeaseLost | None = attrs.field(init=False, default=None)
+    lost: JobWithdrawn | None = attrs.field(init=False, default=None)
 
-    def _lose(self, error: LeaseLost) -> None:
+    def _lose(self, error: JobWithdrawn) -> None:
         if self.lost is None:
             self.lost = error
             self._on_lost(error)
 
-    def mark_lost(self, error: LeaseLost) -> None:
+    def mark_lost(self, error: JobWithdrawn) -> None:
         """The server said the lease is gone without being asked (``lease:revoked``)."""
         self._lose(error)
 
     async def call(self, event: str, **fields: Any) -> dict[str, Any]:
-        """One attempt. Raises :class:`LeaseLost` (also when lost before), :class:`RpcError`
+        """One attempt. Raises :class:`JobWithdrawn` (also when lost before), :class:`RpcError`
         or :class:`TransportError`."""
         if self.lost is not None:
             raise self.lost
@@ -66,7 +66,7 @@ class Lease:
             ack = await self._connection.call(event, payload)
         except RpcError as exc:
             if exc.code in STOP_JOB_CODES:
-                lost = LeaseLost(exc.code, exc.message, exc.details)
+                lost = JobWithdrawn(exc.code, exc.message, exc.details)
                 self._lose(lost)
                 raise lost from None
             raise

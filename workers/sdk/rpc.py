@@ -3,7 +3,8 @@ Socket.IO acks into results or exceptions.
 
 Reconnection is done here rather than by python-socketio's built-in loop so that the SDK
 decides what is fatal (a refused token), what is transient (anything else), and can drop a
-connection whose acks stopped arriving.
+connection whose acks stopped arriving. One session (connect, send, wait for the ack) is the
+core the Python client uses too, :mod:`jobspine_client.socket_session`.
 """
 
 from __future__ import annotations
@@ -15,17 +16,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import engineio.exceptions
-import socketio
-
+from jobspine_client import socket_session
+from jobspine_client.socket_session import AckMissing, NoAck, SocketClient
 from jobspine_shared.errors import connect_error_body
 from workers.sdk.backoff import Backoff
-from workers.sdk.errors import AckTimeout, AuthRefused, ConnectionLost, RpcError
+from workers.sdk.errors import AckTimeout, AuthRefused, ConnectionLost, RpcError, TransportError
 
 log = logging.getLogger("workers.sdk.rpc")
-
-#: ``connect_error`` codes that no retry will fix.
-FATAL_CONNECT_CODES = frozenset({"unauthorized", "forbidden"})
 
 
 class RpcCaller(Protocol):
@@ -41,37 +38,9 @@ class RpcCaller(Protocol):
     async def wait_connected(self) -> None: ...
 
 
-class SocketClient(Protocol):
-    """The subset of ``socketio.AsyncClient`` used here."""
-
-    def on(self, event: str, handler: Callable[..., Any], namespace: str | None = None) -> Any: ...
-
-    async def connect(self, url: str, **kwargs: Any) -> None: ...
-
-    async def emit(
-        self,
-        event: str,
-        data: Any = None,
-        namespace: str | None = None,
-        callback: Callable[..., None] | None = None,
-    ) -> None: ...
-
-    async def disconnect(self) -> None: ...
-
-
-#: Largest message accepted from the server. A claim ack carries the job's checkpoint (up to
-#: the server's ``MAX_CHECKPOINT_BYTES``, 1 MiB by default); aiohttp's own default (4 MiB)
-#: would drop the connection on a larger one, so allow plenty.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
-
 def default_client_factory() -> SocketClient:
     """A python-socketio client without its own reconnect loop (``WorkerConnection`` has one)."""
-    client: SocketClient = socketio.AsyncClient(
-        reconnection=False,
-        handle_sigint=False,
-        websocket_extra_options={"max_msg_size": MAX_MESSAGE_BYTES},
-    )
+    client: SocketClient = socket_session.default_socket()
     return client
 
 
@@ -105,18 +74,13 @@ def connect_refusal(data: Any) -> tuple[str, str] | None:
     return body["code"], message if isinstance(message, str) else body["code"]
 
 
-class _Session:
-    """One live Socket.IO connection; ``closed`` resolves when it ends for any reason."""
+class _Session(socket_session.SocketSession):
+    """One session on ``/workers``; the SDK's own flag on top of the shared core."""
 
-    def __init__(self, client: SocketClient) -> None:
-        self.client = client
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def __init__(self, client: SocketClient, namespace: str) -> None:
+        super().__init__(client, namespace)
         #: The library reported the disconnect (it then closes the transport itself).
         self.dropped_by_transport = False
-
-    def end(self) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
 
 
 TokenSource = Callable[[], str]
@@ -178,7 +142,6 @@ class WorkerConnection:
         self._session: _Session | None = None
         self._connected = asyncio.Event()
         self._closing = asyncio.Event()
-        self._emit_lock = asyncio.Lock()
         self._last_connect_error: Any = None
         self._teardowns: set[asyncio.Task[None]] = set()
         #: Server pushes (``jobs:available``, ``lease:revoked`` …) -> callback, registered
@@ -225,12 +188,9 @@ class WorkerConnection:
                         await asyncio.wait_for(self._closing.wait(), delay)
                     continue
                 self._backoff.reset()
-                closing = asyncio.ensure_future(self._closing.wait())
-                ends: set[asyncio.Future[Any]] = {session.closed, closing}
                 try:
-                    await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+                    await session.last_until(self._closing)
                 finally:
-                    closing.cancel()
                     self._retire(session)
                 if not self._closing.is_set():
                     log.warning("connection to %s%s lost; reconnecting", self.url, self.namespace)
@@ -246,7 +206,7 @@ class WorkerConnection:
             self._end(session)
 
     async def _open(self, client: SocketClient) -> _Session | None:
-        session = _Session(client)
+        session = _Session(client, self.namespace)
         self._last_connect_error = None
 
         def on_disconnect(*_: Any) -> None:
@@ -256,21 +216,19 @@ class WorkerConnection:
         def on_connect_error(data: Any = None, *_: Any) -> None:
             self._last_connect_error = data
 
-        client.on("disconnect", on_disconnect, namespace=self.namespace)
-        client.on("connect_error", on_connect_error, namespace=self.namespace)
+        session.on("disconnect", on_disconnect)
+        session.on("connect_error", on_connect_error)
         for event, push in self._pushes.items():
-            client.on(event, push, namespace=self.namespace)
-        try:
-            await client.connect(
-                self.url,
-                auth={"token": self._token()},
-                namespaces=[self.namespace],
-                transports=self._transports,
-                wait_timeout=self.connect_timeout_s,
-            )
-        except (socketio.exceptions.ConnectionError, engineio.exceptions.EngineIOError, OSError):
+            session.on(event, push)
+        connected = await session.connect(
+            self.url,
+            token=self._token(),
+            transports=self._transports,
+            timeout_s=self.connect_timeout_s,
+        )
+        if not connected:
             refusal = connect_refusal(self._last_connect_error)
-            if refusal is not None and refusal[0] in FATAL_CONNECT_CODES:
+            if refusal is not None and refusal[0] in socket_session.FATAL_CODES:
                 raise AuthRefused(*refusal) from None
             log.debug("connect failed: %r", self._last_connect_error)
             self._tear_down(client)
@@ -296,16 +254,13 @@ class WorkerConnection:
         if not session.dropped_by_transport:
             # We are the ones leaving (close, or an ack timeout). Otherwise python-socketio
             # is closing the transport itself, and a second close would wait for nothing.
-            self._tear_down(session.client)
+            self._tear_down(session.socket)
 
     def _tear_down(self, client: SocketClient) -> None:
-        task = asyncio.create_task(self._quietly_disconnect(client), name="socket teardown")
+        closing = socket_session.disconnect_quietly(client, self.connect_timeout_s)
+        task = asyncio.create_task(closing, name="socket teardown")
         self._teardowns.add(task)
         task.add_done_callback(self._teardowns.discard)
-
-    async def _quietly_disconnect(self, client: SocketClient) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.disconnect(), self.connect_timeout_s)
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -318,31 +273,26 @@ class WorkerConnection:
         :class:`AckTimeout` when there is no answer (the call may or may not have happened).
         """
         session = self._session
-        if session is None or session.closed.done():
+        if session is None:
             raise ConnectionLost(f"not connected; cannot send {event!r}")
-        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-        def on_ack(*args: Any) -> None:
-            if not ack.done():
-                ack.set_result(args[0] if args else None)
-
-        try:
-            # python-socketio's emit is not safe to interleave; serialise the sends only.
-            async with self._emit_lock:
-                await session.client.emit(
-                    event, dict(payload), namespace=self.namespace, callback=on_ack
-                )
-        except (socketio.exceptions.SocketIOError, engineio.exceptions.EngineIOError) as exc:
-            self._end(session)
-            raise ConnectionLost(f"sending {event!r} failed: {exc}") from exc
         wait_s = self.ack_timeout_s if ack_timeout_s is None else ack_timeout_s
-        await asyncio.wait(
-            {ack, session.closed}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED
-        )
-        if ack.done():
-            return parse_ack(event, ack.result())
-        if session.closed.done():
-            raise ConnectionLost(f"connection lost while waiting for the ack of {event!r}")
-        log.warning("no ack for %r within %.1fs; reconnecting", event, wait_s)
+        try:
+            ack = await session.ack(event, payload, wait_s)
+        except AckMissing as missing:
+            raise self._no_ack(session, event, missing, wait_s) from missing.cause
+        return parse_ack(event, ack)
+
+    def _no_ack(
+        self, session: _Session, event: str, missing: AckMissing, wait_s: float
+    ) -> TransportError:
+        """The SDK's exception for a call without an ack; a failed send or an ack timeout
+        also ends the session, so :meth:`run` reconnects."""
+        if missing.why is NoAck.NOT_CONNECTED:
+            return ConnectionLost(f"not connected; cannot send {event!r}")
+        if missing.why is NoAck.LOST:
+            return ConnectionLost(f"connection lost while waiting for the ack of {event!r}")
         self._end(session)
-        raise AckTimeout(f"no ack for {event!r} within {wait_s}s")
+        if missing.why is NoAck.SEND_FAILED:
+            return ConnectionLost(f"sending {event!r} failed: {missing.cause}")
+        log.warning("no ack for %r within %.1fs; reconnecting", event, wait_s)
+        return AckTimeout(f"no ack for {event!r} within {wait_s}s")

@@ -28,7 +28,7 @@ from workers.sdk.backoff import Backoff, jittered
 from workers.sdk.config import WorkerConfig
 from workers.sdk.context import Handler
 from workers.sdk.errors import RpcError, TransportError
-from workers.sdk.job_run import Claim, JobRun, Outcome
+from workers.sdk.job_run import JobRun, LeasedJob, Outcome
 from workers.sdk.rpc import WorkerConnection
 from workers.sdk.waiting import wait_any
 
@@ -241,7 +241,7 @@ class Worker:
         if run is not None:
             run.pause_pushed()
 
-    async def _claim(self) -> Claim | None:
+    async def _claim(self) -> LeasedJob | None:
         self._jobs_available.clear()  # a push after this claim's answer wakes the next one
         ack = await self.connection.call(
             "claim", {"types": self.types, "worker_id": self.config.worker_id}
@@ -254,9 +254,9 @@ class Worker:
         record = job_from_wire(job)
         if checkpoint is not None and not isinstance(checkpoint, dict):
             raise RpcError("protocol_error", "claim ack: checkpoint is not an object")
-        return Claim(job=record, lease=lease, checkpoint=checkpoint)
+        return LeasedJob(job=record, lease=lease, checkpoint=checkpoint)
 
-    def _start(self, claim: Claim) -> None:
+    def _start(self, claim: LeasedJob) -> None:
         handler = self._handlers.get(claim.job.type)
         if handler is None:
             handler = _unregistered_type_handler

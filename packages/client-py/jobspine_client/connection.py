@@ -19,19 +19,22 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import engineio
-import socketio
-
 from jobspine_client.errors import JobspineError, ack_result, connect_refusal
+from jobspine_client.socket_session import (
+    FATAL_CODES,
+    MAX_MESSAGE_BYTES,
+    AckMissing,
+    NoAck,
+    SocketSession,
+    default_socket,
+    disconnect_quietly,
+)
 from jobspine_client.tokens import Tokens, refresh_delay
 from jobspine_shared.backoff import Backoff
 
 log = logging.getLogger("jobspine_client")
 
-#: Messages from the server may hold large snapshots and replays (aiohttp's default: 4 MiB).
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-#: Refusals that trying again with the same token cannot fix.
-FATAL_CODES = frozenset({"unauthorized", "forbidden"})
+NAMESPACE = "/"
 
 
 class Status(enum.StrEnum):
@@ -44,58 +47,26 @@ class Status(enum.StrEnum):
 SocketFactory = Callable[[], Any]
 
 
-def default_socket() -> Any:
-    return socketio.AsyncClient(
-        reconnection=False,
-        handle_sigint=False,
-        websocket_extra_options={"max_msg_size": MAX_MESSAGE_BYTES},
-    )
-
-
-class Session:
-    """One live Socket.IO connection; ``closed`` resolves when it ends for any reason."""
+class Session(SocketSession):
+    """One session on ``/``: its number, whether the server ended it at its token's expiry,
+    and the client's calls (refusals and missing acks as :class:`JobspineError`)."""
 
     def __init__(self, socket: Any, number: int, timeout_s: float) -> None:
-        self.socket = socket
+        super().__init__(socket, NAMESPACE)
         self.number = number
         self.timeout_s = timeout_s
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        #: python-socketio's emit is not safe to interleave: sends go one at a time (the
-        #: acks are awaited concurrently).
-        self._sending = asyncio.Lock()
         self.expired = False
-
-    def end(self) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
 
     async def call(
         self, event: str, payload: Mapping[str, Any], timeout_s: float
     ) -> dict[str, Any]:
         """Emit ``event`` and return its ok ack; a refusal raises :class:`JobspineError`,
         no answer (lost connection, timeout) ``unavailable``."""
-        if self.closed.done():
-            raise JobspineError("unavailable", f"not connected; {event} not sent")
-        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-        def on_ack(*args: Any) -> None:
-            if not ack.done():
-                ack.set_result(args[0] if args else None)
-
         try:
-            async with self._sending:
-                await self.socket.emit(event, dict(payload), namespace="/", callback=on_ack)
-        except (socketio.exceptions.SocketIOError, engineio.exceptions.EngineIOError) as exc:
-            raise JobspineError("unavailable", f"sending {event} failed: {exc}") from None
-        await asyncio.wait(
-            {ack, self.closed}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-        )
-        if not ack.done():
-            reason = (
-                "the connection was lost" if self.closed.done() else f"no ack within {timeout_s}s"
-            )
-            raise JobspineError("unavailable", f"{event}: {reason}")
-        return ack_result(event, ack.result())
+            ack = await self.ack(event, payload, timeout_s)
+        except AckMissing as missing:
+            raise JobspineError("unavailable", _no_ack_message(event, missing, timeout_s)) from None
+        return ack_result(event, ack)
 
     async def call_patiently(self, event: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         """:meth:`call` for the client's own calls (re-sync, gap fill): ``rate_limited``
@@ -112,6 +83,16 @@ class Session:
                 if isinstance(wait_s, int | float) and not isinstance(wait_s, bool):
                     delay = min(float(wait_s), 60.0)
                 await asyncio.sleep(delay)  # as the server asked, then again
+
+
+def _no_ack_message(event: str, missing: AckMissing, timeout_s: float) -> str:
+    if missing.why is NoAck.NOT_CONNECTED:
+        return f"not connected; {event} not sent"
+    if missing.why is NoAck.SEND_FAILED:
+        return f"sending {event} failed: {missing.cause}"
+    if missing.why is NoAck.LOST:
+        return f"{event}: the connection was lost"
+    return f"{event}: no ack within {timeout_s}s"
 
 
 class Connection:
@@ -167,12 +148,9 @@ class Connection:
             self._backoff.reset()
             self._on_session(session)
             refreshing = asyncio.create_task(self._refresh(session), name="jobspine token refresh")
-            closing = asyncio.ensure_future(self._closing.wait())
-            ends: set[asyncio.Future[Any]] = {session.closed, closing}
             try:
-                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+                await session.last_until(self._closing)
             finally:
-                closing.cancel()
                 refreshing.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await refreshing
@@ -209,21 +187,16 @@ class Connection:
         def on_expired(*_: Any) -> None:
             session.expired = True
 
-        socket.on("disconnect", on_disconnect, namespace="/")
-        socket.on("connect_error", lambda data=None, *_: refusals.append(data), namespace="/")
-        socket.on("session:expired", on_expired, namespace="/")
+        session.on("disconnect", on_disconnect)
+        session.on("connect_error", lambda data=None, *_: refusals.append(data))
+        session.on("session:expired", on_expired)
         for name in self._push_events:
-            socket.on(name, self._pusher(session, name), namespace="/")
-        try:
-            await socket.connect(
-                self.url,
-                auth={"token": token},
-                namespaces=["/"],
-                transports=self._transports,
-                wait_timeout=self.connect_timeout_s,
-            )
-        except (socketio.exceptions.ConnectionError, engineio.exceptions.EngineIOError, OSError):
-            await self._quietly_disconnect(socket)
+            session.on(name, self._pusher(session, name))
+        connected = await session.connect(
+            self.url, token=token, transports=self._transports, timeout_s=self.connect_timeout_s
+        )
+        if not connected:
+            await disconnect_quietly(socket, self.connect_timeout_s)
             for data in refusals:
                 refusal = connect_refusal(data)
                 if refusal is not None:
@@ -244,13 +217,7 @@ class Connection:
         session.end()
         if self.session is session:
             self.session = None
-        await self._quietly_disconnect(session.socket)
-
-    async def _quietly_disconnect(self, socket: Any) -> None:
-        started = time.monotonic()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(socket.disconnect(), self.connect_timeout_s)
-        log.debug("socket closed in %.3fs", time.monotonic() - started)
+        await disconnect_quietly(session.socket, self.connect_timeout_s)
 
     async def _refresh(self, session: Session) -> None:
         """Before the token's ``exp``: a new one from the source, sent with ``auth:refresh``;
@@ -283,4 +250,11 @@ class Connection:
             self.refreshes += 1
 
 
-__all__ = ["Connection", "Session", "SocketFactory", "Status", "default_socket"]
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "Connection",
+    "Session",
+    "SocketFactory",
+    "Status",
+    "default_socket",
+]
