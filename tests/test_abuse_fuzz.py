@@ -18,7 +18,6 @@ from tests.support.server import (
     LiveServer,
     SocketClient,
     StartServer,
-    assert_healthy,
     connect_user,
     connect_worker,
 )
@@ -94,7 +93,7 @@ async def target(start_server: StartServer) -> AsyncIterator[Target]:
     yield fuzz
     assert user.connected
     assert worker.connected
-    await assert_healthy(server)
+    await server.assert_healthy()
 
 
 CALL_TARGETS = [("/", e) for e in USER_EVENTS] + [("/workers", e) for e in WORKER_EVENTS]

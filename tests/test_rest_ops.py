@@ -3,28 +3,20 @@ outages (a memory store switched off, a dropped PostgreSQL database) seen as ``u
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
 
-from jobspine_shared.states import JobState
 from server.errors import Unavailable
 from server.keys import READINESS_CHECKS, ReadinessCheck
 from server.store.memory import MemoryJobStore
-from server.store.model import (
-    ChangeResult,
-    ClaimResult,
-    EventSpec,
-    JobChange,
-    JobFilter,
-    Page,
-    PageCursor,
-    StoredJob,
-    StreamRead,
-)
 from tests.support.rest import assert_envelope, create_via_rest
 from tests.support.server import TEST_BACKLOG, LiveServer, StartServer, connect_user, connect_worker
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 async def test_health_readiness_and_metrics(live_server: LiveServer) -> None:
@@ -69,55 +61,34 @@ async def test_readiness_reports_a_failing_check(live_server: LiveServer) -> Non
     assert (await live_server.rest("GET", "/healthz"))[0] == 200
 
 
+def _fails_when_down(
+    method: Callable[Concatenate[MemoryJobStore, P], Awaitable[R]],
+) -> Callable[Concatenate[OutageStore, P], Coroutine[Any, Any, R]]:
+    """``method`` of the memory store, raising ``Unavailable`` while the store is down."""
+
+    async def guarded(store: OutageStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if store.down:
+            raise Unavailable()
+        return await method(store, *args, **kwargs)
+
+    return guarded
+
+
 class OutageStore(MemoryJobStore):
     """A memory store that can be switched off: then every call raises ``Unavailable``."""
 
     down = False
 
-    def _check(self) -> None:
-        if self.down:
-            raise Unavailable()
-
-    async def _apply(self, job_id: str, change: JobChange) -> ChangeResult:
-        self._check()
-        return await super()._apply(job_id, change)
-
-    async def _insert(self, job: Any, event: EventSpec, idempotency_ttl_s: float) -> ChangeResult:
-        self._check()
-        return await super()._insert(job, event, idempotency_ttl_s)
-
-    async def _claim(
-        self, types: tuple[str, ...], worker_id: str, lease: str, max_running_per_user: int
-    ) -> ClaimResult | None:
-        self._check()
-        return await super()._claim(types, worker_id, lease, max_running_per_user)
-
-    async def heartbeat(self, job_id: str, lease: str) -> bool:
-        self._check()
-        return await super().heartbeat(job_id, lease)
-
-    async def get(self, job_id: str) -> StoredJob | None:
-        self._check()
-        return await super().get(job_id)
-
-    async def read_stream(self, job_id: str, after_seq: int) -> StreamRead | None:
-        self._check()
-        return await super().read_stream(job_id, after_seq)
-
-    async def list_jobs(self, where: JobFilter, *, limit: int, after: PageCursor | None) -> Page:
-        self._check()
-        return await super().list_jobs(where, limit=limit, after=after)
-
-    async def count_by_state(self, user_id: str | None) -> dict[JobState, int]:
-        self._check()
-        return await super().count_by_state(user_id)
-
-    async def count_by_state_and_type(self) -> dict[tuple[JobState, str], int]:
-        self._check()
-        return await super().count_by_state_and_type()
-
-    async def ping(self) -> None:
-        self._check()
+    _apply = _fails_when_down(MemoryJobStore._apply)
+    _insert = _fails_when_down(MemoryJobStore._insert)
+    _claim = _fails_when_down(MemoryJobStore._claim)
+    heartbeat = _fails_when_down(MemoryJobStore.heartbeat)
+    get = _fails_when_down(MemoryJobStore.get)
+    read_stream = _fails_when_down(MemoryJobStore.read_stream)
+    list_jobs = _fails_when_down(MemoryJobStore.list_jobs)
+    count_by_state = _fails_when_down(MemoryJobStore.count_by_state)
+    count_by_state_and_type = _fails_when_down(MemoryJobStore.count_by_state_and_type)
+    ping = _fails_when_down(MemoryJobStore.ping)
 
 
 async def test_a_store_outage_is_unavailable_everywhere_and_passes(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import jobspine_shared as shared
 from jobspine_shared import (
     SCHEMA_VERSION,
     TRANSITIONS,
@@ -19,12 +20,6 @@ from jobspine_shared import (
     RecordValidationError,
     can_transition,
     checks,
-    event_from_wire,
-    event_to_wire,
-    job_from_wire,
-    job_to_wire,
-    migrate_job_record,
-    validate_job_record,
 )
 from jobspine_shared.models import RetryPolicy
 from jobspine_shared.states import FINAL_STATES
@@ -65,7 +60,7 @@ def test_table_data_and_final_states() -> None:
 
 
 def test_snapshot_has_exactly_the_contract_fields() -> None:
-    wire = job_to_wire(record())
+    wire = shared.job_to_wire(record())
     assert set(wire) == {
         "schema_version", "id", "user_id", "type", "input", "state", "progress", "step",
         "result", "error", "has_checkpoint", "checkpoint_at", "attempt", "recovery_attempts",
@@ -110,10 +105,10 @@ def test_wire_round_trip_with_every_field_set() -> None:
         idempotency_key="k-1",
         correlation_id="req-1",
     )
-    wire = job_to_wire(full)
+    wire = shared.job_to_wire(full)
     assert wire["error"] == {"code": "worker_lost", "message": "gone", "retryable": True}
-    assert job_from_wire(json.loads(json.dumps(wire))) == full
-    assert validate_job_record(json.loads(json.dumps(wire))) == full
+    assert shared.job_from_wire(json.loads(json.dumps(wire))) == full
+    assert shared.validate_job_record(json.loads(json.dumps(wire))) == full
 
 
 def test_event_round_trip() -> None:
@@ -121,9 +116,9 @@ def test_event_round_trip() -> None:
         job_id="j", user_id="u", seq=18, epoch="e", type=EventType.PROGRESS, at=NOW,
         data={"progress": 45.0, "step": "s"},
     )  # fmt: skip
-    wire = event_to_wire(event)
+    wire = shared.event_to_wire(event)
     assert wire["type"] == "job:progress"
-    assert event_from_wire(wire) == event
+    assert shared.event_from_wire(wire) == event
 
 
 @pytest.mark.parametrize(
@@ -141,9 +136,9 @@ def test_event_round_trip() -> None:
     ],
 )
 def test_validate_reports_the_offending_field(change: dict[str, Any], path: str) -> None:
-    wire = job_to_wire(record()) | change
+    wire = shared.job_to_wire(record()) | change
     with pytest.raises(RecordValidationError) as refused:
-        validate_job_record(wire)
+        shared.validate_job_record(wire)
     assert any(path in error for error in refused.value.errors), refused.value.errors
 
 
@@ -175,15 +170,17 @@ def test_validate_reports_the_offending_field(change: dict[str, Any], path: str)
 )
 def test_validate_applies_the_contract_limits(change: dict[str, Any], field: str) -> None:
     with pytest.raises(RecordValidationError) as refused:
-        validate_job_record(job_to_wire(record()) | change)
+        shared.validate_job_record(shared.job_to_wire(record()) | change)
     assert refused.value.errors[0].startswith(field)
 
 
 def test_validate_refuses_non_objects_and_future_versions() -> None:
     with pytest.raises(RecordValidationError):
-        validate_job_record([1, 2])
+        shared.validate_job_record([1, 2])
     with pytest.raises(RecordValidationError, match="newer"):
-        validate_job_record(job_to_wire(record()) | {"schema_version": SCHEMA_VERSION + 1})
+        shared.validate_job_record(
+            shared.job_to_wire(record()) | {"schema_version": SCHEMA_VERSION + 1}
+        )
 
 
 def test_migrate_upgrades_a_synthetic_v0_record() -> None:
@@ -197,26 +194,26 @@ def test_migrate_upgrades_a_synthetic_v0_record() -> None:
         "created_at": "2026-11-22T10:00:00Z",
         "updated_at": "2026-11-22T10:00:00Z",
     }
-    migrated = migrate_job_record(v0)
+    migrated = shared.migrate_job_record(v0)
     assert migrated["schema_version"] == SCHEMA_VERSION
     assert migrated["state"] == "running"
     assert "status" not in migrated
-    job = validate_job_record(v0)
+    job = shared.validate_job_record(v0)
     assert job.state is S.RUNNING
     assert job.progress == pytest.approx(42.5)
     assert (job.seq, job.recovery_attempts, job.pause_requested) == (0, 0, False)
-    assert migrate_job_record(job_to_wire(job)) == job_to_wire(job)
+    assert shared.migrate_job_record(shared.job_to_wire(job)) == shared.job_to_wire(job)
 
 
 def test_migrate_upgrades_a_v1_record_with_the_v2_defaults() -> None:
-    v1 = job_to_wire(record())
+    v1 = shared.job_to_wire(record())
     for name in (
         "priority", "run_at", "tags", "parent_id", "timeout_s", "retry", "retries",
         "idempotency_key", "correlation_id",
     ):  # fmt: skip
         del v1[name]
     v1["schema_version"] = 1
-    job = validate_job_record(v1)
+    job = shared.validate_job_record(v1)
     assert job.schema_version == 2
     assert (job.priority, job.run_at, job.tags, job.parent_id) == (0, None, (), None)
     assert (job.timeout_s, job.retries, job.idempotency_key, job.correlation_id) == (

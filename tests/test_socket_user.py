@@ -18,7 +18,6 @@ from tests.support.server import (
     LiveServer,
     SocketClient,
     StartServer,
-    assert_healthy,
     connect_user,
     connect_worker,
     running_server,
@@ -311,7 +310,7 @@ async def test_a_payload_that_is_not_an_object_is_a_validation_error(
         error = await user.refused(event, payload, code="validation_error")
         assert error["details"] == {"field": "payload"}
     await user.refused(event, code="validation_error")  # no payload at all
-    await assert_healthy(server)
+    await server.assert_healthy()
 
 
 async def test_unknown_events_are_bad_requests(live_server: LiveServer) -> None:
@@ -320,7 +319,7 @@ async def test_unknown_events_are_bad_requests(live_server: LiveServer) -> None:
     assert error["details"] == {"event": "job:explode"}
     await user.refused("claim", {}, code="bad_request")  # a worker call, on the wrong namespace
     assert user.connected
-    await assert_healthy(live_server)
+    await live_server.assert_healthy()
 
 
 async def test_an_unexpected_error_is_logged_and_acked_generically(
@@ -333,7 +332,7 @@ async def test_an_unexpected_error_is_logged_and_acked_generically(
     assert "Traceback" not in error["message"]
     assert secret_logged(caplog), "the exception is logged with its traceback"
     monkeypatch.undo()
-    await assert_healthy(live_server)
+    await live_server.assert_healthy()
 
 
 @pytest.mark.parametrize("transports", [["websocket"], ["polling"]])

@@ -15,7 +15,6 @@ from tests.support.server import (
     LiveServer,
     SocketClient,
     StartServer,
-    assert_healthy,
     connect_user,
     connect_worker,
 )
@@ -251,7 +250,7 @@ async def test_a_payload_that_is_not_an_object_is_a_validation_error(
     for payload in ["text", 7, [FENCED], None]:
         error = await worker.refused(event, payload, code="validation_error")
         assert error["details"] == {"field": "payload"}
-    await assert_healthy(server)
+    await server.assert_healthy()
 
 
 async def test_non_finite_numbers_are_validation_errors(live_server: LiveServer) -> None:
@@ -292,7 +291,7 @@ async def test_an_oversize_checkpoint_is_refused_by_ack(start_server: StartServe
     await worker.refused("paused", {**fenced, "checkpoint": too_big}, code="payload_too_large")
     assert worker.connected
     assert (await worker.ok("heartbeat", fenced))["pause_requested"] is False
-    await assert_healthy(server)
+    await server.assert_healthy()
 
 
 async def test_the_default_limit_refuses_by_ack_and_counts_utf8_bytes(

@@ -85,27 +85,34 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-@attrs.define
-class Proc:
-    """A child process whose combined output goes to a temporary file, for failure reports."""
+class _Sampled:
+    """The CPU time and resident memory of the process ``pid`` names, read when asked."""
 
-    name: str
-    process: asyncio.subprocess.Process
-    log: IO[bytes]
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return self.process.returncode
+    __slots__ = ()
+    pid: int
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
 
     def rss_bytes(self) -> int:
         return rss_bytes(self.pid)
+
+
+@attrs.define
+class Proc(_Sampled):
+    """A child process whose combined output goes to a temporary file, for failure reports."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    log: IO[bytes]
+    pid: int = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.pid = self.process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
 
     def output(self) -> str:
         """Everything the process wrote so far (stdout and stderr, interleaved)."""
@@ -187,25 +194,16 @@ async def stop(proc: Proc, *, show_output: bool = True) -> None:
 
 
 @attrs.define
-class WebProcess:
+class WebProcess(_Sampled):
     """A running HTTP server process (``python -m server`` or another) and its URL."""
 
     proc: Proc
     url: str
+    name: str = attrs.field(init=False)
+    pid: int = attrs.field(init=False)
 
-    @property
-    def name(self) -> str:
-        return self.proc.name
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def cpu_seconds(self) -> float:
-        return self.proc.cpu_seconds()
-
-    def rss_bytes(self) -> int:
-        return self.proc.rss_bytes()
+    def __attrs_post_init__(self) -> None:
+        self.name, self.pid = self.proc.name, self.proc.pid
 
 
 async def wait_ready(url: str, proc: Proc, *, within: float = READY_WITHIN_S) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import aiohttp
 import attrs
@@ -130,6 +130,14 @@ class SocketClient:
         await self.sio.disconnect()
 
 
+class RequestBody(TypedDict, total=False):
+    """What an HTTP call of :meth:`LiveServer.rest` may send besides its token."""
+
+    json: Any
+    data: bytes | str | None
+    headers: Mapping[str, str] | None
+
+
 @attrs.define
 class LiveServer:
     url: str
@@ -163,19 +171,13 @@ class LiveServer:
         return jwt.encode(dict(claims), self.secret if key is None else key, **options)
 
     async def rest(
-        self,
-        method: str,
-        path: str,
-        *,
-        token: str | None = None,
-        json: Any = None,
-        data: bytes | str | None = None,
-        headers: Mapping[str, str] | None = None,
+        self, method: str, path: str, *, token: str | None = None, **request: Unpack[RequestBody]
     ) -> tuple[int, Any]:
         """``(status, decoded JSON body)`` of one HTTP call."""
-        sent = dict(headers or {})
+        sent = dict(request.get("headers") or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
+        json, data = request.get("json"), request.get("data")
         async with self.http.request(
             method, self.url + path, json=json, data=data, headers=sent
         ) as response:
@@ -183,6 +185,15 @@ class LiveServer:
             if response.content_type == "application/json":
                 return response.status, await response.json()
             return response.status, body.decode()
+
+    async def assert_healthy(self) -> None:
+        """The server still answers HTTP and a fresh socket's calls."""
+        status, _ = await self.rest("GET", "/healthz")
+        assert status == 200
+        client = await connect_user(self, "health-check")
+        ack = await client.ok("job:create", {"type": "health", "input": {}})
+        assert ack["job"]["user_id"] == "health-check"
+        await client.disconnect()
 
 
 async def _connect(
@@ -269,16 +280,6 @@ async def refusal_at(url: str, namespace: str, auth: Any) -> Any:
     assert isinstance(error, dict), error
     assert set(error) == {"message", "data"}, error
     return error["data"]
-
-
-async def assert_healthy(server: LiveServer) -> None:
-    """The server still answers HTTP and a fresh socket's calls."""
-    status, _ = await server.rest("GET", "/healthz")
-    assert status == 200
-    client = await connect_user(server, "health-check")
-    ack = await client.ok("job:create", {"type": "health", "input": {}})
-    assert ack["job"]["user_id"] == "health-check"
-    await client.disconnect()
 
 
 @contextlib.asynccontextmanager
@@ -371,7 +372,6 @@ __all__ = [
     "LiveServer",
     "SocketClient",
     "StartServer",
-    "assert_healthy",
     "connect_user",
     "connect_worker",
     "live_server",
