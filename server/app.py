@@ -37,7 +37,7 @@ from server.limits.rest import rate_limit_middleware
 from server.limits.wiring import install_limits
 from server.metrics import Metrics
 from server.realtime import user_namespace, worker_namespace
-from server.realtime.dispatch import InFlight
+from server.realtime.dispatch import InFlight, NamespaceWiring
 from server.realtime.publisher import SocketPublisher
 from server.realtime.redis_manager import JobspineRedisManager
 from server.realtime.redis_signing import MessageSigner
@@ -280,14 +280,15 @@ def create_app(
     app[READINESS_CHECKS] = [ReadinessCheck(name="store", probe=job_store.ping)]
 
     install_limits(app, settings, sockets, verifier)
+    wiring = NamespaceWiring(
+        sockets=sockets,
+        repository=repository,
+        verifier=verifier,
+        metrics=metrics,
+        in_flight=in_flight,
+    )
     for namespace in (user_namespace, worker_namespace):
-        namespace.install(
-            sockets=sockets,
-            repository=repository,
-            verifier=verifier,
-            metrics=metrics,
-            in_flight=in_flight,
-        )
+        namespace.install(wiring)
     sockets.attach(app)
     add_routes(app)
     add_routes(app, Dashboard().routes())  # /ui/: not an API route, not in OpenAPI

@@ -20,13 +20,16 @@ import attrs
 
 from jobspine_shared.logcontext import bind, log_context
 from server.actors import Actor, Role
+from server.auth import TokenVerifier
 from server.error_view import error_view, is_expected
 from server.errors import BadRequest, Unauthorized, ValidationFailed
 from server.metrics import Metrics
 from server.realtime import acks
+from server.realtime.handshake import OnAdmitted, gatekeeper
 from server.realtime.packets import TooDeepPayload
 from server.realtime.sessions import REFRESH_EVENT
 from server.realtime.sockets import SocketServer
+from server.service import JobRepository
 from server.validation import MAX_JSON_DEPTH
 
 log = logging.getLogger(__name__)
@@ -169,4 +172,43 @@ class Dispatcher:
         return acks.error(BadRequest("connect and disconnect are reserved event names"))
 
 
-__all__ = ["Call", "Dispatcher", "Fields", "Handler", "InFlight"]
+@attrs.frozen(kw_only=True)
+class NamespaceWiring:
+    """What every namespace is served with: the sockets, the one repository, the token
+    verifier, the metrics and the count of calls in flight."""
+
+    sockets: SocketServer
+    repository: JobRepository
+    verifier: TokenVerifier
+    metrics: Metrics
+    in_flight: InFlight
+
+    def serve(
+        self,
+        namespace: str,
+        handlers: Mapping[str, Handler],
+        *,
+        roles: tuple[Role, ...],
+        on_admitted: OnAdmitted | None = None,
+    ) -> Dispatcher:
+        """Admit tokens of ``roles`` to ``namespace`` and route its events to ``handlers``."""
+        dispatcher = Dispatcher(
+            namespace=namespace,
+            handlers=handlers,
+            sockets=self.sockets,
+            metrics=self.metrics,
+            in_flight=self.in_flight,
+        )
+        connect = gatekeeper(
+            namespace=namespace,
+            roles=roles,
+            verifier=self.verifier,
+            sockets=self.sockets,
+            on_admitted=on_admitted,
+        )
+        self.sockets.on_connect(namespace, connect, dispatcher.reserved)
+        dispatcher.install()
+        return dispatcher
+
+
+__all__ = ["Call", "Dispatcher", "Fields", "Handler", "InFlight", "NamespaceWiring"]

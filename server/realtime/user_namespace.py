@@ -7,17 +7,19 @@ authorises) and shapes the ack (:mod:`server.rendering`).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from jobspine_shared.logcontext import current_context
+from jobspine_shared.models import JobRecord
 from jobspine_shared.wire import job_to_wire
 from server import validation
-from server.actors import USER_ROLES
-from server.auth import Identity, TokenVerifier
+from server.actors import USER_ROLES, Actor
+from server.auth import Identity
 from server.commands.create import parse_create
 from server.commands.user import parse_job_ref, parse_read_stream, parse_restart, parse_sync
 from server.limits.refusal import rate_limited
-from server.metrics import Metrics
-from server.realtime.dispatch import Call, Dispatcher, Fields, Handler, InFlight
-from server.realtime.handshake import gatekeeper
+from server.realtime.dispatch import Call, Dispatcher, Fields, Handler, NamespaceWiring
 from server.realtime.rooms import JOB_ROOM_PREFIX, USER_NAMESPACE, job_room, user_room
 from server.realtime.sockets import SocketServer
 from server.realtime.sync import sync_results
@@ -25,6 +27,10 @@ from server.rendering import recovery_options_to_wire, replay_to_wire
 from server.service import JobRepository
 
 NAMESPACE = USER_NAMESPACE
+
+C = TypeVar("C")
+#: A repository call that changes one job: the actor and the parsed command, the job after.
+ChangesJob = Callable[[Actor, C], Awaitable[JobRecord]]
 
 
 class UserHandlers:
@@ -34,16 +40,26 @@ class UserHandlers:
 
     def table(self) -> dict[str, Handler]:
         return {
+            "job:pause": self._job_change(parse_job_ref, self._repository.pause),
+            "job:resume": self._job_change(parse_job_ref, self._repository.resume),
+            "job:cancel": self._job_change(parse_job_ref, self._repository.cancel),
+            "job:restart": self._job_change(parse_restart, self._repository.restart),
             "job:subscribe": self.subscribe,
             "job:unsubscribe": self.unsubscribe,
             "job:sync": self.sync,
             "job:create": self.create,
-            "job:pause": self.pause,
-            "job:resume": self.resume,
-            "job:cancel": self.cancel,
-            "job:restart": self.restart,
             "job:recovery": self.recovery,
         }
+
+    def _job_change(self, parse: Callable[[Fields], C], change: ChangesJob[C]) -> Handler:
+        """A handler that parses its payload with ``parse``, makes ``change`` and answers the
+        job as it now is (pause, resume, cancel, restart)."""
+
+        async def handle(call: Call) -> Fields:
+            job = await change(call.actor, parse(call.payload))
+            return {"job": job_to_wire(job)}
+
+        return handle
 
     async def subscribe(self, call: Call) -> Fields:
         """Join ``job:<id>`` (before the backlog is read), then answer with the replay."""
@@ -100,55 +116,19 @@ class UserHandlers:
             return {"job": job_to_wire(created.job), "existing": True}
         return {"job": job_to_wire(created.job)}
 
-    async def pause(self, call: Call) -> Fields:
-        job = await self._repository.pause(call.actor, parse_job_ref(call.payload))
-        return {"job": job_to_wire(job)}
-
-    async def resume(self, call: Call) -> Fields:
-        job = await self._repository.resume(call.actor, parse_job_ref(call.payload))
-        return {"job": job_to_wire(job)}
-
-    async def cancel(self, call: Call) -> Fields:
-        job = await self._repository.cancel(call.actor, parse_job_ref(call.payload))
-        return {"job": job_to_wire(job)}
-
-    async def restart(self, call: Call) -> Fields:
-        job = await self._repository.restart(call.actor, parse_restart(call.payload))
-        return {"job": job_to_wire(job)}
-
     async def recovery(self, call: Call) -> Fields:
         options = await self._repository.recovery_options(call.actor, parse_job_ref(call.payload))
         return {"options": recovery_options_to_wire(options)}
 
 
-def install(
-    *,
-    sockets: SocketServer,
-    repository: JobRepository,
-    verifier: TokenVerifier,
-    metrics: Metrics,
-    in_flight: InFlight,
-) -> Dispatcher:
+def install(wiring: NamespaceWiring) -> Dispatcher:
+    sockets = wiring.sockets
+
     async def on_admitted(sid: str, identity: Identity) -> None:
         await sockets.enter_room(sid, user_room(identity.actor.id), NAMESPACE)
 
-    dispatcher = Dispatcher(
-        namespace=NAMESPACE,
-        handlers=UserHandlers(repository, sockets).table(),
-        sockets=sockets,
-        metrics=metrics,
-        in_flight=in_flight,
-    )
-    connect = gatekeeper(
-        namespace=NAMESPACE,
-        roles=USER_ROLES,
-        verifier=verifier,
-        sockets=sockets,
-        on_admitted=on_admitted,
-    )
-    sockets.on_connect(NAMESPACE, connect, dispatcher.reserved)
-    dispatcher.install()
-    return dispatcher
+    handlers = UserHandlers(wiring.repository, sockets).table()
+    return wiring.serve(NAMESPACE, handlers, roles=USER_ROLES, on_admitted=on_admitted)
 
 
 __all__ = ["NAMESPACE", "UserHandlers", "install"]

@@ -16,11 +16,8 @@ from collections.abc import Sequence
 
 from jobspine_shared.wire import format_time, job_to_wire
 from server.actors import Role
-from server.auth import TokenVerifier
 from server.commands import worker as commands
-from server.metrics import Metrics
-from server.realtime.dispatch import Call, Dispatcher, Fields, Handler, InFlight
-from server.realtime.handshake import gatekeeper
+from server.realtime.dispatch import Call, Dispatcher, Fields, Handler, NamespaceWiring
 from server.realtime.rooms import WORKER_NAMESPACE
 from server.realtime.sockets import SocketServer
 from server.service import JobRepository
@@ -128,27 +125,10 @@ class WorkerHandlers:
         return {}
 
 
-def install(
-    *,
-    sockets: SocketServer,
-    repository: JobRepository,
-    verifier: TokenVerifier,
-    metrics: Metrics,
-    in_flight: InFlight,
-) -> Dispatcher:
-    dispatcher = Dispatcher(
-        namespace=NAMESPACE,
-        handlers=WorkerHandlers(repository, sockets).table(),
-        sockets=sockets,
-        metrics=metrics,
-        in_flight=in_flight,
-    )
-    connect = gatekeeper(
-        namespace=NAMESPACE, roles=(Role.WORKER,), verifier=verifier, sockets=sockets
-    )
-    sockets.on_connect(NAMESPACE, connect, dispatcher.reserved)
-    dispatcher.install()
-    repository.set_worker_signals(SocketWorkerSignals(sockets))
+def install(wiring: NamespaceWiring) -> Dispatcher:
+    handlers = WorkerHandlers(wiring.repository, wiring.sockets).table()
+    dispatcher = wiring.serve(NAMESPACE, handlers, roles=(Role.WORKER,))
+    wiring.repository.set_worker_signals(SocketWorkerSignals(wiring.sockets))
     return dispatcher
 
 
