@@ -58,6 +58,69 @@ def ratio(value: float, raw: float | None) -> float | None:
     return None if not raw else value / raw
 
 
+@attrs.frozen
+class Goal:
+    """What a result should reach: how its JSON line states it, and whether a value (with
+    its ratio to raw) meets it."""
+
+    text: str
+    met: Callable[[float, float | None], bool]
+
+
+def share_of_raw(least: float) -> Goal:
+    """At least ``least`` (a fraction) of raw's number."""
+    return Goal(f">= {least:.0%} of raw", lambda _, share: share is not None and share >= least)
+
+
+def times_raw(most: float) -> Goal:
+    """At most ``most`` times raw's number."""
+    return Goal(f"<= {most:g}x raw", lambda _, times: times is not None and times <= most)
+
+
+def at_most(limit: float, unit: str, *, what: str = "") -> Goal:
+    return Goal(f"{what}<= {limit:g} {unit}", lambda value, _: value <= limit)
+
+
+def at_least_share(least: float) -> Goal:
+    return Goal(f">= {least:.0%}", lambda value, _: value >= least)
+
+
+@attrs.frozen
+class Series:
+    """One number of a measure, reported as one :class:`Result` per server (raw's and each
+    store's) with the same name, unit and ``params`` (the one dict: the suite adds its
+    ``measure_s`` once)."""
+
+    measure: str
+    name: str
+    unit: str
+    params: dict[str, Any]
+
+    def result(
+        self,
+        store: str,
+        value: float,
+        raw: float | None,
+        goal: Goal | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Result:
+        """``store``'s value beside raw's (raw's own row: ``raw`` is its value, ratio 1)."""
+        share = ratio(value, raw)
+        return Result(
+            measure=self.measure,
+            name=self.name,
+            store=store,
+            value=value,
+            unit=self.unit,
+            raw=raw,
+            ratio=share,
+            params=self.params,
+            goal=None if goal is None else goal.text,
+            met=None if goal is None else goal.met(value, share),
+            extra=extra or {},
+        )
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (``q`` in 0..100) of a non-empty sample."""
     ordered = sorted(values)
@@ -127,14 +190,20 @@ async def running_jobs(
 
 __all__ = [
     "OWNER",
+    "Goal",
     "Result",
     "RunningJob",
+    "Series",
+    "at_least_share",
+    "at_most",
     "checked",
     "gather_limited",
     "median",
     "percentile",
     "ratio",
     "running_jobs",
+    "share_of_raw",
+    "times_raw",
     "user_auth",
     "worker_auth",
 ]

@@ -5,71 +5,52 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import attrs
 
+from scripts.benchsuite.common import RunningJob, running_jobs
 from scripts.benchsuite.servers import Server
+
+#: A server under a rate measure, and the running jobs its loops report on.
+Target = tuple[Server, list[RunningJob]]
 
 
 @attrs.frozen(kw_only=True)
 class Sizes:
-    seconds: float
+    """The sizes of one run; the defaults are the full run's (:data:`FULL`)."""
+
+    seconds: float = 3.0
     #: Rate measures alternate raw and jobspine this many times and keep the median.
-    rounds: int
-    warmup_s: float
-    in_flight: int
-    sockets: int
-    fan_jobs: int
-    subscribers: int
-    scan_jobs: int
-    scan_running: int
-    scan_stale: int
-    scan_repeats: int
-    hot_rounds: int
-    replay_events: int
-    replay_calls: int
-    idle_counts: tuple[int, ...]
-    idle_warm: int
+    rounds: int = 3
+    warmup_s: float = 0.5
+    in_flight: int = 50
+    sockets: int = 5
+    fan_jobs: int = 10
+    subscribers: int = 10
+    scan_jobs: int = 100_000
+    scan_running: int = 10_000
+    scan_stale: int = 20
+    scan_repeats: int = 50
+    hot_rounds: int = 3
+    replay_events: int = 200
+    replay_calls: int = 200
+    idle_counts: tuple[int, ...] = (1000, 5000)
+    idle_warm: int = 20
 
 
-FULL = Sizes(
-    seconds=3.0,
-    rounds=3,
-    warmup_s=0.5,
-    in_flight=50,
-    sockets=5,
-    fan_jobs=10,
-    subscribers=10,
-    scan_jobs=100_000,
-    scan_running=10_000,
-    scan_stale=20,
-    scan_repeats=50,
-    hot_rounds=3,
-    replay_events=200,
-    replay_calls=200,
-    idle_counts=(1000, 5000),
-    idle_warm=20,
-)
-
+FULL = Sizes()
+#: ``--smoke``: every measure in seconds (a replay returns as many events), by measure.
+# fmt: off
 SMOKE = Sizes(
-    seconds=0.3,
-    rounds=1,
-    warmup_s=0.1,
-    in_flight=10,
-    sockets=2,
-    fan_jobs=2,
-    subscribers=3,
-    scan_jobs=2000,
-    scan_running=200,
-    scan_stale=5,
-    scan_repeats=3,
-    hot_rounds=1,
-    replay_events=200,
-    replay_calls=5,
-    idle_counts=(30, 60),
-    idle_warm=10,
+    seconds=0.3, rounds=1, warmup_s=0.1, in_flight=10, sockets=2,  # a and b
+    fan_jobs=2, subscribers=3,  # b
+    scan_jobs=2000, scan_running=200, scan_stale=5, scan_repeats=3, hot_rounds=1,  # c
+    replay_calls=5,  # d
+    idle_counts=(30, 60), idle_warm=10,  # e
 )
+# fmt: on
 
 
 @attrs.define(kw_only=True)
@@ -109,6 +90,36 @@ class LoopStats:
 def median_run(runs: list[LoopStats]) -> LoopStats:
     """The run with the median rate (of an odd number of rounds, the middle one)."""
     return sorted(runs, key=lambda stats: stats.rate)[len(runs) // 2]
+
+
+def rounds_extra(runs: list[LoopStats]) -> dict[str, Any]:
+    """The ``extra`` of a rate's result: its median round's CPU and every round's rate."""
+    return {**median_run(runs).cpu(), "rounds_rps": [round(stats.rate) for stats in runs]}
+
+
+async def rate_targets(ctx: Context, count: int, job_type: str) -> dict[str, Target]:
+    """Raw, with made-up jobs (the raw server answers any), then each jobspine store with
+    ``count`` running jobs of type ``job_type.<store>``."""
+    fake = [RunningJob(job_id=f"00000000-0000-4000-8000-{i:012d}", lease="x") for i in range(count)]
+    targets: dict[str, Target] = {"raw": (ctx.raw, fake)}
+    for store, server in ctx.jobspine.items():
+        jobs = await running_jobs(ctx.http, server.url, count, type=f"{job_type}.{store}")
+        targets[store] = (server, jobs)
+    return targets
+
+
+async def alternate_rounds(
+    ctx: Context,
+    targets: dict[str, Target],
+    measure: Callable[[Context, Server, list[RunningJob]], Awaitable[LoopStats]],
+) -> dict[str, list[LoopStats]]:
+    """``measure`` of every target in turn, ``rounds`` times: a burst of other load on the
+    machine then falls on every target's rounds alike, and the median round is kept."""
+    runs: dict[str, list[LoopStats]] = {name: [] for name in targets}
+    for _ in range(ctx.sizes.rounds):
+        for name, (server, jobs) in targets.items():
+            runs[name].append(await measure(ctx, server, jobs))
+    return runs
 
 
 async def closed_loop(

@@ -24,14 +24,23 @@ from typing import Any
 from scripts.benchsuite.common import (
     Result,
     RunningJob,
+    Series,
     checked,
     percentile,
-    ratio,
-    running_jobs,
+    share_of_raw,
+    times_raw,
     user_auth,
     worker_auth,
 )
-from scripts.benchsuite.context import Context, LoopStats, Sizes, median_run
+from scripts.benchsuite.context import (
+    Context,
+    LoopStats,
+    Sizes,
+    alternate_rounds,
+    median_run,
+    rate_targets,
+    rounds_extra,
+)
 from scripts.benchsuite.servers import Server
 from scripts.benchsuite.wire import WireClient
 
@@ -205,76 +214,21 @@ async def run(ctx: Context) -> list[Result]:
     """The rates: raw, memory and Postgres take turns for ``rounds`` rounds (median kept);
     then the latencies of each store and of raw at that store's half rate."""
     sizes = ctx.sizes
-    fake = [
-        RunningJob(job_id=f"00000000-0000-4000-8000-{i:012d}", lease="x")
-        for i in range(sizes.fan_jobs)
-    ]
-    targets: dict[str, tuple[Server, list[RunningJob]]] = {"raw": (ctx.raw, fake)}
-    for store, server in ctx.jobspine.items():
-        jobs = await running_jobs(ctx.http, server.url, sizes.fan_jobs, type=f"bench.fan.{store}")
-        targets[store] = (server, jobs)
-    rounds: dict[str, list[LoopStats]] = {name: [] for name in targets}
-    for _ in range(sizes.rounds):
-        for name, (server, jobs) in targets.items():
-            rounds[name].append(await max_rate(ctx, server, jobs))
-    medians = {name: median_run(found) for name, found in rounds.items()}
-    rates = {name: stats.rate for name, stats in medians.items()}
+    targets = await rate_targets(ctx, sizes.fan_jobs, "bench.fan")
+    rounds = await alternate_rounds(ctx, targets, max_rate)
+    rates = {name: median_run(runs).rate for name, runs in rounds.items()}
     raw_rate = rates["raw"]
-    params = {**_params(sizes), "rounds": sizes.rounds}
-    results = [
-        Result(
-            measure="b",
-            name="progress_fanout_rps",
-            store="raw",
-            value=raw_rate,
-            unit="rpc/s",
-            raw=raw_rate,
-            ratio=1.0,
-            params=params,
-            extra={**medians["raw"].cpu(), "rounds_rps": [round(r.rate) for r in rounds["raw"]]},
-        )
-    ]
+    fanout = Series("b", "progress_fanout_rps", "rpc/s", {**_params(sizes), "rounds": sizes.rounds})
+    results = [fanout.result("raw", raw_rate, raw_rate, extra=rounds_extra(rounds["raw"]))]
     for store in ctx.jobspine:
         server, jobs = targets[store]
-        rate = rates[store]
-        share = ratio(rate, raw_rate)
-        goal = RATE_GOALS[store]
-        results.append(
-            Result(
-                measure="b",
-                name="progress_fanout_rps",
-                store=store,
-                value=rate,
-                unit="rpc/s",
-                raw=raw_rate,
-                ratio=share,
-                params=params,
-                goal=f">= {goal:.0%} of raw",
-                met=share is not None and share >= goal,
-                extra={
-                    **medians[store].cpu(),
-                    "rounds_rps": [round(r.rate) for r in rounds[store]],
-                },
-            )
-        )
+        rate, goal = rates[store], share_of_raw(RATE_GOALS[store])
+        results.append(fanout.result(store, rate, raw_rate, goal, rounds_extra(rounds[store])))
         paced = rate / 2
         p50, p99, samples = await _latency(ctx, server, jobs, paced)
-        raw_p50, raw_p99, _ = await _latency(ctx, ctx.raw, fake, paced)
+        raw_p50, raw_p99, _ = await _latency(ctx, *targets["raw"], paced)
         latency_params = {**_params(sizes), "rate_rps": round(paced), "deliveries": samples}
-        p99_ratio = ratio(p99, raw_p99)
-        results.append(
-            Result(
-                measure="b",
-                name="progress_latency_p99",
-                store=store,
-                value=p99 * 1e3,
-                unit="ms",
-                raw=raw_p99 * 1e3,
-                ratio=p99_ratio,
-                params=latency_params,
-                goal=f"<= {P99_GOAL:g}x raw",
-                met=p99_ratio is not None and p99_ratio <= P99_GOAL,
-                extra={"p50_ms": round(p50 * 1e3, 3), "raw_p50_ms": round(raw_p50 * 1e3, 3)},
-            )
-        )
+        latency = Series("b", "progress_latency_p99", "ms", latency_params)
+        extra = {"p50_ms": round(p50 * 1e3, 3), "raw_p50_ms": round(raw_p50 * 1e3, 3)}
+        results.append(latency.result(store, p99 * 1e3, raw_p99 * 1e3, times_raw(P99_GOAL), extra))
     return results

@@ -22,7 +22,6 @@ The server comes from ``--dsn``, else ``JOBSPINE_TEST_DATABASE_URL``, else
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 import time
@@ -32,9 +31,8 @@ from typing import Any
 import asyncpg
 
 from scripts.benchsuite import store_modes
-from scripts.benchsuite.report import Column, text
+from scripts.benchsuite.report import Column
 from server.store.postgres import PostgresJobStore
-from tests.support.databases import connected
 
 
 async def table_counts(conn: asyncpg.Connection[Any]) -> dict[str, int]:
@@ -48,55 +46,42 @@ async def table_counts(conn: asyncpg.Connection[Any]) -> dict[str, int]:
     return {"updates": row[0], "hot_updates": row[1], "commits": row[2]}
 
 
-async def run_mode(
-    base: str,
-    template: str,
-    jobs: Sequence[tuple[str, str]],
-    args: argparse.Namespace,
-    delay: float,
-) -> dict[str, Any]:
+async def beat(
+    store: PostgresJobStore, tally: store_modes.Tally, share: store_modes.Jobs, deadline: float
+) -> None:
+    """Heartbeats of the jobs of ``share`` in turn, back to back, until ``deadline``."""
+    i = 0
+    while time.perf_counter() < deadline:
+        job_id, lease = share[i % len(share)]
+        i += 1
+        await tally.time(functools.partial(store.heartbeat, job_id, lease))
+
+
+async def run_mode(mode: store_modes.Mode) -> dict[str, Any]:
     """One mode on its own clone of the seeded database."""
-    name, dsn = await store_modes.clone(base, template, delay)
-    async with connected(dsn) as reader:
-        before = await table_counts(reader)
-        store = PostgresJobStore(
-            dsn,
-            backlog_size=100,
-            min_pool=args.pool,
-            max_pool=args.pool,
-            heartbeat_batch_delay_s=delay,
-        )
-        batcher = store.heartbeat_batcher
-        tally = store_modes.Tally()
-
-        async def beat(share: Sequence[tuple[str, str]], deadline: float) -> None:
-            i = 0
-            while time.perf_counter() < deadline:
-                job_id, lease = share[i % len(share)]
-                i += 1
-                await tally.time(functools.partial(store.heartbeat, job_id, lease))
-
-        shares = [jobs[k :: args.loops] or [jobs[k % len(jobs)]] for k in range(args.loops)]
-        elapsed = await store_modes.run_loops(store, beat, shares, args.seconds)
-        await store_modes.until_no_backends(reader, name)
-        after = await table_counts(reader)
-
-    done = len(tally.latencies)
-    errors = sum(tally.errors.values())
-    updates = after["updates"] - before["updates"]
-    hot = after["hot_updates"] - before["hot_updates"]
+    jobs, loops = mode.jobs, mode.args.loops
+    run = await store_modes.drive(
+        mode,
+        store_options={"backlog_size": 100, "heartbeat_batch_delay_s": mode.delay},
+        counters=table_counts,
+        loop=beat,
+        shares=[jobs[k::loops] or [jobs[k % len(jobs)]] for k in range(loops)],
+    )
+    errors = sum(run.tally.errors.values())
+    updates = run.after["updates"] - run.before["updates"]
+    hot = run.after["hot_updates"] - run.before["hot_updates"]
     return {
-        **store_modes.head(delay, len(jobs), args, elapsed),
-        "heartbeats": done,
-        "heartbeats_per_s": round(done / elapsed),
-        **tally.result(),
-        "statements": batcher.statements if batcher else done + errors,
-        "flushes": batcher.flushes if batcher else None,
-        "heartbeats_per_flush": round(done / batcher.flushes, 1) if batcher else None,
+        **run.head("heartbeat"),
+        **run.tally.result(),
+        **run.batching(
+            run.store.heartbeat_batcher,
+            "heartbeat",
+            unbatched_statements=len(run.tally.latencies) + errors,
+        ),
         "row_updates": updates,
         "hot_updates": hot,
         "hot_ratio": round(hot / updates, 4) if updates else None,
-        "commits": after["commits"] - before["commits"],
+        "commits": run.after["commits"] - run.before["commits"],
     }
 
 
@@ -107,18 +92,12 @@ BENCH = store_modes.StoreBench(
     prefix="jobspine_bench_",
     seed=functools.partial(store_modes.seed, job_input='{"query": "benchmark"}'),
     run_mode=run_mode,
-    columns=[
-        text("mode", "batching"),
-        Column("heartbeats_per_s", "beats/s"),
-        Column("p50_ms", "p50 ms"),
-        Column("p99_ms", "p99 ms"),
-        Column("statements", "statements"),
-        Column("heartbeats_per_flush", "beats/flush"),
-        Column("commits", "commits"),
-        Column("row_updates", "row updates"),
-        Column("hot_ratio", "HOT ratio"),
-        Column("errors", "errors"),
-    ],
+    columns=store_modes.columns(
+        "batching",
+        "heartbeat",
+        "beats",
+        [Column("row_updates", "row updates"), Column("hot_ratio", "HOT ratio")],
+    ),
 )
 
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from scripts.benchsuite.common import (
-    Result,
-    RunningJob,
-    checked,
-    ratio,
-    running_jobs,
-    worker_auth,
+from scripts.benchsuite.common import Result, RunningJob, Series, checked, share_of_raw, worker_auth
+from scripts.benchsuite.context import (
+    Context,
+    LoopStats,
+    alternate_rounds,
+    closed_loop,
+    median_run,
+    rate_targets,
+    rounds_extra,
 )
-from scripts.benchsuite.context import Context, LoopStats, closed_loop, median_run
 from scripts.benchsuite.servers import Server
 from scripts.benchsuite.wire import WireClient
 
@@ -50,42 +51,24 @@ async def _rate(ctx: Context, server: Server, jobs: list[RunningJob]) -> LoopSta
 async def run(ctx: Context) -> list[Result]:
     """Raw, memory and Postgres take turns for ``rounds`` rounds; each reports its median
     round, so that a burst of other load on the machine does not favour one of them."""
-    n, sizes = ctx.sizes.in_flight, ctx.sizes
-    fake = [RunningJob(job_id=f"00000000-0000-4000-8000-{i:012d}", lease="x") for i in range(n)]
-    targets: dict[str, tuple[Server, list[RunningJob]]] = {"raw": (ctx.raw, fake)}
-    for store, server in ctx.jobspine.items():
-        jobs = await running_jobs(ctx.http, server.url, n, type="bench.heartbeat")
-        targets[store] = (server, jobs)
-    runs: dict[str, list[LoopStats]] = {name: [] for name in targets}
-    for _ in range(sizes.rounds):
-        for name, (server, jobs) in targets.items():
-            runs[name].append(await _rate(ctx, server, jobs))
+    sizes = ctx.sizes
+    targets = await rate_targets(ctx, sizes.in_flight, "bench.heartbeat")
+    rounds = await alternate_rounds(ctx, targets, _rate)
     params = {
-        "in_flight": n,
+        "in_flight": sizes.in_flight,
         "sockets": sizes.sockets,
         "seconds": sizes.seconds,
         "rounds": sizes.rounds,
     }
-    raw_stats = median_run(runs["raw"])
-    raw = raw_stats.rate
-    results = []
-    for name, stats_list in runs.items():
-        stats = median_run(stats_list)
-        share = ratio(stats.rate, raw)
-        jobspine = name != "raw"
-        results.append(
-            Result(
-                measure="a",
-                name="heartbeat_rps",
-                store=name,
-                value=stats.rate,
-                unit="rpc/s",
-                raw=raw,
-                ratio=share,
-                params=params,
-                goal=f">= {GOAL:.0%} of raw" if jobspine else None,
-                met=(share is not None and share >= GOAL) if jobspine else None,
-                extra={**stats.cpu(), "rounds_rps": [round(s.rate) for s in stats_list]},
-            )
+    heartbeats = Series("a", "heartbeat_rps", "rpc/s", params)
+    raw = median_run(rounds["raw"]).rate
+    return [
+        heartbeats.result(
+            name,
+            median_run(runs).rate,
+            raw,
+            None if name == "raw" else share_of_raw(GOAL),
+            rounds_extra(runs),
         )
-    return results
+        for name, runs in rounds.items()
+    ]

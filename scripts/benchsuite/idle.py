@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 
-from scripts.benchsuite.common import Result, gather_limited, ratio, user_auth
+from scripts.benchsuite.common import Result, Series, at_most, gather_limited, user_auth
 from scripts.benchsuite.context import Context
 from scripts.benchsuite.servers import Server, jobspine, raw
 from scripts.benchsuite.wire import WireClient
@@ -54,19 +54,8 @@ async def run(ctx: Context) -> list[Result]:
         ours = await _growth(ctx, server, auth=True)
     results = []
     for count, value, baseline in zip(counts, ours, raw_bytes, strict=True):
-        kb, raw_kb = value / 1024, baseline / 1024
-        results.append(
-            Result(
-                measure="e",
-                name=f"idle_kb_per_client_{count}",
-                store="memory",
-                value=kb,
-                unit="KB/client",
-                raw=raw_kb,
-                ratio=ratio(kb, raw_kb),
-                params={"clients": count, "warm": ctx.sizes.idle_warm},
-                goal=f"<= {GOAL_KB:g} KB",
-                met=kb <= GOAL_KB,
-            )
-        )
+        params = {"clients": count, "warm": ctx.sizes.idle_warm}
+        per_client = Series("e", f"idle_kb_per_client_{count}", "KB/client", params)
+        goal = at_most(GOAL_KB, "KB")
+        results.append(per_client.result("memory", value / 1024, baseline / 1024, goal))
     return results

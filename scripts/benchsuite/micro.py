@@ -32,7 +32,10 @@ WORKER = Actor(id="bench-worker", role=Role.WORKER)
 
 
 class _Sockets:
-    """The one method of ``SocketServer`` that dispatch uses, over a dict."""
+    """What dispatch uses of ``SocketServer``, over a dict: the identity, and no
+    :class:`~server.realtime.sessions.SocketGuard` (no call limits to ask)."""
+
+    guard = None
 
     def __init__(self, identity: Identity) -> None:
         self._identity = identity

@@ -23,7 +23,6 @@ The server comes from ``--dsn``, else ``JOBSPINE_TEST_DATABASE_URL``, else
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 import time
@@ -33,20 +32,11 @@ from typing import Any
 import asyncpg
 
 from scripts.benchsuite import store_modes
-from scripts.benchsuite.report import Column, text
+from scripts.benchsuite.report import Column
 from server.store.postgres import PostgresJobStore
 from server.store.progress import ProgressWrite
-from tests.support.databases import connected
 
 BACKLOG = 200
-
-
-async def commits(conn: asyncpg.Connection[Any]) -> int:
-    await conn.execute("SELECT pg_stat_clear_snapshot()")
-    value: int = await conn.fetchval(
-        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
-    )
-    return value
 
 
 async def stream_check(conn: asyncpg.Connection[Any]) -> dict[str, int]:
@@ -68,59 +58,51 @@ async def stream_check(conn: asyncpg.Connection[Any]) -> dict[str, int]:
     return {"broken_streams": int(row["broken"]), "events_kept": int(row["events"])}
 
 
-async def run_mode(
-    base: str,
-    template: str,
-    jobs: Sequence[tuple[str, str]],
-    args: argparse.Namespace,
-    delay: float,
-) -> dict[str, Any]:
-    name, dsn = await store_modes.clone(base, template, delay)
-    async with connected(dsn) as reader:
-        before = await commits(reader)
-        store = PostgresJobStore(
-            dsn,
-            backlog_size=BACKLOG,
-            min_pool=args.pool,
-            max_pool=args.pool,
-            progress_batch_delay_s=delay,
-        )
-        batcher = store.progress_batcher
-        tally = store_modes.Tally()
-        events = 0
+async def counters(conn: asyncpg.Connection[Any]) -> dict[str, int]:
+    """The streams' check, then the database's commits (the check's own among them)."""
+    check = await stream_check(conn)
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
+    commits: int = await conn.fetchval(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+    )
+    return {"commits": commits, **check}
 
-        async def report(share: Sequence[tuple[str, str]], deadline: float) -> None:
-            nonlocal events
-            i = 0
-            while time.perf_counter() < deadline:
-                job_id, lease = share[i % len(share)]
-                i += 1
-                progress = min(100.0, i / 1000)  # rising, never past 100
-                write = ProgressWrite(lease=lease, progress=progress, step=f"step {i}")
-                result = await tally.time(functools.partial(store.update_progress, job_id, write))
-                if result is not None:
-                    events += len(result.events)
 
-        shares = [share for k in range(args.loops) if (share := jobs[k :: args.loops])]
-        elapsed = await store_modes.run_loops(store, report, shares, args.seconds)
-        await store_modes.until_no_backends(reader, name)
-        after = await commits(reader)
-        check = await stream_check(reader)
+async def run_mode(mode: store_modes.Mode) -> dict[str, Any]:
+    events = 0
 
-    done = len(tally.latencies)
+    async def report(
+        store: PostgresJobStore, tally: store_modes.Tally, share: store_modes.Jobs, deadline: float
+    ) -> None:
+        nonlocal events
+        i = 0
+        while time.perf_counter() < deadline:
+            job_id, lease = share[i % len(share)]
+            i += 1
+            progress = min(100.0, i / 1000)  # rising, never past 100
+            write = ProgressWrite(lease=lease, progress=progress, step=f"step {i}")
+            result = await tally.time(functools.partial(store.update_progress, job_id, write))
+            if result is not None:
+                events += len(result.events)
+
+    jobs, loops = mode.jobs, mode.args.loops
+    run = await store_modes.drive(
+        mode,
+        store_options={"backlog_size": BACKLOG, "progress_batch_delay_s": mode.delay},
+        counters=counters,
+        loop=report,
+        shares=[share for k in range(loops) if (share := jobs[k::loops])],
+    )
     return {
-        **store_modes.head(delay, len(jobs), args, elapsed),
-        "reports": done,
-        "reports_per_s": round(done / elapsed),
+        **run.head("report"),
         "events": events,
-        **tally.result(),
-        "statements": batcher.statements if batcher else 2 * done,
-        "flushes": batcher.flushes if batcher else None,
-        "reports_per_flush": round(done / batcher.flushes, 1)
-        if batcher and batcher.flushes
-        else None,
-        "commits": after - before,
-        **check,
+        **run.tally.result(),
+        **run.batching(
+            run.store.progress_batcher, "report", unbatched_statements=2 * len(run.tally.latencies)
+        ),
+        "commits": run.after["commits"] - run.before["commits"],
+        "broken_streams": run.after["broken_streams"],
+        "events_kept": run.after["events_kept"],
     }
 
 
@@ -131,17 +113,9 @@ BENCH = store_modes.StoreBench(
     prefix="jobspine_bench_progress_",
     seed=functools.partial(store_modes.seed, events=True),
     run_mode=run_mode,
-    columns=[
-        text("mode", "grouping"),
-        Column("reports_per_s", "reports/s"),
-        Column("p50_ms", "p50 ms"),
-        Column("p99_ms", "p99 ms"),
-        Column("statements", "statements"),
-        Column("reports_per_flush", "reports/flush"),
-        Column("commits", "commits"),
-        Column("broken_streams", "broken streams"),
-        Column("errors", "errors"),
-    ],
+    columns=store_modes.columns(
+        "grouping", "report", "reports", [Column("broken_streams", "broken streams")]
+    ),
     summary=", every report with its event",
 )
 

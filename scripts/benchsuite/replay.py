@@ -13,9 +13,10 @@ import time
 from scripts.benchsuite.common import (
     Result,
     RunningJob,
+    Series,
+    at_most,
     checked,
     percentile,
-    ratio,
     running_jobs,
     user_auth,
     worker_auth,
@@ -77,45 +78,21 @@ async def run(ctx: Context) -> list[Result]:
     fake = "00000000-0000-4000-8000-000000000000"
     raw_times, raw_cpu = await _round_trips(ctx, ctx.raw, {"job_id": fake, "count": want})
     raw_p50, raw_p99 = percentile(raw_times, 50) * 1e3, percentile(raw_times, 99) * 1e3
-    params = {"events": want, "calls": sizes.replay_calls}
-    results = [
-        Result(
-            measure="d",
-            name="replay_p99_ms",
-            store="raw",
-            value=raw_p99,
-            unit="ms",
-            raw=raw_p99,
-            ratio=1.0,
-            params=params,
-            extra={"p50_ms": round(raw_p50, 3), "server_cpu_ms_per_call": round(raw_cpu, 3)},
-        )
-    ]
+    replays = Series("d", "replay_p99_ms", "ms", {"events": want, "calls": sizes.replay_calls})
+    raw_extra = {"p50_ms": round(raw_p50, 3), "server_cpu_ms_per_call": round(raw_cpu, 3)}
+    results = [replays.result("raw", raw_p99, raw_p99, extra=raw_extra)]
     for store, server in ctx.jobspine.items():
         [job] = await running_jobs(ctx.http, server.url, 1, type=f"bench.replay.{store}")
         seq = await _fill(ctx, server, job, want)
         payload = {"job_id": job.job_id, "after_seq": seq - want}
         times, cpu = await _round_trips(ctx, server, payload)
         p50, p99 = percentile(times, 50) * 1e3, percentile(times, 99) * 1e3
-        goal = P99_GOALS_MS[store]
-        results.append(
-            Result(
-                measure="d",
-                name="replay_p99_ms",
-                store=store,
-                value=p99,
-                unit="ms",
-                raw=raw_p99,
-                ratio=ratio(p99, raw_p99),
-                params=params,
-                goal=f"p99 <= {goal:g} ms",
-                met=p99 <= goal,
-                extra={
-                    "p50_ms": round(p50, 3),
-                    "raw_p50_ms": round(raw_p50, 3),
-                    "server_cpu_ms_per_call": round(cpu, 3),
-                    "raw_server_cpu_ms_per_call": round(raw_cpu, 3),
-                },
-            )
-        )
+        extra = {
+            "p50_ms": round(p50, 3),
+            "raw_p50_ms": round(raw_p50, 3),
+            "server_cpu_ms_per_call": round(cpu, 3),
+            "raw_server_cpu_ms_per_call": round(raw_cpu, 3),
+        }
+        goal = at_most(P99_GOALS_MS[store], "ms", what="p99 ")
+        results.append(replays.result(store, p99, raw_p99, goal, extra))
     return results

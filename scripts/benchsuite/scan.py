@@ -23,7 +23,15 @@ from typing import Any
 
 import asyncpg
 
-from scripts.benchsuite.common import Result, gather_limited, median, percentile, ratio
+from scripts.benchsuite.common import (
+    Result,
+    Series,
+    at_least_share,
+    at_most,
+    gather_limited,
+    median,
+    percentile,
+)
 from scripts.benchsuite.context import Context
 from server.store.postgres import PostgresJobStore
 from server.store.postgres.migrator import migrate
@@ -240,37 +248,16 @@ async def run(ctx: Context) -> list[Result]:
             if layout == "spread":
                 hot, updates = await _hot_ratio(dsn, sizes.hot_rounds)
         scan_ms, raw_ms = median(times) * 1e3, median(raw_times) * 1e3
+        extra = {
+            "p99_ms": round(percentile(times, 99) * 1e3, 3),
+            "raw_p99_ms": round(percentile(raw_times, 99) * 1e3, 3),
+            "plan": plan,
+        }
+        scans = Series("c", f"stale_scan_ms_{layout}", "ms", {**params, "layout": layout})
         results.append(
-            Result(
-                measure="c",
-                name=f"stale_scan_ms_{layout}",
-                store="postgres",
-                value=scan_ms,
-                unit="ms",
-                raw=raw_ms,
-                ratio=ratio(scan_ms, raw_ms),
-                params={**params, "layout": layout},
-                goal=f"<= {SCAN_GOAL_MS:g} ms",
-                met=scan_ms <= SCAN_GOAL_MS,
-                extra={
-                    "p99_ms": round(percentile(times, 99) * 1e3, 3),
-                    "raw_p99_ms": round(percentile(raw_times, 99) * 1e3, 3),
-                    "plan": plan,
-                },
-            )
+            scans.result("postgres", scan_ms, raw_ms, at_most(SCAN_GOAL_MS, "ms"), extra)
         )
-    results.append(
-        Result(
-            measure="c",
-            name="heartbeat_hot_ratio",
-            store="postgres",
-            value=hot,
-            unit="ratio",
-            raw=None,
-            ratio=None,
-            params={**params, "layout": "spread", "rounds": sizes.hot_rounds, "updates": updates},
-            goal=f">= {HOT_GOAL:.0%}",
-            met=hot >= HOT_GOAL,
-        )
-    )
+    hot_params = {**params, "layout": "spread", "rounds": sizes.hot_rounds, "updates": updates}
+    hot_updates = Series("c", "heartbeat_hot_ratio", "ratio", hot_params)
+    results.append(hot_updates.result("postgres", hot, None, at_least_share(HOT_GOAL)))
     return results

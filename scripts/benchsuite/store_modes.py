@@ -2,8 +2,9 @@
 
 Both seed running jobs in a scratch database, clone it once per mode (batching off, then on,
 so that both start from the same pages), print one JSON line per mode and then the report
-table, and drop every scratch database at the end. Each keeps its own ``run_mode``, its
-columns and its summary; this module holds the rest.
+table, and drop every scratch database at the end. Each keeps what is its own: its loop,
+what its ``run_mode`` reads from the database and puts in its line, its own columns and
+its summary; this module holds the rest (:func:`drive` runs one mode).
 """
 
 from __future__ import annotations
@@ -15,22 +16,23 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import asyncpg
 
-from scripts.benchsuite.report import Column, Line, emit, table
+from scripts.benchsuite.report import Column, Line, emit, table, text
 from server.errors import JobspineError
 from server.store.postgres import PostgresJobStore
 from server.store.postgres.migrator import migrate
+from server.store.postgres.write_batch import WriteBatcher
 from tests.support.databases import base_dsn, connected, drop_with, dsn_for, quote
 
 #: (job id, lease) of each seeded running job.
 Jobs = Sequence[tuple[str, str]]
-#: ``run_mode(base, template, jobs, args, delay)``: one mode on its own clone of ``template``.
-RunMode = Callable[[str, str, Jobs, argparse.Namespace, float], Awaitable[Line]]
+#: ``run_mode(mode)``: one mode on its own clone of the template, its result line.
+RunMode = Callable[["Mode"], Awaitable[Line]]
 T = TypeVar("T")
 
 
@@ -87,29 +89,28 @@ async def seed(
     return [(str(i), lease) for i, lease in zip(ids, leases, strict=True)]
 
 
-def mode_name(delay: float) -> str:
-    return "on" if delay else "off"
+@dataclass(frozen=True)
+class Mode:
+    """One mode of a run: batching off (``delay`` 0) or on, with the seeded ``jobs`` of the
+    ``template`` database on the server of ``base``, and the command line's ``args``."""
 
+    base: str
+    template: str
+    jobs: Jobs
+    args: argparse.Namespace
+    delay: float
 
-async def clone(base: str, template: str, delay: float) -> tuple[str, str]:
-    """A new database copied from ``template`` for the mode of ``delay``: its name and URL."""
-    name = f"{template}_{mode_name(delay)}"
-    async with connected(base) as admin:
-        await until_no_backends(admin, template)
-        await admin.execute(f"CREATE DATABASE {quote(name)} TEMPLATE {quote(template)}")
-    return name, dsn_for(name, base)
+    @property
+    def name(self) -> str:
+        return "on" if self.delay else "off"
 
-
-def head(delay: float, jobs: int, args: argparse.Namespace, elapsed: float) -> Line:
-    """The first keys of a mode's result: what was run."""
-    return {
-        "mode": mode_name(delay),
-        "delay_s": delay,
-        "jobs": jobs,
-        "loops": args.loops,
-        "pool": args.pool,
-        "seconds": round(elapsed, 2),
-    }
+    async def clone(self) -> tuple[str, str]:
+        """A new database copied from the template for this mode: its name and URL."""
+        name = f"{self.template}_{self.name}"
+        async with connected(self.base) as admin:
+            await until_no_backends(admin, self.template)
+            await admin.execute(f"CREATE DATABASE {quote(name)} TEMPLATE {quote(self.template)}")
+        return name, dsn_for(name, self.base)
 
 
 @dataclass
@@ -142,27 +143,103 @@ class Tally:
         }
 
 
-async def run_loops(
-    store: PostgresJobStore,
-    loop: Callable[[Jobs, float], Awaitable[None]],
+#: ``loop(store, tally, share, deadline)``: one loop's calls on its share of the jobs.
+Loop = Callable[[PostgresJobStore, Tally, Jobs, float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ModeRun:
+    """What one mode did: the store its loops drove (its batcher holds the counters), their
+    tally and seconds, and the scratch database's counters before and after."""
+
+    mode: Mode
+    store: PostgresJobStore
+    tally: Tally
+    elapsed: float
+    before: Line
+    after: Line
+
+    def head(self, noun: str) -> Line:
+        """The first keys of the mode's result: what was run, ``{noun}s`` (the calls that
+        succeeded) and ``{noun}s_per_s``."""
+        mode, done = self.mode, len(self.tally.latencies)
+        return {
+            "mode": mode.name,
+            "delay_s": mode.delay,
+            "jobs": len(mode.jobs),
+            "loops": mode.args.loops,
+            "pool": mode.args.pool,
+            "seconds": round(self.elapsed, 2),
+            f"{noun}s": done,
+            f"{noun}s_per_s": round(done / self.elapsed),
+        }
+
+    def batching(
+        self, batcher: WriteBatcher[Any, Any] | None, noun: str, *, unbatched_statements: int
+    ) -> Line:
+        """``statements`` (``unbatched_statements`` with batching off), ``flushes`` and
+        ``{noun}s_per_flush`` (None with batching off)."""
+        done = len(self.tally.latencies)
+        return {
+            "statements": batcher.statements if batcher else unbatched_statements,
+            "flushes": batcher.flushes if batcher else None,
+            f"{noun}s_per_flush": round(done / batcher.flushes, 1)
+            if batcher and batcher.flushes
+            else None,
+        }
+
+
+async def drive(
+    mode: Mode,
+    *,
+    store_options: Mapping[str, Any],
+    counters: Callable[[asyncpg.Connection[Any]], Awaitable[Line]],
+    loop: Loop,
     shares: Sequence[Jobs],
-    seconds: float,
-) -> float:
-    """Opens ``store``, runs ``loop(share, deadline)`` for every share at once until
-    ``seconds`` have passed, and closes the store; how long the loops ran."""
-    await store.open()
-    started = time.perf_counter()
-    try:
-        await asyncio.gather(*(loop(share, started + seconds) for share in shares))
-        return time.perf_counter() - started
-    finally:
-        await store.close()
+) -> ModeRun:
+    """``mode`` on its own clone: a store of ``--pool`` connections and ``store_options``,
+    ``loop`` on every share at once for ``--seconds``; ``counters`` are read before and once
+    the store's connections have ended (a backend reports its last counts when it exits)."""
+    name, dsn = await mode.clone()
+    pool = mode.args.pool
+    async with connected(dsn) as reader:
+        before = await counters(reader)
+        store = PostgresJobStore(dsn, min_pool=pool, max_pool=pool, **store_options)
+        tally = Tally()
+        await store.open()
+        started = time.perf_counter()
+        try:
+            deadline = started + mode.args.seconds
+            await asyncio.gather(*(loop(store, tally, share, deadline) for share in shares))
+            elapsed = time.perf_counter() - started
+        finally:
+            await store.close()
+        await until_no_backends(reader, name)
+        after = await counters(reader)
+    return ModeRun(mode=mode, store=store, tally=tally, elapsed=elapsed, before=before, after=after)
 
 
 async def drop_scratch(base: str, names: Sequence[str]) -> None:
     async with connected(base) as admin:
         for name in names:
             await drop_with(admin, name)
+
+
+def columns(mode: str, noun: str, short: str, own: Sequence[Column]) -> list[Column]:
+    """A store bench's report table: the ``mode`` (what is off or on), the rate of ``noun``
+    calls and their latency, statements, ``noun``s per flush, commits, ``own`` columns and
+    the errors; ``short`` is the noun in titles."""
+    return [
+        text("mode", mode),
+        Column(f"{noun}s_per_s", f"{short}/s"),
+        Column("p50_ms", "p50 ms"),
+        Column("p99_ms", "p99 ms"),
+        Column("statements", "statements"),
+        Column(f"{noun}s_per_flush", f"{short}/flush"),
+        Column("commits", "commits"),
+        *own,
+        Column("errors", "errors"),
+    ]
 
 
 @dataclass(frozen=True)
@@ -189,7 +266,7 @@ async def bench(spec: StoreBench, args: argparse.Namespace) -> list[Line]:
         jobs = await spec.seed(dsn_for(template, base), args.jobs)
         results = []
         for delay in (0.0, args.delay):
-            result = await spec.run_mode(base, template, jobs, args, delay)
+            result = await spec.run_mode(Mode(base, template, jobs, args, delay))
             results.append(emit(spec.bench, result))
         return results
     finally:

@@ -23,15 +23,14 @@ from typing import Any
 import socketio
 
 from scripts.benchsuite.peer.observe import (
-    CREATES_IN_FLIGHT,
     WITHIN_S,
     Watch,
     checkpoint_at,
+    measured_client,
     progress_of,
+    run_side,
     say,
-    side_arguments,
     stamp,
-    wait_for_go,
 )
 from tests.support.processes import token
 from workers.sdk import JobContext, Worker, WorkerConfig
@@ -94,34 +93,17 @@ async def client(args: argparse.Namespace) -> None:
     await sio.connect(
         args.url, auth={"token": token(OWNER, ttl_s=6 * 3600)}, transports=["websocket"]
     )
-    say(ready=True)
-    await wait_for_go()
-    watch.start()
 
-    gate = asyncio.Semaphore(CREATES_IN_FLIGHT)
-
-    async def create() -> str:
-        async with gate:
-            ack = await sio.call("job:create", {"type": JOB_TYPE, "input": {}}, timeout=WITHIN_S)
+    async def create(_: int) -> str:
+        ack = await sio.call("job:create", {"type": JOB_TYPE, "input": {}}, timeout=WITHIN_S)
         if not isinstance(ack, dict) or not ack.get("ok"):
             raise RuntimeError(f"job:create refused: {ack!r}")
         job_id: str = ack["job"]["id"]
         return job_id
 
-    ids = list(await asyncio.gather(*(create() for _ in range(args.jobs))))
-    await asyncio.wait_for(done.wait(), WITHIN_S)
-    summary = watch.summary(ids, ordered_seqs=True)
-    summary["problems"] = watch.problems[:10]
-    summary["ok"] = summary["ok"] and not watch.problems
-    say(**summary)
+    await measured_client(watch, create, done.wait, ordered_seqs=True)
     await sio.disconnect()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = side_arguments("jobspine_side", argv)
-    asyncio.run(work(args) if args.role == "worker" else client(args))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_side("jobspine_side", work, client))

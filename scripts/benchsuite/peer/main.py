@@ -115,18 +115,8 @@ async def bench(args: argparse.Namespace, workload: Workload) -> list[Line]:
                     )  # fmt: skip
                 except RuntimeError as exc:  # a run that failed is a line that says so
                     fields |= {"ok": False, "error": str(exc)[-2000:]}
-                lines.append(emit(BENCH, {**fields, "params": workload_params(workload)}))
+                lines.append(emit(BENCH, {**fields, "params": workload.params()}))
     return lines
-
-
-def workload_params(workload: Workload) -> dict[str, Any]:
-    return {
-        "jobs": workload.jobs,
-        "reports": workload.reports,
-        "checkpoints": workload.checkpoints,
-        "concurrency": workload.concurrency,
-        "poll_s": workload.poll_s,
-    }
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -139,8 +129,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--reports", type=int, default=20, help="progress reports per job")
     parser.add_argument("--checkpoints", type=int, default=4, help="checkpoints per job")
     parser.add_argument("--concurrency", type=int, default=20, help="of the one worker")
-    parser.add_argument("--poll", type=float, default=0.05, help="worker claim poll (jobspine)"
-                        " and client poll (saq on Postgres), seconds")  # fmt: skip
+    parser.add_argument("--poll", dest="poll_s", type=float, default=0.05, help="worker claim"
+                        " poll (jobspine) and client poll (saq on Postgres), seconds")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--targets",
@@ -206,7 +196,7 @@ async def profile(args: argparse.Namespace, workload: Workload, out: Path) -> No
                 **{k: result.get(k) for k in ("jobs_per_s", "server_cpu_ms_per_job", "ok")},
                 "statements": result.get("statements"),
             }
-            emit(BENCH, {**fields, "params": workload_params(workload)})
+            emit(BENCH, {**fields, "params": workload.params()})
             print(f"\n== {target}, PROGRESS_EVENTS_PER_S={limit}")
             if spied:
                 print(f"{stacks}\n{stack_summary(stacks, 15)}")
@@ -216,20 +206,14 @@ async def profile(args: argparse.Namespace, workload: Workload, out: Path) -> No
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    workload = Workload(
-        jobs=args.jobs,
-        reports=args.reports,
-        checkpoints=args.checkpoints,
-        concurrency=args.concurrency,
-        poll_s=args.poll,
-    )
+    workload = Workload.of(args)
     if args.profile is not None:
         asyncio.run(profile(args, workload, args.profile))
         return 0
     lines = asyncio.run(bench(args, workload))
     rows = summarise(lines)
     for row in rows:
-        emit(BENCH, {**row, "round": "median", "params": workload_params(workload)})
+        emit(BENCH, {**row, "round": "median", "params": workload.params()})
     print()
     print(table(rows, COLUMNS))
     if args.out is not None:

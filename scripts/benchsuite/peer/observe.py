@@ -16,6 +16,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 #: Progress a job reports last (percent); the client must see it before the job's end.
@@ -122,7 +123,9 @@ class Watch:
             "jobs_unknown": len(unknown),
             "jobs_broken_seq": len(broken),
             "jobs_final_progress_missed": len(self.ends_before_final),
-            "ok": not (missing or twice or unknown or broken or self.ends_before_final),
+            "ok": not (
+                missing or twice or unknown or broken or self.ends_before_final or self.problems
+            ),
         }
 
     def summary(self, expected_ids: list[str], *, ordered_seqs: bool) -> dict[str, Any]:
@@ -138,6 +141,7 @@ class Watch:
             "latency_max_ms": _ms(max(self.latencies, default=None)),
             "client_cpu_s": round(time.process_time() - self._cpu, 3),
             **self.checks(expected_ids, ordered_seqs=ordered_seqs),
+            "problems": self.problems[:10],
         }
 
 
@@ -153,6 +157,41 @@ def say(**fields: Any) -> None:
 async def wait_for_go() -> None:
     """Until the driver writes a line on stdin (it has read the CPU counters: go)."""
     await asyncio.to_thread(sys.stdin.readline)
+
+
+async def measured_client(
+    watch: Watch,
+    create: Callable[[int], Awaitable[str]],
+    until_ended: Callable[[], Awaitable[object]],
+    *,
+    ordered_seqs: bool,
+) -> None:
+    """What either side's client does once it watches: says it is ready, waits for the go,
+    creates every job (``create(i)``, its id; :data:`CREATES_IN_FLIGHT` at once), waits
+    until ``until_ended()`` (every job ended), and says its :meth:`Watch.summary`."""
+    say(ready=True)
+    await wait_for_go()
+    watch.start()
+    gate = asyncio.Semaphore(CREATES_IN_FLIGHT)
+
+    async def one(i: int) -> str:
+        async with gate:
+            return await create(i)
+
+    ids = list(await asyncio.gather(*(one(i) for i in range(watch.jobs))))
+    await asyncio.wait_for(until_ended(), WITHIN_S)
+    say(**watch.summary(ids, ordered_seqs=ordered_seqs))
+
+
+def run_side(
+    prog: str,
+    work: Callable[[argparse.Namespace], Coroutine[Any, Any, None]],
+    client: Callable[[argparse.Namespace], Coroutine[Any, Any, None]],
+) -> int:
+    """A side's command: ``work`` (the worker role) or ``client``, on its command line."""
+    args = side_arguments(prog, sys.argv[1:])
+    asyncio.run(work(args) if args.role == "worker" else client(args))
+    return 0
 
 
 def side_arguments(prog: str, argv: list[str] | None) -> argparse.Namespace:

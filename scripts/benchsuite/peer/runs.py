@@ -8,6 +8,7 @@ process's CPU time, tells the client to go, reads its summary and the CPU times 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -44,6 +45,15 @@ class Workload:
     checkpoints: int
     concurrency: int
     poll_s: float
+
+    @classmethod
+    def of(cls, options: argparse.Namespace) -> Workload:
+        """The workload of ``scripts/bench peer``'s options (of the same names)."""
+        return cls(**{field.name: getattr(options, field.name) for field in attrs.fields(cls)})
+
+    def params(self) -> dict[str, Any]:
+        """The ``params`` of each result line."""
+        return attrs.asdict(self)
 
     def args(self) -> list[str]:
         return [

@@ -25,27 +25,18 @@ from typing import Any
 from saq import Queue, Worker  # type: ignore[import-not-found, unused-ignore]
 from saq.job import TERMINAL_STATUSES, Status  # type: ignore[import-not-found, unused-ignore]
 
-from scripts.benchsuite.peer.observe import (
-    CREATES_IN_FLIGHT,
-    WITHIN_S,
-    Watch,
-    checkpoint_at,
-    progress_of,
-    say,
-    side_arguments,
-    stamp,
-    wait_for_go,
-)
+from scripts.benchsuite.peer import observe
+from scripts.benchsuite.peer.observe import WITHIN_S, Watch
 
 FUNCTION = "peer_job"
 
 
 async def peer_job(ctx: dict[str, Any], *, reports: int, checkpoints: int) -> dict[str, int]:
     job = ctx["job"]
-    saves = checkpoint_at(reports, checkpoints)
+    saves = observe.checkpoint_at(reports, checkpoints)
     for report in range(1, reports + 1):
-        step = stamp(report, reports)
-        await job.update(progress=progress_of(report, reports), meta={"step": step})
+        step = observe.stamp(report, reports)
+        await job.update(progress=observe.progress_of(report, reports), meta={"step": step})
         if report in saves:
             await job.update(meta={"step": step, "checkpoint": {"report": report}})
     return {"reports": reports}
@@ -55,7 +46,7 @@ async def work(args: argparse.Namespace) -> None:
     queue = Queue.from_url(args.url)
     worker = Worker(queue, functions=[(FUNCTION, peer_job)], concurrency=args.concurrency)
     await queue.connect()  # its tables exist before the client connects
-    say(ready=True)
+    observe.say(ready=True)
     await worker.start()  # until SIGTERM (saq's own signal handler)
     await queue.disconnect()
 
@@ -67,7 +58,7 @@ def value_of(step: str | None) -> float | None:
         return None
     number, _, rest = step.partition("/")
     total = rest.partition("@")[0]
-    return progress_of(int(number), int(total))
+    return observe.progress_of(int(number), int(total))
 
 
 def note(watch: Watch, key: str, job: Any) -> bool:
@@ -131,36 +122,24 @@ async def client(args: argparse.Namespace) -> None:
     # saq's listen tells nobody when its subscription is in place: give it a moment,
     # outside the measured time, so that no job's first updates go unheard.
     await asyncio.sleep(0.5)
-    say(ready=True)
-    await wait_for_go()
-    watch.start()
-    gate = asyncio.Semaphore(CREATES_IN_FLIGHT)
 
-    async def enqueue(key: str) -> None:
-        async with gate:
-            await queue.enqueue(
-                FUNCTION,
-                key=key,
-                reports=args.reports,
-                checkpoints=args.checkpoints,
-                timeout=int(WITHIN_S),
-            )
+    async def enqueue(i: int) -> str:
+        await queue.enqueue(
+            FUNCTION,
+            key=keys[i],
+            reports=args.reports,
+            checkpoints=args.checkpoints,
+            timeout=int(WITHIN_S),
+        )
+        return keys[i]
 
-    await asyncio.gather(*(enqueue(key) for key in keys))
-    enqueued.set()
-    await asyncio.wait_for(watcher, WITHIN_S)
-    summary = watch.summary(keys, ordered_seqs=False)
-    summary["problems"] = watch.problems[:10]
-    summary["ok"] = summary["ok"] and not watch.problems
-    say(**summary)
+    async def until_ended() -> None:
+        enqueued.set()
+        await watcher
+
+    await observe.measured_client(watch, enqueue, until_ended, ordered_seqs=False)
     await queue.disconnect()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = side_arguments("saq_side", argv)
-    asyncio.run(work(args) if args.role == "worker" else client(args))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(observe.run_side("saq_side", work, client))
