@@ -12,26 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
+from server import keys
 from server.auth import TokenVerifier
 from server.config import Settings
 from server.errors import Unavailable
-from server.keys import (
-    HTTP_IN_FLIGHT,
-    IN_FLIGHT,
-    JOBS_GAUGE,
-    LIFECYCLE_METRICS,
-    METRICS,
-    READINESS_CHECKS,
-    REDIS_MANAGER,
-    REDIS_WATCHDOG,
-    REPOSITORY,
-    SETTINGS,
-    SIO,
-    STORE,
-    SUPERVISOR,
-    VERIFIER,
-    ReadinessCheck,
-)
 from server.lifecycle_metrics import JobsGauge, LifecycleMetrics
 from server.limits.rest import rate_limit_middleware
 from server.limits.wiring import install_limits
@@ -80,7 +64,7 @@ def add_background_services(app: web.Application) -> None:
 
     They start after the store is open and Socket.IO is ready, and stop first, in reverse
     order. A service whose dependency ``/readyz`` should check appends a
-    :class:`~server.keys.ReadinessCheck` to ``app[READINESS_CHECKS]``.
+    :class:`~server.keys.ReadinessCheck` to ``app[keys.READINESS_CHECKS]``.
     """
     app.cleanup_ctx.append(_supervisor_lifecycle)
     app.cleanup_ctx.append(_repository_lifecycle)
@@ -89,16 +73,16 @@ def add_background_services(app: web.Application) -> None:
 
 async def _retention_lifecycle(app: web.Application) -> AsyncIterator[None]:
     """The ``RETENTION_S`` sweeper (:mod:`server.retention`), when retention is on."""
-    settings = app[SETTINGS]
+    settings = app[keys.SETTINGS]
     if settings.retention_s <= 0:
         yield
         return
     gate: ScanGate = AlwaysScan()
     if settings.database_url is not None:
         gate = PostgresScanLock(settings.database_url, key=RETENTION_LOCK_KEY)
-    metrics = app[METRICS]
+    metrics = app[keys.METRICS]
     sweeper = RetentionSweeper(
-        app[REPOSITORY],
+        app[keys.REPOSITORY],
         retention_s=settings.retention_s,
         gate=gate,
         on_deleted=lambda count: metrics.jobs_deleted_by("retention", count),
@@ -111,7 +95,7 @@ async def _retention_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _supervisor_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    task = start_task(app[SUPERVISOR].run(), name="supervisor")
+    task = start_task(app[keys.SUPERVISOR].run(), name="supervisor")
     try:
         yield
     finally:
@@ -144,17 +128,17 @@ def _add_redis(
     ``/readyz`` checks the last round trip. It stops after Socket.IO (calls still draining
     may emit), and the manager drops publishes once closed. After Redis lost messages, the
     latest event of each job concerned is sent again (:mod:`server.realtime.resend`)."""
-    repair = LatestEventResender(app[SIO], app[STORE], publisher)
+    repair = LatestEventResender(app[keys.SIO], app[keys.STORE], publisher)
     watchdog = RedisWatchdog(manager, repair=repair)
-    app[REDIS_MANAGER], app[REDIS_WATCHDOG] = manager, watchdog
-    app[READINESS_CHECKS].append(ReadinessCheck(name="redis", probe=watchdog.readiness))
+    app[keys.REDIS_MANAGER], app[keys.REDIS_WATCHDOG] = manager, watchdog
+    app[keys.READINESS_CHECKS].append(keys.ReadinessCheck(name="redis", probe=watchdog.readiness))
     app.cleanup_ctx.append(_redis_lifecycle)
 
 
 async def _redis_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    manager = app[REDIS_MANAGER]
+    manager = app[keys.REDIS_MANAGER]
     manager.start()
-    task = start_task(app[REDIS_WATCHDOG].run(), name="redis-watchdog")
+    task = start_task(app[keys.REDIS_WATCHDOG].run(), name="redis-watchdog")
     try:
         yield
     finally:
@@ -166,11 +150,11 @@ async def _repository_lifecycle(app: web.Application) -> AsyncIterator[None]:
     """The repository closes before the store: held progress reports get their trailing
     events first."""
     yield
-    await app[REPOSITORY].close()
+    await app[keys.REPOSITORY].close()
 
 
 async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    store = app[STORE]
+    store = app[keys.STORE]
     try:
         await store.open()  # the Postgres store applies its schema migrations here
     except Unavailable as exc:
@@ -186,9 +170,9 @@ async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 async def _socketio_lifecycle(app: web.Application) -> AsyncIterator[None]:
     yield
-    if not await app[IN_FLIGHT].drain(DRAIN_TIMEOUT_S):
-        log.warning("%d socket call(s) still running at shutdown", len(app[IN_FLIGHT]))
-    await app[SIO].shutdown()
+    if not await app[keys.IN_FLIGHT].drain(DRAIN_TIMEOUT_S):
+        log.warning("%d socket call(s) still running at shutdown", len(app[keys.IN_FLIGHT]))
+    await app[keys.SIO].shutdown()
 
 
 async def close_client_connections(app: web.Application, timeout_s: float) -> bool:
@@ -200,14 +184,14 @@ async def close_client_connections(app: web.Application, timeout_s: float) -> bo
     from open connections, so websocket clients could not finish their closing handshake
     and would hold shutdown until its timeout.
     """
-    await app[SIO].disconnect_all()
-    return await app[HTTP_IN_FLIGHT].drain(timeout_s)
+    await app[keys.SIO].disconnect_all()
+    return await app[keys.HTTP_IN_FLIGHT].drain(timeout_s)
 
 
 async def _disconnect_sockets(app: web.Application) -> None:
     """For runners that did not call :func:`close_client_connections` first: long polls end
     at once, websockets within the websocket close timeout or the runner's shutdown timeout."""
-    await app[SIO].disconnect_all()
+    await app[keys.SIO].disconnect_all()
 
 
 def create_app(
@@ -264,20 +248,20 @@ def create_app(
         ],
     )
     app.on_response_prepare.append(add_request_id_header)
-    app[SETTINGS] = settings
-    app[STORE] = job_store
-    app[REPOSITORY] = repository
-    app[SIO] = sockets
-    app[VERIFIER] = verifier
-    app[METRICS] = metrics
-    app[LIFECYCLE_METRICS] = lifecycle
-    app[JOBS_GAUGE] = JobsGauge(job_store)
-    app[IN_FLIGHT] = in_flight
-    app[HTTP_IN_FLIGHT] = InFlight()
-    app[SUPERVISOR] = Supervisor(
+    app[keys.SETTINGS] = settings
+    app[keys.STORE] = job_store
+    app[keys.REPOSITORY] = repository
+    app[keys.SIO] = sockets
+    app[keys.VERIFIER] = verifier
+    app[keys.METRICS] = metrics
+    app[keys.LIFECYCLE_METRICS] = lifecycle
+    app[keys.JOBS_GAUGE] = JobsGauge(job_store)
+    app[keys.IN_FLIGHT] = in_flight
+    app[keys.HTTP_IN_FLIGHT] = InFlight()
+    app[keys.SUPERVISOR] = Supervisor(
         repository, interval_s=settings.supervisor_interval_s, gate=_scan_gate(settings)
     )
-    app[READINESS_CHECKS] = [ReadinessCheck(name="store", probe=job_store.ping)]
+    app[keys.READINESS_CHECKS] = [keys.ReadinessCheck(name="store", probe=job_store.ping)]
 
     install_limits(app, settings, sockets, verifier)
     wiring = NamespaceWiring(
@@ -305,16 +289,6 @@ def create_app(
 
 
 __all__ = [
-    "IN_FLIGHT",
-    "METRICS",
-    "READINESS_CHECKS",
-    "REPOSITORY",
-    "SETTINGS",
-    "SIO",
-    "STORE",
-    "SUPERVISOR",
-    "VERIFIER",
-    "ReadinessCheck",
     "add_background_services",
     "build_store",
     "close_client_connections",

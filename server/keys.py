@@ -1,6 +1,7 @@
 """Typed keys of what the web application holds, shared by the app factory and the views.
 
-:mod:`server.app` re-exports them; they live here so that views need not import the factory.
+:mod:`server.app` fills them in (``app[keys.SETTINGS] = …``); they live here so that views
+need not import the factory.
 """
 
 from __future__ import annotations

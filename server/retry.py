@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from jobspine_shared.events import EventType
 from jobspine_shared.models import JobError, JobRecord
 from jobspine_shared.states import JobState
@@ -56,22 +58,7 @@ def failure_change(
     change while the lease holds, so the decision stays true when the fenced change applies.
     """
     job_error = JobError(**error)
-    if will_retry(record, job_error):
-        return JobChange(
-            action="retry",
-            from_states=frozenset({JobState.RUNNING}),
-            to_state=JobState.CREATED,
-            lease=lease,
-            stale_after_s=stale_after_s,
-            fields={
-                "error": job_error,
-                "run_at": Later(record.retry.backoff_after(record.retries)),
-            },
-            increments={"retries": 1},
-            events=(EventSpec(type=EventType.RETRYING, data=_retrying_data(error)),),
-            audit=audit,
-        )
-    return JobChange(
+    failure = JobChange(
         action="fail",
         from_states=frozenset({JobState.RUNNING}),
         to_state=JobState.FAILED,
@@ -80,6 +67,17 @@ def failure_change(
         fields={"error": job_error, "failed_at": NOW},
         events=(EventSpec(type=EventType.FAILED, data={"error": error}),),
         audit=audit,
+    )
+    if not will_retry(record, job_error):
+        return failure
+    # The same fence and audit; back to created, later, with one more retry counted.
+    return attrs.evolve(
+        failure,
+        action="retry",
+        to_state=JobState.CREATED,
+        fields={"error": job_error, "run_at": Later(record.retry.backoff_after(record.retries))},
+        increments={"retries": 1},
+        events=(EventSpec(type=EventType.RETRYING, data=_retrying_data(error)),),
     )
 
 

@@ -17,15 +17,18 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
+from jobspine_shared.models import JobRecord
 from jobspine_shared.states import JobState
 from jobspine_shared.wire import format_time
 from server.scan_gate import AlwaysScan, ScanGate
 from server.service import JobRepository
+from server.store.model import StoredJob
 
 log = logging.getLogger(__name__)
 
@@ -88,32 +91,27 @@ class Supervisor:
     async def tick(self) -> TickReport:
         """One scan: recover every stale job found; one job's error does not stop the rest."""
         started = time.perf_counter()
-        paused = failed = errors = 0
         try:
             stale = await self._repository.find_stale_jobs(limit=SCAN_BATCH)
         except Exception as exc:
             self._note_error(exc)
             raise
-        for job in stale:
-            try:
-                recovered = await self._repository.recover_stale_job(job)
-            except Exception as exc:
-                errors += 1
-                self._note_error(exc, job_id=job.record.id)
-                continue
-            if recovered is None:
-                continue
+        recovered: list[JobRecord] = []
+
+        def on_recovered(job: StoredJob, record: JobRecord) -> None:
+            recovered.append(record)
             log.info(
                 "supervisor: job %s stale since %s -> %s",
-                recovered.id,
+                record.id,
                 job.record.last_heartbeat_at,
-                recovered.state,
+                record.state,
             )
-            if recovered.state is JobState.PAUSED:
-                paused += 1
-            else:
-                failed += 1
-        report = TickReport(scanned=len(stale), paused=paused, failed=failed, errors=errors)
+
+        errors = await self._each(stale, self._repository.recover_stale_job, on_recovered)
+        paused = sum(1 for record in recovered if record.state is JobState.PAUSED)
+        report = TickReport(
+            scanned=len(stale), paused=paused, failed=len(recovered) - paused, errors=errors
+        )
         self._record(report, time.perf_counter() - started)
         # Timeouts and due jobs after the stale scan is on record: each counts as it goes.
         timed_out, timeout_errors = await self._time_out()
@@ -123,24 +121,39 @@ class Supervisor:
     async def _time_out(self) -> tuple[int, int]:
         """Fail (or retry) every attempt past its ``timeout_s``; each change is fenced by
         the lease it was found under, so two supervisors act once."""
-        timed_out = errors = 0
         try:
             overdue = await self._repository.find_timed_out_jobs(limit=SCAN_BATCH)
         except Exception as exc:
             self._note_error(exc)
             return 0, 1
-        for job in overdue:
+        before = self.status.timed_out
+
+        def on_timed_out(_: StoredJob, record: JobRecord) -> None:
+            self.status.timed_out += 1
+            log.info("supervisor: job %s timed out -> %s", record.id, record.state)
+
+        errors = await self._each(overdue, self._repository.time_out_job, on_timed_out)
+        return self.status.timed_out - before, errors
+
+    async def _each(
+        self,
+        jobs: list[StoredJob],
+        act: Callable[[StoredJob], Awaitable[JobRecord | None]],
+        on_changed: Callable[[StoredJob, JobRecord], None],
+    ) -> int:
+        """``act`` on every job, ``on_changed`` for each it changed (None: it had moved on);
+        a job's error is noted and does not stop the rest. Returns the count of errors."""
+        errors = 0
+        for job in jobs:
             try:
-                changed = await self._repository.time_out_job(job)
+                changed = await act(job)
             except Exception as exc:
                 errors += 1
                 self._note_error(exc, job_id=job.record.id)
                 continue
             if changed is not None:
-                timed_out += 1
-                self.status.timed_out += 1
-                log.info("supervisor: job %s timed out -> %s", changed.id, changed.state)
-        return timed_out, errors
+                on_changed(job, changed)
+        return errors
 
     async def _announce_due(self) -> None:
         """Wake idle workers for delayed jobs that became due since about the last tick."""

@@ -47,22 +47,10 @@ class CallLimits:
         )
 
     async def admit_user(self, actor: Actor) -> None:
-        wait = await self.users.take(actor.id)
-        if wait is not None:
-            raise rate_limited(
-                "user_calls_per_s",
-                wait,
-                f"more than {self.settings.user_calls_per_s:g} calls per second; slow down",
-            )
+        await _take(self.users, actor, "user_calls_per_s", self.settings.user_calls_per_s)
 
     async def admit_worker(self, actor: Actor) -> None:
-        wait = await self.workers.take(actor.id)
-        if wait is not None:
-            raise rate_limited(
-                "worker_calls_per_s",
-                wait,
-                f"more than {self.settings.worker_calls_per_s:g} calls per second; slow down",
-            )
+        await _take(self.workers, actor, "worker_calls_per_s", self.settings.worker_calls_per_s)
 
     async def admit(self, actor: Actor) -> None:
         """The bucket of ``actor``'s side: workers on theirs, users and admins on theirs."""
@@ -70,6 +58,13 @@ class CallLimits:
             await self.admit_worker(actor)
         else:
             await self.admit_user(actor)
+
+
+async def _take(bucket: RateLimiter, actor: Actor, limit: str, per_s: float) -> None:
+    """One call of ``actor`` from ``bucket``; ``rate_limited`` (naming ``limit``) when empty."""
+    wait = await bucket.take(actor.id)
+    if wait is not None:
+        raise rate_limited(limit, wait, f"more than {per_s:g} calls per second; slow down")
 
 
 class SocketQuota:

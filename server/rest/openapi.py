@@ -100,6 +100,26 @@ _LIST_PARAMS = (
 )
 
 
+def _job_read(tail: str, summary: str, *, answer: str) -> Operation:
+    """``GET /api/jobs/{job_id}/<tail>``: one view of a job."""
+    return Operation(
+        method="get", path=f"{_JOB_PATH}/{tail}", summary=summary, answer=answer, params=(_JOB_ID,)
+    )
+
+
+def _operations_route(
+    path: str,
+    summary: str,
+    *,
+    answer: str | None = None,
+    errors: tuple[int, ...] = (),
+    content_type: str = "application/json",
+) -> Operation:
+    """``GET <path>`` of the operations endpoints: no token."""
+    route = Operation(method="get", path=path, summary=summary, answer=answer, errors=errors)
+    return attrs.evolve(route, auth=False, tag="operations", content_type=content_type)
+
+
 def _job_action(verb: str, summary: str, *, body: str | None = None) -> Operation:
     return Operation(
         method="post",
@@ -160,20 +180,8 @@ OPERATIONS: tuple[Operation, ...] = (
     _job_action("resume", "Resume a paused job"),
     _job_action("cancel", "Cancel a job"),
     _job_action("restart", "Restart a failed or cancelled job", body="RestartJob"),
-    Operation(
-        method="get",
-        path=f"{_JOB_PATH}/recovery",
-        summary="What can be done with the job",
-        answer="RecoveryOptions",
-        params=(_JOB_ID,),
-    ),
-    Operation(
-        method="get",
-        path=f"{_JOB_PATH}/checkpoint",
-        summary="The job's checkpoint",
-        answer="Checkpoint",
-        params=(_JOB_ID,),
-    ),
+    _job_read("recovery", "What can be done with the job", answer="RecoveryOptions"),
+    _job_read("checkpoint", "The job's checkpoint", answer="Checkpoint"),
     Operation(
         method="get",
         path=f"{_JOB_PATH}/audit",
@@ -205,43 +213,14 @@ OPERATIONS: tuple[Operation, ...] = (
         params=(_JOB_ID,),
         tag="admin",
     ),
-    Operation(
-        method="get",
-        path="/healthz",
-        summary="Liveness",
-        answer="Health",
-        auth=False,
-        errors=(),
-        tag="operations",
+    _operations_route("/healthz", "Liveness", answer="Health"),
+    _operations_route(
+        "/readyz", "Readiness: the store (and Redis) answer", answer="Readiness", errors=(503,)
     ),
-    Operation(
-        method="get",
-        path="/readyz",
-        summary="Readiness: the store (and Redis) answer",
-        answer="Readiness",
-        auth=False,
-        errors=(503,),
-        tag="operations",
+    _operations_route(
+        "/metrics", "Prometheus metrics (text exposition 0.0.4)", content_type="text/plain"
     ),
-    Operation(
-        method="get",
-        path="/metrics",
-        summary="Prometheus metrics (text exposition 0.0.4)",
-        answer=None,
-        auth=False,
-        errors=(),
-        tag="operations",
-        content_type="text/plain",
-    ),
-    Operation(
-        method="get",
-        path="/api/openapi.json",
-        summary="This document",
-        answer=None,
-        auth=False,
-        errors=(),
-        tag="operations",
-    ),
+    _operations_route("/api/openapi.json", "This document"),
 )
 
 _REQUEST_ID_HEADER: Schema = {

@@ -15,17 +15,10 @@ import attrs
 
 from jobspine_shared.logcontext import bind
 from jobspine_shared.models import MAX_ERROR_MESSAGE_LENGTH, JobRecord
+from workers.sdk import errors
 from workers.sdk.coalesce import ProgressCoalescer
 from workers.sdk.config import WorkerConfig
 from workers.sdk.context import Handler, LiveJobContext
-from workers.sdk.errors import (
-    JobWithdrawn,
-    PauseCause,
-    PauseRequested,
-    RetryableError,
-    RpcError,
-    TransportError,
-)
 from workers.sdk.lease import Lease
 from workers.sdk.rpc import RpcCaller
 
@@ -123,7 +116,7 @@ class JobRun:
         """The worker is stopping: ask the handler to save and stop at its next pause point."""
         if self._handler_task is not None and not self._handler_task.done():
             log.info("%s: asking the handler to checkpoint before shutdown", self.label)
-            self.context.request_pause(PauseCause.SHUTDOWN)
+            self.context.request_pause(errors.PauseCause.SHUTDOWN)
 
     async def run(self) -> Outcome:
         # Run in a task of its own: every line it (and its handler) writes names the job.
@@ -179,11 +172,11 @@ class JobRun:
             try:
                 await self.context.flush_progress(due_only=True)
                 await self.lease.call("heartbeat")
-            except JobWithdrawn:
+            except errors.JobWithdrawn:
                 return
-            except TransportError as exc:
+            except errors.TransportError as exc:
                 log.debug("%s: heartbeat not acknowledged (%s)", self.label, exc)
-            except RpcError as exc:
+            except errors.RpcError as exc:
                 log.warning("%s: heartbeat refused: %s", self.label, exc)
 
     def pause_pushed(self) -> None:
@@ -194,12 +187,12 @@ class JobRun:
     def revoked(self, state: str | None, reason: str | None) -> None:
         """The server pushed ``lease:revoked``: the lease is gone; cancel the handler."""
         details = {"state": state} if state else None
-        self.lease.mark_lost(JobWithdrawn("lease_lost", f"revoked ({reason})", details))
+        self.lease.mark_lost(errors.JobWithdrawn("lease_lost", f"revoked ({reason})", details))
 
     def _on_ack(self, ack: dict[str, Any]) -> None:
         if ack.get("pause_requested") is True and self.context.pause_cause is None:
             log.info("%s: pause requested", self.label)
-            self.context.request_pause(PauseCause.USER)
+            self.context.request_pause(errors.PauseCause.USER)
             if self._config.pause_timeout_s is not None:
                 self._pause_timer = asyncio.get_running_loop().call_later(
                     self._config.pause_timeout_s, self._on_pause_timeout
@@ -213,7 +206,7 @@ class JobRun:
         )
         self._cancel_handler(_CancelReason.PAUSE_TIMEOUT)
 
-    def _on_lost(self, error: JobWithdrawn) -> None:
+    def _on_lost(self, error: errors.JobWithdrawn) -> None:
         state = error.job_state
         log.info(
             "%s: stopped by the server (%s%s); cancelling the handler",
@@ -243,8 +236,8 @@ class JobRun:
         exc = task.exception()
         if exc is None:
             return await self._report_completed(task.result())
-        if isinstance(exc, PauseRequested):
-            if exc.cause is PauseCause.SHUTDOWN:
+        if isinstance(exc, errors.PauseRequested):
+            if exc.cause is errors.PauseCause.SHUTDOWN:
                 log.info(
                     "%s: stopped for shutdown; the server's supervisor will pause it", self.label
                 )
@@ -254,7 +247,7 @@ class JobRun:
             return await self._report_failed(
                 "handler raised PauseRequested, but no pause was requested"
             )
-        if isinstance(exc, RetryableError):
+        if isinstance(exc, errors.RetryableError):
             message = failure_message(exc, with_traceback=False)
             return await self._report_failed(message, code=exc.code, retryable=True)
         message = failure_message(exc, with_traceback=self._config.send_tracebacks)
@@ -271,11 +264,11 @@ class JobRun:
         """
         try:
             await self.lease.call_reliably(event, **fields)
-        except JobWithdrawn as exc:
+        except errors.JobWithdrawn as exc:
             if exc.job_state in ({target} if isinstance(target, str) else target):
                 return None
             return Outcome.LOST
-        except RpcError as exc:
+        except errors.RpcError as exc:
             log.error("%s: %s refused: %s", self.label, event, exc)
             return Outcome.ABANDONED
         return None
