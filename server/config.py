@@ -11,9 +11,11 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import attrs
+from attrs import AttrsInstance
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -48,18 +50,50 @@ ESCAPING_FACTOR = 3
 ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
 
 
+#: The key of a field's metadata naming its variable and parser (:func:`setting`).
+_VARIABLE = "jobspine.variable"
+A = TypeVar("A", bound=AttrsInstance)
+T = TypeVar("T")
+#: Checks and converts a variable's value: ``parse(name, value)``, raising ConfigError.
+Parser = Callable[[str, str], T]
+
+
+def setting(variable: str, default: T, parse: Parser[T], *, repr: bool = True) -> T:
+    """A field read from the environment ``variable`` by ``parse`` (:func:`_from_env`);
+    unset or empty, ``default``. The one place each variable, default and check is written."""
+    field: T = attrs.field(default=default, repr=repr, metadata={_VARIABLE: (variable, parse)})
+    return field
+
+
+def _from_env(env: Env, cls: type[A], **given: Any) -> A:
+    """``cls`` with every :func:`setting` field read from its variable, and ``given``."""
+    read: dict[str, Any] = {}
+    for field in attrs.fields(cls):
+        if _VARIABLE in field.metadata:
+            variable, parse = field.metadata[_VARIABLE]
+            read[field.name] = env.get(variable, field.default, parse)
+    return cls(**read, **given)
+
+
+def _event_loop(name: str, value: str) -> str:
+    picked = choice("auto", "asyncio", "uvloop")(name, value)
+    if picked == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise ConfigError(f"{name}: uvloop is not installed (pip install 'jobspine[fast]')")
+    return picked
+
+
 @attrs.frozen(kw_only=True)
 class JwtSettings:
     """How tokens are verified: one algorithm and its key, plus optional aud/iss checks."""
 
     algorithm: str
     key: str = attrs.field(repr=False)
-    audience: str | None = None
-    issuer: str | None = None
+    audience: str | None = setting("JWT_AUDIENCE", None, text)
+    issuer: str | None = setting("JWT_ISSUER", None, text)
     #: True when the secret was generated for this process (``--dev``).
     generated: bool = False
-    #: ``JWT_LEEWAY_S``: clock skew allowed on ``exp``, ``nbf`` and ``iat``.
-    leeway_s: float = 30.0
+    #: Clock skew allowed on ``exp``, ``nbf`` and ``iat``.
+    leeway_s: float = setting("JWT_LEEWAY_S", 30.0, leeway)
 
     @property
     def can_mint(self) -> bool:
@@ -71,20 +105,26 @@ class JwtSettings:
 class LimitSettings:
     """The contract's "Limits, sessions and abuse" bounds (docs/security.md)."""
 
-    #: ``USER_CALLS_PER_S``: REST requests and ``/`` events of one user per second (bursts 2x).
-    user_calls_per_s: float = 50.0
-    #: ``WORKER_CALLS_PER_S``: ``/workers`` calls of one worker ``sub`` per second (bursts 2x).
-    worker_calls_per_s: float = 1000.0
-    #: ``MAX_ACTIVE_JOBS_PER_USER``: jobs of one user in created, running or paused.
-    max_active_jobs_per_user: int = 1000
-    #: ``MAX_SOCKETS_PER_USER``: Socket.IO connections of one ``sub`` at once.
-    max_sockets_per_user: int = 20
-    #: ``MAX_SUBSCRIPTIONS_PER_SOCKET``: job rooms one socket may be in.
-    max_subscriptions_per_socket: int = 1000
-    #: ``MAX_INPUT_BYTES``: compact UTF-8 JSON size of a job's input or result.
-    max_input_bytes: int = 262_144
-    #: ``MAX_CLIENT_QUEUE_BYTES``: bytes queued for one client before it is dropped.
-    max_client_queue_bytes: int = 16_777_216
+    #: REST requests and ``/`` events of one user per second (bursts 2x).
+    user_calls_per_s: float = setting("USER_CALLS_PER_S", 50.0, per_second)
+    #: ``/workers`` calls of one worker ``sub`` per second (bursts 2x).
+    worker_calls_per_s: float = setting("WORKER_CALLS_PER_S", 1000.0, per_second)
+    #: Jobs of one user in created, running or paused.
+    max_active_jobs_per_user: int = setting(
+        "MAX_ACTIVE_JOBS_PER_USER", 1000, integer(1, 100_000_000)
+    )
+    #: Socket.IO connections of one ``sub`` at once.
+    max_sockets_per_user: int = setting("MAX_SOCKETS_PER_USER", 20, integer(1, 1_000_000))
+    #: Job rooms one socket may be in.
+    max_subscriptions_per_socket: int = setting(
+        "MAX_SUBSCRIPTIONS_PER_SOCKET", 1000, integer(1, 1_000_000)
+    )
+    #: Compact UTF-8 JSON size of a job's input or result.
+    max_input_bytes: int = setting("MAX_INPUT_BYTES", 262_144, integer(2, MAX_CHECKPOINT_LIMIT))
+    #: Bytes queued for one client before it is dropped.
+    max_client_queue_bytes: int = setting(
+        "MAX_CLIENT_QUEUE_BYTES", 16_777_216, integer(65_536, 1 << 40)
+    )
     #: Calls of one socket being handled at once; a further one is ``rate_limited``.
     max_calls_in_flight_per_socket: int = 32
 
@@ -96,41 +136,47 @@ class LimitSettings:
 
 @attrs.frozen(kw_only=True)
 class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    database_url: str | None = attrs.field(default=None, repr=False)
-    redis_url: str | None = attrs.field(default=None, repr=False)
+    host: str = setting("HOST", "127.0.0.1", text)
+    port: int = setting("PORT", 8080, integer(1, 65535))
+    database_url: str | None = setting(
+        "DATABASE_URL", None, url("postgresql", "postgres"), repr=False
+    )
+    redis_url: str | None = setting("REDIS_URL", None, url("redis", "rediss", "unix"), repr=False)
     jwt: JwtSettings
-    heartbeat_timeout_s: float = 30.0
-    supervisor_interval_s: float = 10.0
-    max_recovery_attempts: int = 3
-    backlog_size: int = 200
-    max_checkpoint_bytes: int = 1_048_576
-    redis_channel: str = "jobspine"
+    heartbeat_timeout_s: float = setting("HEARTBEAT_TIMEOUT_S", 30.0, duration)
+    supervisor_interval_s: float = setting("SUPERVISOR_INTERVAL_S", 10.0, duration)
+    max_recovery_attempts: int = setting("MAX_RECOVERY_ATTEMPTS", 3, integer(0, 1000))
+    backlog_size: int = setting("BACKLOG_SIZE", 200, integer(1, 1_000_000))
+    max_checkpoint_bytes: int = setting(
+        "MAX_CHECKPOINT_BYTES", 1_048_576, integer(1, MAX_CHECKPOINT_LIMIT)
+    )
+    redis_channel: str = setting("REDIS_CHANNEL", "jobspine", text)
     #: ``REDIS_SIGNING_KEY`` first (signs and checks), then ``REDIS_SIGNING_KEY_PREVIOUS``
     #: (checks only, while keys rotate); empty without ``REDIS_URL``.
     redis_signing_keys: tuple[bytes, ...] = attrs.field(default=(), repr=False)
     #: Packets queued for one client before it is dropped as one that stopped reading.
-    max_client_queue: int = 5000
+    max_client_queue: int = setting("MAX_CLIENT_QUEUE", 5000, integer(16, 10_000_000))
     #: Live ``job:progress`` events per job and second; 0 for no limit.
-    progress_events_per_s: float = 10.0
+    progress_events_per_s: float = setting("PROGRESS_EVENTS_PER_S", 10.0, rate)
     limits: LimitSettings = attrs.field(factory=LimitSettings)
-    #: ``CORS_ORIGINS``: origins allowed for REST and Socket.IO (``*``: any); never credentials.
-    cors_origins: tuple[str, ...] = ("*",)
-    #: Logging (docs/operations.md): ``LOG_FORMAT``, ``LOG_LEVEL``, ``ACCESS_LOG``.
-    log_format: str = "text"
-    log_level: str = "INFO"
-    access_log: bool = True
-    #: ``METRICS_PORT``: serve ``/metrics`` on a port of its own too (``METRICS_HOST``).
-    metrics_port: int | None = None
-    metrics_host: str = "127.0.0.1"
-    #: Contract v2: ``IDEMPOTENCY_TTL_S``, ``MAX_RUNNING_PER_USER`` (0: no cap),
-    #: ``RETENTION_S`` (0: keep final jobs forever).
-    idempotency_ttl_s: float = 86400.0
-    max_running_per_user: int = 0
-    retention_s: float = 0.0
-    #: ``EVENT_LOOP``: ``auto`` (uvloop when installed), ``asyncio`` or ``uvloop``.
-    event_loop: str = "auto"
+    #: Origins allowed for REST and Socket.IO (``*``: any); never credentials.
+    cors_origins: tuple[str, ...] = setting("CORS_ORIGINS", ("*",), origins)
+    #: Logging (docs/operations.md).
+    log_format: str = setting("LOG_FORMAT", "text", choice("text", "json"))
+    log_level: str = setting(
+        "LOG_LEVEL", "INFO", choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    )
+    access_log: bool = setting("ACCESS_LOG", True, switch)
+    #: Serve ``/metrics`` on a port of its own too (on ``METRICS_HOST``).
+    metrics_port: int | None = setting("METRICS_PORT", None, integer(1, 65535))
+    metrics_host: str = setting("METRICS_HOST", "127.0.0.1", text)
+    #: Contract v2: how long an idempotency key names its job, running jobs per user (0: no
+    #: cap), how long final jobs are kept (0: forever).
+    idempotency_ttl_s: float = setting("IDEMPOTENCY_TTL_S", 86400.0, duration)
+    max_running_per_user: int = setting("MAX_RUNNING_PER_USER", 0, integer(0, 1_000_000))
+    retention_s: float = setting("RETENTION_S", 0.0, duration_or_off)
+    #: ``auto`` (uvloop when installed), ``asyncio`` or ``uvloop``.
+    event_loop: str = setting("EVENT_LOOP", "auto", _event_loop)
     dev: bool = False
 
     @property
@@ -143,29 +189,6 @@ class Settings:
         room for that too.
         """
         return ESCAPING_FACTOR * self.max_checkpoint_bytes + TRANSPORT_OVERHEAD_BYTES
-
-
-def _limits(env: Env) -> LimitSettings:
-    return LimitSettings(
-        user_calls_per_s=env.get("USER_CALLS_PER_S", 50.0, per_second),
-        worker_calls_per_s=env.get("WORKER_CALLS_PER_S", 1000.0, per_second),
-        max_active_jobs_per_user=env.get("MAX_ACTIVE_JOBS_PER_USER", 1000, integer(1, 100_000_000)),
-        max_sockets_per_user=env.get("MAX_SOCKETS_PER_USER", 20, integer(1, 1_000_000)),
-        max_subscriptions_per_socket=env.get(
-            "MAX_SUBSCRIPTIONS_PER_SOCKET", 1000, integer(1, 1_000_000)
-        ),
-        max_input_bytes=env.get("MAX_INPUT_BYTES", 262_144, integer(2, MAX_CHECKPOINT_LIMIT)),
-        max_client_queue_bytes=env.get(
-            "MAX_CLIENT_QUEUE_BYTES", 16_777_216, integer(65_536, 1 << 40)
-        ),
-    )
-
-
-def _event_loop(name: str, value: str) -> str:
-    picked = choice("auto", "asyncio", "uvloop")(name, value)
-    if picked == "uvloop" and importlib.util.find_spec("uvloop") is None:
-        raise ConfigError(f"{name}: uvloop is not installed (pip install 'jobspine[fast]')")
-    return picked
 
 
 def _public_key(algorithm: str, pem: str) -> str:
@@ -188,20 +211,14 @@ def _public_key(algorithm: str, pem: str) -> str:
 def _jwt(env: Env, *, dev: bool) -> JwtSettings:
     secret, public_key = env.raw("JWT_SECRET"), env.raw("JWT_PUBLIC_KEY")
     requested = env.raw("JWT_ALGORITHM")
-    audience, issuer = env.raw("JWT_AUDIENCE"), env.raw("JWT_ISSUER")
-    leeway_s = env.get("JWT_LEEWAY_S", 30.0, leeway)
     if secret is not None and public_key is not None:
         raise ConfigError("JWT_PUBLIC_KEY: set either JWT_SECRET or JWT_PUBLIC_KEY, not both")
     if public_key is not None:
         algorithm = requested or "RS256"
         if algorithm not in ASYMMETRIC_ALGORITHMS:
             raise refuse("JWT_ALGORITHM", "RS256 or ES256 with JWT_PUBLIC_KEY", algorithm)
-        return JwtSettings(
-            algorithm=algorithm,
-            key=_public_key(algorithm, public_key),
-            audience=audience,
-            issuer=issuer,
-            leeway_s=leeway_s,
+        return _from_env(
+            env, JwtSettings, algorithm=algorithm, key=_public_key(algorithm, public_key)
         )
     if requested is not None and requested != "HS256":
         expected = "HS256 with JWT_SECRET (RS256 and ES256 need JWT_PUBLIC_KEY)"
@@ -218,14 +235,7 @@ def _jwt(env: Env, *, dev: bool) -> JwtSettings:
         raise ConfigError(
             f"JWT_SECRET: expected at least {MIN_SECRET_BYTES} bytes, got {len(secret.encode())}"
         )
-    return JwtSettings(
-        algorithm="HS256",
-        key=secret,
-        audience=audience,
-        issuer=issuer,
-        generated=generated,
-        leeway_s=leeway_s,
-    )
+    return _from_env(env, JwtSettings, algorithm="HS256", key=secret, generated=generated)
 
 
 def is_loopback(host: str) -> bool:
@@ -241,37 +251,8 @@ def is_loopback(host: str) -> bool:
 def load_settings(environ: Mapping[str, str], *, dev: bool = False) -> Settings:
     """Build and validate the settings; ``dev`` generates a secret when none is configured."""
     env = Env(environ)
-    settings = Settings(
-        host=env.get("HOST", "127.0.0.1", text),
-        port=env.get("PORT", 8080, integer(1, 65535)),
-        database_url=env.get("DATABASE_URL", None, url("postgresql", "postgres")),
-        redis_url=env.get("REDIS_URL", None, url("redis", "rediss", "unix")),
-        jwt=_jwt(env, dev=dev),
-        heartbeat_timeout_s=env.get("HEARTBEAT_TIMEOUT_S", 30.0, duration),
-        supervisor_interval_s=env.get("SUPERVISOR_INTERVAL_S", 10.0, duration),
-        max_recovery_attempts=env.get("MAX_RECOVERY_ATTEMPTS", 3, integer(0, 1000)),
-        backlog_size=env.get("BACKLOG_SIZE", 200, integer(1, 1_000_000)),
-        max_checkpoint_bytes=env.get(
-            "MAX_CHECKPOINT_BYTES", 1_048_576, integer(1, MAX_CHECKPOINT_LIMIT)
-        ),
-        redis_channel=env.get("REDIS_CHANNEL", "jobspine", text),
-        max_client_queue=env.get("MAX_CLIENT_QUEUE", 5000, integer(16, 10_000_000)),
-        progress_events_per_s=env.get("PROGRESS_EVENTS_PER_S", 10.0, rate),
-        limits=_limits(env),
-        cors_origins=env.get("CORS_ORIGINS", ("*",), origins),
-        log_format=env.get("LOG_FORMAT", "text", choice("text", "json")),
-        log_level=env.get(
-            "LOG_LEVEL", "INFO", choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-        ),
-        access_log=env.get("ACCESS_LOG", True, switch),
-        metrics_port=env.get("METRICS_PORT", None, integer(1, 65535)),
-        metrics_host=env.get("METRICS_HOST", "127.0.0.1", text),
-        idempotency_ttl_s=env.get("IDEMPOTENCY_TTL_S", 86400.0, duration),
-        max_running_per_user=env.get("MAX_RUNNING_PER_USER", 0, integer(0, 1_000_000)),
-        retention_s=env.get("RETENTION_S", 0.0, duration_or_off),
-        event_loop=env.get("EVENT_LOOP", "auto", _event_loop),
-        dev=dev,
-    )
+    jwt, limits = _jwt(env, dev=dev), _from_env(env, LimitSettings)
+    settings = _from_env(env, Settings, jwt=jwt, limits=limits, dev=dev)
     if dev and not is_loopback(settings.host):
         raise ConfigError(
             f"HOST: --dev serves only a loopback address (127.0.0.1, ::1, localhost), "
