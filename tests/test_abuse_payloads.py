@@ -12,13 +12,18 @@ import pytest
 from server.actors import Actor, Role
 from server.commands.user import parse_list
 from server.realtime.backpressure import BoundedSendQueue
-from tests.support.server import StartServer, connect_user, connect_worker
+from tests.support.server import LiveServer, StartServer, connect_user, connect_worker
 
 SMALL_LIMIT = {"MAX_INPUT_BYTES": "1000"}
 
 
-async def test_an_oversize_input_is_refused_everywhere(start_server: StartServer) -> None:
-    server = await start_server(env=SMALL_LIMIT)
+@pytest.fixture
+async def server(start_server: StartServer) -> LiveServer:
+    """A server that takes inputs and results of :data:`SMALL_LIMIT` bytes at most."""
+    return await start_server(env=SMALL_LIMIT)
+
+
+async def test_an_oversize_input_is_refused_everywhere(server: LiveServer) -> None:
     user = await connect_user(server, "big")
     emoji = {"text": "\N{GRINNING FACE}" * 300}  # 1200 bytes of UTF-8
     error = await user.refused(
@@ -38,9 +43,8 @@ async def test_an_oversize_input_is_refused_everywhere(start_server: StartServer
 
 
 async def test_an_oversize_result_is_refused_and_the_job_keeps_running(
-    start_server: StartServer,
+    server: LiveServer,
 ) -> None:
-    server = await start_server(env=SMALL_LIMIT)
     user = await connect_user(server, "u1")
     job = (await user.ok("job:create", {"type": "t", "input": {}}))["job"]
     worker = await connect_worker(server)

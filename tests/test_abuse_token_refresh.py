@@ -9,19 +9,26 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from jobspine_shared.states import JobState
 from tests.support.jobs import wait_until
-from tests.support.server import StartServer, connect_user, connect_worker
+from tests.support.server import LiveServer, StartServer, connect_user, connect_worker
 from workers.client import JobWatcher
 from workers.sdk.rpc import WorkerConnection, token_from_file
 
 SHORT_SESSIONS = {"JWT_LEEWAY_S": "0"}
 
 
+@pytest.fixture
+async def server(start_server: StartServer) -> LiveServer:
+    """A server that ends a session at its token's expiry, without leeway."""
+    return await start_server(env=SHORT_SESSIONS)
+
+
 async def test_the_worker_connection_reconnects_with_the_file_s_new_token(
-    start_server: StartServer, tmp_path: Path
+    server: LiveServer, tmp_path: Path
 ) -> None:
-    server = await start_server(env=SHORT_SESSIONS)
     token_file = tmp_path / "token"
     token_file.write_text(server.token("w1", "worker", ttl=2) + "\n")
     connection = WorkerConnection(url=server.url, token=token_from_file(token_file))
@@ -42,9 +49,8 @@ async def test_the_worker_connection_reconnects_with_the_file_s_new_token(
 
 
 async def test_the_watcher_keeps_its_session_with_the_source_s_next_token(
-    start_server: StartServer,
+    server: LiveServer,
 ) -> None:
-    server = await start_server(env=SHORT_SESSIONS)
     user = await connect_user(server, "alice")
     job = (await user.ok("job:create", {"type": "t", "input": {}}))["job"]
     tokens = [server.token("alice", ttl=2)]

@@ -29,6 +29,7 @@ from server.store.postgres.queries import FIND_STALE_SQL, HEARTBEAT_SQL
 from tests.support.hot_updates import update_counts, without_autovacuum
 from tests.support.jobs import ALICE, WORKER, claim, create, wait_until
 from tests.support.postgres import connected, opened_postgres_store
+from tests.support.query_plans import fill_jobs, plan_of
 
 # The root conftest registers it too; naming it here keeps this module runnable on its own.
 
@@ -196,13 +197,10 @@ async def test_no_index_holds_the_heartbeat_column(postgres_dsn: str) -> None:
 
 
 async def test_stale_scan_uses_the_partial_running_index(postgres_dsn: str) -> None:
-    async with connected(postgres_dsn) as conn:
-        await conn.execute(
-            "INSERT INTO jobs (id, user_id, type, created_at, updated_at, epoch, seq)"
-            " SELECT gen_random_uuid(), 'u' || (g % 50), 'research',"
-            "        now() - g * interval '1 second', now(), 'e', 1"
-            " FROM generate_series(1, 5000) AS g"
-        )
+    # One transaction: now() is its start, the same for the heartbeats and the scan however
+    # slow the machine is between them.
+    async with connected(postgres_dsn) as conn, conn.transaction():
+        await fill_jobs(conn, 5000)
         await conn.execute(
             "UPDATE jobs SET state = 'running', lease = 'L', started_at = now(),"
             " last_heartbeat_at = now() - ((g.n - 0.5) * interval '1 second')"
@@ -210,7 +208,7 @@ async def test_stale_scan_uses_the_partial_running_index(postgres_dsn: str) -> N
             " WHERE jobs.id = g.id"
         )
         await conn.execute("ANALYZE jobs")
-        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + FIND_STALE_SQL, 30.0, 100))
+        plan = await plan_of(conn, FIND_STALE_SQL, 30.0, 100)
         stale = await conn.fetch(FIND_STALE_SQL, 30.0, 100)
 
     assert "jobs_running_idx" in plan or "jobs_running_user_idx" in plan, (

@@ -11,6 +11,7 @@ from jobspine_shared.states import JobState
 from server.store.postgres.migrator import apply_migrations, load_migrations
 from server.store.postgres.queries import CLAIM_TYPES_SQL, DELETE_FINISHED_SQL, FIND_TIMED_OUT_SQL
 from tests.support.postgres import connected, open_postgres_store
+from tests.support.query_plans import fill_jobs, plan_of
 from tests.support.server import TEST_BACKLOG
 
 S = JobState
@@ -95,23 +96,13 @@ async def test_a_v1_database_upgrades_in_place(empty_postgres_dsn: str) -> None:
         await store.close()
 
 
-async def _plan(conn: Any, sql: str, *args: Any) -> str:
-    rows = await conn.fetch("EXPLAIN " + sql, *args)
-    return "\n".join(r[0] for r in rows)
-
-
 async def test_v2_scans_use_their_partial_indexes(postgres_dsn: str) -> None:
     async with connected(postgres_dsn) as conn:
-        await conn.execute(
-            "INSERT INTO jobs (id, user_id, type, created_at, updated_at, epoch, seq, priority)"
-            " SELECT gen_random_uuid(), 'u' || (g % 50), 'research',"
-            "        now() - g * interval '1 second', now(), 'e', 1, (g % 7) - 3"
-            " FROM generate_series(1, 20000) AS g"
-        )
+        await fill_jobs(conn, 20000)
         await conn.execute("ANALYZE jobs")
-        claim = await _plan(conn, CLAIM_TYPES_SQL, [], 0, ["research"])
-        timed_out = await _plan(conn, FIND_TIMED_OUT_SQL, 100)
-        retention = await _plan(conn, DELETE_FINISHED_SQL, 60.0, 100)
+        claim = await plan_of(conn, CLAIM_TYPES_SQL, [], 0, ["research"])
+        timed_out = await plan_of(conn, FIND_TIMED_OUT_SQL, 100)
+        retention = await plan_of(conn, DELETE_FINISHED_SQL, 60.0, 100)
     # An ordered scan of a claim index stopping at the first row: no sort of the queue.
     assert "jobs_claim_type_idx" in claim or "jobs_claim_any_idx" in claim, claim
     assert "Sort" not in claim, claim

@@ -42,6 +42,14 @@ async def stream(repo: JobRepository, job_id: str) -> list[tuple[int, str, Any]]
     return [(e.seq, str(e.type), e.data.get("progress")) for e in read.events]
 
 
+async def report_burst(repo: JobRepository, job_id: str, lease: str, count: int = BURST) -> None:
+    """Progress 1, 2, … ``count`` reported in a row, as fast as the repository takes them."""
+    for i in range(1, count + 1):
+        await repo.update_progress(
+            parse_progress({"job_id": job_id, "lease": lease, "progress": float(i)})
+        )
+
+
 def assert_contiguous(events: list[tuple[int, str, Any]], last_seq: int) -> None:
     seqs = [seq for seq, _, _ in events]
     assert seqs == list(range(seqs[0], last_seq + 1)), seqs
@@ -83,10 +91,7 @@ async def test_another_event_of_the_job_comes_after_the_latest_progress(
     repo: JobRepository,
 ) -> None:
     job_id, lease = await running(repo)
-    for i in range(1, BURST + 1):
-        await repo.update_progress(
-            parse_progress({"job_id": job_id, "lease": lease, "progress": float(i)})
-        )
+    await report_burst(repo, job_id, lease)
     await repo.complete(parse_complete({"job_id": job_id, "lease": lease, "result": {"ok": True}}))
 
     events = await stream(repo, job_id)
@@ -98,10 +103,7 @@ async def test_another_event_of_the_job_comes_after_the_latest_progress(
 
 async def test_a_user_cancel_also_comes_after_the_latest_progress(repo: JobRepository) -> None:
     job_id, lease = await running(repo)
-    for i in range(1, BURST + 1):
-        await repo.update_progress(
-            parse_progress({"job_id": job_id, "lease": lease, "progress": float(i)})
-        )
+    await report_burst(repo, job_id, lease)
     await repo.cancel(ALICE, job_id)
 
     events = await stream(repo, job_id)
@@ -118,10 +120,7 @@ async def test_closing_the_repository_appends_pending_trailing_events(
 ) -> None:
     jobs = [await running(repo) for _ in range(3)]
     for job_id, lease in jobs:
-        for i in range(1, 6):
-            await repo.update_progress(
-                parse_progress({"job_id": job_id, "lease": lease, "progress": float(i)})
-            )
+        await report_burst(repo, job_id, lease, count=5)
     await repo.close()  # no waiting for the windows to close
     for job_id, _ in jobs:
         events = await stream(repo, job_id)
@@ -152,10 +151,7 @@ async def test_zero_means_every_report_appends_its_event(store: JobStore) -> Non
     repo = JobRepository(store, RepositorySettings(progress_events_per_s=0))
     job_id, lease = await running(repo)
     start = (await repo.get_job(ALICE, job_id)).seq
-    for i in range(1, BURST + 1):
-        await repo.update_progress(
-            parse_progress({"job_id": job_id, "lease": lease, "progress": float(i)})
-        )
+    await report_burst(repo, job_id, lease)
     events = await stream(repo, job_id)
     assert (await repo.get_job(ALICE, job_id)).seq == start + BURST
     assert events[-1][1:] == ("job:progress", float(BURST))

@@ -35,6 +35,7 @@ from tests.support.redis_apps import (
 )
 from tests.support.server import (
     TEST_SECRET,
+    LiveServer,
     StartServer,
     connect_user,
     connect_worker,
@@ -53,9 +54,9 @@ def test_redis_without_a_database_is_refused_in_one_line() -> None:
 
 
 async def test_an_event_made_on_one_instance_reaches_a_client_of_another_in_order_once(
-    start_server: StartServer, postgres_dsn: str, redis_url: str, redis_channel: str
+    bus_instances: tuple[LiveServer, LiveServer],
 ) -> None:
-    a, b = await two_instances(start_server, bus_env(postgres_dsn, redis_url, redis_channel))
+    a, b = bus_instances
     owner = await connect_user(a, "alice")
     worker = await connect_worker(b)
     job = await running_job(owner, worker)
@@ -117,9 +118,9 @@ async def test_while_redis_is_down_local_clients_get_every_event_and_readyz_name
 
 
 async def test_a_dead_listener_is_detected_restarted_and_delivery_resumes(
-    start_server: StartServer, postgres_dsn: str, redis_url: str, redis_channel: str
+    bus_instances: tuple[LiveServer, LiveServer],
 ) -> None:
-    a, b = await two_instances(start_server, bus_env(postgres_dsn, redis_url, redis_channel))
+    a, b = bus_instances
     manager: JobspineRedisManager = a.app[REDIS_MANAGER]
     owner = await connect_user(a, "alice")
     worker = await connect_worker(b)

@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 from server.keys import REDIS_MANAGER
 from server.realtime.rooms import USER_NAMESPACE, user_room
 from tests.support.jobs import wait_until
-from tests.support.redis_apps import bus_env, received, running_job, two_instances
-from tests.support.server import StartServer, connect_user, connect_worker
+from tests.support.redis_apps import received, running_job
+from tests.support.server import LiveServer, connect_user, connect_worker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -33,11 +33,11 @@ async def subscribers(url: str, channel: str) -> int:
 
 
 async def test_worker_pushes_cross_instances_and_job_events_reach_only_their_rooms(
-    start_server: StartServer, postgres_dsn: str, redis_url: str, redis_channel: str
+    bus_instances: tuple[LiveServer, LiveServer],
 ) -> None:
-    near, far = await two_instances(start_server, bus_env(postgres_dsn, redis_url, redis_channel))
-    alice = await connect_user(near, "alice")
+    near, far = bus_instances
     worker = await connect_worker(far)
+    alice = await connect_user(near, "alice")
     assert (await worker.ok("claim", {"types": ["research"]}))["job"] is None  # now idle
 
     job = (await alice.ok("job:create", {"type": "research", "input": {}}))["job"]
@@ -63,9 +63,9 @@ async def test_worker_pushes_cross_instances_and_job_events_reach_only_their_roo
 
 
 async def test_a_room_channel_is_subscribed_while_a_local_socket_is_in_the_room(
-    start_server: StartServer, postgres_dsn: str, redis_url: str, redis_channel: str
+    bus_instances: tuple[LiveServer, LiveServer], redis_url: str
 ) -> None:
-    near, far = await two_instances(start_server, bus_env(postgres_dsn, redis_url, redis_channel))
+    near, far = bus_instances
     channel = near.app[REDIS_MANAGER].routes.channel_of(USER_NAMESPACE, user_room("alice"))
     assert await subscribers(redis_url, channel) == 0
     first, second = await connect_user(near, "alice"), await connect_user(far, "alice")

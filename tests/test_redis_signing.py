@@ -6,6 +6,7 @@ python-socketio's own message format and jobspine's sealed one (signed under ano
 or replayed from another channel). Each is followed by a genuine event: Redis delivers
 messages to a subscriber in the order it took the ``PUBLISH`` commands, and the listener
 handles them in order, so once the genuine event arrived the forged ones were handled.
+The signer and the signing key's settings alone: ``test_redis_signing_units.py``.
 """
 
 from __future__ import annotations
@@ -16,16 +17,13 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from server.config import load_settings
-from server.errors import ConfigError
 from server.keys import REDIS_MANAGER, SIO
-from server.realtime.redis_signing import MessageSigner, derive_signing_key
+from server.realtime.redis_signing import MessageSigner
 from server.realtime.rooms import USER_NAMESPACE, user_room
-from tests.support.redis_apps import bus_env, metric_values, two_instances
-from tests.support.server import TEST_SECRET, LiveServer, SocketClient, StartServer, connect_user
+from tests.support.redis_apps import OTHER_SIGNING_KEY, SIGNING_KEY, metric_values, two_instances
+from tests.support.server import LiveServer, SocketClient, StartServer, connect_user
 
-KEY = "k" * 32
-OTHER_KEY = "o" * 32
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 def room_channel(channel: str, room: str) -> str:
@@ -72,67 +70,14 @@ async def genuine_job_created(far: LiveServer, near_client: SocketClient, sub: s
     return str(job["id"])
 
 
-def test_a_message_opens_only_on_its_channel_under_a_known_key() -> None:
-    signer = MessageSigner([b"new" * 11, b"old" * 11])
-    old = MessageSigner([b"old" * 11])
-    message = signer.seal("c1", "h" * 32, b'{"a":1}', b"body\nwith newline")
-    assert signer.open(b"c1", message) == (b'{"a":1}', b"body\nwith newline")
-    assert signer.open(b"c2", message) is None
-    assert signer.open(b"c1", message[:-1] + b"X") is None
-    assert signer.open(b"c1", b"short") is None
-    # Rotation: messages of instances still on the previous key open; theirs don't take ours.
-    assert signer.open(b"c1", old.seal("c1", "h" * 32, b"{}", b"")) == (b"{}", b"")
-    assert old.open(b"c1", message) is None
-
-
-def test_the_signing_key_defaults_to_one_derived_from_jwt_secret() -> None:
-    redis = {"DATABASE_URL": "postgresql://db/x", "REDIS_URL": "redis://127.0.0.1:6379/0"}
-    derived = load_settings({"JWT_SECRET": TEST_SECRET, **redis}).redis_signing_keys
-    assert derived == (derive_signing_key(TEST_SECRET),)
-    assert TEST_SECRET.encode() not in derived[0]
-    explicit = load_settings(
-        {"JWT_SECRET": TEST_SECRET, "REDIS_SIGNING_KEY": KEY, **redis}
-    ).redis_signing_keys
-    assert explicit == (KEY.encode(),)
-    rotating = {"REDIS_SIGNING_KEY": KEY, "REDIS_SIGNING_KEY_PREVIOUS": OTHER_KEY}
-    assert load_settings({"JWT_SECRET": TEST_SECRET, **rotating, **redis}).redis_signing_keys == (
-        KEY.encode(),
-        OTHER_KEY.encode(),
-    )
-    with pytest.raises(ConfigError, match=r"^REDIS_SIGNING_KEY: expected at least 32 bytes"):
-        load_settings({"JWT_SECRET": TEST_SECRET, "REDIS_SIGNING_KEY": "short", **redis})
-    assert KEY not in repr(load_settings({"JWT_SECRET": TEST_SECRET, **redis}))
-
-
-def test_a_public_key_deployment_with_redis_needs_a_signing_key() -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    pem = (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    env = {"JWT_PUBLIC_KEY": pem, "JWT_ALGORITHM": "ES256", "DATABASE_URL": "postgresql://d/x"}
-    assert load_settings(env).redis_signing_keys == ()  # no Redis, no key
-    redis = {**env, "REDIS_URL": "redis://127.0.0.1:6379/0"}
-    with pytest.raises(ConfigError, match=r"^REDIS_SIGNING_KEY: required with JWT_PUBLIC_KEY"):
-        load_settings(redis)
-    assert load_settings({**redis, "REDIS_SIGNING_KEY": KEY}).redis_signing_keys == (KEY.encode(),)
-
-
 @pytest.fixture
 async def signed_pair(
-    start_server: StartServer, postgres_dsn: str, redis_url: str, redis_channel: str
+    start_server: StartServer, bus_settings: dict[str, str]
 ) -> tuple[LiveServer, LiveServer]:
-    """Two instances signing with :data:`KEY`."""
-    env = bus_env(postgres_dsn, redis_url, redis_channel, REDIS_SIGNING_KEY=KEY)
-    return await two_instances(start_server, env)
+    """Two instances signing with :data:`SIGNING_KEY`."""
+    return await two_instances(start_server, {**bus_settings, "REDIS_SIGNING_KEY": SIGNING_KEY})
 
 
-@pytest.mark.postgres
-@pytest.mark.redis
 async def test_a_forged_job_completed_reaches_no_client_and_is_counted(
     signed_pair: tuple[LiveServer, LiveServer], redis_url: str, redis_channel: str
 ) -> None:
@@ -144,14 +89,15 @@ async def test_a_forged_job_completed_reaches_no_client_and_is_counted(
     header = {"method": "emit_packet", "namespace": "/", "rooms": [room], "index": 0}
     packet = b'2["job:completed",{"type":"job:completed","job_id":"forged","seq":99}]'
     on_room = room_channel(redis_channel, room)
+    moved = sealed(SIGNING_KEY, redis_channel, {**header, "index": None}, packet)  # replayed
     await publish_all(
         redis_url,
         [
             (redis_channel, raw),  # python-socketio's format, main channel
             (on_room, raw),  # and on the room's channel
-            (on_room, sealed(OTHER_KEY, on_room, header, packet)),  # another key
-            (on_room, sealed(KEY, redis_channel, {**header, "index": None}, packet)),  # moved
-            (redis_channel, sealed(OTHER_KEY, redis_channel, forged)),
+            (on_room, sealed(OTHER_SIGNING_KEY, on_room, header, packet)),  # another key
+            (on_room, moved),
+            (redis_channel, sealed(OTHER_SIGNING_KEY, redis_channel, forged)),
         ],
     )
     await genuine_job_created(far, alice, "alice")
@@ -162,8 +108,6 @@ async def test_a_forged_job_completed_reaches_no_client_and_is_counted(
     assert (await metric_values(near))["jobspine_redis_rejected_total"] == 5
 
 
-@pytest.mark.postgres
-@pytest.mark.redis
 async def test_a_forged_enter_room_joins_no_socket_to_another_users_room(
     signed_pair: tuple[LiveServer, LiveServer], redis_url: str, redis_channel: str
 ) -> None:
@@ -182,7 +126,7 @@ async def test_a_forged_enter_room_joins_no_socket_to_another_users_room(
         redis_url,
         [
             (redis_channel, json.dumps(enter).encode()),
-            (redis_channel, sealed(OTHER_KEY, redis_channel, enter)),
+            (redis_channel, sealed(OTHER_SIGNING_KEY, redis_channel, enter)),
         ],
     )
     await genuine_job_created(far, mallory, "mallory")  # the forgeries were handled
@@ -198,20 +142,17 @@ async def test_a_forged_enter_room_joins_no_socket_to_another_users_room(
     assert near.app[REDIS_MANAGER].rejected == 2
 
 
-@pytest.mark.postgres
-@pytest.mark.redis
 async def test_instances_deliver_with_the_same_key_and_not_with_another(
-    start_server: StartServer, postgres_dsn: str, redis_url: str, redis_channel: str
+    signed_pair: tuple[LiveServer, LiveServer],
+    start_server: StartServer,
+    bus_settings: dict[str, str],
 ) -> None:
-    same = bus_env(postgres_dsn, redis_url, redis_channel, REDIS_SIGNING_KEY=KEY)
-    near, far = await two_instances(start_server, same)
+    near, far = signed_pair
     alice = await connect_user(near, "alice")
     await genuine_job_created(far, alice, "alice")
     assert near.app[REDIS_MANAGER].rejected == 0
 
-    stranger = await start_server(
-        env=bus_env(postgres_dsn, redis_url, redis_channel, REDIS_SIGNING_KEY=OTHER_KEY)
-    )
+    stranger = await start_server(env={**bus_settings, "REDIS_SIGNING_KEY": OTHER_SIGNING_KEY})
     status, job = await stranger.rest(
         "POST", "/api/jobs", token=stranger.token("alice"), json={"type": "t", "input": {}}
     )

@@ -76,13 +76,9 @@ def status_is(url: str, status: int) -> Any:
 
 
 async def test_a_client_on_a_gets_every_event_a_worker_on_b_makes_in_order_once(
-    postgres_dsn: str, redis_url: str, redis_channel: str
+    bus_settings: dict[str, str],
 ) -> None:
-    async with (
-        two_instances(bus_env(postgres_dsn, redis_url, redis_channel)) as (a, b),
-        user(a) as owner,
-        worker(b) as work,
-    ):
+    async with two_instances(bus_settings) as (a, b), user(a) as owner, worker(b) as work:
         job = await running_job(owner, work)
         await owner.ok("job:subscribe", {"job_id": job["id"]})
         for value in range(1, 21):
@@ -94,12 +90,9 @@ async def test_a_client_on_a_gets_every_event_a_worker_on_b_makes_in_order_once(
 
 
 async def test_a_client_that_moves_from_a_to_b_mid_job_resyncs_without_a_gap(
-    postgres_dsn: str, redis_url: str, redis_channel: str
+    bus_settings: dict[str, str],
 ) -> None:
-    async with (
-        two_instances(bus_env(postgres_dsn, redis_url, redis_channel)) as (a, b),
-        worker(b) as work,
-    ):
+    async with two_instances(bus_settings) as (a, b), worker(b) as work:
         async with user(a) as first:
             job = await running_job(first, work)
             await first.ok("job:subscribe", {"job_id": job["id"]})

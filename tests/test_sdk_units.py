@@ -4,6 +4,7 @@ configuration of ``python -m workers``."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -158,40 +159,32 @@ def test_config_refuses_nonsense() -> None:
 # -- python -m workers: configuration -------------------------------------------------------
 
 
-def test_settings_defaults() -> None:
-    settings = load_settings({"JOBSPINE_TOKEN": "jwt"})
-
-    assert settings.config.url == "http://127.0.0.1:8080"
-    assert settings.config.concurrency == 4
-    assert settings.config.heartbeat_interval_s == 5.0
-    assert settings.types == ("research", "trade", "analysis")
-
-
-def test_blank_variables_mean_their_defaults() -> None:
-    blank = ("JOBSPINE_URL", "WORKER_TYPES", "WORKER_CONCURRENCY", "WORKER_HEARTBEAT_S")
-    settings = load_settings({"JOBSPINE_TOKEN": "jwt", **dict.fromkeys(blank, " ")})
-
-    assert settings.config.url == "http://127.0.0.1:8080"
-    assert settings.config.concurrency == 4
-    assert settings.config.heartbeat_interval_s == 5.0
-    assert settings.types == ("research", "trade", "analysis")
+#: What ``python -m workers`` runs with when a variable is unset: URL, concurrency,
+#: heartbeat interval, types.
+DEFAULTS = ("http://127.0.0.1:8080", 4, 5.0, ("research", "trade", "analysis"))
+VARIABLES = ("JOBSPINE_URL", "WORKER_TYPES", "WORKER_CONCURRENCY", "WORKER_HEARTBEAT_S")
+EVERY_VARIABLE = {
+    "JOBSPINE_URL": "https://jobs.example:8443",
+    "WORKER_TYPES": " trade, research ,trade",
+    "WORKER_CONCURRENCY": "8",
+    "WORKER_HEARTBEAT_S": "0.5",
+}
 
 
-def test_settings_read_every_variable() -> None:
-    settings = load_settings(
-        {
-            "JOBSPINE_URL": "https://jobs.example:8443",
-            "JOBSPINE_TOKEN": "jwt",
-            "WORKER_TYPES": " trade, research ,trade",
-            "WORKER_CONCURRENCY": "8",
-            "WORKER_HEARTBEAT_S": "0.5",
-        }
-    )
-
-    assert settings.config.url == "https://jobs.example:8443"
-    assert settings.types == ("trade", "research")
-    assert settings.config.concurrency == 8
-    assert settings.config.heartbeat_interval_s == 0.5
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        pytest.param({}, DEFAULTS, id="unset"),
+        pytest.param(dict.fromkeys(VARIABLES, " "), DEFAULTS, id="blank-means-default"),
+        pytest.param(
+            EVERY_VARIABLE, ("https://jobs.example:8443", 8, 0.5, ("trade", "research")), id="every"
+        ),
+    ],
+)
+def test_settings_read_the_variables(env: dict[str, str], expected: tuple[Any, ...]) -> None:
+    settings = load_settings({"JOBSPINE_TOKEN": "jwt", **env})
+    config = settings.config
+    assert (config.url, config.concurrency, config.heartbeat_interval_s, settings.types) == expected
 
 
 @pytest.mark.parametrize(

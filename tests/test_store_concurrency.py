@@ -6,25 +6,16 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from jobspine_shared.states import JobState
 from server.commands.create import parse_create
 from server.commands.user import parse_read_stream
 from server.commands.worker import parse_claim, parse_complete, parse_progress
 from server.errors import InvalidTransition, LeaseLost
 from server.service import JobRepository
-from server.store.base import JobStore
 from tests.support.jobs import ALICE, WORKER, claim, create, drive, running
 from tests.support.server import TEST_BACKLOG
-from tests.support.store_contract import contract_repo
 
 S = JobState
-
-
-@pytest.fixture
-def repo(store: JobStore) -> JobRepository:
-    return contract_repo(store)
 
 
 # -- concurrency ---------------------------------------------------------------------------

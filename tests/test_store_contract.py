@@ -4,8 +4,8 @@ The tests drive the stores through the repository, the single entry point, so th
 rules as users and workers meet them: creation and reading, the transition table and lease
 fencing here; progress and checkpoints in ``test_store_progress.py``; the event stream,
 listing, stats and audit in ``test_store_reads.py``; concurrency in
-``test_store_concurrency.py``. The repository's settings are ``contract_repo``'s
-(``tests/support/store_contract.py``).
+``test_store_concurrency.py``. The repository is the ``repo`` fixture of ``tests/conftest.py``
+(``contract_repo`` in ``tests/support/store_contract.py``).
 """
 
 from __future__ import annotations
@@ -29,16 +29,10 @@ from server.commands.worker import (
 )
 from server.errors import InvalidTransition, LeaseLost, NotFound, ValidationFailed
 from server.service import JobRepository
-from server.store.base import JobStore
 from tests.support.jobs import ADMIN, ALICE, BOB, WORKER, create, drive, running
-from tests.support.store_contract import contract_repo, events_of
+from tests.support.store_contract import events_of
 
 S = JobState
-
-
-@pytest.fixture
-def repo(store: JobStore) -> JobRepository:
-    return contract_repo(store)
 
 
 # -- creation and reading ------------------------------------------------------------------

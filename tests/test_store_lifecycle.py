@@ -21,7 +21,7 @@ from server.commands.worker import parse_checkpoint, parse_claim, parse_complete
 from server.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from server.service import JobRepository, RepositorySettings
 from server.store.base import JobStore
-from tests.support.jobs import ADMIN, ALICE, BOB, WORKER, wait_until
+from tests.support.jobs import ADMIN, ALICE, BOB, WORKER, claim, wait_until
 
 S = JobState
 
@@ -61,6 +61,18 @@ async def make(repo: JobRepository, owner: Any = ALICE, **fields: Any) -> Any:
 async def claim_id(repo: JobRepository, types: list[str] | None = None) -> str | None:
     claimed = await repo.claim(parse_claim({"types": types}, default_worker_id=WORKER.id))
     return None if claimed is None else claimed.job.id
+
+
+async def claimed_with_checkpoint(
+    repo: JobRepository, job_id: str, *, completed_steps: int, progress: float
+) -> str:
+    """Claims ``job_id`` and checkpoints ``completed_steps`` at ``progress``; the lease."""
+    lease = await claim(repo, job_id)
+    data = {"completed_steps": completed_steps}
+    await repo.checkpoint(
+        parse_checkpoint({"job_id": job_id, "lease": lease, "data": data, "progress": progress})
+    )
+    return lease
 
 
 async def events_of(repo: JobRepository, job_id: str) -> list[str]:
@@ -142,22 +154,9 @@ async def test_a_retry_waits_its_backoff_and_keeps_the_checkpoint(repo: JobRepos
     job = await make(
         repo, retry={"max_attempts": 2, "backoff_s": 10, "backoff_factor": 3, "max_backoff_s": 60}
     )
-    claimed = await repo.claim(parse_claim({}, default_worker_id=WORKER.id))
-    assert claimed is not None
-    await repo.checkpoint(
-        parse_checkpoint(
-            {
-                "job_id": job.id,
-                "lease": claimed.lease,
-                "data": {"completed_steps": 2},
-                "progress": 40,
-            }
-        )
-    )
+    lease = await claimed_with_checkpoint(repo, job.id, completed_steps=2, progress=40)
     after = await repo.fail(
-        parse_fail(
-            {"job_id": job.id, "lease": claimed.lease, "error": {"message": "x", "retryable": True}}
-        )
+        parse_fail({"job_id": job.id, "lease": lease, "error": {"message": "x", "retryable": True}})
     )
     assert after.state is S.CREATED
     assert after.run_at == after.updated_at + timedelta(seconds=10)
@@ -184,18 +183,7 @@ async def test_an_attempt_past_its_timeout_is_retried_from_its_checkpoint(
     repo: JobRepository,
 ) -> None:
     job = await make(repo, timeout_s=0.05, retry={"max_attempts": 2, "backoff_s": 0})
-    claimed = await repo.claim(parse_claim({}, default_worker_id=WORKER.id))
-    assert claimed is not None
-    await repo.checkpoint(
-        parse_checkpoint(
-            {
-                "job_id": job.id,
-                "lease": claimed.lease,
-                "data": {"completed_steps": 1},
-                "progress": 20,
-            }
-        )
-    )
+    await claimed_with_checkpoint(repo, job.id, completed_steps=1, progress=20)
 
     async def overdue() -> bool:
         return any(j.record.id == job.id for j in await repo.find_timed_out_jobs())

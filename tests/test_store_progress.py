@@ -17,17 +17,11 @@ from server.commands.user import parse_read_stream
 from server.commands.worker import parse_checkpoint, parse_complete, parse_progress
 from server.errors import InvalidProgress, LeaseLost, NotFound, PayloadTooLarge, ValidationFailed
 from server.service import JobRepository
-from server.store.base import JobStore
 from server.store.progress import ProgressWrite, trailing_progress_change
 from tests.support.jobs import ALICE, drive, running
-from tests.support.store_contract import MAX_CHECKPOINT, contract_repo
+from tests.support.store_contract import MAX_CHECKPOINT
 
 S = JobState
-
-
-@pytest.fixture
-def repo(store: JobStore) -> JobRepository:
-    return contract_repo(store)
 
 
 async def test_progress_may_not_go_down_within_an_attempt(repo: JobRepository) -> None:

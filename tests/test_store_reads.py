@@ -30,14 +30,8 @@ from server.store.base import JobStore
 from tests.support.counted_reads import CountedReads
 from tests.support.jobs import ADMIN, ALICE, BOB, create, drive, running
 from tests.support.server import TEST_BACKLOG
-from tests.support.store_contract import contract_repo
 
 S = JobState
-
-
-@pytest.fixture
-def repo(store: JobStore) -> JobRepository:
-    return contract_repo(store)
 
 
 async def test_backlog_keeps_the_last_events_and_says_when_it_covers(
@@ -255,8 +249,9 @@ async def test_sync_reads_all_its_jobs_in_one_store_read(repo: JobRepository) ->
     assert reads.batched == 2
 
 
-async def test_a_batched_read_reads_only_the_owner_s_jobs(store: JobStore) -> None:
-    repo = contract_repo(store)
+async def test_a_batched_read_reads_only_the_owner_s_jobs(
+    store: JobStore, repo: JobRepository
+) -> None:
     mine, theirs = await create(repo, ALICE), await create(repo, BOB)
     asked = {mine.id: 0, theirs.id: 0, str(uuid.uuid4()): 0}
     batch = await store.read_streams(asked, owner="alice", max_bytes=2**20)
@@ -267,8 +262,9 @@ async def test_a_batched_read_reads_only_the_owner_s_jobs(store: JobStore) -> No
     assert list(anyone.reads) == [mine.id, theirs.id]
 
 
-async def test_a_batched_read_stops_at_its_byte_budget(store: JobStore, store_kind: str) -> None:
-    repo = contract_repo(store)
+async def test_a_batched_read_stops_at_its_byte_budget(
+    store: JobStore, repo: JobRepository, store_kind: str
+) -> None:
     # About 20 kB of JSON each: the input, and the job:created snapshot that carries it.
     big = {"type": "t", "input": {"blob": "x" * 10_000}}
     jobs = [(await repo.create(ALICE, parse_create(big))).job for _ in "abcd"]

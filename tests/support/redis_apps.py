@@ -14,6 +14,9 @@ from tests.support.server import TIMEOUT_S, LiveServer, SocketClient, StartServe
 
 #: Generous: the machine is shared; a healthy run takes a second or two.
 HEAL_WITHIN_S = 30.0
+#: ``REDIS_SIGNING_KEY`` values (32 bytes) of instances that trust each other, or do not.
+SIGNING_KEY = "k" * 32
+OTHER_SIGNING_KEY = "o" * 32
 
 
 def bus_env(dsn: str, url: str, channel: str, **extra: str) -> dict[str, str]:
