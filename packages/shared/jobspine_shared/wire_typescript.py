@@ -7,6 +7,12 @@ push types, for ``packages/client-js/src/generated/wire.ts`` (written by
 that document uses: ``type`` (one or a list), ``properties`` / ``required``,
 ``additionalProperties``, ``items``, ``$ref``, ``const``, ``enum``, ``anyOf`` / ``oneOf``;
 value bounds (``minimum``, ``pattern``, ``format``, …) stay in the schema.
+
+A definition that restates most members of another (a typed event those of ``Event``, the v1
+snapshot those of ``Job``) is written as that one with its changes,
+``Omit<Base, "changed" | "dropped"> & { changed; added }``, not repeated member by member;
+when several replace the same members and only those, through one generic
+(``CancelledEvent = EventWith<"job:cancelled", CancelledData>``).
 """
 
 from __future__ import annotations
@@ -45,18 +51,24 @@ def _union(parts: list[str]) -> str:
     return " | ".join(unique) if unique else "never"
 
 
-def _members(schema: Schema, depth: int) -> list[str]:
-    """The lines inside ``{ … }`` for an object schema."""
+def _properties(schema: Schema, depth: int) -> dict[str, list[str]]:
+    """Each property's lines (its doc comment, then its member) inside ``{ … }``."""
     pad = _INDENT * depth
     required = set(schema.get("required", []))
-    lines: list[str] = []
+    members: dict[str, list[str]] = {}
     for name, sub in schema.get("properties", {}).items():
-        lines += _doc(sub.get("description"), depth)
         optional = "" if name in required else "?"
-        lines.append(f"{pad}{_key(name)}{optional}: {ts_type(sub, depth)};")
+        member = f"{pad}{_key(name)}{optional}: {ts_type(sub, depth)};"
+        members[name] = [*_doc(sub.get("description"), depth), member]
+    return members
+
+
+def _members(schema: Schema, depth: int) -> list[str]:
+    """The lines inside ``{ … }`` for an object schema."""
+    lines = [line for member in _properties(schema, depth).values() for line in member]
     extra = schema.get("additionalProperties")
     if isinstance(extra, dict):
-        lines.append(f"{pad}[key: string]: {ts_type(extra, depth)};")
+        lines.append(f"{_INDENT * depth}[key: string]: {ts_type(extra, depth)};")
     return lines
 
 
@@ -97,10 +109,131 @@ def ts_type(schema: Schema, depth: int = 0) -> str:
     return _union([_single(str(k), schema, depth) for k in kinds])
 
 
-def _definition(name: str, schema: Schema) -> list[str]:
-    # Type aliases, not interfaces: an object type alias is assignable to an index
-    # signature (a typed event's data to the generic event's `{ [key: string]: unknown }`).
-    return [*_doc(schema.get("description"), 0), f"export type {name} = {ts_type(schema)};"]
+#: A definition is written as another with changes once it shares at least this many
+#: members with it, and more than half of its own.
+MIN_SHARED_MEMBERS = 4
+
+
+def _record_members(schema: Schema) -> dict[str, list[str]] | None:
+    """The members of a plain record (an object with properties and nothing else that
+    shapes its type), or None: only those are derived from, or derived."""
+    shaped = {"$ref", "const", "enum", "anyOf", "oneOf", "additionalProperties"}
+    if schema.get("type") != "object" or "properties" not in schema or shaped & set(schema):
+        return None
+    return _properties(schema, 1)
+
+
+def _shared(base: dict[str, list[str]], own: dict[str, list[str]]) -> list[str]:
+    return [name for name, lines in own.items() if base.get(name) == lines]
+
+
+def bases(definitions: dict[str, Schema]) -> dict[str, str]:
+    """Which definition each derived one is written from: the one it shares the most
+    members with (the same lines, docs included), among those not derived themselves,
+    taken shortest name first (``Event`` before ``CancelledEvent``, ``Job`` before
+    ``JobV1``)."""
+    records = {
+        name: members
+        for name, schema in definitions.items()
+        if (members := _record_members(schema)) is not None
+    }
+    roots: list[str] = []
+    derived: dict[str, str] = {}
+    for name in sorted(records, key=lambda n: (len(n), n)):
+        own = records[name]
+        shared = {root: len(_shared(records[root], own)) for root in roots}
+        best = max(roots, key=lambda root: shared[root], default=None)
+        if best is not None and shared[best] >= MIN_SHARED_MEMBERS and 2 * shared[best] > len(own):
+            derived[name] = best
+        else:
+            roots.append(name)
+    return derived
+
+
+class _Derivation:
+    """One definition as its base with changes: the base's members it replaces or drops,
+    and its own members (in its order)."""
+
+    def __init__(self, base: str, base_schema: Schema, schema: Schema) -> None:
+        base_members, own = _properties(base_schema, 1), _properties(schema, 1)
+        shared = set(_shared(base_members, own))
+        self.base = base
+        self.omitted = [name for name in base_members if name not in shared]
+        self.added = {name: lines for name, lines in own.items() if name not in shared}
+        required = set(schema.get("required", []))
+        #: The added members are exactly the omitted ones, required and undocumented:
+        #: their types are all that tells it from its siblings.
+        self.replaces_only = list(self.added) == self.omitted and all(
+            name in required and "description" not in schema["properties"][name]
+            for name in self.added
+        )
+        self.arguments = [ts_type(schema["properties"][name], 1) for name in self.added]
+
+    @property
+    def key(self) -> tuple[str, tuple[str, ...]]:
+        return self.base, tuple(self.omitted)
+
+    def body(self, generic: bool) -> str:
+        """``Base<…>`` through the family's generic, else ``Omit<Base, …> & { … }``."""
+        if generic:
+            return f"{_generic_name(self.base)}<{', '.join(self.arguments)}>"
+        parts = [_omit(self.base, self.omitted) if self.omitted else self.base]
+        added = [line for lines in self.added.values() for line in lines]
+        if added:
+            parts.append("{\n" + "\n".join(added) + "\n}")
+        return " & ".join(parts)
+
+
+def _omit(base: str, names: list[str]) -> str:
+    return f"Omit<{base}, {' | '.join(json.dumps(name) for name in names)}>"
+
+
+def _generic_name(base: str) -> str:
+    return f"{base}With"
+
+
+def _generic(family: _Derivation) -> list[str]:
+    """The generic of a family (two or more derivations that replace the same members of
+    the same base, and only those): ``EventWith<Type, Data>``."""
+    parameters = ["".join(part.capitalize() for part in name.split("_")) for name in family.omitted]
+    members = [
+        f"{_INDENT}{_key(name)}: {kind};"
+        for name, kind in zip(family.omitted, parameters, strict=True)
+    ]
+    head = f"export type {_generic_name(family.base)}<{', '.join(parameters)}>"
+    return [
+        f"/** {family.base} with its own {' and '.join(family.omitted)} (its typed kinds). */",
+        f"{head} = {_omit(family.base, family.omitted)} & {{",
+        *members,
+        "};",
+    ]
+
+
+def _definitions(definitions: dict[str, Schema]) -> list[str]:
+    """Every definition as an exported type alias, derived ones from their bases."""
+    derivations = {
+        name: _Derivation(base, definitions[base], definitions[name])
+        for name, base in bases(definitions).items()
+    }
+    siblings: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for name, candidate in derivations.items():
+        if candidate.replaces_only:
+            siblings.setdefault(candidate.key, []).append(name)
+    families = {key: names for key, names in siblings.items() if len(names) > 1}
+    generics = {key[0]: derivations[names[0]] for key, names in families.items()}
+    lines: list[str] = []
+    for name, schema in definitions.items():
+        # Type aliases, not interfaces: an object type alias is assignable to an index
+        # signature (a typed event's data to the generic event's `{ [key: string]: unknown }`).
+        derivation = derivations.get(name)
+        if derivation is None:
+            body = ts_type(schema)
+        else:
+            body = derivation.body(generic=derivation.key in families)
+        lines += [*_doc(schema.get("description"), 0), f"export type {name} = {body};", ""]
+        if name in generics:
+            lines += [*_generic(generics[name]), ""]
+    return lines
 
 
 def _namespace_type(name: str) -> str:
@@ -138,8 +271,7 @@ def typescript_module(document: Schema) -> str:
         "// do not edit. The schema holds the value bounds (ranges, patterns, formats).",
         "",
     ]
-    for name, schema in document["$defs"].items():
-        lines += [*_definition(name, schema), ""]
+    lines += _definitions(document["$defs"])
     lines += _calls(document.get("x-calls", {}))
     lines += _pushes(document.get("x-pushes", {}))
     while lines and lines[-1] == "":
@@ -147,4 +279,4 @@ def typescript_module(document: Schema) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["ts_type", "typescript_module"]
+__all__ = ["MIN_SHARED_MEMBERS", "bases", "ts_type", "typescript_module"]

@@ -21,15 +21,7 @@ export type CancelledData = {
 };
 
 /** The job:cancelled event. */
-export type CancelledEvent = {
-  job_id: string;
-  user_id: string;
-  seq: number;
-  epoch: string;
-  type: "job:cancelled";
-  at: string;
-  data: CancelledData;
-};
+export type CancelledEvent = EventWith<"job:cancelled", CancelledData>;
 
 export type Checkpoint = {
   data: { [key: string]: unknown };
@@ -50,15 +42,7 @@ export type CheckpointData = {
 };
 
 /** The job:checkpoint event. */
-export type CheckpointEvent = {
-  job_id: string;
-  user_id: string;
-  seq: number;
-  epoch: string;
-  type: "job:checkpoint";
-  at: string;
-  data: CheckpointData;
-};
+export type CheckpointEvent = EventWith<"job:checkpoint", CheckpointData>;
 
 export type CheckpointPayload = {
   job_id: string;
@@ -90,15 +74,7 @@ export type CompletedData = {
 };
 
 /** The job:completed event. */
-export type CompletedEvent = {
-  job_id: string;
-  user_id: string;
-  seq: number;
-  epoch: string;
-  type: "job:completed";
-  at: string;
-  data: CompletedData;
-};
+export type CompletedEvent = EventWith<"job:completed", CompletedData>;
 
 export type CreateAck = {
   ok: true;
@@ -128,15 +104,7 @@ export type CreatedData = {
 };
 
 /** The job:created event. */
-export type CreatedEvent = {
-  job_id: string;
-  user_id: string;
-  seq: number;
-  epoch: string;
-  type: "job:created";
-  at: string;
-  data: CreatedData;
-};
+export type CreatedEvent = EventWith<"job:created", CreatedData>;
 
 export type Error = {
   code: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "invalid_transition" | "conflict" | "lease_lost" | "invalid_progress" | "payload_too_large" | "validation_error" | "rate_limited" | "unavailable" | "internal_error";
@@ -165,6 +133,12 @@ export type Event = {
   data: { [key: string]: unknown };
 };
 
+/** Event with its own type and data (its typed kinds). */
+export type EventWith<Type, Data> = Omit<Event, "type" | "data"> & {
+  type: Type;
+  data: Data;
+};
+
 export type FailPayload = {
   job_id: string;
   lease: string;
@@ -180,15 +154,7 @@ export type FailedData = {
 };
 
 /** The job:failed event. */
-export type FailedEvent = {
-  job_id: string;
-  user_id: string;
-  seq: number;
-  epoch: string;
-  type: "job:failed";
-  at: string;
-  data: FailedData;
-};
+export type FailedEvent = EventWith<"job:failed", FailedData>;
 
 export type Health = {
   status: "ok";
@@ -260,31 +226,7 @@ export type JobPage = {
 };
 
 /** A job snapshot of schema v1 (a v1 server's, or a v1 client's view). */
-export type JobV1 = {
-  id: string;
-  user_id: string;
-  type: string;
-  input: { [key: string]: unknown };
-  state: "created" | "running" | "paused" | "completed" | "failed" | "cancelled";
-  progress: number;
-  step: string | null;
-  result: unknown;
-  error: JobError | null;
-  has_checkpoint: boolean;
-  checkpoint_at: string | null;
-  attempt: number;
-  recovery_attempts: number;
-  pause_requested: boolean;
-  created_at: string;
-  updated_at: string;
-  started_at: string | null;
-  paused_at: string | null;
-  completed_at: string | null;
-  failed_at: string | null;
-  cancelled_at: string | null;
-  last_heartbeat_at: string | null;
-  seq: number;
-  epoch: string;
+export type JobV1 = Omit<Job, "priority" | "run_at" | "tags" | "parent_id" | "timeout_s" | "retry" | "retries" | "idempotency_key" | "correlation_id" | "schema_version"> & {
   schema_version: 1;
 };
 
@@ -312,30 +254,14 @@ export type PauseRequestedData = {
 };
 
 /** The job:pause_requested event. */
-export type PauseRequestedEvent = {
-  job_id: string;
-  user_id: string;
-  seq: number;
-  epoch: string;
-  type: "job:pause_requested";
-  at: string;
-  data: PauseRequestedData;
-};
+export type PauseRequestedEvent = EventWith<"job:pause_requested", PauseRequestedData>;
 
 export type PausedData = {
   reason: "user" | "stalled";
 };
 
 /** The job:paused event. */
-export type PausedEvent = {
-  job_id: string;
-  user_id: string;
-  seq: number;
-  epoch: string;
-  type: "job:paused";
-  at: string;
-  data: PausedData;
-};
+export type PausedEvent = EventWith<"job:paused", PausedData>;
 
 export type PausedPayload = {
   job_id: string;
@@ -349,15 +275,7 @@ export type ProgressData = {
 };
 
 /** The job:progress event. */
-export type ProgressEvent = {
-  job_id: string;
-  user_id: string;
-  seq: number;
-  epoch: string;
-  type: "job:progress";
-  at: string;
-  data: ProgressData;
-};
+export type ProgressEvent = EventWith<"job:progress", ProgressData>;
 
 export type ProgressPayload = {
   job_id: string;
@@ -384,15 +302,7 @@ export type RecoveryCheck = {
 export type RecoveryData = RecoveryOptions;
 
 /** The job:recovery event. */
-export type RecoveryEvent = {
-  job_id: string;
-  user_id: string;
-  seq: number;
-  epoch: string;
-  type: "job:recovery";
-  at: string;
-  data: RecoveryData;
-};
+export type RecoveryEvent = EventWith<"job:recovery", RecoveryData>;
 
 export type RecoveryOptions = {
   job_id: string;
@@ -443,30 +353,14 @@ export type RestartedData = {
 };
 
 /** The job:restarted event. */
-export type RestartedEvent = {
-  job_id: string;
-  user_id: string;
-  seq: number;
-  epoch: string;
-  type: "job:restarted";
-  at: string;
-  data: RestartedData;
-};
+export type RestartedEvent = EventWith<"job:restarted", RestartedData>;
 
 export type ResumedData = {
   has_checkpoint: boolean;
 };
 
 /** The job:resumed event. */
-export type ResumedEvent = {
-  job_id: string;
-  user_id: string;
-  seq: number;
-  epoch: string;
-  type: "job:resumed";
-  at: string;
-  data: ResumedData;
-};
+export type ResumedEvent = EventWith<"job:resumed", ResumedData>;
 
 /** Automatic retries of retryable failures (contract v2): the n-th retry waits `min(max_backoff_s, backoff_s * backoff_factor ** n)` seconds (n counts from 0). */
 export type RetryPolicy = {
@@ -483,15 +377,7 @@ export type RetryingData = {
 };
 
 /** The job:retrying event. */
-export type RetryingEvent = {
-  job_id: string;
-  user_id: string;
-  seq: number;
-  epoch: string;
-  type: "job:retrying";
-  at: string;
-  data: RetryingData;
-};
+export type RetryingEvent = EventWith<"job:retrying", RetryingData>;
 
 /** The socket's token expired; it is closed next. */
 export type SessionExpired = {
@@ -506,15 +392,7 @@ export type StartedData = {
 };
 
 /** The job:started event. */
-export type StartedEvent = {
-  job_id: string;
-  user_id: string;
-  seq: number;
-  epoch: string;
-  type: "job:started";
-  at: string;
-  data: StartedData;
-};
+export type StartedEvent = EventWith<"job:started", StartedData>;
 
 export type Stats = {
   by_state: {

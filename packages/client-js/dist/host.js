@@ -1,2 +1,0 @@
-/** What a watch needs from its client: the socket calls and the storage. */
-export {};
