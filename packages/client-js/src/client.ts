@@ -12,7 +12,7 @@
 import { io, type Socket } from "socket.io-client";
 
 import { Backoff } from "./backoff.js";
-import { Emitter } from "./emitter.js";
+import { Listenable } from "./emitter.js";
 import { CLIENT_CODES, JobspineError, isRecord } from "./errors.js";
 import type { WatchHost } from "./host.js";
 import { RestApi } from "./rest.js";
@@ -45,14 +45,13 @@ export const CALL_TIMEOUT_MS = 15_000;
 /** A failed `auth:refresh` is tried again after this long (while the session lasts). */
 const REFRESH_RETRY_MS = 2_000;
 
-export class JobspineClient {
+export class JobspineClient extends Listenable<ClientEvents> {
   private readonly url: string;
   private readonly tokens: TokenSource;
   private readonly rest: RestApi;
   private readonly store: WatchStore;
   private readonly socket: Socket;
   private readonly host: WatchHost;
-  private readonly emitter = new Emitter<ClientEvents>();
   private readonly backoff = new Backoff();
   private readonly watches = new Set<JobWatch>();
   private readonly userWatches = new Set<UserWatch>();
@@ -71,6 +70,7 @@ export class JobspineClient {
   private refreshTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(options: ClientOptions) {
+    super();
     if (typeof options.url !== "string" || options.url === "") throw new TypeError("url is required");
     if (typeof options.token !== "string" && typeof options.token !== "function") {
       throw new TypeError("token must be a string or a function returning a promise of one");
@@ -124,10 +124,6 @@ export class JobspineClient {
   /** The connection's status, or null before `connect()`. */
   get status(): Status | null {
     return this.currentStatus;
-  }
-
-  on<K extends keyof ClientEvents>(name: K, listener: (value: ClientEvents[K]) => void): () => void {
-    return this.emitter.on(name, listener);
   }
 
   /** Resolves once live; rejects when the server refuses the token (status `expired`).

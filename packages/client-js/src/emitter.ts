@@ -34,3 +34,13 @@ export class Emitter<Events extends object> {
     this.listeners.clear();
   }
 }
+
+/** What offers listeners (the client and its watches): `on(name, fn)` adds `fn` and
+ * returns the function that removes it; the class emits through `emitter`. */
+export class Listenable<Events extends object> {
+  protected readonly emitter = new Emitter<Events>();
+
+  on<K extends keyof Events>(name: K, listener: Listener<Events[K]>): () => void {
+    return this.emitter.on(name, listener);
+  }
+}

@@ -10,8 +10,9 @@
 import { isRecord } from "./errors.js";
 import type { Job, JobErrorBody, JobEvent, JobState } from "./wire.js";
 
-/** The fields a restart clears (docs/protocol.md, "Job snapshot", Decisions). */
-const RESTART_CLEARS = {
+/** The fields a restart clears (docs/protocol.md, "Job snapshot", Decisions): as a new job
+ * holds them. */
+export const RESTART_CLEARS = {
   progress: 0,
   step: null,
   result: null,

@@ -6,12 +6,10 @@
  * reconnect the listing is read again, so jobs created meanwhile appear.
  */
 
-import { Deferred } from "./deferred.js";
-import { Emitter } from "./emitter.js";
 import { JobspineError, isRecord } from "./errors.js";
-import type { WatchHost } from "./host.js";
 import { JobStream, type Outcome } from "./stream.js";
 import { slotAnswer } from "./sync.js";
+import { Watch } from "./watching.js";
 import type { Job, JobEvent } from "./wire.js";
 
 export interface UserWatchEvents {
@@ -21,42 +19,18 @@ export interface UserWatchEvents {
 /** Jobs per listing page (the server's largest). */
 const PAGE_LIMIT = 200;
 
-export class UserWatch {
+/** `ready` resolves after the first listing (every page) is applied. */
+export class UserWatch extends Watch<UserWatchEvents, void> {
   /** Every known job of the user, by id, kept current. */
   readonly jobs = new Map<string, Job>();
-  /** Resolves after the first listing is applied. */
-  readonly ready: Promise<void>;
   private readonly streams = new Map<string, JobStream>();
-  private readonly emitter = new Emitter<UserWatchEvents>();
   private readonly filling = new Set<string>();
-  private readonly first = new Deferred<void>();
-  private isClosed = false;
-
-  constructor(private readonly host: WatchHost) {
-    this.ready = this.first.promise;
-  }
-
-  get closed(): boolean {
-    return this.isClosed;
-  }
-
-  on<K extends keyof UserWatchEvents>(name: K, listener: (value: UserWatchEvents[K]) => void): () => void {
-    return this.emitter.on(name, listener);
-  }
 
   close(): void {
     this.detach(new JobspineError("closed", "the watch was closed"));
   }
 
   // -- used by the client -------------------------------------------------------------
-
-  detach(reason: JobspineError): void {
-    if (this.isClosed) return;
-    this.isClosed = true;
-    this.first.reject(reason);
-    this.host.forget(this);
-    this.emitter.clear();
-  }
 
   /** A live event of one of the user's jobs. */
   live(event: JobEvent): void {

@@ -5,12 +5,11 @@
  * saved to the client's storage after each change, so a new process resumes by replay.
  */
 
-import { Deferred } from "./deferred.js";
-import { Emitter } from "./emitter.js";
 import { JobspineError } from "./errors.js";
 import type { WatchHost } from "./host.js";
 import { JobStream, type Outcome } from "./stream.js";
 import { slotAnswer } from "./sync.js";
+import { Watch } from "./watching.js";
 import type { AnyEvent, Job, JobEvent, ReplayAnswer, SyncSlot } from "./wire.js";
 
 export interface JobWatchEvents {
@@ -20,26 +19,20 @@ export interface JobWatchEvents {
   reset: Job;
 }
 
-export class JobWatch {
-  /** Resolves with the job once the server's first answer is applied; rejects when the
-   * job cannot be watched (`not_found`, …) or the watch is closed first. */
-  readonly ready: Promise<Job>;
+export class JobWatch extends Watch<JobWatchEvents, Job> {
   private stream: JobStream;
-  private readonly emitter = new Emitter<JobWatchEvents>();
-  private readonly first = new Deferred<Job>();
   /** Answers being fetched (a subscribe, a sync): no gap fill of our own meanwhile. */
   private busy = 0;
   private wantsFill = false;
-  private isClosed = false;
   /** Storage has been read (a cursor from it is used by the first subscribe). */
   readonly loaded: Promise<void>;
 
   constructor(
     readonly jobId: string,
-    private readonly host: WatchHost,
+    host: WatchHost,
   ) {
+    super(host);
     this.stream = new JobStream(jobId);
-    this.ready = this.first.promise;
     this.loaded = this.restore();
   }
 
@@ -58,14 +51,6 @@ export class JobWatch {
     return this.stream.job?.epoch ?? null;
   }
 
-  get closed(): boolean {
-    return this.isClosed;
-  }
-
-  on<K extends keyof JobWatchEvents>(name: K, listener: (value: JobWatchEvents[K]) => void): () => void {
-    return this.emitter.on(name, listener);
-  }
-
   /** Stop watching: leaves the job's room and forgets the stored cursor. */
   close(): void {
     if (this.isClosed) return;
@@ -75,15 +60,6 @@ export class JobWatch {
   }
 
   // -- used by the client -------------------------------------------------------------
-
-  /** The client is closing: stop without forgetting the stored cursor. */
-  detach(reason: JobspineError): void {
-    if (this.isClosed) return;
-    this.isClosed = true;
-    this.first.reject(reason);
-    this.host.forget(this);
-    this.emitter.clear();
-  }
 
   /** The cursor for a resync after a reconnect (null: none yet). */
   cursor(): ReturnType<JobStream["cursor"]> {

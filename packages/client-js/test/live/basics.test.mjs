@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { JobspineClient, JobspineError } from "../../dist/index.js";
-import { ScriptedWorker, ServerProcess, eventFields, freePort, mintToken, waitFor } from "../support/live.mjs";
+import { JobspineError } from "../../dist/index.js";
+import { ScriptedWorker, ServerProcess, eventFields, freePort, mintToken, recordedClient, waitFor, withClient } from "../support/live.mjs";
 
 let server;
 before(async () => {
@@ -15,9 +15,7 @@ after(async () => {
 });
 
 test("a watch sees every event of a job once and ends equal to the server's snapshot", async () => {
-  const client = new JobspineClient({ url: server.url, token: mintToken("basics-1") });
-  const statuses = [];
-  client.on("status", (status) => statuses.push(status));
+  const { client, statuses } = recordedClient({ url: server.url, token: mintToken("basics-1") });
   await client.connect();
   const worker = new ScriptedWorker(server.url);
   try {
@@ -47,9 +45,7 @@ test("a watch sees every event of a job once and ends equal to the server's snap
 });
 
 test("watchUser lists the user's jobs and follows new ones live", async () => {
-  const client = new JobspineClient({ url: server.url, token: mintToken("basics-2") });
-  await client.connect();
-  try {
+  await withClient(server.url, "basics-2", async (client) => {
     const old = await client.create({ type: "basics" });
     const mine = client.watchUser();
     await mine.ready;
@@ -70,15 +66,11 @@ test("watchUser lists the user's jobs and follows new ones live", async () => {
     assert.equal((await client.cancel(old.id)).state, "cancelled");
     const restarted = await client.restart(old.id, { again: true });
     assert.deepEqual(restarted.input, { again: true });
-  } finally {
-    await client.close();
-  }
+  });
 });
 
 test("refusals reject with JobspineError: code, message, details", async () => {
-  const client = new JobspineClient({ url: server.url, token: mintToken("basics-3") });
-  await client.connect();
-  try {
+  await withClient(server.url, "basics-3", async (client) => {
     const job = await client.create({ type: "basics" });
     await client.cancel(job.id);
     await assert.rejects(client.pause(job.id), (error) => {
@@ -91,15 +83,11 @@ test("refusals reject with JobspineError: code, message, details", async () => {
     await assert.rejects(client.get("00000000-0000-4000-8000-000000000000"), { code: "not_found" });
     const missing = client.watch("00000000-0000-4000-8000-000000000000");
     await assert.rejects(missing.ready, { code: "not_found" });
-  } finally {
-    await client.close();
-  }
+  });
 });
 
 test("a refused token rejects connect and reports expired", async () => {
-  const client = new JobspineClient({ url: server.url, token: "garbage" });
-  const statuses = [];
-  client.on("status", (status) => statuses.push(status));
+  const { client, statuses } = recordedClient({ url: server.url, token: "garbage" });
   await assert.rejects(client.connect(), { code: "unauthorized" });
   assert.deepEqual(statuses, ["connecting", "expired"]);
   await client.close();

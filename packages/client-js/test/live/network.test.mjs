@@ -5,15 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
 import { JobspineClient } from "../../dist/index.js";
-import {
-  CuttableProxy,
-  ScriptedWorker,
-  ServerProcess,
-  eventFields,
-  freePort,
-  mintToken,
-  waitFor,
-} from "../support/live.mjs";
+import { CuttableProxy, ScriptedWorker, ServerProcess, eventFields, freePort, mintToken, recordedClient, waitFor } from "../support/live.mjs";
 
 const BACKLOG = 5;
 let server;
@@ -42,17 +34,22 @@ function record(watch) {
   return log;
 }
 
+/** `client` connected, watching a running job of `sub`: the job, its fenced-call fields,
+ * the watch and its log. */
+async function watchRunningJob(client, sub, type) {
+  await client.connect();
+  const { job, fenced } = await runningJob(sub, type);
+  const watch = client.watch(job.id);
+  const log = record(watch);
+  await waitFor(() => watch.job?.state === "running", { what: "running" });
+  return { job, fenced, watch, log };
+}
+
 test("a burst larger than BACKLOG_SIZE while cut off ends in reset, then live", async () => {
   const proxy = await new CuttableProxy(server.port).listen();
-  const client = new JobspineClient({ url: proxy.url, token: mintToken("burst-user") });
-  const statuses = [];
-  client.on("status", (status) => statuses.push(status));
+  const { client, statuses } = recordedClient({ url: proxy.url, token: mintToken("burst-user") });
   try {
-    await client.connect();
-    const { job, fenced } = await runningJob("burst-user", "burst");
-    const watch = client.watch(job.id);
-    const log = record(watch);
-    await waitFor(() => watch.job?.state === "running", { what: "running" });
+    const { job, fenced, watch, log } = await watchRunningJob(client, "burst-user", "burst");
 
     proxy.cut();
     await waitFor(() => client.status === "reconnecting", { what: "the client to notice the cut" });
@@ -83,11 +80,7 @@ test("a short loss is filled by replay: every missed event once, no reset", asyn
   const proxy = await new CuttableProxy(server.port).listen();
   const client = new JobspineClient({ url: proxy.url, token: mintToken("gap-user") });
   try {
-    await client.connect();
-    const { job, fenced } = await runningJob("gap-user", "gap");
-    const watch = client.watch(job.id);
-    const log = record(watch);
-    await waitFor(() => watch.job?.state === "running", { what: "running" });
+    const { fenced, watch, log } = await watchRunningJob(client, "gap-user", "gap");
     const start = watch.lastSeq;
 
     proxy.cut();

@@ -5,8 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { JobspineClient } from "../../dist/index.js";
-import { ScriptedWorker, ServerProcess, eventFields, freePort, mintToken, requireEnv, waitFor } from "../support/live.mjs";
+import { ScriptedWorker, ServerProcess, eventFields, freePort, mintToken, recordedClient, requireEnv, waitFor } from "../support/live.mjs";
 
 let server;
 
@@ -30,9 +29,7 @@ after(async () => {
 
 test("a watch through a SIGKILL restart ends equal to the snapshot, each seq once", async () => {
   const token = mintToken("restart-user");
-  const client = new JobspineClient({ url: server.url, token: async () => token });
-  const statuses = [];
-  client.on("status", (status) => statuses.push(status));
+  const { client, statuses } = recordedClient({ url: server.url, token: async () => token });
   await client.connect();
   const worker = new ScriptedWorker(server.url);
   try {

@@ -4,8 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { JobspineClient } from "../../dist/index.js";
-import { ScriptedWorker, ServerProcess, freePort, mintToken, tokenExpMs, waitFor } from "../support/live.mjs";
+import { ScriptedWorker, ServerProcess, freePort, mintToken, recordedClient, tokenExpMs, waitFor } from "../support/live.mjs";
 
 const TTL_S = 3;
 let server;
@@ -18,15 +17,13 @@ after(async () => {
 
 test("a refresh before exp keeps the socket past the first token's exp", async () => {
   const issued = [];
-  const client = new JobspineClient({
+  const { client, statuses } = recordedClient({
     url: server.url,
     token: async () => {
       issued.push(mintToken("refresh-user", { ttlS: TTL_S }));
       return issued.at(-1);
     },
   });
-  const statuses = [];
-  client.on("status", (status) => statuses.push(status));
   const worker = new ScriptedWorker(server.url);
   try {
     await client.connect();
@@ -52,9 +49,7 @@ test("a refresh before exp keeps the socket past the first token's exp", async (
 
 test("a fixed token that expires ends in expired, without reconnecting", async () => {
   const token = mintToken("expiring-user", { ttlS: 2 });
-  const client = new JobspineClient({ url: server.url, token });
-  const statuses = [];
-  client.on("status", (status) => statuses.push(status));
+  const { client, statuses } = recordedClient({ url: server.url, token });
   try {
     await client.connect();
     await waitFor(() => client.status === "expired", { what: "expired", withinMs: 10000 });
@@ -66,9 +61,7 @@ test("a fixed token that expires ends in expired, without reconnecting", async (
 });
 
 test("an already expired fixed token is refused: connect rejects, status expired", async () => {
-  const client = new JobspineClient({ url: server.url, token: mintToken("late-user", { ttlS: -5 }) });
-  const statuses = [];
-  client.on("status", (status) => statuses.push(status));
+  const { client, statuses } = recordedClient({ url: server.url, token: mintToken("late-user", { ttlS: -5 }) });
   await assert.rejects(client.connect(), { name: "JobspineError", code: "unauthorized" });
   assert.deepEqual(statuses, ["connecting", "expired"]);
   await client.close();

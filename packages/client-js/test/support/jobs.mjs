@@ -1,5 +1,7 @@
 // Snapshots and events for unit tests, shaped like the server's.
 
+import { RESTART_CLEARS } from "../../dist/fold.js";
+
 export const JOB_ID = "5b0c7c6e-4c36-4a8e-9d0f-2f1b6f0e8a11";
 export const EPOCH = "a3c9";
 
@@ -11,27 +13,13 @@ export function snapshot(fields = {}) {
     type: "research",
     input: {},
     state: "created",
-    progress: 0,
-    step: null,
-    result: null,
-    error: null,
-    has_checkpoint: false,
-    checkpoint_at: null,
+    ...RESTART_CLEARS, // what a new job holds: progress 0, no step, result, error, times, …
     attempt: 0,
-    recovery_attempts: 0,
     pause_requested: false,
     created_at: "2026-12-04T10:00:00.000000Z",
     updated_at: "2026-12-04T10:00:00.000000Z",
-    started_at: null,
-    paused_at: null,
-    completed_at: null,
-    failed_at: null,
-    cancelled_at: null,
-    last_heartbeat_at: null,
     seq: 1,
     epoch: EPOCH,
-    retries: 0,
-    run_at: null,
     ...fields,
   };
 }

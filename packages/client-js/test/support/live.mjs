@@ -1,12 +1,15 @@
 // Live-test helpers: a real `python -m server` (killed and restarted on the same port),
-// HS256 tokens, a scripted worker on /workers, a TCP proxy that cuts a client off, and
-// waiting on conditions with deadlines (never sleeping to synchronise).
+// HS256 tokens, clients that record their statuses, a scripted worker on /workers, a TCP
+// proxy that cuts a client off, and waiting on conditions with deadlines (never sleeping
+// to synchronise).
 
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import net from "node:net";
 import { once } from "node:events";
 import { io } from "socket.io-client";
+
+import { JobspineClient } from "../../dist/index.js";
 
 export const SECRET = "client-js-live-secret-" + "x".repeat(32);
 const ROOT = process.env.JOBSPINE_ROOT ?? new URL("../../../../", import.meta.url).pathname;
@@ -26,6 +29,25 @@ export function mintToken(sub, { role = "user", ttlS = 3600 } = {}) {
 }
 
 /** An environment variable the test needs; tests/test_client_js.py sets them. */
+/** A client (not connected yet) and every status it reports, in order. */
+export function recordedClient(options) {
+  const client = new JobspineClient(options);
+  const statuses = [];
+  client.on("status", (status) => statuses.push(status));
+  return { client, statuses };
+}
+
+/** `use(client)` with a connected client of `sub` on `url`; the client is closed after. */
+export async function withClient(url, sub, use) {
+  const client = new JobspineClient({ url, token: mintToken(sub) });
+  await client.connect();
+  try {
+    return await use(client);
+  } finally {
+    await client.close();
+  }
+}
+
 export function requireEnv(name) {
   const value = process.env[name];
   if (!value) throw new Error(`${name} is not set: run this test through tests/test_client_js.py`);

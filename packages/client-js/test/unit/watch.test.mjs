@@ -52,6 +52,16 @@ function recorder(watch) {
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
+/** A watch of `host` that joined: its subscribe answered with the snapshot at `seq`. */
+async function joinedWatch(host, seq = 2) {
+  const watch = new JobWatch(JOB_ID, host);
+  await watch.loaded;
+  const joining = watch.join();
+  host.calls[0].resolve({ recovered: false, events: [], job: snapshot({ seq }) });
+  await joining;
+  return watch;
+}
+
 test("the first answer resolves ready; each live event fires event then change, once", async () => {
   const host = scriptedHost();
   const watch = new JobWatch(JOB_ID, host);
@@ -72,12 +82,8 @@ test("the first answer resolves ready; each live event fires event then change, 
 
 test("a gap asks one job:sync with the cursor; its replay fills it in order", async () => {
   const host = scriptedHost();
-  const watch = new JobWatch(JOB_ID, host);
+  const watch = await joinedWatch(host);
   const log = recorder(watch);
-  await watch.loaded;
-  const joining = watch.join();
-  host.calls[0].resolve({ recovered: false, events: [], job: snapshot({ seq: 2 }) });
-  await joining;
   watch.live(event(5));
   watch.live(event(6));
   assert.deepEqual(host.calls.slice(1).map((c) => [c.kind, c.args]), [["sync", { [JOB_ID]: { after_seq: 2, epoch: "a3c9" } }]]);
@@ -89,12 +95,7 @@ test("a gap asks one job:sync with the cursor; its replay fills it in order", as
 });
 
 test("recovered false on a known state fires reset then change", async () => {
-  const host = scriptedHost();
-  const watch = new JobWatch(JOB_ID, host);
-  await watch.loaded;
-  const joining = watch.join();
-  host.calls[0].resolve({ recovered: false, events: [], job: snapshot({ seq: 2 }) });
-  await joining;
+  const watch = await joinedWatch(scriptedHost());
   const log = recorder(watch);
   watch.slot({ recovered: false, events: [], job: snapshot({ seq: 400, state: "completed" }) });
   assert.deepEqual(log, ["reset 400", "change 400"]);
@@ -102,12 +103,7 @@ test("recovered false on a known state fires reset then change", async () => {
 
 test("the stored snapshot is the cursor of the first subscribe; close() forgets it", async () => {
   const storage = memoryStorage();
-  const first = scriptedHost(storage);
-  const watch = new JobWatch(JOB_ID, first);
-  await watch.loaded;
-  const joining = watch.join();
-  first.calls[0].resolve({ recovered: false, events: [], job: snapshot({ seq: 7 }) });
-  await joining;
+  await joinedWatch(scriptedHost(storage), 7);
   assert.deepEqual(JSON.parse(storage.items.get(`jobspine:test:watch:${JOB_ID}`)).job.seq, 7);
 
   const second = scriptedHost(storage); // a new process with the same storage
@@ -125,11 +121,7 @@ test("the stored snapshot is the cursor of the first subscribe; close() forgets 
 test("not_found ends the watch: ready rejects, the cursor is forgotten", async () => {
   const storage = memoryStorage();
   const host = scriptedHost(storage);
-  const watch = new JobWatch(JOB_ID, host);
-  await watch.loaded;
-  const joining = watch.join();
-  host.calls[0].resolve({ recovered: false, events: [], job: snapshot({ seq: 2 }) });
-  await joining;
+  const watch = await joinedWatch(host);
   watch.slot({ error: { code: "not_found", message: "No such job." } });
   assert.equal(watch.closed, true);
   assert.deepEqual(host.forgotten, [watch]);

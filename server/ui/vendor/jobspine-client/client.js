@@ -10,7 +10,7 @@
  */
 import { io } from "socket.io-client";
 import { Backoff } from "./backoff.js";
-import { Emitter } from "./emitter.js";
+import { Listenable } from "./emitter.js";
 import { CLIENT_CODES, JobspineError, isRecord } from "./errors.js";
 import { RestApi } from "./rest.js";
 import { WatchStore } from "./storage.js";
@@ -22,14 +22,13 @@ import { JobWatch } from "./watch.js";
 export const CALL_TIMEOUT_MS = 15_000;
 /** A failed `auth:refresh` is tried again after this long (while the session lasts). */
 const REFRESH_RETRY_MS = 2_000;
-export class JobspineClient {
+export class JobspineClient extends Listenable {
     url;
     tokens;
     rest;
     store;
     socket;
     host;
-    emitter = new Emitter();
     backoff = new Backoff();
     watches = new Set();
     userWatches = new Set();
@@ -47,6 +46,7 @@ export class JobspineClient {
     reconnectTimer = null;
     refreshTimer = null;
     constructor(options) {
+        super();
         if (typeof options.url !== "string" || options.url === "")
             throw new TypeError("url is required");
         if (typeof options.token !== "string" && typeof options.token !== "function") {
@@ -97,9 +97,6 @@ export class JobspineClient {
     /** The connection's status, or null before `connect()`. */
     get status() {
         return this.currentStatus;
-    }
-    on(name, listener) {
-        return this.emitter.on(name, listener);
     }
     /** Resolves once live; rejects when the server refuses the token (status `expired`).
      * A network that is down keeps it waiting while the client tries again. */

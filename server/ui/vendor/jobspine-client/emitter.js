@@ -30,3 +30,11 @@ export class Emitter {
         this.listeners.clear();
     }
 }
+/** What offers listeners (the client and its watches): `on(name, fn)` adds `fn` and
+ * returns the function that removes it; the class emits through `emitter`. */
+export class Listenable {
+    emitter = new Emitter();
+    on(name, listener) {
+        return this.emitter.on(name, listener);
+    }
+}

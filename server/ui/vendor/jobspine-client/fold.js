@@ -7,8 +7,9 @@
  * and the client adopts it whenever an answer brings one.
  */
 import { isRecord } from "./errors.js";
-/** The fields a restart clears (docs/protocol.md, "Job snapshot", Decisions). */
-const RESTART_CLEARS = {
+/** The fields a restart clears (docs/protocol.md, "Job snapshot", Decisions): as a new job
+ * holds them. */
+export const RESTART_CLEARS = {
     progress: 0,
     step: null,
     result: null,

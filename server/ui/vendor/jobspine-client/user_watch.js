@@ -5,46 +5,22 @@
  * {@link JobStream} (seq order, duplicates dropped, gaps filled by `job:sync`). After a
  * reconnect the listing is read again, so jobs created meanwhile appear.
  */
-import { Deferred } from "./deferred.js";
-import { Emitter } from "./emitter.js";
 import { JobspineError, isRecord } from "./errors.js";
 import { JobStream } from "./stream.js";
 import { slotAnswer } from "./sync.js";
+import { Watch } from "./watching.js";
 /** Jobs per listing page (the server's largest). */
 const PAGE_LIMIT = 200;
-export class UserWatch {
-    host;
+/** `ready` resolves after the first listing (every page) is applied. */
+export class UserWatch extends Watch {
     /** Every known job of the user, by id, kept current. */
     jobs = new Map();
-    /** Resolves after the first listing is applied. */
-    ready;
     streams = new Map();
-    emitter = new Emitter();
     filling = new Set();
-    first = new Deferred();
-    isClosed = false;
-    constructor(host) {
-        this.host = host;
-        this.ready = this.first.promise;
-    }
-    get closed() {
-        return this.isClosed;
-    }
-    on(name, listener) {
-        return this.emitter.on(name, listener);
-    }
     close() {
         this.detach(new JobspineError("closed", "the watch was closed"));
     }
     // -- used by the client -------------------------------------------------------------
-    detach(reason) {
-        if (this.isClosed)
-            return;
-        this.isClosed = true;
-        this.first.reject(reason);
-        this.host.forget(this);
-        this.emitter.clear();
-    }
     /** A live event of one of the user's jobs. */
     live(event) {
         if (this.isClosed)

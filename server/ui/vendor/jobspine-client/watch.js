@@ -4,31 +4,22 @@
  * replaced by the snapshot fires `reset` (then `change`). The snapshot and cursor are
  * saved to the client's storage after each change, so a new process resumes by replay.
  */
-import { Deferred } from "./deferred.js";
-import { Emitter } from "./emitter.js";
 import { JobspineError } from "./errors.js";
 import { JobStream } from "./stream.js";
 import { slotAnswer } from "./sync.js";
-export class JobWatch {
+import { Watch } from "./watching.js";
+export class JobWatch extends Watch {
     jobId;
-    host;
-    /** Resolves with the job once the server's first answer is applied; rejects when the
-     * job cannot be watched (`not_found`, …) or the watch is closed first. */
-    ready;
     stream;
-    emitter = new Emitter();
-    first = new Deferred();
     /** Answers being fetched (a subscribe, a sync): no gap fill of our own meanwhile. */
     busy = 0;
     wantsFill = false;
-    isClosed = false;
     /** Storage has been read (a cursor from it is used by the first subscribe). */
     loaded;
     constructor(jobId, host) {
+        super(host);
         this.jobId = jobId;
-        this.host = host;
         this.stream = new JobStream(jobId);
-        this.ready = this.first.promise;
         this.loaded = this.restore();
     }
     /** The latest known job (from storage until the server answers), or null. */
@@ -43,12 +34,6 @@ export class JobWatch {
     get epoch() {
         return this.stream.job?.epoch ?? null;
     }
-    get closed() {
-        return this.isClosed;
-    }
-    on(name, listener) {
-        return this.emitter.on(name, listener);
-    }
     /** Stop watching: leaves the job's room and forgets the stored cursor. */
     close() {
         if (this.isClosed)
@@ -58,15 +43,6 @@ export class JobWatch {
         this.host.unsubscribe(this.jobId);
     }
     // -- used by the client -------------------------------------------------------------
-    /** The client is closing: stop without forgetting the stored cursor. */
-    detach(reason) {
-        if (this.isClosed)
-            return;
-        this.isClosed = true;
-        this.first.reject(reason);
-        this.host.forget(this);
-        this.emitter.clear();
-    }
     /** The cursor for a resync after a reconnect (null: none yet). */
     cursor() {
         return this.stream.cursor();
