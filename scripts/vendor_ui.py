@@ -1,27 +1,30 @@
 """Copy the dashboard's third-party modules into ``server/ui/vendor/``:
 ``python scripts/vendor_ui.py [--check]``.
 
-- ``packages/client-js/dist/*.js`` (our ``@jobspine/client``, built and committed by its
-  package) -> ``server/ui/vendor/jobspine-client/``;
+- ``packages/client-js/dist/*.js`` (our ``@jobspine/client``: its build, not committed; this
+  script runs ``npm run build`` in the package first) -> ``server/ui/vendor/jobspine-client/``;
 - socket.io-client's ESM build, from ``packages/client-js/node_modules`` (installed by
   ``scripts/lib/bootstrap.sh`` ``ensure_js_deps`` at the version its lock file pins) ->
   ``server/ui/vendor/socket.io-client/``.
 
-The page loads them through its import map, so serving ``/ui/`` needs no build and no
-network. ``--check`` copies nothing and exits 1 when a vendored file differs from its source,
-is missing, or has no source any more (``tests/test_ui_static.py`` runs it).
+The copies are committed and the page loads them through its import map, so serving
+``/ui/`` needs no Node, no build and no network. ``--check`` builds and copies nothing and
+exits 1 when a vendored file differs from its source, is missing, or has no source any more
+(``tests/test_ui_static.py`` runs it after ``scripts/test`` built the client).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR = ROOT / "server" / "ui" / "vendor"
 CLIENT_DIST = ROOT / "packages" / "client-js" / "dist"
+BUILD_COMMAND = "npm run build --prefix packages/client-js"
 SOCKET_IO_ESM = ROOT / "packages/client-js/node_modules/socket.io-client/dist/socket.io.esm.min.js"
 
 
@@ -38,7 +41,7 @@ def problems() -> list[str]:
     found: list[str] = []
     files = wanted()
     if not CLIENT_DIST.is_dir():
-        found.append(f"{CLIENT_DIST.relative_to(ROOT)} is missing")
+        found.append(f"{CLIENT_DIST.relative_to(ROOT)} is missing ({BUILD_COMMAND})")
     for target, source in files.items():
         if not source.is_file():
             found.append(
@@ -51,7 +54,16 @@ def problems() -> list[str]:
     return found
 
 
+def build_client() -> None:
+    """``npm run build`` in ``packages/client-js`` (a clean ``tsc`` build into ``dist/``)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        sys.exit("npm is needed to build packages/client-js (install nodejs and npm)")
+    subprocess.run([npm, "run", "build", "--prefix", str(CLIENT_DIST.parent)], check=True)
+
+
 def copy() -> None:
+    build_client()
     if VENDOR.exists():
         shutil.rmtree(VENDOR)
     for target, source in wanted().items():

@@ -1,5 +1,5 @@
 """``@jobspine/client`` in a real browser (headless Chromium, ``tests/support/browser.py``):
-the committed ``dist/`` loads as ES modules through an import map (``socket.io-client`` by its
+its build (``dist/``) loads as ES modules through an import map (``socket.io-client`` by its
 bare name, pointed at the library's ESM build), connects to a real server from another origin
 (CORS), creates a job and watches it to completion; every seq arrives once and the final job
 equals the server's snapshot. The page (``tests/browser/client_page.html``) POSTs each step
@@ -20,12 +20,11 @@ from playwright.async_api import expect
 
 from tests.support.browser import WAIT_MS, chromium
 from tests.support.docs import doc_block
-from tests.support.node import ROOT, require_node
+from tests.support.node import CLIENT_BUILD, CLIENT_JS, require_client_build
 from tests.support.server import StartServer, connect_worker
 
-CLIENT_DIR = ROOT / "packages" / "client-js"
 PAGE = Path(__file__).resolve().parent / "browser" / "client_page.html"
-SOCKET_IO_ESM = CLIENT_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.esm.min.js"
+SOCKET_IO_ESM = CLIENT_JS / "node_modules" / "socket.io-client" / "dist" / "socket.io.esm.min.js"
 WAIT_S = 30.0
 SECTION = "## In a browser (TypeScript)"
 #: The example's server URL, replaced by the test server's.
@@ -45,11 +44,12 @@ class PageHost:
         self.reports: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.page = page
         self.token = token
+        require_client_build("socket.io-client")  # the ESM build comes from node_modules
         self.app = web.Application()
         self.app.router.add_get("/", self._page)
         self.app.router.add_get("/my-backend/jobspine-token", self._token)
         self.app.router.add_get("/vendor/socket.io-client/socket.io.esm.min.js", self._socket_io)
-        self.app.router.add_static("/vendor/jobspine-client/", CLIENT_DIR / "dist")
+        self.app.router.add_static("/vendor/jobspine-client/", CLIENT_BUILD)
         self.app.router.add_post("/report", self._report)
 
     async def _page(self, _: web.Request) -> web.StreamResponse:
@@ -82,7 +82,6 @@ class PageHost:
 @asynccontextmanager
 async def hosted(host: PageHost) -> AsyncIterator[str]:
     """``host`` on a free port of its own (another origin than the server): its URL."""
-    require_node(CLIENT_DIR, "socket.io-client")  # the ESM build comes from node_modules
     runner = web.AppRunner(host.app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -24,11 +24,10 @@ from server.service import JobRepository
 from server.store.memory import MemoryJobStore
 from server.store.rules import DELETABLE_STATES
 from tests.support.jobs import ALICE, drive
-from tests.support.node import require_node
+from tests.support.node import CLIENT_JS, require_client_build
 from tests.support.server import TEST_SECRET, LiveServer, StartServer
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIENT_JS = ROOT / "packages" / "client-js"
 
 
 @pytest.fixture
@@ -150,9 +149,9 @@ async def test_the_buttons_the_table_allows_are_the_calls_the_server_accepts(
 
 
 def test_the_vendored_modules_are_the_current_builds() -> None:
-    """server/ui/vendor holds packages/client-js/dist and socket.io-client's ESM build
-    byte for byte (python scripts/vendor_ui.py copies them)."""
-    require_node(CLIENT_JS, "socket.io-client")
+    """server/ui/vendor holds the client's build (packages/client-js/dist) and
+    socket.io-client's ESM build byte for byte (python scripts/vendor_ui.py copies them)."""
+    require_client_build("socket.io-client")
     done = subprocess.run(
         [sys.executable, "scripts/vendor_ui.py", "--check"],
         cwd=ROOT,
@@ -175,7 +174,7 @@ def test_dev_mode_prints_dashboard_links_for_u1_and_admin() -> None:
 def test_the_page_scripts_type_check_strictly() -> None:
     """server/ui/app/*.js carry JSDoc types; tsc --strict checks them, and their use of
     @jobspine/client against its published declarations (dist/*.d.ts)."""
-    node = require_node(CLIENT_JS, "typescript")
+    node = require_client_build("typescript")
     tsc = CLIENT_JS / "node_modules" / "typescript" / "bin" / "tsc"
     done = subprocess.run(
         [node, str(tsc), "-p", str(UI_ROOT / "tsconfig.json")],

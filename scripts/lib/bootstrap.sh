@@ -7,6 +7,7 @@
 #   ensure_venv       .venv exists and holds `pip install -e '.[dev]'`
 #   ensure_services   PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379
 #   ensure_js_deps    node_modules of tests/js and packages/client-js up to date
+#   ensure_js_build   packages/client-js/dist (not committed) built from its src
 #   ensure_chromium   Debian's chromium for the browser tests
 #
 # Environment: CI (true: missing things are errors, and the node
@@ -454,6 +455,32 @@ ensure_js_deps() {
 	for rel in "${JS_NODE_DIRS[@]}"; do
 		js_npm_install "$rel"
 	done
+}
+
+# The TypeScript client's build, packages/client-js/dist (not committed): the JS and browser
+# tests, the dashboard's type check and scripts/vendor_ui.py read it. `npm run build` (a clean
+# tsc build) when its sources changed since the last one; skipped without node or without
+# the package's node_modules (those tests then skip, or fail under CI).
+JS_CLIENT_DIR="packages/client-js"
+
+ensure_js_build() {
+	local dir="$JS_ROOT/$JS_CLIENT_DIR" stamp want sources
+	js_have npm && [[ -d "$dir/node_modules/typescript" ]] || return 0
+	mapfile -t sources < <(find "$dir/src" -type f | LC_ALL=C sort)
+	stamp="$dir/node_modules/.jobspine-build-stamp"
+	want="$(js_hash_files "$dir/package.json" "$dir/package-lock.json" "$dir/tsconfig.json" "${sources[@]}")"
+	if [[ -f "$stamp" && -f "$dir/dist/index.js" && "$(cat "$stamp")" == "$want" ]]; then
+		return 0
+	fi
+	js_lock "build-${JS_CLIENT_DIR//\//-}"
+	js_log "npm run build --prefix $JS_CLIENT_DIR"
+	rm -f "$stamp"
+	if ! timeout 600 npm run build --prefix "$dir" >&2; then
+		js_unlock
+		js_die "npm run build --prefix $JS_CLIENT_DIR failed (see above)"
+	fi
+	printf '%s\n' "$want" >"$stamp"
+	js_unlock
 }
 
 # --- browser -----------------------------------------------------------------------
