@@ -17,20 +17,30 @@ class JobState(enum.StrEnum):
 
 S = JobState
 
-#: Every allowed transition: ``(from, to)`` -> what causes it. Anything else is refused.
+#: What each state may become, and what causes it; anything else is refused.
+_TARGETS: Mapping[JobState, Mapping[JobState, str]] = {
+    S.CREATED: {
+        S.RUNNING: "a worker's claim",
+        S.PAUSED: "a user's pause (hold the job)",
+        S.CANCELLED: "a user's cancel",
+    },
+    S.RUNNING: {
+        S.CANCELLED: "a user's cancel (the worker's lease is revoked)",
+        S.COMPLETED: "the worker's complete",
+        S.FAILED: "the worker's fail, or the supervisor",
+        S.PAUSED: "the worker's paused after a pause request, or the supervisor",
+        S.CREATED: "a retryable failure with attempts left (by the server only)",
+    },
+    S.PAUSED: {S.CANCELLED: "a user's cancel", S.CREATED: "a user's resume"},
+    S.FAILED: {S.CREATED: "a user's restart"},
+    S.CANCELLED: {S.CREATED: "a user's restart"},
+}
+
+#: Every allowed transition: ``(from, to)`` -> what causes it.
 TRANSITIONS: Mapping[tuple[JobState, JobState], str] = {
-    (S.CREATED, S.RUNNING): "a worker's claim",
-    (S.CREATED, S.PAUSED): "a user's pause (hold the job)",
-    (S.CREATED, S.CANCELLED): "a user's cancel",
-    (S.RUNNING, S.CANCELLED): "a user's cancel (the worker's lease is revoked)",
-    (S.PAUSED, S.CANCELLED): "a user's cancel",
-    (S.RUNNING, S.COMPLETED): "the worker's complete",
-    (S.RUNNING, S.FAILED): "the worker's fail, or the supervisor",
-    (S.RUNNING, S.PAUSED): "the worker's paused after a pause request, or the supervisor",
-    (S.RUNNING, S.CREATED): "a retryable failure with attempts left (by the server only)",
-    (S.PAUSED, S.CREATED): "a user's resume",
-    (S.FAILED, S.CREATED): "a user's restart",
-    (S.CANCELLED, S.CREATED): "a user's restart",
+    (source, target): cause
+    for source, targets in _TARGETS.items()
+    for target, cause in targets.items()
 }
 
 #: States that no transition leaves.
