@@ -21,6 +21,7 @@ from server.errors import InvalidTransition, NotFound
 from server.store.base import JobStore, NewJob
 from server.store.claiming import claim_change
 from server.store.heartbeat import heartbeat_fence
+from server.store.memory_claims import ClaimIndex
 from server.store.memory_copies import event_data, owning_values
 from server.store.model import (
     AuditEntry,
@@ -41,7 +42,6 @@ from server.store.model import (
 from server.store.rules import (
     DELETABLE_STATES,
     apply_in_memory,
-    claim_order,
     claimable,
     finished_at,
     refusal,
@@ -117,6 +117,7 @@ class MemoryJobStore(JobStore):
         self._slots: dict[str, _Slot] = {}
         #: ``(user_id, idempotency key) -> (job id, when the key was taken)``.
         self._idempotency: dict[tuple[str, str], tuple[str, datetime]] = {}
+        self._claims = ClaimIndex()
 
     def _now(self) -> datetime:
         return self._clock()
@@ -181,6 +182,7 @@ class MemoryJobStore(JobStore):
             job=StoredJob(record=record), events=collections.deque(maxlen=self.backlog_size)
         )
         self._slots[job.id] = slot
+        self._claims.changed(None, record)
         return ChangeResult(job=slot.job, events=self._append(slot, (event,), now))
 
     async def _apply(self, job_id: str, change: JobChange) -> ChangeResult:
@@ -193,7 +195,9 @@ class MemoryJobStore(JobStore):
         return self._commit(slot, change, now)
 
     def _commit(self, slot: _Slot, change: JobChange, now: datetime) -> ChangeResult:
+        before = slot.job.record
         slot.job = apply_in_memory(slot.job, owning_values(change), now)
+        self._claims.changed(before, slot.job.record)
         if isinstance(change.checkpoint, CheckpointWrite):
             slot.checkpoint_data = copy.deepcopy(change.checkpoint.data)
         elif slot.job.checkpoint is None:
@@ -213,24 +217,18 @@ class MemoryJobStore(JobStore):
         self, types: tuple[str, ...], worker_id: str, lease: str, max_running_per_user: int
     ) -> ClaimResult | None:
         now = self._now()
-        capped: set[str] = set()
-        if max_running_per_user > 0:
-            running = collections.Counter(
-                slot.job.record.user_id
-                for slot in self._slots.values()
-                if slot.job.record.state is JobState.RUNNING
-            )
-            capped = {user for user, n in running.items() if n >= max_running_per_user}
-        candidates = [
-            slot
-            for slot in self._slots.values()
-            if claimable(slot.job.record, now)
-            and (not types or slot.job.record.type in types)
-            and slot.job.record.user_id not in capped
-        ]
-        if not candidates:
+        capped = self._claims.users_at(max_running_per_user)
+        for job_id in self._claims.created_in_claim_order():
+            slot = self._slots[job_id]
+            record = slot.job.record
+            if (
+                claimable(record, now)
+                and (not types or record.type in types)
+                and record.user_id not in capped
+            ):
+                break
+        else:
             return None
-        slot = min(candidates, key=lambda s: claim_order(s.job.record))
         result = self._commit(slot, claim_change(slot.job, worker_id=worker_id, lease=lease), now)
         return ClaimResult(
             job=result.job.record,
@@ -358,6 +356,7 @@ class MemoryJobStore(JobStore):
 
     def _drop(self, job_id: str) -> StoredJob:
         slot = self._slots.pop(job_id)
+        self._claims.changed(slot.job.record, None)
         key = slot.job.record.idempotency_key
         if key is not None:
             taken = self._idempotency.get((slot.job.record.user_id, key))
