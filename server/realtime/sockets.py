@@ -13,6 +13,7 @@ from aiohttp import web
 from server.auth import Identity
 from server.errors import NotFound
 from server.realtime.backpressure import SendQueueBound
+from server.realtime.corking import install_corked_websockets
 from server.realtime.packets import GuardedAsyncServer, ServerPacket
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class SocketServer:
             **options,
         )
         self.server.on("connect", _refuse_unknown_namespace, namespace="*")
+        install_corked_websockets(self.server.eio)
         self._shut_down = False
         #: Called for every socket that leaves a namespace (session timers, socket counts).
         self.on_socket_gone: list[SocketGone] = []
