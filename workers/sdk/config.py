@@ -37,6 +37,12 @@ def _at_least_one(instance: Any, attribute: attrs.Attribute[Any], value: int) ->
         raise ValueError(f"{attribute.name} must be at least 1, got {value!r}")
 
 
+def _seconds(default: float, *, zero_ok: bool = False) -> float:
+    """A duration field: a finite number of seconds > 0 (>= 0 with ``zero_ok``)."""
+    field: float = attrs.field(default=default, validator=_not_negative if zero_ok else _positive)
+    return field
+
+
 def default_worker_id() -> str:
     """Host, pid and a short random suffix: unique per process, readable in logs and events."""
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -60,25 +66,25 @@ class WorkerConfig:
     concurrency: int = attrs.field(default=4, validator=_at_least_one)
     #: Heartbeat period of each running job; keep it well under the server's
     #: ``HEARTBEAT_TIMEOUT_S`` (default 30) so a slow handler never looks stale.
-    heartbeat_interval_s: float = attrs.field(default=5.0, validator=_positive)
+    heartbeat_interval_s: float = _seconds(5.0)
     #: Wait between claims while nothing is claimable, jittered by ±``poll_jitter``.
-    poll_interval_s: float = attrs.field(default=1.0, validator=_positive)
+    poll_interval_s: float = _seconds(1.0)
     poll_jitter: float = attrs.field(default=0.25, validator=_fraction)
     #: Progress coalescing: a report goes out when it moved by ``progress_min_delta`` (or the
     #: step text changed) and ``progress_min_interval_s`` passed since the last one.
     progress_min_delta: float = attrs.field(default=0.5, validator=_not_negative)
-    progress_min_interval_s: float = attrs.field(default=0.5, validator=_not_negative)
+    progress_min_interval_s: float = _seconds(0.5, zero_ok=True)
     #: How long to wait for an RPC ack before assuming the server is gone and reconnecting.
-    ack_timeout_s: float = attrs.field(default=10.0, validator=_positive)
-    connect_timeout_s: float = attrs.field(default=5.0, validator=_positive)
-    reconnect_initial_s: float = attrs.field(default=0.5, validator=_positive)
-    reconnect_max_s: float = attrs.field(default=30.0, validator=_positive)
+    ack_timeout_s: float = _seconds(10.0)
+    connect_timeout_s: float = _seconds(5.0)
+    reconnect_initial_s: float = _seconds(0.5)
+    reconnect_max_s: float = _seconds(30.0)
     #: On stop: how long running handlers may take to finish on their own.
-    grace_period_s: float = attrs.field(default=10.0, validator=_not_negative)
+    grace_period_s: float = _seconds(10.0, zero_ok=True)
     #: After the grace period: how long handlers still running get to save a checkpoint
     #: (they see ``PauseRequested(SHUTDOWN)`` at their next pause point) before they are
     #: cancelled and the worker disconnects.
-    shutdown_checkpoint_s: float = attrs.field(default=5.0, validator=_not_negative)
+    shutdown_checkpoint_s: float = _seconds(5.0, zero_ok=True)
     #: After a user's pause request, how long a handler has to reach a pause point before it
     #: is cancelled and the job is reported paused with its latest checkpoint. None: no limit.
     pause_timeout_s: float | None = attrs.field(default=30.0, validator=_optional_positive)
