@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.databases import BASE_DSN_ENV, base_dsn
+from scripts.benchsuite.command import run_bench
 
-ROOT = Path(__file__).resolve().parents[1]
 #: Every name each measure prints (memory and Postgres where both apply, and the raw ones).
 EXPECTED = {
     "a": {("heartbeat_rps", "raw"), ("heartbeat_rps", "memory"), ("heartbeat_rps", "postgres")},
@@ -49,18 +46,9 @@ def _number(value: Any) -> bool:
 def test_bench_smoke_prints_every_measure(postgres_template: str, tmp_path: Path) -> None:
     # postgres_template: skips (or fails under CI=true) when PostgreSQL is unreachable.
     out = tmp_path / "results.json"
-    env = {**os.environ, BASE_DSN_ENV: base_dsn()}
-    done = subprocess.run(
-        [str(ROOT / "scripts" / "bench"), "--smoke", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=SMOKE_WITHIN_S,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    run = run_bench(["--smoke", "--out", str(out)], within_s=SMOKE_WITHIN_S)
+    assert run.returncode == 0, run.tail()
+    lines = run.lines()
 
     for measure, names in EXPECTED.items():
         printed = {(r["name"], r["store"]) for r in lines if r["measure"] == measure}
@@ -75,7 +63,7 @@ def test_bench_smoke_prints_every_measure(postgres_template: str, tmp_path: Path
     goals = [line for line in lines if line["goal"] is not None]
     assert goals, "no result names its goal"
     assert all(isinstance(line["met"], bool) for line in goals)
-    assert "measure  name" in done.stdout  # the table after the JSON lines
+    assert "measure  name" in run.stdout  # the table after the JSON lines
 
     written = json.loads(out.read_text())
     assert written["results"] == lines

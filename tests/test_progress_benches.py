@@ -5,42 +5,42 @@ asserted is what they check or count, never a timing."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.databases import BASE_DSN_ENV, base_dsn
+from scripts.benchsuite.command import run_bench
 
-ROOT = Path(__file__).resolve().parents[1]
 WITHIN_S = 180
 
 
 def bench(subcommand: str, *args: str) -> list[dict[str, Any]]:
     """The JSON lines ``scripts/bench SUBCOMMAND --tiny ARGS`` printed, checked as lines of
     that subcommand with the run's date and machine."""
-    env = {**os.environ, BASE_DSN_ENV: base_dsn()}
-    done = subprocess.run(
-        [str(ROOT / "scripts" / "bench"), subcommand, "--tiny", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=WITHIN_S,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert lines, done.stdout
+    run = run_bench([subcommand, "--tiny", *args], within_s=WITHIN_S)
+    assert run.returncode == 0, run.tail()
+    lines = run.lines()
+    assert lines, run.stdout
     for line in lines:
         assert line["bench"] == subcommand, line
         assert line["date"], line
         assert line["machine"]["cpus"] >= 1, line
     return lines
+
+
+def both_modes(subcommand: str, calls: str) -> list[dict[str, Any]]:
+    """The lines of a store bench: batching off (no flushes), then on (flushes), each with
+    some ``calls`` that succeeded and no errors."""
+    results = bench(subcommand)
+    assert [r["mode"] for r in results] == ["off", "on"]
+    for result in results:
+        assert result[calls] > 0, result
+        assert result["errors"] == {}, result
+    off, on = results
+    assert off["flushes"] is None, off
+    assert on["flushes"] >= 1, on
+    return results
 
 
 def non_negative(value: Any) -> bool:
@@ -53,14 +53,10 @@ def test_the_progress_store_bench_runs_both_modes_and_finds_intact_streams(
     postgres_template: str,
 ) -> None:
     # postgres_template: skips (or fails under CI=true) when PostgreSQL is unreachable.
-    results = bench("progress-store")
-    assert [r["mode"] for r in results] == ["off", "on"]
+    results = both_modes("progress-store", "reports")
     for result in results:
-        assert result["reports"] > 0, result
         assert result["events"] == result["reports"], result
-        assert result["errors"] == {}, result
         assert result["broken_streams"] == 0, result
-    assert results[1]["flushes"] >= 1
 
 
 @pytest.mark.postgres
@@ -68,19 +64,13 @@ def test_the_progress_store_bench_runs_both_modes_and_finds_intact_streams(
 def test_the_heartbeat_store_bench_counts_every_heartbeat_of_each_mode(
     postgres_template: str,
 ) -> None:
-    results = bench("heartbeat-store")
-    assert [r["mode"] for r in results] == ["off", "on"]
-    for result in results:
-        assert result["heartbeats"] > 0, result
-        assert result["errors"] == {}, result
+    off, on = both_modes("heartbeat-store", "heartbeats")
+    for result in (off, on):
         for key in ("heartbeats_per_s", "p50_ms", "p99_ms", "statements", "commits"):
             assert non_negative(result[key]), (key, result)
         # At most one row update per heartbeat (none is lost by a batch).
         assert 0 < result["row_updates"] <= result["heartbeats"], result
         assert 0 <= result["hot_ratio"] <= 1, result
-    off, on = results
-    assert off["flushes"] is None
-    assert on["flushes"] >= 1
     assert on["statements"] <= on["heartbeats"], on
 
 

@@ -49,52 +49,23 @@ from typing import Any
 
 import aiohttp
 
+from scripts.benchsuite import cli
 from scripts.benchsuite.common import (
-    RunningJob,
-    checked,
     percentile,
     running_jobs,
     user_auth,
     worker_auth,
 )
+from scripts.benchsuite.readers import ProgressReaders
 from scripts.benchsuite.report import Column, emit, table, text
 from scripts.benchsuite.servers import Server, jobspine
-from scripts.benchsuite.wire import WireClient, event_data, new_session
+from scripts.benchsuite.wire import WireClient, new_session
 from tests.support.laggard import Laggard  # a client of the shared harness
 
 PROGRESS = 50.0
 SAMPLE_EVERY_S = 0.2
 DRAIN_WITHIN_S = 30.0
 UNREACHABLE_BOUND = "10000000"
-
-
-class Readers:
-    """The reading clients: every progress event's latency, after ``measuring`` is set."""
-
-    def __init__(self, sockets: list[WireClient], sent: dict[str, float]) -> None:
-        self.sockets = sockets
-        self.sent = sent
-        self.measuring = False
-        self.received = 0
-        self.latencies: list[float] = []
-        for socket in sockets:
-            socket.on_event = self._on_event
-
-    def _on_event(self, raw: str) -> None:
-        if not raw.startswith('["job:progress"'):
-            return
-        self.received += 1
-        if self.measuring:
-            sent = self.sent.get(event_data(raw)["data"]["step"].rstrip())
-            if sent is not None:
-                self.latencies.append(time.perf_counter() - sent)
-
-
-async def subscribed(http: aiohttp.ClientSession, url: str, jobs: list[RunningJob]) -> WireClient:
-    socket = await WireClient.connect(http, url, "/", user_auth())
-    for job in jobs:
-        checked(await socket.call("job:subscribe", {"job_id": job.job_id}), "subscribe")
-    return socket
 
 
 async def sample_rss(server: Server, samples: list[tuple[float, int]], stop: asyncio.Event) -> None:
@@ -123,9 +94,7 @@ async def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     async with jobspine(f"backpressure-{mode}", **env) as server, new_session() as http:
         jobs = await running_jobs(http, server.url, args.jobs)
         sent: dict[str, float] = {}
-        readers = Readers(
-            [await subscribed(http, server.url, jobs) for _ in range(args.subscribers)], sent
-        )
+        readers = await ProgressReaders.subscribed(http, server.url, jobs, args.subscribers)
         laggard = None
         if mode != "baseline":
             laggard = await asyncio.wait_for(
@@ -173,8 +142,8 @@ async def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         try:
             next_tick = started
             while (now := time.perf_counter()) < end:
-                if not readers.measuring and now >= warm_until:
-                    readers.measuring, measured_from, acked_at_start = True, issued, acked
+                if readers.sent is None and now >= warm_until:  # the latencies count
+                    readers.sent, measured_from, acked_at_start = sent, issued, acked
                 budget += per_tick
                 while budget >= 1:
                     budget -= 1
@@ -192,11 +161,8 @@ async def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
             if in_flight:
                 await asyncio.wait_for(asyncio.gather(*in_flight), DRAIN_WITHIN_S)
             # Every acked call is one event per reader: wait for them (bounded).
-            deadline = time.perf_counter() + DRAIN_WITHIN_S
-            while readers.received < acked * len(readers.sockets):
-                if time.perf_counter() > deadline:
-                    break
-                await asyncio.sleep(0.05)
+            with contextlib.suppress(TimeoutError):
+                await readers.until(acked * len(readers.sockets), DRAIN_WITHIN_S)
         finally:
             stop_sampling.set()
             await sampler
@@ -208,7 +174,8 @@ async def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                 laggard_dropped = False
             await laggard.close()
         dropped_metric = await metric(http, server.url, "jobspine_slow_clients_dropped_total")
-        for socket in readers.sockets + workers:
+        await readers.close()
+        for socket in workers:
             await socket.close()
 
     latencies = sorted(readers.latencies)
@@ -255,10 +222,7 @@ COLUMNS = (
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="scripts/bench backpressure",
-        description=__doc__.splitlines()[0] if __doc__ else None,
-    )
+    parser = cli.parser("backpressure", __doc__)
     parser.add_argument("--rate", type=float, default=1500.0, help="progress calls per second")
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--subscribers", type=int, default=3, help="reading clients")

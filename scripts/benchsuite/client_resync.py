@@ -11,14 +11,13 @@ until the status is ``live`` again with both missed events applied.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import statistics
 import time
 from collections.abc import Callable, Sequence
 
 from jobspine_client import JobspineClient, Status
-from scripts.benchsuite.report import Column, emit, table
+from scripts.benchsuite import cli
+from scripts.benchsuite.report import Column, emit, spread_columns, spread_ms, table
 from tests.support.client_py import GatedSockets, raw_worker
 from tests.support.server import running_server
 
@@ -73,17 +72,12 @@ async def measure(jobs: int, rounds: int) -> list[float]:
 COLUMNS = (
     Column("jobs", "watched jobs"),
     Column("rounds", "rounds"),
-    Column("median_ms", "median ms"),
-    Column("min_ms", "min ms"),
-    Column("max_ms", "max ms"),
+    *spread_columns("median", "min", "max"),
 )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="scripts/bench client-resync",
-        description=__doc__.splitlines()[0] if __doc__ else None,
-    )
+    parser = cli.parser("client-resync", __doc__)
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 100, 500])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--tiny", action="store_true", help="2 and 10 jobs, 2 rounds")
@@ -93,13 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for jobs in args.jobs:
         ms = [t * 1000 for t in asyncio.run(measure(jobs, args.rounds))]
-        result = {
-            "jobs": jobs,
-            "rounds": len(ms),
-            "median_ms": round(statistics.median(ms), 1),
-            "min_ms": round(min(ms), 1),
-            "max_ms": round(max(ms), 1),
-        }
+        result = {"jobs": jobs, "rounds": len(ms), **spread_ms(ms, "median", "min", "max")}
         rows.append(emit("client-resync", result))
     print(table(rows, COLUMNS))
     return 0

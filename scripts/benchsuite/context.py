@@ -19,31 +19,38 @@ Target = tuple[Server, list[RunningJob]]
 
 @attrs.frozen(kw_only=True)
 class Sizes:
-    """The sizes of one run; the defaults are the full run's (:data:`FULL`)."""
+    """The sizes of one run (:data:`FULL` or :data:`SMOKE`)."""
 
-    seconds: float = 3.0
+    seconds: float
     #: Rate measures alternate raw and jobspine this many times and keep the median.
-    rounds: int = 3
-    warmup_s: float = 0.5
-    in_flight: int = 50
-    sockets: int = 5
-    fan_jobs: int = 10
-    subscribers: int = 10
-    scan_jobs: int = 100_000
-    scan_running: int = 10_000
-    scan_stale: int = 20
-    scan_repeats: int = 50
-    hot_rounds: int = 3
-    replay_events: int = 200
-    replay_calls: int = 200
-    idle_counts: tuple[int, ...] = (1000, 5000)
-    idle_warm: int = 20
+    rounds: int
+    warmup_s: float
+    in_flight: int
+    sockets: int
+    fan_jobs: int
+    subscribers: int
+    scan_jobs: int
+    scan_running: int
+    scan_stale: int
+    scan_repeats: int
+    hot_rounds: int
+    replay_events: int
+    replay_calls: int
+    idle_counts: tuple[int, ...]
+    idle_warm: int
 
 
-FULL = Sizes()
-#: ``--smoke``: every measure in seconds (a replay returns as many events), by measure.
 # fmt: off
-SMOKE = Sizes(
+FULL = Sizes(
+    seconds=3.0, rounds=3, warmup_s=0.5, in_flight=50, sockets=5,  # a and b
+    fan_jobs=10, subscribers=10,  # b
+    scan_jobs=100_000, scan_running=10_000, scan_stale=20, scan_repeats=50, hot_rounds=3,  # c
+    replay_events=200, replay_calls=200,  # d
+    idle_counts=(1000, 5000), idle_warm=20,  # e
+)
+#: ``--smoke``: every measure in seconds (a replay returns as many events).
+SMOKE = attrs.evolve(
+    FULL,
     seconds=0.3, rounds=1, warmup_s=0.1, in_flight=10, sockets=2,  # a and b
     fan_jobs=2, subscribers=3,  # b
     scan_jobs=2000, scan_running=200, scan_stale=5, scan_repeats=3, hot_rounds=1,  # c

@@ -29,7 +29,6 @@ from scripts.benchsuite.common import (
     percentile,
     share_of_raw,
     times_raw,
-    user_auth,
     worker_auth,
 )
 from scripts.benchsuite.context import (
@@ -41,6 +40,7 @@ from scripts.benchsuite.context import (
     rate_targets,
     rounds_extra,
 )
+from scripts.benchsuite.readers import ProgressReaders
 from scripts.benchsuite.servers import Server
 from scripts.benchsuite.wire import WireClient
 
@@ -51,59 +51,8 @@ DRAIN_WITHIN_S = 60.0
 PROGRESS = 50.0
 
 
-def step_of(raw: str) -> str:
-    """The ``step`` of a raw ``job:progress`` packet, found without parsing the JSON: the load
-    generator reads thousands of these a second and must not become what is measured."""
-    at = raw.index('"step":') + 7
-    start = raw.index('"', at) + 1
-    return raw[start : raw.index('"', start)]
-
-
-class Subscribers:
-    """``count`` user sockets subscribed to every job; counts (or times) what they receive."""
-
-    def __init__(self, sockets: list[WireClient]) -> None:
-        self.sockets = sockets
-        self.received = 0
-        self.arrived = asyncio.Event()
-        self.expected = -1
-        #: When timing: step -> send time, and every receipt's latency in seconds.
-        self.sent: dict[str, float] | None = None
-        self.latencies: list[float] = []
-        for socket in sockets:
-            socket.on_event = self._on_event
-
-    def _on_event(self, raw: str) -> None:
-        if not raw.startswith('["job:progress"'):
-            return
-        self.received += 1
-        if self.sent is not None:
-            sent = self.sent.get(step_of(raw))
-            if sent is not None:
-                self.latencies.append(time.perf_counter() - sent)
-        if self.received == self.expected:
-            self.arrived.set()
-
-    async def until(self, total: int) -> None:
-        self.expected = total
-        if self.received >= total:
-            return
-        self.arrived.clear()
-        await asyncio.wait_for(self.arrived.wait(), DRAIN_WITHIN_S)
-
-    async def close(self) -> None:
-        for socket in self.sockets:
-            await socket.close()
-
-
-async def _subscribers(ctx: Context, server: Server, jobs: list[RunningJob]) -> Subscribers:
-    sockets = []
-    for _ in range(ctx.sizes.subscribers):
-        socket = await WireClient.connect(ctx.http, server.url, "/", user_auth())
-        for job in jobs:
-            checked(await socket.call("job:subscribe", {"job_id": job.job_id}), "subscribe")
-        sockets.append(socket)
-    return Subscribers(sockets)
+async def _readers(ctx: Context, server: Server, jobs: list[RunningJob]) -> ProgressReaders:
+    return await ProgressReaders.subscribed(ctx.http, server.url, jobs, ctx.sizes.subscribers)
 
 
 async def _workers(ctx: Context, server: Server) -> list[WireClient]:
@@ -119,7 +68,7 @@ def _payload(job: RunningJob, n: int) -> dict[str, object]:
 
 async def max_rate(ctx: Context, server: Server, jobs: list[RunningJob]) -> LoopStats:
     sizes = ctx.sizes
-    subscribers = await _subscribers(ctx, server, jobs)
+    subscribers = await _readers(ctx, server, jobs)
     workers = await _workers(ctx, server)
     counting, stop, counted, issued = False, False, 0, 0
     try:
@@ -150,7 +99,7 @@ async def max_rate(ctx: Context, server: Server, jobs: list[RunningJob]) -> Loop
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         # Every call acked so far, counted or not, is one event per subscriber.
-        await subscribers.until(issued * len(subscribers.sockets))
+        await subscribers.until(issued * len(subscribers.sockets), DRAIN_WITHIN_S)
         elapsed = time.perf_counter() - started
         server_cpu, client_cpu = server.cpu_seconds() - cpu0, time.process_time() - client0
         delivered = subscribers.received - before
@@ -169,7 +118,7 @@ async def _latency(
     ctx: Context, server: Server, jobs: list[RunningJob], rate: float
 ) -> tuple[float, float, int]:
     sizes = ctx.sizes
-    subscribers = await _subscribers(ctx, server, jobs)
+    subscribers = await _readers(ctx, server, jobs)
     workers = await _workers(ctx, server)
     sent: dict[str, float] = {}
     subscribers.sent = sent
@@ -190,7 +139,7 @@ async def _latency(
         acks = await asyncio.wait_for(asyncio.gather(*pending), DRAIN_WITHIN_S)
         for ack in acks:
             checked(ack, "progress")
-        await subscribers.until(total * len(subscribers.sockets))
+        await subscribers.until(total * len(subscribers.sockets), DRAIN_WITHIN_S)
     finally:
         for task in pending:
             task.cancel()

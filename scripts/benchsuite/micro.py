@@ -9,13 +9,13 @@ Run it on two checkouts (``git worktree``) to compare versions.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from scripts.benchsuite import cli
 from scripts.benchsuite.report import emit
 from server.actors import Actor, Role
 from server.auth import Identity
@@ -72,9 +72,7 @@ async def _per_call_us(calls: int, runs: int) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="scripts/bench micro", description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    parser = cli.parser("micro", __doc__)
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)

@@ -9,7 +9,6 @@ Starts the server as the suite does, puts the load on it, and attaches ``py-spy 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import shutil
@@ -21,7 +20,7 @@ from pathlib import Path
 import aiohttp
 import attrs
 
-from scripts.benchsuite import fanout
+from scripts.benchsuite import cli, fanout
 from scripts.benchsuite.common import RunningJob, checked, running_jobs, worker_auth
 from scripts.benchsuite.context import FULL, Context, closed_loop
 from scripts.benchsuite.servers import Server, jobspine, raw
@@ -168,9 +167,7 @@ async def _profile(store: str, load: str, seconds: float, out: Path) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="scripts/bench profile", description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    parser = cli.parser("profile", __doc__)
     parser.add_argument("--store", choices=("raw", "memory", "postgres"), default="memory")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--load", choices=tuple(LOADS), default="heartbeat")

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
@@ -121,6 +122,24 @@ class Column:
 def text(key: str, title: str | None = None) -> Column:
     """A left-aligned column shown as it is."""
     return Column(key, title or key, show=cell, numeric=False)
+
+
+#: The statistics :func:`spread_ms` can tell, by name.
+SPREAD: dict[str, Callable[[Sequence[float]], float]] = {
+    "median": statistics.median,
+    "min": min,
+    "max": max,
+}
+
+
+def spread_ms(values_ms: Sequence[float], *stats: str) -> Line:
+    """``<stat>_ms`` of ``values_ms`` for each of ``stats`` (of :data:`SPREAD`), to 0.1 ms."""
+    return {f"{stat}_ms": round(SPREAD[stat](values_ms), 1) for stat in stats}
+
+
+def spread_columns(*stats: str) -> tuple[Column, ...]:
+    """The columns of :func:`spread_ms`'s keys."""
+    return tuple(Column(f"{stat}_ms", f"{stat} ms") for stat in stats)
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> str:

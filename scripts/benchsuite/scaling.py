@@ -55,6 +55,7 @@ from typing import Any
 import aiohttp
 import socketio
 
+from scripts.benchsuite import cli
 from scripts.benchsuite.report import Column, emit, table, text
 from scripts.benchsuite.servers import Server, jobspine
 from tests.support.databases import BASE_DSN_ENV, base_dsn, scratch_database
@@ -326,9 +327,7 @@ def medians(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="scripts/bench scaling", description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    parser = cli.parser("scaling", __doc__)
     parser.add_argument("--dsn", default=base_dsn(), help=f"default: ${BASE_DSN_ENV}")
     parser.add_argument(
         "--redis", default=os.environ.get("JOBSPINE_TEST_REDIS_URL") or DEFAULT_REDIS

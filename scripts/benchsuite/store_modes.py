@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from scripts.benchsuite import cli
 from scripts.benchsuite.report import Column, Line, emit, table, text
 from server.errors import JobspineError
 from server.store.postgres import PostgresJobStore
@@ -274,10 +275,7 @@ async def bench(spec: StoreBench, args: argparse.Namespace) -> list[Line]:
 
 
 def parse_args(spec: StoreBench, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=f"scripts/bench {spec.bench}",
-        description=spec.doc.splitlines()[0] if spec.doc else None,
-    )
+    parser = cli.parser(spec.bench, spec.doc)
     parser.add_argument(
         "--dsn",
         default=base_dsn(),

@@ -10,17 +10,16 @@ how every worker behaved before contract v2: it claims at its next poll.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import statistics
 from collections.abc import Sequence
 
 import aiohttp
 from aiohttp import web
 
 from jobspine_shared.wire import parse_time
-from scripts.benchsuite.report import Column, emit, table, text
+from scripts.benchsuite import cli
+from scripts.benchsuite.report import Column, emit, spread_columns, spread_ms, table, text
 from server.app import create_app
 from server.auth import mint_token
 from server.config import load_settings
@@ -82,15 +81,12 @@ COLUMNS = (
     text("mode"),
     Column("poll_s", "poll s"),
     Column("jobs", "jobs"),
-    Column("median_ms", "median ms"),
-    Column("max_ms", "max ms"),
+    *spread_columns("median", "max"),
 )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="scripts/bench wakeup", description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    parser = cli.parser("wakeup", __doc__)
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--poll", type=float, default=1.0, help="the worker's poll interval")
     parser.add_argument("--no-push", action="store_true", help="ignore jobs:available (v1)")
@@ -103,8 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mode": "poll only (v1)" if args.no_push else "jobs:available push",
         "poll_s": args.poll,
         "jobs": len(latencies),
-        "median_ms": round(statistics.median(latencies), 1),
-        "max_ms": round(max(latencies), 1),
+        **spread_ms(latencies, "median", "max"),
     }
     print(table([emit("wakeup", result)], COLUMNS))
     return 0
