@@ -31,8 +31,17 @@ from jobspine_shared.wire_typescript import Schema, bases, ts_type, typescript_m
                 "properties": {"a": {"type": "number"}, "b-c": {}},
                 "required": ["a"],
             },
-            '{\n  a: number;\n  "b-c"?: unknown;\n}',
+            '{ a: number; "b-c"?: unknown }',
         ),
+        (
+            {"type": "object", "properties": {"a": {"type": "number", "description": "A."}}},
+            "{\n  /** A. */\n  a?: number;\n}",
+        ),
+        (
+            {"type": "object", "properties": {f"field_{n}": {"type": "string"} for n in range(4)}},
+            "{\n" + "".join(f"  field_{n}?: string;\n" for n in range(4)) + "}",
+        ),
+        ({"type": "object", "properties": {}}, "{}"),
     ],
 )
 def test_each_construct_renders(schema: Schema, expected: str) -> None:
@@ -53,7 +62,7 @@ def test_a_document_renders_aliases_docs_and_call_maps() -> None:
         "x-pushes": {"/workers": {"pong": "Ping"}},
     }
     module = typescript_module(document)
-    assert "/** A `ping`. */\nexport type Ping = {\n  n: number;\n};" in module
+    assert "/** A `ping`. */\nexport type Ping = { n: number };" in module
     assert "export type UserCalls = {\n  ping: { payload: Ping; ack: Ping };\n};" in module
     assert "export type WorkersPushes = {\n  pong: Ping;\n};" in module
     assert module.endswith("};\n")

@@ -34,6 +34,10 @@ _SCALARS = {
 }
 
 
+#: An object type without member docs is written on one line up to this long.
+MAX_INLINE_OBJECT = 60
+
+
 def _key(name: str) -> str:
     return name if _IDENTIFIER.match(name) else json.dumps(name)
 
@@ -78,6 +82,12 @@ def _object(schema: Schema, depth: int) -> str:
         value = ts_type(extra, depth) if isinstance(extra, dict) else "unknown"
         return f"{{ [key: string]: {value} }}"
     inner = _members(schema, depth + 1)
+    if not inner:
+        return "{}"
+    one_line = "{ " + "; ".join(line.strip().removesuffix(";") for line in inner) + " }"
+    documented = any(line.lstrip().startswith("/**") for line in inner)
+    if len(one_line) <= MAX_INLINE_OBJECT and not documented and "\n" not in one_line:
+        return one_line
     return "{\n" + "\n".join(inner) + "\n" + _INDENT * depth + "}"
 
 

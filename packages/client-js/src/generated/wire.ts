@@ -11,10 +11,7 @@ export type AuditEntry = {
   details: { [key: string]: unknown };
 };
 
-export type AuditPage = {
-  items: Array<AuditEntry>;
-  next_cursor?: string | null;
-};
+export type AuditPage = { items: Array<AuditEntry>; next_cursor?: string | null };
 
 export type CancelledData = {
   previous_state: "created" | "running" | "paused" | "completed" | "failed" | "cancelled";
@@ -30,16 +27,10 @@ export type Checkpoint = {
   progress: number | null;
 };
 
-export type CheckpointAck = {
-  ok: true;
-  checkpoint_at: string;
-};
+export type CheckpointAck = { ok: true; checkpoint_at: string };
 
 /** progress only when the checkpoint carried one. */
-export type CheckpointData = {
-  size_bytes: number;
-  progress?: number;
-};
+export type CheckpointData = { size_bytes: number; progress?: number };
 
 /** The job:checkpoint event. */
 export type CheckpointEvent = EventWith<"job:checkpoint", CheckpointData>;
@@ -58,29 +49,16 @@ export type ClaimAck = {
   checkpoint: { [key: string]: unknown } | null;
 };
 
-export type ClaimPayload = {
-  types?: Array<string>;
-  worker_id?: string;
-};
+export type ClaimPayload = { types?: Array<string>; worker_id?: string };
 
-export type CompletePayload = {
-  job_id: string;
-  lease: string;
-  result?: unknown;
-};
+export type CompletePayload = { job_id: string; lease: string; result?: unknown };
 
-export type CompletedData = {
-  result: unknown;
-};
+export type CompletedData = { result: unknown };
 
 /** The job:completed event. */
 export type CompletedEvent = EventWith<"job:completed", CompletedData>;
 
-export type CreateAck = {
-  ok: true;
-  job: Job;
-  existing?: true;
-};
+export type CreateAck = { ok: true; job: Job; existing?: true };
 
 /** A new job: type and input, and the optional fields of contract v2. */
 export type CreateJob = {
@@ -99,9 +77,7 @@ export type CreateJob = {
 };
 
 /** The snapshot at seq 1. */
-export type CreatedData = {
-  job: Job;
-};
+export type CreatedData = { job: Job };
 
 /** The job:created event. */
 export type CreatedEvent = EventWith<"job:created", CreatedData>;
@@ -112,15 +88,10 @@ export type Error = {
   details?: { [key: string]: unknown };
 };
 
-export type ErrorAck = {
-  ok: false;
-  error: Error;
-};
+export type ErrorAck = { ok: false; error: Error };
 
 /** Every failure: {error: {code, message, details?}} */
-export type ErrorEnvelope = {
-  error: Error;
-};
+export type ErrorEnvelope = { error: Error };
 
 /** One entry of a job's event stream; its Socket.IO event name is `type`. */
 export type Event = {
@@ -142,28 +113,17 @@ export type EventWith<Type, Data> = Omit<Event, "type" | "data"> & {
 export type FailPayload = {
   job_id: string;
   lease: string;
-  error: {
-    message: string;
-    code?: string;
-    retryable?: boolean;
-  };
+  error: { message: string; code?: string; retryable?: boolean };
 };
 
-export type FailedData = {
-  error: JobError;
-};
+export type FailedData = { error: JobError };
 
 /** The job:failed event. */
 export type FailedEvent = EventWith<"job:failed", FailedData>;
 
-export type Health = {
-  status: "ok";
-};
+export type Health = { status: "ok" };
 
-export type HeartbeatAck = {
-  ok: true;
-  pause_requested: boolean;
-};
+export type HeartbeatAck = { ok: true; pause_requested: boolean };
 
 /** A job as clients see it: every field of the contract's snapshot, nothing more. */
 export type Job = {
@@ -203,41 +163,24 @@ export type Job = {
   schema_version: number;
 };
 
-export type JobAck = {
-  ok: true;
-  job: Job;
-};
+export type JobAck = { ok: true; job: Job };
 
 /** Why a job failed: `{code, message, retryable}`. */
-export type JobError = {
-  code: string;
-  message: string;
-  retryable: boolean;
-};
+export type JobError = { code: string; message: string; retryable: boolean };
 
-export type JobIdPayload = {
-  job_id: string;
-};
+export type JobIdPayload = { job_id: string };
 
 /** A page of jobs, newest first; next_cursor fetches the next one. */
-export type JobPage = {
-  items: Array<Job>;
-  next_cursor: string | null;
-};
+export type JobPage = { items: Array<Job>; next_cursor: string | null };
 
 /** A job snapshot of schema v1 (a v1 server's, or a v1 client's view). */
 export type JobV1 = Omit<Job, "priority" | "run_at" | "tags" | "parent_id" | "timeout_s" | "retry" | "retries" | "idempotency_key" | "correlation_id" | "schema_version"> & {
   schema_version: 1;
 };
 
-export type JobsAvailable = {
-  types: Array<string>;
-};
+export type JobsAvailable = { types: Array<string> };
 
-export type LeasePayload = {
-  job_id: string;
-  lease: string;
-};
+export type LeasePayload = { job_id: string; lease: string };
 
 export type LeaseRevoked = {
   job_id: string;
@@ -245,20 +188,14 @@ export type LeaseRevoked = {
   reason: "cancelled" | "stalled" | "timeout";
 };
 
-export type OkAck = {
-  ok: true;
-};
+export type OkAck = { ok: true };
 
-export type PauseRequestedData = {
-
-};
+export type PauseRequestedData = {};
 
 /** The job:pause_requested event. */
 export type PauseRequestedEvent = EventWith<"job:pause_requested", PauseRequestedData>;
 
-export type PausedData = {
-  reason: "user" | "stalled";
-};
+export type PausedData = { reason: "user" | "stalled" };
 
 /** The job:paused event. */
 export type PausedEvent = EventWith<"job:paused", PausedData>;
@@ -269,10 +206,7 @@ export type PausedPayload = {
   checkpoint?: { [key: string]: unknown };
 };
 
-export type ProgressData = {
-  progress: number;
-  step: string | null;
-};
+export type ProgressData = { progress: number; step: string | null };
 
 /** The job:progress event. */
 export type ProgressEvent = EventWith<"job:progress", ProgressData>;
@@ -284,20 +218,11 @@ export type ProgressPayload = {
   step?: string | null;
 };
 
-export type Readiness = {
-  status: string;
-  checks: Array<string>;
-};
+export type Readiness = { status: string; checks: Array<string> };
 
-export type RecoveryAck = {
-  ok: true;
-  options: RecoveryOptions;
-};
+export type RecoveryAck = { ok: true; options: RecoveryOptions };
 
-export type RecoveryCheck = {
-  recovered: boolean;
-  job: Job;
-};
+export type RecoveryCheck = { recovered: boolean; job: Job };
 
 export type RecoveryData = RecoveryOptions;
 
@@ -327,26 +252,15 @@ export type RefreshAck = {
   exp: number;
 };
 
-export type RefreshPayload = {
-  token: string;
-};
+export type RefreshPayload = { token: string };
 
 /** Events after after_seq, or the snapshot to restart from (recovered). */
-export type Replay = {
-  recovered: boolean;
-  events: Array<Event>;
-  job: Job;
-};
+export type Replay = { recovered: boolean; events: Array<Event>; job: Job };
 
 /** Optional new input. */
-export type RestartJob = {
-  input?: { [key: string]: unknown };
-};
+export type RestartJob = { input?: { [key: string]: unknown } };
 
-export type RestartPayload = {
-  job_id: string;
-  input?: { [key: string]: unknown };
-};
+export type RestartPayload = { job_id: string; input?: { [key: string]: unknown } };
 
 export type RestartedData = {
   previous_state: "created" | "running" | "paused" | "completed" | "failed" | "cancelled";
@@ -355,9 +269,7 @@ export type RestartedData = {
 /** The job:restarted event. */
 export type RestartedEvent = EventWith<"job:restarted", RestartedData>;
 
-export type ResumedData = {
-  has_checkpoint: boolean;
-};
+export type ResumedData = { has_checkpoint: boolean };
 
 /** The job:resumed event. */
 export type ResumedEvent = EventWith<"job:resumed", ResumedData>;
@@ -370,19 +282,13 @@ export type RetryPolicy = {
   max_backoff_s: number;
 };
 
-export type RetryingData = {
-  error: JobError;
-  attempt: number;
-  run_at: string | null;
-};
+export type RetryingData = { error: JobError; attempt: number; run_at: string | null };
 
 /** The job:retrying event. */
 export type RetryingEvent = EventWith<"job:retrying", RetryingData>;
 
 /** The socket's token expired; it is closed next. */
-export type SessionExpired = {
-
-};
+export type SessionExpired = {};
 
 export type StartedData = {
   attempt: number;
@@ -413,38 +319,21 @@ export type SubscribeAck = {
   recovered: boolean;
 };
 
-export type SubscribePayload = {
-  job_id: string;
-  after_seq?: number;
-  epoch?: string;
-};
+export type SubscribePayload = { job_id: string; after_seq?: number; epoch?: string };
 
 /** The supervisor's last scans. */
 export type SupervisorStatus = { [key: string]: unknown };
 
-export type SyncAck = {
-  ok: true;
-  results: { [key: string]: SyncSlot };
-};
+export type SyncAck = { ok: true; results: { [key: string]: SyncSlot } };
 
 export type SyncPayload = {
   cursors: { [key: string]: number };
   epochs?: { [key: string]: string };
 };
 
-export type SyncSlot = {
-  recovered: boolean;
-  events: Array<AnyEvent>;
-  job: Job;
-} | {
-  error: Error;
-} | {
-  truncated: true;
-};
+export type SyncSlot = { recovered: boolean; events: Array<AnyEvent>; job: Job } | { error: Error } | { truncated: true };
 
-export type WorkerPauseRequested = {
-  job_id: string;
-};
+export type WorkerPauseRequested = { job_id: string };
 
 /** Calls on namespace /: payload, ack on success, ack on error. */
 export type UserCalls = {
