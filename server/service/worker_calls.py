@@ -22,7 +22,7 @@ from server.commands.worker import (
     ReportProgress,
     SaveCheckpoint,
 )
-from server.errors import NotFound, PayloadTooLarge
+from server.errors import PayloadTooLarge
 from server.service.answers import Claimed
 from server.service.core import CommitCore, Transition, about, states
 from server.store.model import NOW, CheckpointWrite, EventSpec, JobChange
@@ -69,30 +69,28 @@ class WorkerCalls(CommitCore):
                 self._on_progress_held()
         return result.job.record
 
-    async def _checkpoint_write(
-        self, job_id: str, checkpoint: CheckpointData, progress: float | None, field: str
+    def _checkpoint_write(
+        self, checkpoint: CheckpointData, progress: float | None, field: str
     ) -> CheckpointWrite:
-        """Bound the checkpoint (before looking the job up: a call over the limit is refused
-        whether or not the job exists), then describe the write."""
+        """Bound the checkpoint (a call over the limit is refused whether or not the job
+        exists), then describe the write; without ``progress``, the checkpoint's is the job's
+        when the change applies (the store reads it in the same step)."""
         limit = self.settings.max_checkpoint_bytes
         if checkpoint.size_bytes > limit:
             raise PayloadTooLarge(
                 f"{field}: checkpoint of {checkpoint.size_bytes} bytes exceeds {limit}",
                 details={"size_bytes": checkpoint.size_bytes, "max_bytes": limit},
             )
-        current = await self.store.get(job_id)
-        if current is None:
-            raise NotFound()
         return CheckpointWrite(
             data=checkpoint.data,
             size_bytes=checkpoint.size_bytes,
-            progress=current.record.progress if progress is None else progress,
+            progress=progress,
             keys=tuple(str(k) for k in checkpoint.data),
         )
 
     async def checkpoint(self, command: SaveCheckpoint) -> datetime:
         value = command.progress
-        write = await self._checkpoint_write(command.job_id, command.checkpoint, value, "data")
+        write = self._checkpoint_write(command.checkpoint, value, "data")
         event_data: dict[str, Any] = {"size_bytes": write.size_bytes}
         fields: dict[str, Any] = {"last_heartbeat_at": NOW}
         if value is not None:
@@ -116,9 +114,7 @@ class WorkerCalls(CommitCore):
         events = [EventSpec(type=EventType.PAUSED, data={"reason": PauseReason.USER.value})]
         write = None
         if command.checkpoint is not None:
-            write = await self._checkpoint_write(
-                command.job_id, command.checkpoint, None, "checkpoint"
-            )
+            write = self._checkpoint_write(command.checkpoint, None, "checkpoint")
             events.insert(
                 0, EventSpec(type=EventType.CHECKPOINT, data={"size_bytes": write.size_bytes})
             )

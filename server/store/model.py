@@ -48,11 +48,13 @@ class Checkpoint:
 
 @attrs.frozen(kw_only=True)
 class CheckpointWrite:
-    """A checkpoint to store with a change; ``saved_at`` is the store's clock."""
+    """A checkpoint to store with a change; ``saved_at`` is the store's clock. ``progress``
+    None: the job's progress as the change leaves it (read by the change itself, not before
+    it)."""
 
     data: dict[str, Any]
     size_bytes: int
-    progress: float
+    progress: float | None
     keys: tuple[str, ...]
 
 

@@ -134,7 +134,11 @@ def apply_in_memory(job: StoredJob, change: JobChange, now: datetime) -> StoredJ
         checkpoint = CheckpointInfo(
             saved_at=now,
             size_bytes=change.checkpoint.size_bytes,
-            progress=change.checkpoint.progress,
+            progress=(
+                values.get("progress", job.record.progress)
+                if change.checkpoint.progress is None
+                else change.checkpoint.progress
+            ),
             keys=change.checkpoint.keys,
         )
         values.update(has_checkpoint=True, checkpoint_at=now)

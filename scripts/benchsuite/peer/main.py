@@ -195,11 +195,15 @@ async def profile(args: argparse.Namespace, workload: Workload, out: Path) -> No
                 "self_by_package": self_by_package(stacks) if spied else None,
                 **{k: result.get(k) for k in ("jobs_per_s", "server_cpu_ms_per_job", "ok")},
                 "statements": result.get("statements"),
+                "statements_per_job": result.get("statements_per_job"),
             }
             emit(BENCH, {**fields, "params": workload.params()})
             print(f"\n== {target}, PROGRESS_EVENTS_PER_S={limit}")
             if spied:
                 print(f"{stacks}\n{stack_summary(stacks, 15)}")
+            per_job = result.get("statements_per_job")
+            if per_job is not None:
+                print(f"statements per job (BEGIN and COMMIT included): {per_job}")
             for row in result.get("statements") or []:
                 print(f"{row['calls']:>7} calls {row['total_ms']:>9.1f} ms  {row['query']}")
 

@@ -92,6 +92,20 @@ async def reset_statements() -> None:
         await conn.close()
 
 
+async def statement_calls(database: str) -> int:
+    """Every statement ``database`` ran since the last reset (BEGIN and COMMIT included)."""
+    conn = await asyncpg.connect(base_dsn())
+    try:
+        calls = await conn.fetchval(
+            "SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s"
+            " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1",
+            database,
+        )
+    finally:
+        await conn.close()
+    return int(calls)
+
+
 async def top_statements(database: str, top: int = 12) -> list[dict[str, Any]]:
     """The statements of ``database`` since the last reset, by total execution time."""
     conn = await asyncpg.connect(base_dsn())

@@ -229,6 +229,8 @@ async def run_once(
             after = await sides.snapshot()
         if profile is not None and database:
             summary["statements"] = await profiling.top_statements(database)
+            calls = await profiling.statement_calls(database)
+            summary["statements_per_job"] = round(calls / workload.jobs, 1)
     cpu = cpu_between(before, after)
     jobs = workload.jobs
     server = cpu["process"] + cpu["postgres"]

@@ -228,4 +228,3 @@ COUNT_BY_STATE_AND_TYPE: Final = "SELECT state, type, count(*) AS n FROM jobs GR
 COUNT_USER: Final = "SELECT state, count(*) AS n FROM jobs WHERE user_id = $1 GROUP BY state"
 
 JOB_STATE: Final = "SELECT state FROM jobs WHERE id = $1"
-CHECKPOINT_DATA: Final = "SELECT data FROM job_checkpoints WHERE job_id = $1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -46,13 +47,93 @@ def update_statement(key: uuid.UUID, change: JobChange) -> Statement:
     :func:`server.store.rules.apply_in_memory` in SQL, with ``now()`` for ``NOW``.
     """
     params = Params()
+    return Statement(_update_sql(key, change, params), tuple(params.values))
+
+
+def _update_sql(key: uuid.UUID, change: JobChange, params: Params) -> str:
     id_condition = f"id = {params.add(key)}"
     where = fence_sql(change, lambda _name, value: params.add(value))
     assignments = ", ".join(f"{c} = {e}" for c, e in _assignments(change, params).items())
-    sql = (
+    return (
         f"UPDATE jobs SET {assignments} WHERE {id_condition} AND {where} "
         f"RETURNING {JOB_COLUMNS}, now() AS store_now"
     )
+
+
+def fixed_event_data(change: JobChange) -> list[dict[str, Any]] | None:
+    """The data of the change's events when none is computed from the changed job (those
+    can be written in the UPDATE's own statement); None otherwise."""
+    datas = []
+    for spec in change.events:
+        if callable(spec.data):
+            return None
+        datas.append(dict(spec.data))
+    return datas
+
+
+def change_statement(
+    key: uuid.UUID,
+    change: JobChange,
+    event_data: Sequence[dict[str, Any]],
+    *,
+    backlog_size: int,
+    read_checkpoint: bool = False,
+) -> Statement:
+    """The whole change as one statement, atomic without a transaction: the conditional
+    UPDATE (:func:`update_statement`), its events at the seqs it reserved (``event_data``:
+    :func:`fixed_event_data`) with the backlog trimmed, the checkpoint written or cleared
+    and the audit entry, each a data-modifying CTE over the changed row, so nothing is
+    written when the UPDATE matched nothing. One round trip instead of up to six (BEGIN,
+    UPDATE, events, checkpoint, audit, COMMIT). Returns the changed row with ``store_now``;
+    ``read_checkpoint`` adds the job's checkpoint data as ``checkpoint_data`` (a claim's).
+    Events that the backlog would drop at once are not inserted, as in
+    :data:`~server.store.postgres.queries.APPEND_EVENTS`."""
+    params = Params()
+    ctes = [f"changed AS ({_update_sql(key, change, params)})"]
+    if change.events:
+        count = len(change.events)
+        reserved = params.add(count)
+        types = params.add([spec.type.value for spec in change.events])
+        datas = params.add(list(event_data))
+        skipped = params.add(count - backlog_size)
+        backlog = params.add(backlog_size)
+        ctes.append(
+            "appended AS (INSERT INTO job_events (job_id, seq, type, at, data) "
+            f"SELECT c.id, c.seq - {reserved}::bigint + e.n, e.type, c.store_now, e.data "
+            f"FROM changed AS c, unnest({types}::text[], {datas}::jsonb[]) "
+            f"WITH ORDINALITY AS e(type, data, n) WHERE e.n > {skipped}::bigint)"
+        )
+        ctes.append(
+            "trimmed AS (DELETE FROM job_events AS t USING changed AS c "
+            f"WHERE c.seq > {backlog}::bigint AND t.job_id = c.id "
+            f"AND t.seq <= c.seq - {backlog}::bigint)"
+        )
+    if isinstance(change.checkpoint, CheckpointWrite):
+        data = params.add(change.checkpoint.data)
+        ctes.append(
+            "saved AS (INSERT INTO job_checkpoints (job_id, data) "
+            f"SELECT id, {data}::jsonb FROM changed "
+            "ON CONFLICT (job_id) DO UPDATE SET data = EXCLUDED.data)"
+        )
+    elif change.checkpoint == CLEAR_CHECKPOINT:
+        ctes.append(
+            "cleared AS (DELETE FROM job_checkpoints AS k USING changed AS c WHERE k.job_id = c.id)"
+        )
+    if change.audit is not None:
+        audit = change.audit
+        action, actor = params.add(audit.action), params.add(audit.actor)
+        details = params.add(dict(audit.details))
+        ctes.append(
+            "audited AS (INSERT INTO job_audit (job_id, action, actor, at, details) "
+            f"SELECT id, {action}::text, {actor}::text, store_now, {details}::jsonb "
+            "FROM changed)"
+        )
+    checkpoint = (
+        ", (SELECT data FROM job_checkpoints WHERE job_id = changed.id) AS checkpoint_data"
+        if read_checkpoint
+        else ""
+    )
+    sql = f"WITH {', '.join(ctes)} SELECT changed.*{checkpoint} FROM changed"
     return Statement(sql, tuple(params.values))
 
 
@@ -76,12 +157,14 @@ def _assignments(change: JobChange, params: Params) -> dict[str, str]:
         sets["worker_id"] = params.add(change.worker_id)
     elif clears_lease(change):
         sets["lease"] = "NULL"
-    sets.update(_checkpoint_assignments(change.checkpoint, params))
+    # (A checkpoint without its own progress takes the job's, as the change leaves it.)
+    progress = sets.get("progress", "progress")
+    sets.update(_checkpoint_assignments(change.checkpoint, params, progress))
     return sets
 
 
 def _checkpoint_assignments(
-    checkpoint: CheckpointWrite | str | None, params: Params
+    checkpoint: CheckpointWrite | str | None, params: Params, progress: str
 ) -> dict[str, str]:
     if checkpoint == CLEAR_CHECKPOINT:
         return dict.fromkeys(
@@ -92,7 +175,9 @@ def _checkpoint_assignments(
             "has_checkpoint": "true",
             "checkpoint_at": "now()",
             "checkpoint_size": params.add(checkpoint.size_bytes),
-            "checkpoint_progress": params.add(float(checkpoint.progress)),
+            "checkpoint_progress": (
+                progress if checkpoint.progress is None else params.add(float(checkpoint.progress))
+            ),
             "checkpoint_keys": params.add(list(checkpoint.keys)),
         }
     return {}
@@ -132,4 +217,11 @@ def list_statement(where: JobFilter, *, limit: int, after: PageCursor | None) ->
     return Statement(sql, tuple(params.values))
 
 
-__all__ = ["Params", "Statement", "list_statement", "update_statement"]
+__all__ = [
+    "Params",
+    "Statement",
+    "change_statement",
+    "fixed_event_data",
+    "list_statement",
+    "update_statement",
+]

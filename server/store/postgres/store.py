@@ -46,11 +46,12 @@ from server.store.postgres.rows import (
     job_from_row,
     job_key,
 )
-from server.store.postgres.statements import list_statement, update_statement
+from server.store.postgres.statements import list_statement
 from server.store.postgres.writes import (
     MAX_CAPPED_USERS,
     claim_once,
     insert_job,
+    plan_change,
     refusal_now,
     try_change,
 )
@@ -152,10 +153,12 @@ class PostgresJobStore(JobStore):
         key = job_key(job_id)
         if key is None:
             raise NotFound()
-        statement = update_statement(key, change)
+        write = plan_change(key, change, backlog_size=self.backlog_size)
         for _ in range(MAX_APPLY_ATTEMPTS):
-            async with self._pool.transaction() as conn:
-                result = await try_change(conn, statement, change, backlog_size=self.backlog_size)
+            # A change written by one statement commits on its own: no BEGIN, no COMMIT.
+            scope = self._pool.connection() if write.alone else self._pool.transaction()
+            async with scope as conn:
+                result = await try_change(conn, write, backlog_size=self.backlog_size)
                 if result is not None:
                     return result
                 error = await refusal_now(conn, key, change)

@@ -1,12 +1,14 @@
-"""What one change writes inside its transaction, and the claim.
+"""What one change writes, and the claim.
 
-Every change is race-free without read-modify-write: one transaction runs a single
-conditional ``UPDATE … WHERE <the change's conditions> RETURNING`` (the row lock it takes,
-held until commit, orders concurrent changes of a job, and Postgres re-checks the conditions
-on the row a waiting UPDATE finally gets), then appends the events with the seqs that UPDATE
-reserved, writes the checkpoint and the audit entry. When the UPDATE matches nothing, the
-job is read to name the reason with :func:`server.store.rules.refusal`, the same function
-the memory store uses, so both stores refuse with the same errors.
+Every change is race-free without read-modify-write: a single conditional ``UPDATE … WHERE
+<the change's conditions> RETURNING`` (the row lock it takes, held until commit, orders
+concurrent changes of a job, and Postgres re-checks the conditions on the row a waiting
+UPDATE finally gets) appends the events with the seqs it reserved, writes the checkpoint and
+the audit entry: in the same statement when the events' data is known beforehand
+(:func:`plan_change`, one round trip), else after it in the caller's transaction. When the
+UPDATE matches nothing, the job is read to name the reason with
+:func:`server.store.rules.refusal`, the same function the memory store uses, so both stores
+refuse with the same errors.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
+import asyncpg
 import attrs
 
 from jobspine_shared.models import JobEvent
@@ -34,7 +37,12 @@ from server.store.model import (
 from server.store.postgres import queries
 from server.store.postgres.pool import Connection
 from server.store.postgres.rows import job_from_row, render_events
-from server.store.postgres.statements import Statement, update_statement
+from server.store.postgres.statements import (
+    Statement,
+    change_statement,
+    fixed_event_data,
+    update_statement,
+)
 from server.store.rules import refusal
 
 #: Users passed over because they reached the cap, at most this many per claim.
@@ -86,20 +94,54 @@ async def insert_job(
     return ChangeResult(job=stored, events=events)
 
 
+@attrs.frozen
+class ChangeWrite:
+    """How one change is written. ``alone``: ``statement`` writes all of it
+    (:func:`~server.store.postgres.statements.change_statement`: its events' data is known
+    beforehand), no transaction needed; otherwise it is the conditional UPDATE, followed by
+    the events, checkpoint and audit entry in the caller's transaction (events whose data is
+    computed from the changed job, such as ``job:created``'s record)."""
+
+    change: JobChange
+    statement: Statement
+    alone: bool
+
+
+def plan_change(
+    key: uuid.UUID, change: JobChange, *, backlog_size: int, read_checkpoint: bool = False
+) -> ChangeWrite:
+    event_data = fixed_event_data(change)
+    if event_data is None:
+        return ChangeWrite(change, update_statement(key, change), alone=False)
+    statement = change_statement(
+        key, change, event_data, backlog_size=backlog_size, read_checkpoint=read_checkpoint
+    )
+    return ChangeWrite(change, statement, alone=True)
+
+
 async def try_change(
-    conn: Connection, statement: Statement, change: JobChange, *, backlog_size: int
+    conn: Connection, write: ChangeWrite, *, backlog_size: int
 ) -> ChangeResult | None:
-    """Run the conditional UPDATE; when it matched, write what goes with it."""
-    row = await conn.fetchrow(statement.sql, *statement.args)
+    """Run the change's statement; when it matched, write what goes with it (unless the
+    statement wrote it all). None when it matched nothing."""
+    row = await conn.fetchrow(write.statement.sql, *write.statement.args)
     if row is None:
         return None
+    return await _written(conn, row, write, backlog_size=backlog_size)
+
+
+async def _written(
+    conn: Connection, row: asyncpg.Record, write: ChangeWrite, *, backlog_size: int
+) -> ChangeResult:
+    change = write.change
     job = job_from_row(row)
     at: datetime = row["store_now"]
     events = render_events(job, change.events, at)
-    await append_events(conn, events, backlog_size=backlog_size)
-    await _write_checkpoint(conn, row["id"], change.checkpoint)
-    if change.audit is not None:
-        await _write_audit(conn, row["id"], change.audit, at)
+    if not write.alone:
+        await append_events(conn, events, backlog_size=backlog_size)
+        await _write_checkpoint(conn, row["id"], change.checkpoint)
+        if change.audit is not None:
+            await _write_audit(conn, row["id"], change.audit, at)
     return ChangeResult(job=job, events=events)
 
 
@@ -169,20 +211,27 @@ async def claim_once(
             return user_id
     key: uuid.UUID = row["id"]
     change = claim_change(job_from_row(row), worker_id=worker_id, lease=lease)
-    result = await try_change(
-        conn, update_statement(key, change), change, backlog_size=backlog_size
-    )
+    write = plan_change(key, change, backlog_size=backlog_size, read_checkpoint=True)
+    assert write.alone, "a claim's event data is known before its UPDATE"
+    changed = await conn.fetchrow(write.statement.sql, *write.statement.args)
     # The row is locked by this transaction and was claimable: the UPDATE matched.
-    assert result is not None, "a locked, claimable job refused its claim"
-    data = await conn.fetchval(queries.CHECKPOINT_DATA, key)
-    return ClaimResult(job=result.job.record, lease=lease, checkpoint=data, events=result.events)
+    assert changed is not None, "a locked, claimable job refused its claim"
+    result = await _written(conn, changed, write, backlog_size=backlog_size)
+    return ClaimResult(
+        job=result.job.record,
+        lease=lease,
+        checkpoint=changed["checkpoint_data"],
+        events=result.events,
+    )
 
 
 __all__ = [
     "MAX_CAPPED_USERS",
+    "ChangeWrite",
     "append_events",
     "claim_once",
     "insert_job",
+    "plan_change",
     "refusal_now",
     "try_change",
 ]
