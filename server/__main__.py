@@ -15,10 +15,11 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from aiohttp import web
 
+from jobspine_shared.event_loop import event_loop_factory
 from server.app import close_client_connections, create_app
 from server.config import Settings, load_settings
 from server.devmode import banner
@@ -73,19 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return 1
     return 0
-
-
-def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """``EVENT_LOOP``: uvloop when installed (``auto``, the default) or asked for; ``None``
-    for asyncio's own loop."""
-    if choice == "asyncio":
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        return None  # the configuration refused "uvloop" when it is not installed
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
 
 
 def freeze_startup_objects() -> None:

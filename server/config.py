@@ -8,7 +8,6 @@ unset or empty takes its default.
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import secrets
 from collections.abc import Callable, Mapping
@@ -19,6 +18,7 @@ from attrs import AttrsInstance
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from jobspine_shared.event_loop import EVENT_LOOPS, uvloop_installed
 from server.env_values import (
     Env,
     choice,
@@ -76,8 +76,8 @@ def _from_env(env: Env, cls: type[A], **given: Any) -> A:
 
 
 def _event_loop(name: str, value: str) -> str:
-    picked = choice("auto", "asyncio", "uvloop")(name, value)
-    if picked == "uvloop" and importlib.util.find_spec("uvloop") is None:
+    picked = choice(*EVENT_LOOPS)(name, value)
+    if picked == "uvloop" and not uvloop_installed():
         raise ConfigError(f"{name}: uvloop is not installed (pip install 'jobspine[fast]')")
     return picked
 

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from socketio import packet as sio_packet
 
+from jobspine_shared.event_loop import event_loop_factory
 from jobspine_shared.values import OverlongInteger, parse_json_int
-from server.__main__ import event_loop_factory
 from server.config import load_settings
 from server.errors import ConfigError
 from server.realtime.packets import PacketJson, ServerPacket, TooDeepPayload

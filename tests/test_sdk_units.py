@@ -187,6 +187,12 @@ def test_settings_read_the_variables(env: dict[str, str], expected: tuple[Any, .
     assert (config.url, config.concurrency, config.heartbeat_interval_s, settings.types) == expected
 
 
+@pytest.mark.parametrize("value", ["", "auto", "asyncio", "UVLOOP"])
+def test_the_event_loop_is_the_web_process_s_choice(value: str) -> None:
+    settings = load_settings({"JOBSPINE_TOKEN": "jwt", "EVENT_LOOP": value})
+    assert settings.event_loop == (value.lower() or "auto")
+
+
 @pytest.mark.parametrize(
     ("env", "variable"),
     [
@@ -198,6 +204,7 @@ def test_settings_read_the_variables(env: dict[str, str], expected: tuple[Any, .
         ({"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY"),
         ({"WORKER_HEARTBEAT_S": "-1"}, "WORKER_HEARTBEAT_S"),
         ({"WORKER_HEARTBEAT_S": "nan"}, "WORKER_HEARTBEAT_S"),
+        ({"EVENT_LOOP": "trio"}, "EVENT_LOOP"),
     ],
 )
 def test_a_bad_variable_is_named_in_one_line_and_exits_2(

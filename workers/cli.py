@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from jobspine_shared.event_loop import EVENT_LOOPS, event_loop_factory, uvloop_installed
 from jobspine_shared.logcontext import configure_from_env
 from workers.examples import EXAMPLE_HANDLERS
 from workers.sdk.config import WorkerConfig
@@ -38,6 +39,8 @@ class EnvError(ValueError):
 class WorkerSettings:
     config: WorkerConfig
     types: tuple[str, ...]
+    #: ``EVENT_LOOP``, as for the web process: uvloop when installed (``auto``).
+    event_loop: str = "auto"
 
 
 def _raw(env: Mapping[str, str], name: str, default: str) -> str:
@@ -110,6 +113,15 @@ def _heartbeat(env: Mapping[str, str]) -> float:
     return _seconds(env, "WORKER_HEARTBEAT_S", "5")
 
 
+def _event_loop(env: Mapping[str, str]) -> str:
+    value = _raw(env, "EVENT_LOOP", "auto").lower()
+    if value not in EVENT_LOOPS:
+        raise EnvError(f"EVENT_LOOP: must be one of {', '.join(EVENT_LOOPS)}, got {value!r}")
+    if value == "uvloop" and not uvloop_installed():
+        raise EnvError("EVENT_LOOP: uvloop is not installed (pip install 'jobspine[fast]')")
+    return value
+
+
 def load_settings(env: Mapping[str, str]) -> WorkerSettings:
     """Read and validate every variable; raises :class:`EnvError` naming the first bad one."""
     config = WorkerConfig(
@@ -121,7 +133,7 @@ def load_settings(env: Mapping[str, str]) -> WorkerSettings:
         # came (the push wakes it at once).
         poll_interval_s=_seconds(env, "WORKER_POLL_S", "1"),
     )
-    return WorkerSettings(config=config, types=_types(env))
+    return WorkerSettings(config=config, types=_types(env), event_loop=_event_loop(env))
 
 
 def build_worker(settings: WorkerSettings) -> Worker:
@@ -157,7 +169,8 @@ def main(env: Mapping[str, str] | None = None) -> int:
         print(f"jobspine worker: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(build_worker(settings)))
+        with asyncio.Runner(loop_factory=event_loop_factory(settings.event_loop)) as runner:
+            runner.run(serve(build_worker(settings)))
     except WorkerStopped as exc:
         print(f"jobspine worker: stopped: {exc}", file=sys.stderr)
         return 1

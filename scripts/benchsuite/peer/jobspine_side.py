@@ -4,12 +4,13 @@
     python -m scripts.benchsuite.peer.jobspine_side worker URL --concurrency 20 --reports 20
     python -m scripts.benchsuite.peer.jobspine_side client URL --jobs 200
 
-The worker is :class:`workers.sdk.Worker` with progress coalescing off (every report is
-sent) and a claim poll of ``--poll`` seconds (the server's ``jobs:available`` push wakes it
-sooner); each job reports ``--reports`` progress values and saves ``--checkpoints``
-checkpoints. The client is one user socket: it creates every job over the socket and sees
-every event of them through its ``user:<sub>`` room. Like saq's side it prints
-``{"ready": …}``, waits for a line on stdin, runs, and prints its summary.
+The worker is :class:`workers.sdk.Worker` on the loop of ``python -m workers`` (uvloop when
+installed), with progress coalescing off (every report is sent) and a claim poll of
+``--poll`` seconds (the server's ``jobs:available`` push wakes it sooner); each job
+reports ``--reports`` progress values and saves ``--checkpoints`` checkpoints. The client is
+one user socket: it creates every job over the socket and sees every event of them through
+its ``user:<sub>`` room. Like saq's side it prints ``{"ready": …}``, waits for a line on
+stdin, runs, and prints its summary.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import socketio
 
+from jobspine_shared.event_loop import event_loop_factory
 from scripts.benchsuite.peer.observe import (
     WITHIN_S,
     Watch,
@@ -106,4 +108,6 @@ async def client(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_side("jobspine_side", work, client))
+    # The worker runs on the loop ``python -m workers`` picks (uvloop when installed); the
+    # client stands for a user's own program, on asyncio's loop.
+    sys.exit(run_side("jobspine_side", work, client, worker_loop=event_loop_factory("auto")))

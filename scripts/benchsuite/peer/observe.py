@@ -187,10 +187,15 @@ def run_side(
     prog: str,
     work: Callable[[argparse.Namespace], Coroutine[Any, Any, None]],
     client: Callable[[argparse.Namespace], Coroutine[Any, Any, None]],
+    *,
+    worker_loop: Callable[[], asyncio.AbstractEventLoop] | None = None,
 ) -> int:
-    """A side's command: ``work`` (the worker role) or ``client``, on its command line."""
+    """A side's command: ``work`` (the worker role, on ``worker_loop``: asyncio's when
+    ``None``) or ``client`` (on asyncio's loop), on its command line."""
     args = side_arguments(prog, sys.argv[1:])
-    asyncio.run(work(args) if args.role == "worker" else client(args))
+    loop = worker_loop if args.role == "worker" else None
+    with asyncio.Runner(loop_factory=loop) as runner:
+        runner.run(work(args) if args.role == "worker" else client(args))
     return 0
 
 
