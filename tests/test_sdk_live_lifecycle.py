@@ -50,7 +50,9 @@ async def test_crash_and_resume_loop(start_server: StartServer, how: str) -> Non
     first = sdk_worker(server, EXAMPLE_HANDLERS, grace_period_s=0, shutdown_checkpoint_s=5)
     first_run = asyncio.create_task(first.run())
     job = await create_job(server, "analysis", job_input)
-    await until_job(server, job["id"], lambda j: j["progress"] >= 25, what="progress")
+    # Past step 10's progress: the handler reports step k's progress before it checkpoints
+    # step k, so a later report means step 10's checkpoint is stored.
+    await until_job(server, job["id"], lambda j: j["progress"] > 25, what="progress")
     if how == "crash":
         first_run.cancel()  # no more writes, no goodbye: like a killed process
         with contextlib.suppress(asyncio.CancelledError):
