@@ -115,6 +115,11 @@ class ProgressGate:
         write, window.held_write = window.held_write, None
         return write
 
+    def held_write(self, job_id: str) -> ProgressWrite | None:
+        """``job_id``'s held update, left pending (:meth:`take_held` clears it)."""
+        window = self._windows.get(job_id)
+        return None if window is None else window.held_write
+
     def has_held(self, job_id: str) -> bool:
         window = self._windows.get(job_id)
         return window is not None and window.held_write is not None

@@ -105,10 +105,15 @@ async def test_heartbeats_alone_commit_asynchronously(postgres_dsn: str) -> None
             assert await conn.fetchval("SHOW synchronous_commit") == "on"
 
 
-async def test_a_trailing_event_is_one_grouped_progress_write(postgres_dsn: str) -> None:
-    """Held reports' trailing event is the held report written again with its event: one
-    progress batch statement, the held values in the event, before the next change."""
-    from server.commands.worker import parse_complete, parse_progress
+async def test_a_trailing_event_rides_with_the_next_change_under_its_lease(
+    postgres_dsn: str,
+) -> None:
+    """Held reports' trailing event is the held report's event: carried by the next change
+    under the reporting lease as its first event (no progress write of its own); when that
+    change is refused, written on its own through the progress batch first, and the change
+    refused as it would have been."""
+    from server.commands.worker import parse_checkpoint, parse_complete, parse_progress
+    from server.errors import InvalidProgress
     from tests.support.jobs import running
 
     async with opened_postgres_store(postgres_dsn, backlog_size=BACKLOG) as store:
@@ -121,17 +126,26 @@ async def test_a_trailing_event_is_one_grouped_progress_write(postgres_dsn: str)
                 report = {"job_id": job_id, "lease": lease, "progress": value, "step": step}
                 await repo.update_progress(parse_progress(report))
             flushes = batcher.flushes
+            lower = {"job_id": job_id, "lease": lease, "data": {"n": 1}, "progress": 5.0}
+            with pytest.raises(InvalidProgress):
+                await repo.checkpoint(parse_checkpoint(lower))
+            assert batcher.flushes == flushes + 1  # refused: the trailing event on its own
+            report = {"job_id": job_id, "lease": lease, "progress": 40.0, "step": "held again"}
+            await repo.update_progress(parse_progress(report))
+            flushes = batcher.flushes
             await repo.complete(
                 parse_complete({"job_id": job_id, "lease": lease, "result": {"ok": True}})
             )
-            assert batcher.flushes == flushes + 1  # the trailing event went through the batch
+            assert batcher.flushes == flushes  # carried by the complete itself
             read = await store.read_stream(job_id, 0)
             assert read is not None
-            tail = [(str(e.type), e.data) for e in read.events][-3:]
+            tail = [(str(e.type), e.data) for e in read.events][-4:]
             assert tail == [
                 ("job:progress", {"progress": 10.0, "step": "live"}),
                 ("job:progress", {"progress": 30.0, "step": "held too"}),
+                ("job:progress", {"progress": 40.0, "step": "held again"}),
                 ("job:completed", {"result": {"ok": True}}),
             ]
+            assert [e.seq for e in read.events] == list(range(1, len(read.events) + 1))
         finally:
             await repo.close()

@@ -26,6 +26,7 @@ from server.retry import failure_change
 from server.service.settings import RepositorySettings
 from server.store.base import JobStore
 from server.store.model import AuditWrite, ChangeResult, JobChange, StoredJob
+from server.store.progress import progress_event
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +145,33 @@ class CommitCore:
 
     async def _change(self, job_id: str, change: JobChange) -> StoredJob:
         async with self._ordering.hold(job_id):
-            await self._flush_held_progress(job_id)
-            result = await self.store.apply(job_id, change)
+            result = await self._apply_after_held(job_id, change)
             about(result.job.record)
             await self._publish(result.events, _transition(change, result))
         return result.job
+
+    async def _apply_after_held(self, job_id: str, change: JobChange) -> ChangeResult:
+        """Apply ``change`` after the trailing event of the job's held progress report, if
+        any (the caller holds the job's lock). A change fenced by the lease that reported it
+        (checkpoint, complete, fail, paused, recover) carries that event as its first one:
+        one write instead of a progress write and then the change. The row holds exactly the
+        held report while it is held (:meth:`_flush_held_progress`), and the change's own
+        fence (running under that lease) is the trailing event's. When the change is
+        refused, the trailing event is written on its own, as before any other change, and
+        the change is applied again alone, so it is refused (or applies) exactly as it would
+        have; should the store be unavailable, the report stays held."""
+        held = self.progress_gate.held_write(job_id)
+        if held is None or held.lease != change.lease:
+            await self._flush_held_progress(job_id)
+            return await self.store.apply(job_id, change)
+        carried = attrs.evolve(change, events=(progress_event(held), *change.events))
+        try:
+            result = await self.store.apply(job_id, carried)
+        except (LeaseLost, InvalidTransition, InvalidProgress, NotFound):
+            await self._flush_held_progress(job_id)
+            return await self.store.apply(job_id, change)
+        self.progress_gate.event_appended(job_id)  # (which clears the held report)
+        return result
 
     async def _append_trailing_progress(self, job_id: str) -> None:
         """The gate's callback: the trailing event of held reports, in its turn."""

@@ -32,10 +32,15 @@ class ProgressWrite:
         return {"progress": self.progress, "step": self.step}
 
 
+def progress_event(write: ProgressWrite) -> EventSpec:
+    """The ``job:progress`` event of a report."""
+    return EventSpec(type=EventType.PROGRESS, data=write.event_data)
+
+
 def progress_change(write: ProgressWrite) -> JobChange:
     """Running under the lease, progress not going down; sets progress, step and the
     heartbeat; the event when asked for."""
-    events = (EventSpec(type=EventType.PROGRESS, data=write.event_data),)
+    events = (progress_event(write),)
     return JobChange(
         action="progress",
         from_states=_RUNNING,
@@ -61,4 +66,4 @@ def trailing_progress_change(lease: str) -> JobChange:
     )
 
 
-__all__ = ["ProgressWrite", "progress_change", "trailing_progress_change"]
+__all__ = ["ProgressWrite", "progress_change", "progress_event", "trailing_progress_change"]
