@@ -203,7 +203,7 @@ async def profile(args: argparse.Namespace, workload: Workload, out: Path) -> No
                 print(f"{stacks}\n{stack_summary(stacks, 15)}")
             per_job = result.get("statements_per_job")
             if per_job is not None:
-                print(f"statements per job (BEGIN and COMMIT included): {per_job}")
+                print(f"statements sent per job (BEGIN and COMMIT included): {per_job}")
             for row in result.get("statements") or []:
                 print(f"{row['calls']:>7} calls {row['total_ms']:>9.1f} ms  {row['query']}")
 

@@ -93,12 +93,14 @@ async def reset_statements() -> None:
 
 
 async def statement_calls(database: str) -> int:
-    """Every statement ``database`` ran since the last reset (BEGIN and COMMIT included)."""
+    """The statements clients sent to ``database`` since the last reset, BEGIN and COMMIT
+    included: its round trips (top-level only; a trigger's or a foreign key's own queries,
+    which ``pg_stat_statements.track=all`` also lists, are not counted)."""
     conn = await asyncpg.connect(base_dsn())
     try:
         calls = await conn.fetchval(
             "SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s"
-            " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1",
+            " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 AND s.toplevel",
             database,
         )
     finally:
