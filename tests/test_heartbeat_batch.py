@@ -20,6 +20,7 @@ from jobspine_shared.states import JobState
 from server.errors import LeaseLost, NotFound, Unavailable
 from server.service import JobRepository
 from server.store.postgres import PostgresJobStore
+from server.store.postgres.write_batch import BatchWindow
 from tests.support.batching import (
     BACKLOG,
     heartbeat_all,
@@ -135,7 +136,7 @@ async def test_a_full_batch_is_written_without_waiting_out_its_window(postgres_d
     async with connected(postgres_dsn) as conn:
         jobs = await running_jobs(conn, 20)
         async with pooled_heartbeat_batcher(
-            postgres_dsn, max_delay_s=3600, max_batch=10
+            postgres_dsn, BatchWindow(max_delay_s=3600, max_batch=10)
         ) as batcher:
             answers = await heartbeat_all(batcher, jobs, 30)
         assert answers == [False] * 20

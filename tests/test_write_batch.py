@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager
 import pytest
 
 from server.errors import NotFound, Unavailable
-from server.store.postgres.write_batch import Batch, Connection, Waiter, WriteBatcher
+from server.store.postgres.write_batch import Batch, BatchWindow, Connection, Waiter, WriteBatcher
 from tests.support.jobs import wait_until
 
 WITHIN_S = 30.0
@@ -34,14 +34,11 @@ class Doubler(WriteBatcher[int, int]):
     ``ignore`` items are left unanswered by the write. The window stays open until the batch
     is full or flushed; ``release`` makes each write wait for it."""
 
+    task_name = "doubler"
+    lost_message = "not doubled"
+
     def __init__(self, *, max_batch: int = 100, refuse: int = -1, ignore: int = -1) -> None:
-        super().__init__(
-            no_connection,
-            max_delay_s=3600,
-            max_batch=max_batch,
-            task_name="doubler",
-            lost_message="not doubled",
-        )
+        super().__init__(no_connection, BatchWindow(max_delay_s=3600, max_batch=max_batch))
         self.refuse, self.ignore = refuse, ignore
         self.batches: list[list[int]] = []
         self.release = asyncio.Event()

@@ -42,6 +42,7 @@ from server.store.model import (
 from server.store.rules import (
     DELETABLE_STATES,
     apply_in_memory,
+    change_events,
     claimable,
     finished_at,
     refusal,
@@ -125,20 +126,7 @@ class MemoryJobStore(JobStore):
     def _append(
         self, slot: _Slot, specs: tuple[EventSpec, ...], now: datetime
     ) -> tuple[JobEvent, ...]:
-        record = slot.job.record
-        first = record.seq - len(specs) + 1
-        events = tuple(
-            JobEvent(
-                job_id=record.id,
-                user_id=record.user_id,
-                seq=first + i,
-                epoch=record.epoch,
-                type=spec.type,
-                at=now,
-                data=event_data(spec, slot.job),
-            )
-            for i, spec in enumerate(specs)
-        )
+        events = change_events(slot.job, specs, now, event_data)
         slot.events.extend(events)
         return events
 

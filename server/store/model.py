@@ -31,13 +31,19 @@ class Later:
 
 
 @attrs.frozen(kw_only=True)
-class CheckpointInfo:
+class CheckpointSummary:
+    """What a checkpoint's data says of itself: its compact JSON size and top-level keys."""
+
+    size_bytes: int
+    keys: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
+class CheckpointInfo(CheckpointSummary):
     """Everything about a job's checkpoint but the data itself."""
 
-    saved_at: datetime
-    size_bytes: int
     progress: float
-    keys: tuple[str, ...]
+    saved_at: datetime
 
 
 @attrs.frozen(kw_only=True)
@@ -47,15 +53,23 @@ class Checkpoint:
 
 
 @attrs.frozen(kw_only=True)
-class CheckpointWrite:
+class CheckpointWrite(CheckpointSummary):
     """A checkpoint to store with a change; ``saved_at`` is the store's clock. ``progress``
     None: the job's progress as the change leaves it (read by the change itself, not before
     it)."""
 
     data: dict[str, Any]
-    size_bytes: int
     progress: float | None
-    keys: tuple[str, ...]
+
+    def saved(self, at: datetime, job_progress: float) -> CheckpointInfo:
+        """What the store knows of this checkpoint once it saved it ``at``, when the job's
+        progress was ``job_progress``."""
+        return CheckpointInfo(
+            saved_at=at,
+            size_bytes=self.size_bytes,
+            progress=job_progress if self.progress is None else self.progress,
+            keys=self.keys,
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -90,6 +104,21 @@ class AuditWrite:
     action: str
     actor: str
     details: dict[str, Any] = attrs.field(factory=dict)
+
+
+def job_event(
+    record: JobRecord, *, seq: int, type: EventType, at: datetime, data: dict[str, Any]
+) -> JobEvent:
+    """An event of ``record``'s stream: the job's id, owner and epoch, at ``seq``."""
+    return JobEvent(
+        job_id=record.id,
+        user_id=record.user_id,
+        seq=seq,
+        epoch=record.epoch,
+        type=type,
+        at=at,
+        data=data,
+    )
 
 
 EventData = Mapping[str, Any] | Callable[[StoredJob], Mapping[str, Any]]

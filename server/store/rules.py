@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
 
-from jobspine_shared.models import JobRecord
+from jobspine_shared.models import JobEvent, JobRecord
 from jobspine_shared.states import ENDED_STATES, JobState, can_transition
 from server.errors import (
     InvalidProgress,
@@ -20,12 +21,16 @@ from server.errors import (
 from server.store.model import (
     CLEAR_CHECKPOINT,
     NOW,
-    CheckpointInfo,
     CheckpointWrite,
+    EventSpec,
     JobChange,
     Later,
     StoredJob,
+    job_event,
 )
+
+#: An event's data as a store keeps it, from its spec and the changed job.
+EventRenderer = Callable[[EventSpec, StoredJob], dict[str, Any]]
 
 
 def check_change(change: JobChange) -> None:
@@ -131,16 +136,8 @@ def apply_in_memory(job: StoredJob, change: JobChange, now: datetime) -> StoredJ
         checkpoint = None
         values.update(has_checkpoint=False, checkpoint_at=None)
     elif isinstance(change.checkpoint, CheckpointWrite):
-        checkpoint = CheckpointInfo(
-            saved_at=now,
-            size_bytes=change.checkpoint.size_bytes,
-            progress=(
-                values.get("progress", job.record.progress)
-                if change.checkpoint.progress is None
-                else change.checkpoint.progress
-            ),
-            keys=change.checkpoint.keys,
-        )
+        job_progress = values.get("progress", job.record.progress)
+        checkpoint = change.checkpoint.saved(now, job_progress)
         values.update(has_checkpoint=True, checkpoint_at=now)
     return attrs.evolve(
         job,
@@ -148,4 +145,20 @@ def apply_in_memory(job: StoredJob, change: JobChange, now: datetime) -> StoredJ
         lease=lease,
         worker_id=worker_id,
         checkpoint=checkpoint,
+    )
+
+
+def change_events(
+    job: StoredJob,
+    specs: Sequence[EventSpec],
+    at: datetime,
+    render: EventRenderer = EventSpec.render,
+) -> tuple[JobEvent, ...]:
+    """The events of a change, numbered up to the changed job's new seq (the change moved
+    it by one an event), their data rendered from the changed job."""
+    record = job.record
+    first = record.seq - len(specs) + 1
+    return tuple(
+        job_event(record, seq=first + i, type=spec.type, at=at, data=render(spec, job))
+        for i, spec in enumerate(specs)
     )

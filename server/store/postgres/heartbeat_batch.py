@@ -38,9 +38,9 @@ from server.errors import LeaseLost, NotFound
 from server.store.postgres.fencing import HEARTBEAT_SHAPE, fixed_fence
 from server.store.postgres.queries import ASYNC_COMMIT
 from server.store.postgres.write_batch import (
-    DEFAULT_MAX_BATCH,
-    DEFAULT_MAX_DELAY_S,
+    DEFAULT_WINDOW,
     Batch,
+    BatchWindow,
     ConnectionFactory,
     Waiter,
     WriteBatcher,
@@ -82,26 +82,22 @@ class HeartbeatBatcher(WriteBatcher[_Heartbeat, bool]):
     retries included) and ``deadlock_retries`` are plain counters, for tests and benchmarks.
     """
 
+    task_name = "heartbeat-batch"
+    lost_message = "the heartbeat was not recorded"
+
     def __init__(
         self,
         connection: ConnectionFactory,
+        window: BatchWindow = DEFAULT_WINDOW,
         *,
-        max_delay_s: float = DEFAULT_MAX_DELAY_S,
-        max_batch: int = DEFAULT_MAX_BATCH,
         idle_s: float | None = None,
     ) -> None:
         """``idle_s``: close a batch once no one joined for this long (default
         ``max_delay_s / IDLE_FRACTION``)."""
-        super().__init__(
-            connection,
-            max_delay_s=max_delay_s,
-            max_batch=max_batch,
-            task_name="heartbeat-batch",
-            lost_message="the heartbeat was not recorded",
-        )
+        super().__init__(connection, window)
         if idle_s is not None and idle_s <= 0:
             raise ValueError("idle_s must be positive")
-        self.idle_s = max_delay_s / IDLE_FRACTION if idle_s is None else idle_s
+        self.idle_s = window.max_delay_s / IDLE_FRACTION if idle_s is None else idle_s
 
     async def submit(self, job_id: uuid.UUID, lease: str) -> bool:
         """Record a heartbeat of ``job_id`` under ``lease`` with the others of its batch and
@@ -165,8 +161,6 @@ class HeartbeatBatcher(WriteBatcher[_Heartbeat, bool]):
 
 __all__ = [
     "BATCH_HEARTBEAT_SQL",
-    "DEFAULT_MAX_BATCH",
-    "DEFAULT_MAX_DELAY_S",
     "IDLE_FRACTION",
     "REFUSED_STATES_SQL",
     "HeartbeatBatcher",

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
 import asyncpg
+import attrs
 from asyncpg.pool import PoolConnectionProxy
 
 from server.errors import Unavailable
@@ -46,25 +47,23 @@ async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     """
 
 
+@attrs.frozen(kw_only=True)
+class PoolOptions:
+    """The store's connections: how many, and how long each step may take (seconds)."""
+
+    min_size: int = 1
+    max_size: int = 10
+    connect_timeout: float = 5.0
+    command_timeout: float = 10.0
+    acquire_timeout: float = 5.0
+
+
 class StorePool:
     """An asyncpg pool opened lazily: a failed open is retried by whichever call comes next."""
 
-    def __init__(
-        self,
-        dsn: str,
-        *,
-        min_size: int,
-        max_size: int,
-        connect_timeout: float,
-        command_timeout: float,
-        acquire_timeout: float,
-    ) -> None:
+    def __init__(self, dsn: str, options: PoolOptions) -> None:
         self._dsn = dsn
-        self._min_size = min_size
-        self._max_size = max_size
-        self._connect_timeout = connect_timeout
-        self._command_timeout = command_timeout
-        self._acquire_timeout = acquire_timeout
+        self._options = options
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._opening: asyncio.Future[asyncpg.Pool[asyncpg.Record]] | None = None
         self._closed = False
@@ -87,7 +86,7 @@ class StorePool:
         if pool is None:
             return
         try:
-            await asyncio.wait_for(pool.close(), timeout=self._command_timeout)
+            await asyncio.wait_for(pool.close(), timeout=self._options.command_timeout)
         except OUTAGE_ERRORS:
             pool.terminate()
 
@@ -96,7 +95,9 @@ class StorePool:
         """A pooled connection; the single place where outages become ``Unavailable``."""
         with unavailable_on_outage():
             pool = await self._ensure_pool()
-            async with pool.acquire(timeout=acquire_timeout or self._acquire_timeout) as conn:
+            async with pool.acquire(
+                timeout=acquire_timeout or self._options.acquire_timeout
+            ) as conn:
                 yield conn
 
     @contextlib.asynccontextmanager
@@ -133,16 +134,16 @@ class StorePool:
     async def _create_pool(self) -> asyncpg.Pool[asyncpg.Record]:
         pool = await asyncpg.create_pool(
             self._dsn,
-            min_size=self._min_size,
-            max_size=self._max_size,
-            timeout=self._connect_timeout,
-            command_timeout=self._command_timeout,
+            min_size=self._options.min_size,
+            max_size=self._options.max_size,
+            timeout=self._options.connect_timeout,
+            command_timeout=self._options.command_timeout,
             init=_init_connection,
             reset=_keep_session,
             server_settings={"application_name": "jobspine", "jit": "off"},
         )
         try:
-            async with pool.acquire(timeout=self._acquire_timeout) as conn:
+            async with pool.acquire(timeout=self._options.acquire_timeout) as conn:
                 await apply_migrations(conn)
         except BaseException:
             pool.terminate()
@@ -150,4 +151,4 @@ class StorePool:
         return pool
 
 
-__all__ = ["Connection", "StorePool"]
+__all__ = ["Connection", "PoolOptions", "StorePool"]

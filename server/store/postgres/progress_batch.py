@@ -43,15 +43,14 @@ from typing import Final, NamedTuple, TypeAlias
 import asyncpg
 
 from jobspine_shared.events import EventType
-from jobspine_shared.models import JobEvent
 from server.errors import NotFound
-from server.store.model import ChangeResult, StoredJob
+from server.store.model import ChangeResult, StoredJob, job_event
 from server.store.postgres.fencing import PROGRESS_SHAPE, fixed_fence
 from server.store.postgres.queries import ASYNC_COMMIT
 from server.store.postgres.write_batch import (
-    DEFAULT_MAX_BATCH,
-    DEFAULT_MAX_DELAY_S,
+    DEFAULT_WINDOW,
     Batch,
+    BatchWindow,
     ConnectionFactory,
     Waiter,
     WriteBatcher,
@@ -134,26 +133,22 @@ class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
     sent) and ``deadlock_retries`` are plain counters, for tests and benchmarks.
     """
 
+    task_name = "progress-batch"
+    lost_message = "the progress report was not recorded"
+
     def __init__(
         self,
         connection: ConnectionFactory,
+        window: BatchWindow = DEFAULT_WINDOW,
         *,
         columns: Sequence[str],
         decode: RowDecoder,
         select_jobs_sql: str,
         backlog_size: int,
-        max_delay_s: float = DEFAULT_MAX_DELAY_S,
-        max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
         """``select_jobs_sql``: the jobs of ``$1::uuid[]`` with ``store_now``, to name why
         reports were refused."""
-        super().__init__(
-            connection,
-            max_delay_s=max_delay_s,
-            max_batch=max_batch,
-            task_name="progress-batch",
-            lost_message="the progress report was not recorded",
-        )
+        super().__init__(connection, window)
         self._sql = batch_progress_sql(columns)
         self._held_sql = batch_progress_sql(columns, events=False)
         self._decode = decode
@@ -241,17 +236,9 @@ class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
         if not row["with_event"]:
             return ChangeResult(job=job, events=())
         at: datetime = row["store_now"]
-        record = job.record
-        event = JobEvent(
-            job_id=record.id,
-            user_id=record.user_id,
-            seq=record.seq,
-            epoch=record.epoch,
-            type=EventType.PROGRESS,
-            at=at,
-            data=dict(write.event_data),
-        )
+        data = dict(write.event_data)
+        event = job_event(job.record, seq=job.record.seq, type=EventType.PROGRESS, at=at, data=data)
         return ChangeResult(job=job, events=(event,))
 
 
-__all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_DELAY_S", "ProgressBatcher", "batch_progress_sql"]
+__all__ = ["ProgressBatcher", "batch_progress_sql"]

@@ -4,8 +4,7 @@ records, and the columns a statement may name."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any, Final
 
 import asyncpg
@@ -14,7 +13,7 @@ import attrs
 from jobspine_shared.events import EventType
 from jobspine_shared.models import JobError, JobEvent, JobRecord, RetryPolicy
 from jobspine_shared.states import JobState
-from server.store.model import CheckpointInfo, EventSpec, StoredJob
+from server.store.model import CheckpointInfo, StoredJob, job_event
 
 RECORD_FIELDS: Final = tuple(field.name for field in attrs.fields(JobRecord))
 BOOKKEEPING: Final = (
@@ -101,36 +100,10 @@ def events_from_arrays(job: JobRecord, row: asyncpg.Record) -> tuple[JobEvent, .
     if row["seqs"] is None:
         return ()
     return tuple(
-        JobEvent(
-            job_id=job.id,
-            user_id=job.user_id,
-            seq=seq,
-            epoch=job.epoch,
-            type=EventType(type_),
-            at=at,
-            data=data,
-        )
+        job_event(job, seq=seq, type=EventType(type_), at=at, data=data)
         for seq, type_, at, data in zip(
             row["seqs"], row["types"], row["ats"], row["datas"], strict=True
         )
-    )
-
-
-def render_events(job: StoredJob, specs: Sequence[EventSpec], at: datetime) -> tuple[JobEvent, ...]:
-    """The events of a change, numbered up to the job's new seq, rendered from the changed job."""
-    record = job.record
-    first = record.seq - len(specs) + 1
-    return tuple(
-        JobEvent(
-            job_id=record.id,
-            user_id=record.user_id,
-            seq=first + i,
-            epoch=record.epoch,
-            type=spec.type,
-            at=at,
-            data=spec.render(job),
-        )
-        for i, spec in enumerate(specs)
     )
 
 
@@ -143,5 +116,4 @@ __all__ = [
     "events_from_arrays",
     "job_from_row",
     "job_key",
-    "render_events",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -189,23 +189,27 @@ def _check_settable(name: str) -> None:
         raise ValueError(f"a change cannot set {name!r}")
 
 
+#: Each :class:`~server.store.model.JobFilter` field as its condition (``{}``: its value).
+_FILTER_CONDITIONS: Final = {
+    "user_id": "user_id = {}",
+    "state": "state = {}",
+    "type": "type = {}",
+    "tag": "tags @> ARRAY[{}::text]",
+    "parent_id": "parent_id = {}",
+    "priority": "priority = {}",
+}
+assert set(_FILTER_CONDITIONS) == {field.name for field in attrs.fields(JobFilter)}
+
+
 def list_statement(where: JobFilter, *, limit: int, after: PageCursor | None) -> Statement:
     """Newest first by ``(created_at, id)``, keyset-paginated; one row more than a page
     tells whether there is a next one."""
     params = Params()
     conditions: list[str] = []
-    if where.user_id is not None:
-        conditions.append(f"user_id = {params.add(where.user_id)}")
-    if where.state is not None:
-        conditions.append(f"state = {params.add(where.state.value)}")
-    if where.type is not None:
-        conditions.append(f"type = {params.add(where.type)}")
-    if where.tag is not None:
-        conditions.append(f"tags @> ARRAY[{params.add(where.tag)}::text]")
-    if where.parent_id is not None:
-        conditions.append(f"parent_id = {params.add(uuid.UUID(where.parent_id))}")
-    if where.priority is not None:
-        conditions.append(f"priority = {params.add(where.priority)}")
+    for name, condition in _FILTER_CONDITIONS.items():
+        value = getattr(where, name)
+        if value is not None:
+            conditions.append(condition.format(params.add(column_value(name, value))))
     if after is not None:
         cursor = f"({params.add(after.created_at)}, {params.add(uuid.UUID(after.id))})"
         conditions.append(f"(created_at, id) < {cursor}")

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Mapping
 from typing import Final
 
+import asyncpg
+
 from jobspine_shared.states import JobState
 from server.errors import InvalidTransition, LeaseLost, NotFound, Unavailable
 from server.store.base import JobStore, NewJob
@@ -35,9 +37,8 @@ from server.store.model import (
     StreamRead,
 )
 from server.store.postgres import queries
-from server.store.postgres.heartbeat_batch import DEFAULT_MAX_DELAY_S, HeartbeatBatcher
-from server.store.postgres.pool import StorePool
-from server.store.postgres.progress_batch import DEFAULT_MAX_DELAY_S as PROGRESS_BATCH_DELAY_S
+from server.store.postgres.heartbeat_batch import HeartbeatBatcher
+from server.store.postgres.pool import PoolOptions, StorePool
 from server.store.postgres.progress_batch import ProgressBatcher
 from server.store.postgres.rows import (
     BOOKKEEPING,
@@ -47,6 +48,7 @@ from server.store.postgres.rows import (
     job_key,
 )
 from server.store.postgres.statements import list_statement
+from server.store.postgres.write_batch import DEFAULT_MAX_DELAY_S, BatchWindow
 from server.store.postgres.writes import (
     MAX_CAPPED_USERS,
     claim_once,
@@ -80,7 +82,7 @@ class PostgresJobStore(JobStore):
         acquire_timeout: float = 5.0,
         ping_timeout: float = 2.0,
         heartbeat_batch_delay_s: float = DEFAULT_MAX_DELAY_S,
-        progress_batch_delay_s: float = PROGRESS_BATCH_DELAY_S,
+        progress_batch_delay_s: float = DEFAULT_MAX_DELAY_S,
     ) -> None:
         """``heartbeat_batch_delay_s``: how long a heartbeat may wait for others to share its
         statement (:mod:`server.store.postgres.heartbeat_batch`); 0 writes each one on its
@@ -89,29 +91,29 @@ class PostgresJobStore(JobStore):
         super().__init__(backlog_size=backlog_size)
         if heartbeat_batch_delay_s < 0 or progress_batch_delay_s < 0:
             raise ValueError("batch delays must not be negative")
-        self._pool = StorePool(
-            dsn,
+        options = PoolOptions(
             min_size=min_pool,
             max_size=max_pool,
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
             acquire_timeout=acquire_timeout,
         )
+        self._pool = StorePool(dsn, options)
         self._ping_timeout = ping_timeout
         self._heartbeats: HeartbeatBatcher | None = None
         if heartbeat_batch_delay_s > 0:
             self._heartbeats = HeartbeatBatcher(
-                self._pool.connection, max_delay_s=heartbeat_batch_delay_s
+                self._pool.connection, BatchWindow(max_delay_s=heartbeat_batch_delay_s)
             )
         self._progress: ProgressBatcher | None = None
         if progress_batch_delay_s > 0:
             self._progress = ProgressBatcher(
                 self._pool.connection,
+                BatchWindow(max_delay_s=progress_batch_delay_s),
                 columns=RECORD_FIELDS + BOOKKEEPING,
                 decode=job_from_row,
                 select_jobs_sql=queries.SELECT_JOBS,
                 backlog_size=backlog_size,
-                max_delay_s=progress_batch_delay_s,
             )
 
     @property
@@ -217,32 +219,30 @@ class PostgresJobStore(JobStore):
 
     # -- reads -------------------------------------------------------------------------------
 
-    async def get(self, job_id: str) -> StoredJob | None:
+    async def _job_row(self, sql: str, job_id: str, *args: object) -> asyncpg.Record | None:
+        """The row ``sql`` reads of one job (``$1`` its key, then ``args``); None for an id
+        no job has, without a query when it is not a canonical uuid."""
         key = job_key(job_id)
         if key is None:
             return None
         async with self._pool.connection() as conn:
-            row = await conn.fetchrow(queries.SELECT_JOB, key)
+            row: asyncpg.Record | None = await conn.fetchrow(sql, key, *args)
+        return row
+
+    async def get(self, job_id: str) -> StoredJob | None:
+        row = await self._job_row(queries.SELECT_JOB, job_id)
         return job_from_row(row) if row is not None else None
 
     async def read_stream(self, job_id: str, after_seq: int) -> StreamRead | None:
-        key = job_key(job_id)
-        if key is None:
-            return None
         # One statement, one snapshot: the events are exactly those up to the job's seq.
-        async with self._pool.connection() as conn:
-            row = await conn.fetchrow(queries.READ_STREAM, key, after_seq)
+        row = await self._job_row(queries.READ_STREAM, job_id, after_seq)
         if row is None:
             return None
         job = job_from_row(row)
         return StreamRead(job=job, events=events_from_arrays(job.record, row))
 
     async def get_checkpoint(self, job_id: str) -> Checkpoint | None:
-        key = job_key(job_id)
-        if key is None:
-            return None
-        async with self._pool.connection() as conn:
-            row = await conn.fetchrow(queries.SELECT_CHECKPOINT, key)
+        row = await self._job_row(queries.SELECT_CHECKPOINT, job_id)
         if row is None or row["data"] is None:
             return None
         job = job_from_row(row)

@@ -29,9 +29,10 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Final, Generic, TypeAlias, TypeVar
+from typing import Any, ClassVar, Final, Generic, TypeAlias, TypeVar
 
 import asyncpg
+import attrs
 
 from server.errors import JobspineError, Unavailable
 from server.store.postgres.pool import Connection
@@ -57,6 +58,18 @@ MAX_WRITE_ATTEMPTS: Final = 3
 #: two aborted batches do not collide again. Small next to the ``deadlock_timeout`` (1 s by
 #: default) the deadlock has already cost.
 RETRY_BACKOFF_S: Final = (0.01, 0.05)
+
+
+@attrs.frozen
+class BatchWindow:
+    """How long a batch collects callers, at most, and how many it takes before it is full."""
+
+    max_delay_s: float = attrs.field(default=DEFAULT_MAX_DELAY_S, validator=attrs.validators.ge(0))
+    max_batch: int = attrs.field(default=DEFAULT_MAX_BATCH, validator=attrs.validators.ge(1))
+
+
+DEFAULT_WINDOW: Final = BatchWindow()
+
 
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
@@ -122,26 +135,15 @@ class WriteBatcher(ABC, Generic[ItemT, ResultT]):
     and benchmarks.
     """
 
-    def __init__(
-        self,
-        connection: ConnectionFactory,
-        *,
-        max_delay_s: float,
-        max_batch: int,
-        task_name: str,
-        lost_message: str,
-    ) -> None:
-        """``task_name`` names the flush tasks; ``lost_message`` is what a caller whose
-        flush ended without answering it is told (as ``Unavailable``)."""
-        if max_delay_s < 0:
-            raise ValueError("max_delay_s must not be negative")
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+    #: Names the flush tasks.
+    task_name: ClassVar[str]
+    #: What a caller whose flush ended without answering it is told (as ``Unavailable``).
+    lost_message: ClassVar[str]
+
+    def __init__(self, connection: ConnectionFactory, window: BatchWindow) -> None:
         self._connection = connection
-        self.max_delay_s = max_delay_s
-        self.max_batch = max_batch
-        self._task_name = task_name
-        self._lost_message = lost_message
+        self.max_delay_s = window.max_delay_s
+        self.max_batch = window.max_batch
         self._open: Batch[ItemT, ResultT] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -168,7 +170,7 @@ class WriteBatcher(ABC, Generic[ItemT, ResultT]):
         batch = self._open
         if batch is None:
             batch = self._open = Batch()
-            batch.task = loop.create_task(self._run(batch), name=self._task_name)
+            batch.task = loop.create_task(self._run(batch), name=self.task_name)
             self._tasks.add(batch.task)
             batch.task.add_done_callback(self._tasks.discard)
         future: asyncio.Future[ResultT] = loop.create_future()
@@ -223,7 +225,7 @@ class WriteBatcher(ABC, Generic[ItemT, ResultT]):
             batch.refuse_all(exc)
         finally:
             self._seal(batch)
-            batch.refuse_all(Unavailable(self._lost_message))
+            batch.refuse_all(Unavailable(self.lost_message))
 
     @abstractmethod
     async def _collect(self, batch: Batch[ItemT, ResultT]) -> None:
@@ -259,9 +261,11 @@ class WriteBatcher(ABC, Generic[ItemT, ResultT]):
 __all__ = [
     "DEFAULT_MAX_BATCH",
     "DEFAULT_MAX_DELAY_S",
+    "DEFAULT_WINDOW",
     "MAX_WRITE_ATTEMPTS",
     "RETRY_BACKOFF_S",
     "Batch",
+    "BatchWindow",
     "Connection",
     "ConnectionFactory",
     "Waiter",

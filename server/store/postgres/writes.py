@@ -36,14 +36,14 @@ from server.store.model import (
 )
 from server.store.postgres import queries
 from server.store.postgres.pool import Connection
-from server.store.postgres.rows import job_from_row, render_events
+from server.store.postgres.rows import job_from_row
 from server.store.postgres.statements import (
     Statement,
     change_statement,
     fixed_event_data,
     update_statement,
 )
-from server.store.rules import refusal
+from server.store.rules import change_events, refusal
 
 #: Users passed over because they reached the cap, at most this many per claim.
 MAX_CAPPED_USERS: Final = 8
@@ -89,7 +89,7 @@ async def insert_job(
     )
     assert row is not None
     stored = job_from_row(row)
-    events = render_events(stored, (event,), row["store_now"])
+    events = change_events(stored, (event,), row["store_now"])
     await append_events(conn, events, backlog_size=backlog_size)
     return ChangeResult(job=stored, events=events)
 
@@ -136,7 +136,7 @@ async def _written(
     change = write.change
     job = job_from_row(row)
     at: datetime = row["store_now"]
-    events = render_events(job, change.events, at)
+    events = change_events(job, change.events, at)
     if not write.alone:
         await append_events(conn, events, backlog_size=backlog_size)
         await _write_checkpoint(conn, row["id"], change.checkpoint)
