@@ -31,7 +31,7 @@ from tests.support.batching import (
 from tests.support.heartbeat_rows import beaten_since, running_jobs
 from tests.support.hot_updates import update_counts, without_autovacuum
 from tests.support.jobs import ALICE, drive, wait_until
-from tests.support.postgres import connected, open_postgres_store
+from tests.support.postgres import QUICK_FAILING_POOL, connected, open_postgres_store
 
 UNREACHABLE_DSN = "postgresql://postgres@127.0.0.1:1/postgres"
 #: Long enough that callers gathered together always share the batch, however slow the host.
@@ -263,9 +263,9 @@ async def test_a_caller_giving_up_during_the_write_does_not_cancel_it(postgres_d
 
 async def test_an_unreachable_database_fails_every_caller_with_unavailable() -> None:
     with pytest.raises(Unavailable):
-        await open_postgres_store(UNREACHABLE_DSN, backlog_size=BACKLOG, connect_timeout=1.0)
+        await open_postgres_store(UNREACHABLE_DSN, backlog_size=BACKLOG, pool=QUICK_FAILING_POOL)
 
-    store = PostgresJobStore(UNREACHABLE_DSN, backlog_size=BACKLOG, connect_timeout=1.0)
+    store = PostgresJobStore(UNREACHABLE_DSN, backlog_size=BACKLOG, pool=QUICK_FAILING_POOL)
     try:
         answers = await asyncio.gather(
             *(store.heartbeat(str(uuid.uuid4()), "lease") for _ in range(20)),
@@ -360,7 +360,7 @@ async def test_close_writes_pending_heartbeats_and_leaves_no_task(postgres_dsn: 
 
 async def test_close_answers_pending_callers_even_when_the_database_is_gone() -> None:
     store = PostgresJobStore(
-        UNREACHABLE_DSN, backlog_size=BACKLOG, connect_timeout=1.0, heartbeat_batch_delay_s=3600
+        UNREACHABLE_DSN, backlog_size=BACKLOG, pool=QUICK_FAILING_POOL, heartbeat_batch_delay_s=3600
     )
     batcher = heartbeat_batcher_of(store)
     calls = [asyncio.create_task(store.heartbeat(str(uuid.uuid4()), "L")) for _ in range(3)]

@@ -13,7 +13,7 @@ from jobspine_shared.states import JobState
 from server.service import JobRepository, RepositorySettings
 from server.store.postgres import PostgresJobStore
 from tests.support.jobs import ALICE, drive
-from tests.support.postgres import connected, opened_postgres_store
+from tests.support.postgres import ONE_CONNECTION, connected, opened_postgres_store
 
 pytestmark = pytest.mark.postgres
 
@@ -53,7 +53,7 @@ async def test_a_returned_connection_carries_no_state_of_its_last_user(
     postgres_dsn: str,
 ) -> None:
     """One connection, so each checkout gets the one the last caller gave back."""
-    store = PostgresJobStore(postgres_dsn, backlog_size=BACKLOG, min_pool=1, max_pool=1)
+    store = PostgresJobStore(postgres_dsn, backlog_size=BACKLOG, pool=ONE_CONNECTION)
     await store.open()
     pool = store._pool  # the connections themselves are what this test is about
     try:

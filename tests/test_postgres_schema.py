@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import attrs
 import pytest
 
 from jobspine_shared.states import TRANSITIONS, JobState
@@ -25,10 +26,16 @@ from server.service import JobRepository, RepositorySettings
 from server.store.model import JobFilter
 from server.store.postgres import PostgresJobStore
 from server.store.postgres.migrator import MIGRATION_LOCK_KEY, load_migrations, migrate
+from server.store.postgres.pool import DEFAULT_POOL
 from server.store.postgres.queries import FIND_STALE_SQL, HEARTBEAT_SQL
 from tests.support.hot_updates import update_counts, without_autovacuum
 from tests.support.jobs import ALICE, WORKER, claim, create, wait_until
-from tests.support.postgres import connected, opened_postgres_store
+from tests.support.postgres import (
+    ONE_CONNECTION,
+    QUICK_FAILING_POOL,
+    connected,
+    opened_postgres_store,
+)
 from tests.support.query_plans import fill_jobs, plan_of
 
 # The root conftest registers it too; naming it here keeps this module runnable on its own.
@@ -308,7 +315,7 @@ STORE_CALLS: dict[str, Callable[[PostgresJobStore], Awaitable[object]]] = {
 
 @pytest.mark.parametrize("call", sorted(STORE_CALLS))
 async def test_an_unreachable_database_gives_unavailable_never_a_raw_error(call: str) -> None:
-    store = PostgresJobStore(UNREACHABLE_DSN, backlog_size=BACKLOG, connect_timeout=1.0)
+    store = PostgresJobStore(UNREACHABLE_DSN, backlog_size=BACKLOG, pool=QUICK_FAILING_POOL)
     try:
         with pytest.raises(Unavailable):
             await STORE_CALLS[call](store)
@@ -329,7 +336,7 @@ async def test_calls_during_an_outage_share_one_connection_attempt() -> None:
     store = PostgresJobStore(
         f"postgresql://postgres@127.0.0.1:{port}/postgres",
         backlog_size=BACKLOG,
-        connect_timeout=0.3,
+        pool=attrs.evolve(DEFAULT_POOL, connect_timeout=0.3),
     )
     try:
         results = await asyncio.gather(
@@ -403,7 +410,9 @@ async def test_the_store_recovers_by_itself_after_an_outage(postgres_dsn: str) -
     await outage.up()  # only to be given a free port
     await outage.down()
     store = PostgresJobStore(
-        through_port(postgres_dsn, outage.port), backlog_size=BACKLOG, connect_timeout=2.0
+        through_port(postgres_dsn, outage.port),
+        backlog_size=BACKLOG,
+        pool=attrs.evolve(DEFAULT_POOL, connect_timeout=2.0),
     )
     try:
         with pytest.raises(Unavailable):
@@ -430,7 +439,7 @@ async def test_the_store_recovers_by_itself_after_an_outage(postgres_dsn: str) -
 async def test_terminated_backends_are_replaced(postgres_dsn: str) -> None:
     """A Postgres restart ends every backend: the pool reconnects, and at most the first
     call, should it meet the dead connection, fails, with ``Unavailable``."""
-    async with opened_store(postgres_dsn, min_pool=1, max_pool=1) as store:
+    async with opened_store(postgres_dsn, pool=ONE_CONNECTION) as store:
         repo = JobRepository(store)
         job = await create(repo)
         async with connected(postgres_dsn) as admin:

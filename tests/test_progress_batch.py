@@ -25,7 +25,7 @@ from server.store.postgres import PostgresJobStore
 from server.store.progress import ProgressWrite
 from tests.support.batching import BACKLOG, opened, progress_batcher_of
 from tests.support.jobs import ALICE, drive, wait_until
-from tests.support.postgres import open_postgres_store
+from tests.support.postgres import QUICK_FAILING_POOL, open_postgres_store
 
 UNREACHABLE_DSN = "postgresql://postgres@127.0.0.1:1/postgres"
 #: Long enough that reports gathered together always share a batch, however slow the host.
@@ -228,7 +228,7 @@ async def test_batches_trim_each_jobs_backlog(postgres_dsn: str) -> None:
 
 
 async def test_an_outage_fails_the_batch_with_unavailable() -> None:
-    store = PostgresJobStore(UNREACHABLE_DSN, backlog_size=BACKLOG, connect_timeout=1.0)
+    store = PostgresJobStore(UNREACHABLE_DSN, backlog_size=BACKLOG, pool=QUICK_FAILING_POOL)
     try:
         job_ids = [str(uuid.uuid4()) for _ in range(3)]
         outcomes = await asyncio.gather(

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import asyncpg
+import attrs
 
 from scripts.benchsuite import cli
 from scripts.benchsuite.report import Column, Line, emit, table, text
 from server.errors import JobspineError
 from server.store.postgres import PostgresJobStore
 from server.store.postgres.migrator import migrate
+from server.store.postgres.pool import DEFAULT_POOL
 from server.store.postgres.write_batch import WriteBatcher
 from tests.support.databases import base_dsn, connected, drop_with, dsn_for, quote
 
@@ -205,7 +207,8 @@ async def drive(
     pool = mode.args.pool
     async with connected(dsn) as reader:
         before = await counters(reader)
-        store = PostgresJobStore(dsn, min_pool=pool, max_pool=pool, **store_options)
+        connections = attrs.evolve(DEFAULT_POOL, min_size=pool, max_size=pool)
+        store = PostgresJobStore(dsn, pool=connections, **store_options)
         tally = Tally()
         await store.open()
         started = time.perf_counter()

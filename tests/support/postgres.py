@@ -26,13 +26,19 @@ from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
+import attrs
 import pytest
 
 from server.store.postgres import PostgresJobStore
 from server.store.postgres.migrator import migrate, schema_fingerprint
+from server.store.postgres.pool import DEFAULT_POOL
 from tests.support.databases import BASE_DSN_ENV, base_dsn, connected, drop_with, dsn_for, quote
 
 CONNECT_TIMEOUT_S = 3.0
+#: A store's pool that gives up on an unreachable server within a second.
+QUICK_FAILING_POOL = attrs.evolve(DEFAULT_POOL, connect_timeout=1.0)
+#: A store's pool of exactly one connection.
+ONE_CONNECTION = attrs.evolve(DEFAULT_POOL, min_size=1, max_size=1)
 
 TEMPLATE_PREFIX = "jobspine_template_"
 TEST_DATABASE_PREFIX = "jobspine_test_"

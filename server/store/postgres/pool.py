@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import asyncpg
 import attrs
@@ -51,11 +51,17 @@ async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
 class PoolOptions:
     """The store's connections: how many, and how long each step may take (seconds)."""
 
-    min_size: int = 1
-    max_size: int = 10
-    connect_timeout: float = 5.0
-    command_timeout: float = 10.0
-    acquire_timeout: float = 5.0
+    min_size: int
+    max_size: int
+    connect_timeout: float
+    command_timeout: float
+    acquire_timeout: float
+
+
+#: What a store connects with unless told otherwise.
+DEFAULT_POOL: Final = PoolOptions(
+    min_size=1, max_size=10, connect_timeout=5.0, command_timeout=10.0, acquire_timeout=5.0
+)
 
 
 class StorePool:
@@ -151,4 +157,4 @@ class StorePool:
         return pool
 
 
-__all__ = ["Connection", "PoolOptions", "StorePool"]
+__all__ = ["DEFAULT_POOL", "Connection", "PoolOptions", "StorePool"]

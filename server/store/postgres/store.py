@@ -38,7 +38,7 @@ from server.store.model import (
 )
 from server.store.postgres import queries
 from server.store.postgres.heartbeat_batch import HeartbeatBatcher
-from server.store.postgres.pool import PoolOptions, StorePool
+from server.store.postgres.pool import DEFAULT_POOL, PoolOptions, StorePool
 from server.store.postgres.progress_batch import ProgressBatcher
 from server.store.postgres.rows import (
     BOOKKEEPING,
@@ -75,11 +75,7 @@ class PostgresJobStore(JobStore):
         dsn: str,
         *,
         backlog_size: int,
-        min_pool: int = 1,
-        max_pool: int = 10,
-        connect_timeout: float = 5.0,
-        command_timeout: float = 10.0,
-        acquire_timeout: float = 5.0,
+        pool: PoolOptions = DEFAULT_POOL,
         ping_timeout: float = 2.0,
         heartbeat_batch_delay_s: float = DEFAULT_MAX_DELAY_S,
         progress_batch_delay_s: float = DEFAULT_MAX_DELAY_S,
@@ -91,14 +87,7 @@ class PostgresJobStore(JobStore):
         super().__init__(backlog_size=backlog_size)
         if heartbeat_batch_delay_s < 0 or progress_batch_delay_s < 0:
             raise ValueError("batch delays must not be negative")
-        options = PoolOptions(
-            min_size=min_pool,
-            max_size=max_pool,
-            connect_timeout=connect_timeout,
-            command_timeout=command_timeout,
-            acquire_timeout=acquire_timeout,
-        )
-        self._pool = StorePool(dsn, options)
+        self._pool = StorePool(dsn, pool)
         self._ping_timeout = ping_timeout
         self._heartbeats: HeartbeatBatcher | None = None
         if heartbeat_batch_delay_s > 0:
