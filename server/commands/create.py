@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from jobspine_shared import checks
-from jobspine_shared.models import DEFAULT_RETRY, RetryPolicy
+from jobspine_shared.models import JobSpec
 from jobspine_shared.wire import parse_time
 from server import validation
 from server.errors import ValidationFailed
@@ -33,23 +33,8 @@ CREATE_KEYS = frozenset(
 
 
 @attrs.frozen(kw_only=True)
-class CreateJob:
+class CreateJob(JobSpec):
     """A checked create request: every value within the contract's ranges."""
-
-    type: str
-    input: dict[str, Any] = attrs.field(factory=dict)
-    priority: int = 0
-    run_at: datetime | None = None
-    tags: tuple[str, ...] = ()
-    parent_id: str | None = None
-    timeout_s: float | None = None
-    retry: RetryPolicy = DEFAULT_RETRY
-    idempotency_key: str | None = None
-    correlation_id: str | None = None
-
-    def same_request(self, type: str, input: Mapping[str, Any]) -> bool:
-        """Whether an earlier job with this command's idempotency key asked for the same."""
-        return self.type == type and self.input == dict(input)
 
 
 def _checked(field: str, check: Any, value: object) -> Any:

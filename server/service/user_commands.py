@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import attrs
+
 from jobspine_shared.events import EventType, PauseReason
 from jobspine_shared.models import JobRecord
 from jobspine_shared.states import JobState
@@ -39,21 +41,9 @@ class UserCommands(CommitCore):
             parent = await self._visible(actor, command.parent_id)
             if parent.record.user_id != actor.id:
                 raise validation.invalid("parent_id", "must be a job of the same user")
-        job = NewJob(
-            id=str(uuid.uuid4()),
-            user_id=actor.id,
-            type=command.type,
-            input=command.input,
-            epoch=uuid.uuid4().hex,
-            priority=command.priority,
-            run_at=command.run_at,
-            tags=command.tags,
-            parent_id=command.parent_id,
-            timeout_s=command.timeout_s,
-            retry=command.retry,
-            idempotency_key=command.idempotency_key,
-            correlation_id=command.correlation_id or request_id,
-        )
+        if command.correlation_id is None and request_id is not None:
+            command = attrs.evolve(command, correlation_id=request_id)
+        job = NewJob(id=str(uuid.uuid4()), user_id=actor.id, epoch=uuid.uuid4().hex, spec=command)
         event = EventSpec(
             type=EventType.CREATED, data=lambda created: {"job": job_to_wire(created.record)}
         )
@@ -65,7 +55,7 @@ class UserCommands(CommitCore):
             about(record)
             created = None if result.existing else Transition(record, None, record.state)
             await self._publish(result.events, created)
-        if result.existing and not command.same_request(record.type, record.input):
+        if result.existing and not command.same_request(record):
             raise Conflict(
                 "this idempotency key was used for a job of another type or input",
                 details={"job_id": record.id, "idempotency_key": command.idempotency_key},

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 
 import attrs
 
-from jobspine_shared.models import DEFAULT_RETRY, RetryPolicy
+from jobspine_shared.models import JobSpec
 from jobspine_shared.states import JobState
 from server.store.model import (
     AuditPage,
@@ -31,19 +30,12 @@ from server.store.rules import check_change
 
 @attrs.frozen(kw_only=True)
 class NewJob:
+    """A job to insert: its spec, and what the service gave it (id, owner, first epoch)."""
+
     id: str
     user_id: str
-    type: str
-    input: dict[str, object]
     epoch: str
-    priority: int = 0
-    run_at: datetime | None = None
-    tags: tuple[str, ...] = ()
-    parent_id: str | None = None
-    timeout_s: float | None = None
-    retry: RetryPolicy = DEFAULT_RETRY
-    idempotency_key: str | None = None
-    correlation_id: str | None = None
+    spec: JobSpec
 
 
 #: How long an idempotency key stays taken, by default (``IDEMPOTENCY_TTL_S``).

@@ -132,9 +132,9 @@ class MemoryJobStore(JobStore):
 
     def _taken_key(self, job: NewJob, ttl_s: float, now: datetime) -> _Slot | None:
         """The job that holds ``job``'s idempotency key, while the key is live."""
-        if job.idempotency_key is None:
+        if job.spec.idempotency_key is None:
             return None
-        taken = self._idempotency.get((job.user_id, job.idempotency_key))
+        taken = self._idempotency.get((job.user_id, job.spec.idempotency_key))
         if taken is None or taken[1] <= now - timedelta(seconds=ttl_s):
             return None
         return self._slots.get(taken[0])
@@ -146,25 +146,16 @@ class MemoryJobStore(JobStore):
         holder = self._taken_key(job, idempotency_ttl_s, now)
         if holder is not None:
             return ChangeResult(job=holder.job, events=(), existing=True)
-        if job.idempotency_key is not None:
-            self._idempotency[(job.user_id, job.idempotency_key)] = (job.id, now)
+        if job.spec.idempotency_key is not None:
+            self._idempotency[(job.user_id, job.spec.idempotency_key)] = (job.id, now)
         record = JobRecord(
+            **(job.spec.values() | {"input": copy.deepcopy(job.spec.input)}),
             id=job.id,
             user_id=job.user_id,
-            type=job.type,
-            input=copy.deepcopy(job.input),
             created_at=now,
             updated_at=now,
             epoch=job.epoch,
             seq=1,
-            priority=job.priority,
-            run_at=job.run_at,
-            tags=job.tags,
-            parent_id=job.parent_id,
-            timeout_s=job.timeout_s,
-            retry=job.retry,
-            idempotency_key=job.idempotency_key,
-            correlation_id=job.correlation_id,
         )
         slot = _Slot(
             job=StoredJob(record=record), events=collections.deque(maxlen=self.backlog_size)

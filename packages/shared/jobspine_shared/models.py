@@ -53,16 +53,43 @@ DEFAULT_RETRY = RetryPolicy()
 
 
 @attrs.frozen(kw_only=True)
-class JobRecord:
-    """A job as clients see it: every field of the contract's snapshot, nothing more.
+class JobSpec:
+    """What a create asks for: the snapshot fields a client sets (contract v2), which the
+    job's record keeps as they were given."""
+
+    type: str
+    input: JsonObject = attrs.field(factory=dict)
+    priority: int = 0
+    run_at: datetime | None = None
+    tags: tuple[str, ...] = ()
+    parent_id: str | None = None
+    timeout_s: float | None = None
+    retry: RetryPolicy = DEFAULT_RETRY
+    idempotency_key: str | None = None
+    correlation_id: str | None = None
+
+    def same_request(self, other: JobSpec) -> bool:
+        """Whether ``other`` (an earlier job with this idempotency key) asked for the same."""
+        return self.type == other.type and self.input == other.input
+
+    def values(self) -> dict[str, Any]:
+        """The spec's fields by name (a record's fields, for a new job's record)."""
+        return {name: getattr(self, name) for name in _SPEC_FIELDS}
+
+
+_SPEC_FIELDS = tuple(field.name for field in attrs.fields(JobSpec))
+
+
+@attrs.frozen(kw_only=True)
+class JobRecord(JobSpec):
+    """A job as clients see it: every field of the contract's snapshot, nothing more: the
+    spec it was created with, and what has become of it since.
 
     Server-side bookkeeping (the lease, the checkpoint itself) is not part of the record.
     """
 
     id: str
     user_id: str
-    type: str
-    input: JsonObject = attrs.field(factory=dict)
     state: JobState = JobState.CREATED
     progress: float = 0.0
     step: str | None = None
@@ -83,15 +110,7 @@ class JobRecord:
     last_heartbeat_at: datetime | None = None
     seq: int = 0
     epoch: str
-    priority: int = 0
-    run_at: datetime | None = None
-    tags: tuple[str, ...] = ()
-    parent_id: str | None = None
-    timeout_s: float | None = None
-    retry: RetryPolicy = DEFAULT_RETRY
     retries: int = 0
-    idempotency_key: str | None = None
-    correlation_id: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     def evolve(self, **changes: Any) -> JobRecord:

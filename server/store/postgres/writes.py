@@ -59,33 +59,33 @@ async def insert_job(
 ) -> ChangeResult:
     """Insert ``job`` with its first event; with a live idempotency key, the job holding it
     instead (``existing``)."""
-    if job.idempotency_key is not None:
+    if job.spec.idempotency_key is not None:
         taken = await conn.fetchval(
             queries.TAKE_KEY,
             job.user_id,
-            job.idempotency_key,
+            job.spec.idempotency_key,
             uuid.UUID(job.id),
             float(idempotency_ttl_s),
         )
         if taken is None:
-            holder = await conn.fetchrow(queries.KEY_HOLDER, job.user_id, job.idempotency_key)
+            holder = await conn.fetchrow(queries.KEY_HOLDER, job.user_id, job.spec.idempotency_key)
             assert holder is not None  # the key row's job is deleted with it
             return ChangeResult(job=job_from_row(holder), events=(), existing=True)
     row = await conn.fetchrow(
         queries.INSERT_JOB,
         uuid.UUID(job.id),
         job.user_id,
-        job.type,
-        job.input,
+        job.spec.type,
+        job.spec.input,
         job.epoch,
-        job.priority,
-        job.run_at,
-        list(job.tags),
-        None if job.parent_id is None else uuid.UUID(job.parent_id),
-        job.timeout_s,
-        attrs.asdict(job.retry),
-        job.idempotency_key,
-        job.correlation_id,
+        job.spec.priority,
+        job.spec.run_at,
+        list(job.spec.tags),
+        None if job.spec.parent_id is None else uuid.UUID(job.spec.parent_id),
+        job.spec.timeout_s,
+        attrs.asdict(job.spec.retry),
+        job.spec.idempotency_key,
+        job.spec.correlation_id,
     )
     assert row is not None
     stored = job_from_row(row)

@@ -125,12 +125,20 @@ export type Health = { status: "ok" };
 
 export type HeartbeatAck = { ok: true; pause_requested: boolean };
 
-/** A job as clients see it: every field of the contract's snapshot, nothing more. */
+/** A job as clients see it: every field of the contract's snapshot, nothing more: the spec it was created with, and what has become of it since. */
 export type Job = {
-  id: string;
-  user_id: string;
   type: string;
   input: { [key: string]: unknown };
+  priority: number;
+  run_at: string | null;
+  tags: Array<string>;
+  parent_id: string | null;
+  timeout_s: number | null;
+  retry: RetryPolicy;
+  idempotency_key: string | null;
+  correlation_id: string | null;
+  id: string;
+  user_id: string;
   state: "created" | "running" | "paused" | "completed" | "failed" | "cancelled";
   progress: number;
   step: string | null;
@@ -151,15 +159,7 @@ export type Job = {
   last_heartbeat_at: string | null;
   seq: number;
   epoch: string;
-  priority: number;
-  run_at: string | null;
-  tags: Array<string>;
-  parent_id: string | null;
-  timeout_s: number | null;
-  retry: RetryPolicy;
   retries: number;
-  idempotency_key: string | null;
-  correlation_id: string | null;
   schema_version: number;
 };
 
@@ -174,7 +174,7 @@ export type JobIdPayload = { job_id: string };
 export type JobPage = { items: Array<Job>; next_cursor: string | null };
 
 /** A job snapshot of schema v1 (a v1 server's, or a v1 client's view). */
-export type JobV1 = Omit<Job, "priority" | "run_at" | "tags" | "parent_id" | "timeout_s" | "retry" | "retries" | "idempotency_key" | "correlation_id" | "schema_version"> & {
+export type JobV1 = Omit<Job, "priority" | "run_at" | "tags" | "parent_id" | "timeout_s" | "retry" | "idempotency_key" | "correlation_id" | "retries" | "schema_version"> & {
   schema_version: 1;
 };
 
