@@ -10,8 +10,8 @@ from jobspine_shared.states import JobState
 from jobspine_shared.wire import event_to_wire, format_time, job_to_wire
 from server.page_cursors import encode_audit_cursor, encode_cursor
 from server.recovery import recovery_options_to_wire
-from server.service.answers import JobCounts, JobPage, Replay
-from server.store.model import AuditPage, Checkpoint
+from server.service.answers import JobCounts, Replay
+from server.store.model import AuditPage, Checkpoint, Page
 
 
 def replay_to_wire(replay: Replay) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def replay_to_wire(replay: Replay) -> dict[str, Any]:
     }
 
 
-def page_to_wire(page: JobPage) -> dict[str, Any]:
+def page_to_wire(page: Page) -> dict[str, Any]:
     after = page.next_cursor
     return {
         "items": [job_to_wire(j) for j in page.items],

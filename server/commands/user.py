@@ -12,7 +12,7 @@ from jobspine_shared import checks
 from jobspine_shared.states import JobState
 from server import validation
 from server.page_cursors import decode_audit_cursor, decode_cursor
-from server.store.model import PageCursor
+from server.store.model import JobFilter, PageCursor
 from server.validation import Payload
 
 DEFAULT_PAGE_SIZE = 50
@@ -59,14 +59,9 @@ class ReadAudit:
 class ListJobs:
     """``GET /api/jobs`` filters; ``user_id`` is honoured for admins only."""
 
-    state: JobState | None = None
-    type: str | None = None
-    user_id: str | None = None
+    where: JobFilter = attrs.field(factory=JobFilter)
     limit: int = DEFAULT_PAGE_SIZE
     after: PageCursor | None = None
-    tag: str | None = None
-    parent_id: str | None = None
-    priority: int | None = None
 
 
 def parse_job_ref(payload: Payload) -> str:
@@ -113,11 +108,11 @@ def parse_restart(payload: Payload) -> RestartJob:
     )
 
 
-def _v2_filters(payload: Payload) -> ListJobs:
+def _v2_filters(payload: Payload) -> JobFilter:
     """The list filters of contract v2, checked by the shared rules."""
     tag, parent_id, priority = (payload.get(k) for k in ("tag", "parent_id", "priority"))
     try:
-        return ListJobs(
+        return JobFilter(
             tag=None if tag is None else checks.tag(tag),
             parent_id=None if parent_id is None else validation.job_id(parent_id, "parent_id"),
             priority=None if priority is None else checks.priority(priority),
@@ -142,14 +137,8 @@ def parse_list(payload: Payload) -> ListJobs:
     if user_id is not None:
         validation.storable_text(user_id, "user_id")
     after = None if cursor is None else decode_cursor(_cursor_text(cursor))
-    return attrs.evolve(
-        v2,
-        state=wanted_state,
-        type=wanted_type,
-        user_id=user_id,
-        limit=_page_size(limit),
-        after=after,
-    )
+    where = attrs.evolve(v2, state=wanted_state, type=wanted_type, user_id=user_id)
+    return ListJobs(where=where, limit=_page_size(limit), after=after)
 
 
 def parse_audit(payload: Payload) -> ReadAudit:

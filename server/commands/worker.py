@@ -7,7 +7,7 @@ and result sizes) are the service's: a parser only checks that a value is well f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 
@@ -17,6 +17,8 @@ from server.validation import Payload
 MAX_CLAIM_TYPES = 64
 MAX_WORKER_ID_LENGTH = 128
 MAX_LEASE_LENGTH = 128
+
+ValueT = TypeVar("ValueT")
 
 
 @attrs.frozen(kw_only=True)
@@ -42,11 +44,16 @@ class ReportProgress(LeaseCall):
 
 
 @attrs.frozen(kw_only=True)
-class CheckpointData:
-    """A checkpoint's data, well formed, with its compact UTF-8 JSON size."""
+class Sized(Generic[ValueT]):
+    """A well-formed JSON value with its compact UTF-8 JSON size, which the service bounds
+    by the configuration's limits."""
 
-    data: dict[str, Any]
+    value: ValueT
     size_bytes: int
+
+
+#: A checkpoint's data (``MAX_CHECKPOINT_BYTES`` bounds it).
+CheckpointData = Sized[dict[str, Any]]
 
 
 @attrs.frozen(kw_only=True)
@@ -62,9 +69,8 @@ class ReportPaused(LeaseCall):
 
 @attrs.frozen(kw_only=True)
 class CompleteJob(LeaseCall):
-    #: Any JSON value, with its compact UTF-8 JSON size (``MAX_INPUT_BYTES`` bounds it).
-    result: Any
-    result_bytes: int
+    #: Any JSON value (``MAX_INPUT_BYTES`` bounds it).
+    result: Sized[Any]
 
 
 @attrs.frozen(kw_only=True)
@@ -85,7 +91,7 @@ def lease(value: object) -> str:
 
 def checkpoint_data(value: object, field: str) -> CheckpointData:
     data = validation.json_object(value, field)
-    return CheckpointData(data=data, size_bytes=validation.encoded_size(data, field))
+    return Sized(value=data, size_bytes=validation.encoded_size(data, field))
 
 
 def parse_claim(payload: Payload, *, default_worker_id: str) -> ClaimJobs:
@@ -156,8 +162,7 @@ def parse_complete(payload: Payload) -> CompleteJob:
     return CompleteJob(
         job_id=validation.job_id(payload.get("job_id")),
         lease=checked_lease,
-        result=result,
-        result_bytes=size,
+        result=Sized(value=result, size_bytes=size),
     )
 
 
@@ -190,6 +195,7 @@ __all__ = [
     "ReportPaused",
     "ReportProgress",
     "SaveCheckpoint",
+    "Sized",
     "checkpoint_data",
     "lease",
     "parse_checkpoint",

@@ -14,17 +14,15 @@ objects; the transports render them (:mod:`server.rendering`).
 
 from __future__ import annotations
 
-from server.service.answers import Claimed, Created, JobCounts, JobPage, RecoveryCheck, Replay
+from server.service.answers import Created, JobCounts, RecoveryCheck, Replay
 from server.service.core import EventPublisher, TransitionObserver, WorkerSignals
 from server.service.repository import JobRepository
 from server.service.settings import RepositorySettings
 
 __all__ = [
-    "Claimed",
     "Created",
     "EventPublisher",
     "JobCounts",
-    "JobPage",
     "JobRepository",
     "RecoveryCheck",
     "Replay",

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from jobspine_shared.models import JobEvent, JobRecord
 from jobspine_shared.states import JobState
-from server.store.model import PageCursor
 
 
 @attrs.frozen(kw_only=True)
@@ -29,15 +26,6 @@ class Replay:
 
 
 @attrs.frozen(kw_only=True)
-class Claimed:
-    """A claim's answer: the job now running under ``lease``, and its checkpoint."""
-
-    job: JobRecord
-    lease: str
-    checkpoint: dict[str, Any] | None
-
-
-@attrs.frozen(kw_only=True)
 class Created:
     """A create's answer: the job, and whether it existed already (idempotent replay)."""
 
@@ -55,17 +43,10 @@ class SyncSlots:
 
 
 @attrs.frozen(kw_only=True)
-class JobPage:
-    items: tuple[JobRecord, ...]
-    #: Where the next page starts (encoded for the wire by :mod:`server.rendering`).
-    next_cursor: PageCursor | None
-
-
-@attrs.frozen(kw_only=True)
 class JobCounts:
     """Jobs by state, of one user or (for an admin) of everyone; absent states have none."""
 
     by_state: dict[JobState, int]
 
 
-__all__ = ["Claimed", "Created", "JobCounts", "JobPage", "RecoveryCheck", "Replay", "SyncSlots"]
+__all__ = ["Created", "JobCounts", "RecoveryCheck", "Replay", "SyncSlots"]

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import attrs
+
 from jobspine_shared.models import JobRecord
 from server import validation
 from server.actors import Actor
 from server.commands.user import ListJobs, ReadAudit, ReadStream, SyncJobs
 from server.errors import NotFound
 from server.recovery import RecoveryOptions
-from server.service.answers import JobCounts, JobPage, Replay, SyncSlots
+from server.service.answers import JobCounts, Replay, SyncSlots
 from server.service.core import CommitCore
-from server.store.model import AuditPage, Checkpoint, JobFilter, StreamRead
+from server.store.model import AuditPage, Checkpoint, Page, StreamRead
 
 #: ``after_seq`` beyond any job's seq: read the snapshot only.
 _NO_EVENTS = 2**62
@@ -28,20 +30,13 @@ class Reads(CommitCore):
     async def get_job(self, actor: Actor, job_id: str) -> JobRecord:
         return (await self._visible(actor, job_id)).record
 
-    async def list_jobs(self, actor: Actor, query: ListJobs | None = None) -> JobPage:
-        """A page of jobs: the actor's own, or (admins) everyone's or ``query.user_id``'s."""
+    async def list_jobs(self, actor: Actor, query: ListJobs | None = None) -> Page:
+        """A page of jobs: the actor's own, or (admins) everyone's or ``query.where``'s
+        ``user_id``'s."""
         query = query or ListJobs()
-        owner = (query.user_id or None) if actor.is_admin else actor.id
-        wanted = JobFilter(
-            user_id=owner,
-            state=query.state,
-            type=query.type,
-            tag=query.tag,
-            parent_id=query.parent_id,
-            priority=query.priority,
-        )
-        page = await self.store.list_jobs(wanted, limit=query.limit, after=query.after)
-        return JobPage(items=page.items, next_cursor=page.next_cursor)
+        owner = (query.where.user_id or None) if actor.is_admin else actor.id
+        wanted = attrs.evolve(query.where, user_id=owner)
+        return await self.store.list_jobs(wanted, limit=query.limit, after=query.after)
 
     async def replay(self, actor: Actor, read: ReadStream) -> Replay:
         """Events after ``after_seq`` when the backlog still covers them, else the snapshot."""

@@ -23,16 +23,15 @@ from server.commands.worker import (
     SaveCheckpoint,
 )
 from server.errors import PayloadTooLarge
-from server.service.answers import Claimed
 from server.service.core import CommitCore, Transition, about, states
-from server.store.model import NOW, CheckpointWrite, EventSpec, JobChange
+from server.store.model import NOW, CheckpointWrite, ClaimResult, EventSpec, JobChange
 from server.store.progress import ProgressWrite
 
 S = JobState
 
 
 class WorkerCalls(CommitCore):
-    async def claim(self, command: ClaimJobs) -> Claimed | None:
+    async def claim(self, command: ClaimJobs) -> ClaimResult | None:
         claimed = await self.store.claim(
             types=list(command.types),
             worker_id=command.worker_id,
@@ -44,7 +43,7 @@ class WorkerCalls(CommitCore):
         about(claimed.job)
         async with self._ordering.hold(claimed.job.id):
             await self._publish(claimed.events, Transition(claimed.job, S.CREATED, S.RUNNING))
-        return Claimed(job=claimed.job, lease=claimed.lease, checkpoint=claimed.checkpoint)
+        return claimed
 
     async def heartbeat(self, call: LeaseCall) -> bool:
         """Prove the worker is alive; returns whether a pause was requested."""
@@ -82,10 +81,10 @@ class WorkerCalls(CommitCore):
                 details={"size_bytes": checkpoint.size_bytes, "max_bytes": limit},
             )
         return CheckpointWrite(
-            data=checkpoint.data,
+            data=checkpoint.value,
             size_bytes=checkpoint.size_bytes,
             progress=progress,
-            keys=tuple(str(k) for k in checkpoint.data),
+            keys=tuple(str(k) for k in checkpoint.value),
         )
 
     async def checkpoint(self, command: SaveCheckpoint) -> datetime:
@@ -131,8 +130,10 @@ class WorkerCalls(CommitCore):
         return (await self._change(command.job_id, change)).record
 
     async def complete(self, command: CompleteJob) -> JobRecord:
-        validation.refuse_oversize(command.result_bytes, "result", self.settings.max_input_bytes)
-        result = command.result
+        validation.refuse_oversize(
+            command.result.size_bytes, "result", self.settings.max_input_bytes
+        )
+        result = command.result.value
         change = JobChange(
             action="complete",
             from_states=states(S.RUNNING),

@@ -255,10 +255,7 @@ class MemoryJobStore(JobStore):
             key=lambda r: (r.created_at, r.id),
             reverse=True,
         )
-        page = records[:limit]
-        more = len(records) > limit
-        cursor = PageCursor(created_at=page[-1].created_at, id=page[-1].id) if more else None
-        return Page(items=tuple(page), next_cursor=cursor)
+        return Page.first(records, limit)
 
     async def read_streams(
         self, requests: Mapping[str, int], *, owner: str | None, max_bytes: int

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -232,8 +232,21 @@ class PageCursor:
     created_at: datetime
     id: str
 
+    @classmethod
+    def after(cls, record: JobRecord) -> PageCursor:
+        return cls(created_at=record.created_at, id=record.id)
+
 
 @attrs.frozen(kw_only=True)
 class Page:
     items: tuple[JobRecord, ...]
+    #: Where the next page starts (encoded for the wire by :mod:`server.rendering`).
     next_cursor: PageCursor | None
+
+    @classmethod
+    def first(cls, records: Sequence[JobRecord], limit: int) -> Page:
+        """The first ``limit`` of ``records`` (newest first, read up to one beyond a page:
+        that one says whether a next page exists)."""
+        items = tuple(records[:limit])
+        cursor = PageCursor.after(items[-1]) if len(records) > limit else None
+        return cls(items=items, next_cursor=cursor)

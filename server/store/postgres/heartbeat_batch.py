@@ -38,7 +38,6 @@ from server.errors import LeaseLost, NotFound
 from server.store.postgres.fencing import HEARTBEAT_SHAPE, fixed_fence
 from server.store.postgres.queries import ASYNC_COMMIT
 from server.store.postgres.write_batch import (
-    DEFAULT_WINDOW,
     Batch,
     BatchWindow,
     ConnectionFactory,
@@ -88,7 +87,7 @@ class HeartbeatBatcher(WriteBatcher[_Heartbeat, bool]):
     def __init__(
         self,
         connection: ConnectionFactory,
-        window: BatchWindow = DEFAULT_WINDOW,
+        window: BatchWindow,
         *,
         idle_s: float | None = None,
     ) -> None:

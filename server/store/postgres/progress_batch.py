@@ -48,7 +48,6 @@ from server.store.model import ChangeResult, StoredJob, job_event
 from server.store.postgres.fencing import PROGRESS_SHAPE, fixed_fence
 from server.store.postgres.queries import ASYNC_COMMIT
 from server.store.postgres.write_batch import (
-    DEFAULT_WINDOW,
     Batch,
     BatchWindow,
     ConnectionFactory,
@@ -139,7 +138,7 @@ class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
     def __init__(
         self,
         connection: ConnectionFactory,
-        window: BatchWindow = DEFAULT_WINDOW,
+        window: BatchWindow,
         *,
         columns: Sequence[str],
         decode: RowDecoder,

@@ -244,10 +244,7 @@ class PostgresJobStore(JobStore):
         async with self._pool.connection() as conn:
             rows = await conn.fetch(statement.sql, *statement.args)
         records = [job_from_row(row).record for row in rows]
-        page = records[:limit]
-        more = len(records) > limit
-        cursor = PageCursor(created_at=page[-1].created_at, id=page[-1].id) if more else None
-        return Page(items=tuple(page), next_cursor=cursor)
+        return Page.first(records, limit)
 
     async def read_streams(
         self, requests: Mapping[str, int], *, owner: str | None, max_bytes: int

@@ -68,9 +68,6 @@ class BatchWindow:
     max_batch: int = attrs.field(default=DEFAULT_MAX_BATCH, validator=attrs.validators.ge(1))
 
 
-DEFAULT_WINDOW: Final = BatchWindow()
-
-
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 
@@ -261,7 +258,6 @@ class WriteBatcher(ABC, Generic[ItemT, ResultT]):
 __all__ = [
     "DEFAULT_MAX_BATCH",
     "DEFAULT_MAX_DELAY_S",
-    "DEFAULT_WINDOW",
     "MAX_WRITE_ATTEMPTS",
     "RETRY_BACKOFF_S",
     "Batch",
