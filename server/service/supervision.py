@@ -12,7 +12,7 @@ from server.errors import InvalidTransition, LeaseLost, NotFound
 from server.recovery import recovery_options_to_wire
 from server.retry import timeout_error
 from server.service.answers import RecoveryCheck
-from server.service.core import CommitCore, states
+from server.service.core import CommitCore
 from server.store.model import NOW, EventSpec, JobChange, StoredJob
 
 S = JobState
@@ -40,7 +40,6 @@ class Supervision(CommitCore):
             ):
                 change = JobChange(
                     action="recover",
-                    from_states=states(S.RUNNING),
                     to_state=S.PAUSED,
                     lease=lease,
                     stale_after_s=timeout,

@@ -23,7 +23,7 @@ from server.commands.worker import (
     SaveCheckpoint,
 )
 from server.errors import PayloadTooLarge
-from server.service.core import CommitCore, Transition, about, states
+from server.service.core import CommitCore, Transition, about
 from server.store.model import NOW, CheckpointWrite, ClaimResult, EventSpec, JobChange
 from server.store.progress import ProgressWrite
 
@@ -97,7 +97,6 @@ class WorkerCalls(CommitCore):
             fields["progress"] = value
         change = JobChange(
             action="checkpoint",
-            from_states=states(S.RUNNING),
             lease=command.lease,
             progress_at_most=value,
             fields=fields,
@@ -119,7 +118,6 @@ class WorkerCalls(CommitCore):
             )
         change = JobChange(
             action="pause",
-            from_states=states(S.RUNNING),
             to_state=S.PAUSED,
             lease=command.lease,
             require_pause_requested=True,
@@ -136,7 +134,6 @@ class WorkerCalls(CommitCore):
         result = command.result.value
         change = JobChange(
             action="complete",
-            from_states=states(S.RUNNING),
             to_state=S.COMPLETED,
             lease=command.lease,
             fields={"result": result, "progress": 100.0, "completed_at": NOW, "error": None},

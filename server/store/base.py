@@ -9,21 +9,7 @@ import attrs
 
 from jobspine_shared.models import JobSpec
 from jobspine_shared.states import JobState
-from server.store.model import (
-    AuditPage,
-    AuditWrite,
-    ChangeResult,
-    Checkpoint,
-    ClaimResult,
-    EventSpec,
-    JobChange,
-    JobFilter,
-    Page,
-    PageCursor,
-    StoredJob,
-    StreamBatch,
-    StreamRead,
-)
+from server.store import model
 from server.store.progress import ProgressWrite, progress_change
 from server.store.rules import check_change
 
@@ -55,12 +41,12 @@ class JobStore(abc.ABC):
             raise ValueError("backlog_size must be at least 1")
         self.backlog_size = backlog_size
 
-    async def apply(self, job_id: str, change: JobChange) -> ChangeResult:
+    async def apply(self, job_id: str, change: model.JobChange) -> model.ChangeResult:
         """Apply one conditional change; raise the reason when its conditions do not hold."""
         check_change(change)
         return await self._apply(job_id, change)
 
-    async def update_progress(self, job_id: str, write: ProgressWrite) -> ChangeResult:
+    async def update_progress(self, job_id: str, write: ProgressWrite) -> model.ChangeResult:
         """A worker's progress report: :func:`server.store.progress.progress_change`, with or
         without its event. A store may group concurrent reports (Postgres does)."""
         return await self.apply(job_id, progress_change(write))
@@ -69,9 +55,9 @@ class JobStore(abc.ABC):
         self,
         job: NewJob,
         *,
-        event: EventSpec,
+        event: model.EventSpec,
         idempotency_ttl_s: float = DEFAULT_IDEMPOTENCY_TTL_S,
-    ) -> ChangeResult:
+    ) -> model.ChangeResult:
         """Insert a job in ``created`` with its first event (seq 1).
 
         With an ``idempotency_key`` that the same user took less than ``idempotency_ttl_s``
@@ -87,7 +73,7 @@ class JobStore(abc.ABC):
         worker_id: str,
         lease: str,
         max_running_per_user: int = 0,
-    ) -> ClaimResult | None:
+    ) -> model.ClaimResult | None:
         """Atomically take the claimable job of ``types`` (any type when empty) that comes
         first by :func:`server.store.rules.claim_order`, passing over users who already run
         ``max_running_per_user`` jobs (0: no cap)."""
@@ -100,26 +86,26 @@ class JobStore(abc.ABC):
         """Release resources; the store is unusable afterwards."""
 
     @abc.abstractmethod
-    async def _apply(self, job_id: str, change: JobChange) -> ChangeResult: ...
+    async def _apply(self, job_id: str, change: model.JobChange) -> model.ChangeResult: ...
 
     @abc.abstractmethod
     async def _insert(
-        self, job: NewJob, event: EventSpec, idempotency_ttl_s: float
-    ) -> ChangeResult: ...
+        self, job: NewJob, event: model.EventSpec, idempotency_ttl_s: float
+    ) -> model.ChangeResult: ...
 
     @abc.abstractmethod
     async def _claim(
         self, types: tuple[str, ...], worker_id: str, lease: str, max_running_per_user: int
-    ) -> ClaimResult | None: ...
+    ) -> model.ClaimResult | None: ...
 
     @abc.abstractmethod
-    async def delete(self, job_id: str) -> StoredJob:
+    async def delete(self, job_id: str) -> model.StoredJob:
         """Delete a job in a final state with its events, checkpoint, audit trail and
         idempotency key; return it as it was. ``NotFound`` when there is no such job,
         ``InvalidTransition`` when it is not in a final state (nothing changes)."""
 
     @abc.abstractmethod
-    async def delete_finished(self, older_than_s: float, *, limit: int) -> list[StoredJob]:
+    async def delete_finished(self, older_than_s: float, *, limit: int) -> list[model.StoredJob]:
         """Delete up to ``limit`` jobs that have been in a final state for longer than
         ``older_than_s`` seconds, the longest-finished first; return them."""
 
@@ -129,7 +115,7 @@ class JobStore(abc.ABC):
         seconds (delayed jobs that became claimable), sorted."""
 
     @abc.abstractmethod
-    async def find_timed_out(self, *, limit: int) -> list[StoredJob]:
+    async def find_timed_out(self, *, limit: int) -> list[model.StoredJob]:
         """Running jobs whose attempt has run longer than their ``timeout_s`` (from the
         claim), the longest-overdue first."""
 
@@ -138,23 +124,25 @@ class JobStore(abc.ABC):
         """Record a heartbeat under a fenced lease; return ``pause_requested``."""
 
     @abc.abstractmethod
-    async def get(self, job_id: str) -> StoredJob | None: ...
+    async def get(self, job_id: str) -> model.StoredJob | None: ...
 
     @abc.abstractmethod
-    async def read_stream(self, job_id: str, after_seq: int) -> StreamRead | None:
+    async def read_stream(self, job_id: str, after_seq: int) -> model.StreamRead | None:
         """The job and its retained events with ``seq > after_seq``, oldest first."""
 
     @abc.abstractmethod
-    async def get_checkpoint(self, job_id: str) -> Checkpoint | None: ...
+    async def get_checkpoint(self, job_id: str) -> model.Checkpoint | None: ...
 
     @abc.abstractmethod
-    async def list_jobs(self, where: JobFilter, *, limit: int, after: PageCursor | None) -> Page:
+    async def list_jobs(
+        self, where: model.JobFilter, *, limit: int, after: model.PageCursor | None
+    ) -> model.Page:
         """Jobs newest first by ``(created_at, id)``, strictly after ``after``."""
 
     @abc.abstractmethod
     async def read_streams(
         self, requests: Mapping[str, int], *, owner: str | None, max_bytes: int
-    ) -> StreamBatch:
+    ) -> model.StreamBatch:
         """Many :meth:`read_stream` in one read: for each ``job_id -> after_seq`` of
         ``requests`` (in order) the job and its events after that seq, for the jobs that
         exist and belong to ``owner`` (any owner when None; others are not read at all).
@@ -162,7 +150,7 @@ class JobStore(abc.ABC):
         ``max_bytes`` of stored JSON (the first job always): the ids after are ``unread``."""
 
     @abc.abstractmethod
-    async def list_audit(self, job_id: str, *, limit: int, after: int = 0) -> AuditPage:
+    async def list_audit(self, job_id: str, *, limit: int, after: int = 0) -> model.AuditPage:
         """Up to ``limit`` audit entries of the job after position ``after`` (0: from the
         first), oldest first; an unknown job has none."""
 
@@ -174,7 +162,7 @@ class JobStore(abc.ABC):
         """How many jobs of each type are in each state (pairs with no job left out)."""
 
     @abc.abstractmethod
-    async def find_stale(self, stale_after_s: float, *, limit: int) -> list[StoredJob]:
+    async def find_stale(self, stale_after_s: float, *, limit: int) -> list[model.StoredJob]:
         """Running jobs whose last heartbeat is older than ``stale_after_s`` seconds."""
 
     @abc.abstractmethod
@@ -182,4 +170,4 @@ class JobStore(abc.ABC):
         """Raise :class:`server.errors.Unavailable` when the store cannot be reached."""
 
 
-__all__ = ["AuditWrite", "JobStore", "NewJob"]
+__all__ = ["DEFAULT_IDEMPOTENCY_TTL_S", "JobStore", "NewJob"]

@@ -9,15 +9,12 @@ statements take their WHERE clause from it (:mod:`server.store.postgres.fencing`
 
 from __future__ import annotations
 
-from jobspine_shared.states import JobState
 from server.store.model import JobChange
-
-_RUNNING = frozenset({JobState.RUNNING})
 
 
 def heartbeat_fence(lease: str) -> JobChange:
     """Running under ``lease``; nothing set, no event (the stores set the heartbeat)."""
-    return JobChange(action="heartbeat", from_states=_RUNNING, lease=lease)
+    return JobChange(action="heartbeat", lease=lease)
 
 
 __all__ = ["heartbeat_fence"]

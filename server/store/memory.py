@@ -11,7 +11,7 @@ import copy
 import operator
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -30,11 +30,7 @@ from server.store.model import (
     Checkpoint,
     CheckpointWrite,
     ClaimResult,
-    EventSpec,
-    JobChange,
-    JobFilter,
     Page,
-    PageCursor,
     StoredJob,
     StreamBatch,
     StreamRead,
@@ -47,6 +43,9 @@ from server.store.rules import (
     finished_at,
     refusal,
 )
+
+if TYPE_CHECKING:  # names only the signatures use
+    from server.store.model import EventSpec, JobChange, JobFilter, PageCursor
 
 Clock = Callable[[], datetime]
 

@@ -139,6 +139,16 @@ class EventSpec:
 CLEAR_CHECKPOINT: Final = "clear"
 
 
+#: Where a fenced change applies: a job running (under the change's lease).
+RUNNING_ONLY: Final = frozenset({JobState.RUNNING})
+
+
+def _fenced_states(lease: str | None) -> frozenset[JobState]:
+    if lease is None:
+        raise TypeError("a change without a lease names its from_states")
+    return RUNNING_ONLY
+
+
 @attrs.frozen(kw_only=True)
 class JobChange:
     """One conditional, atomic change of a job: the unit both stores apply.
@@ -150,15 +160,23 @@ class JobChange:
     """
 
     action: str
-    from_states: frozenset[JobState]
-    to_state: JobState | None = None
+    # -- when it applies
     #: Fenced: the job must be running under exactly this lease.
     lease: str | None = None
+    #: The states it applies in; a fenced change's, unless it names them, are ``running``.
+    from_states: frozenset[JobState] = attrs.field(
+        default=attrs.Factory(lambda change: _fenced_states(change.lease), takes_self=True)
+    )
     require_pause_requested: bool = False
     #: Progress may not go down: the current progress must be at most this.
     progress_at_most: float | None = None
     #: Supervisor: the last heartbeat must be older than this many seconds.
     stale_after_s: float | None = None
+    # -- what it does, when they hold
+    to_state: JobState | None = None
+    #: Set the lease (a claim); leaving ``running`` always clears it.
+    new_lease: str | None = None
+    worker_id: str | None = None
     #: Record fields to set (``NOW`` for the store's clock).
     fields: Mapping[str, Any] = attrs.field(factory=dict)
     #: Record fields to increase by the given amount.
@@ -166,9 +184,6 @@ class JobChange:
     checkpoint: CheckpointWrite | str | None = None
     events: tuple[EventSpec, ...] = ()
     audit: AuditWrite | None = None
-    #: Set the lease (a claim); leaving ``running`` always clears it.
-    new_lease: str | None = None
-    worker_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)

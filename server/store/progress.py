@@ -12,10 +12,7 @@ from typing import Any
 import attrs
 
 from jobspine_shared.events import EventType
-from jobspine_shared.states import JobState
 from server.store.model import NOW, EventSpec, JobChange, StoredJob
-
-_RUNNING = frozenset({JobState.RUNNING})
 
 
 @attrs.frozen(kw_only=True)
@@ -43,7 +40,6 @@ def progress_change(write: ProgressWrite) -> JobChange:
     events = (progress_event(write),)
     return JobChange(
         action="progress",
-        from_states=_RUNNING,
         lease=write.lease,
         progress_at_most=write.progress,
         fields={"progress": write.progress, "step": write.step, "last_heartbeat_at": NOW},
@@ -60,7 +56,6 @@ def trailing_progress_change(lease: str) -> JobChange:
     long as it still runs under the lease that reported them."""
     return JobChange(
         action="progress",
-        from_states=_RUNNING,
         lease=lease,
         events=(EventSpec(type=EventType.PROGRESS, data=_stored_progress),),
     )
