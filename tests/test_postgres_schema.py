@@ -307,7 +307,7 @@ STORE_CALLS: dict[str, Callable[[PostgresJobStore], Awaitable[object]]] = {
     "read_stream": lambda store: store.read_stream(str(uuid.uuid4()), 0),
     "heartbeat": lambda store: store.heartbeat(str(uuid.uuid4()), "L"),
     "claim": lambda store: store.claim(types=[], worker_id="w", lease="L"),
-    "list_jobs": lambda store: store.list_jobs(JobFilter(), limit=10, after=None),
+    "list_jobs": lambda store: store.list_jobs(JobFilter(), owner=None, limit=10, after=None),
     "count_by_state": lambda store: store.count_by_state(None),
     "find_stale": lambda store: store.find_stale(30.0, limit=10),
 }

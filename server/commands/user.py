@@ -60,6 +60,7 @@ class ListJobs:
     """``GET /api/jobs`` filters; ``user_id`` is honoured for admins only."""
 
     where: JobFilter = attrs.field(factory=JobFilter)
+    user_id: str | None = None
     limit: int = DEFAULT_PAGE_SIZE
     after: PageCursor | None = None
 
@@ -137,8 +138,8 @@ def parse_list(payload: Payload) -> ListJobs:
     if user_id is not None:
         validation.storable_text(user_id, "user_id")
     after = None if cursor is None else decode_cursor(_cursor_text(cursor))
-    where = attrs.evolve(v2, state=wanted_state, type=wanted_type, user_id=user_id)
-    return ListJobs(where=where, limit=_page_size(limit), after=after)
+    where = attrs.evolve(v2, state=wanted_state, type=wanted_type)
+    return ListJobs(where=where, user_id=user_id, limit=_page_size(limit), after=after)
 
 
 def parse_audit(payload: Payload) -> ReadAudit:

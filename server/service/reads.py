@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import attrs
-
 from jobspine_shared.models import JobRecord
 from server import validation
 from server.actors import Actor
@@ -31,12 +29,12 @@ class Reads(CommitCore):
         return (await self._visible(actor, job_id)).record
 
     async def list_jobs(self, actor: Actor, query: ListJobs | None = None) -> Page:
-        """A page of jobs: the actor's own, or (admins) everyone's or ``query.where``'s
-        ``user_id``'s."""
+        """A page of jobs: the actor's own, or (admins) everyone's or ``query.user_id``'s."""
         query = query or ListJobs()
-        owner = (query.where.user_id or None) if actor.is_admin else actor.id
-        wanted = attrs.evolve(query.where, user_id=owner)
-        return await self.store.list_jobs(wanted, limit=query.limit, after=query.after)
+        owner = (query.user_id or None) if actor.is_admin else actor.id
+        return await self.store.list_jobs(
+            query.where, owner=owner, limit=query.limit, after=query.after
+        )
 
     async def replay(self, actor: Actor, read: ReadStream) -> Replay:
         """Events after ``after_seq`` when the backlog still covers them, else the snapshot."""

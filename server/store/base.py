@@ -135,9 +135,15 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     async def list_jobs(
-        self, where: model.JobFilter, *, limit: int, after: model.PageCursor | None
+        self,
+        where: model.JobFilter,
+        *,
+        owner: str | None,
+        limit: int,
+        after: model.PageCursor | None,
     ) -> model.Page:
-        """Jobs newest first by ``(created_at, id)``, strictly after ``after``."""
+        """The jobs of ``owner`` (any owner when None) that ``where`` picks, newest first by
+        ``(created_at, id)``, strictly after ``after``."""
 
     @abc.abstractmethod
     async def read_streams(

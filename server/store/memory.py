@@ -243,10 +243,14 @@ class MemoryJobStore(JobStore):
             return None
         return Checkpoint(info=slot.job.checkpoint, data=copy.deepcopy(slot.checkpoint_data))
 
-    async def list_jobs(self, where: JobFilter, *, limit: int, after: PageCursor | None) -> Page:
+    async def list_jobs(
+        self, where: JobFilter, *, owner: str | None, limit: int, after: PageCursor | None
+    ) -> Page:
         def matches(record: JobRecord) -> bool:
-            return where.matches(record) and (
-                after is None or (record.created_at, record.id) < (after.created_at, after.id)
+            return (
+                owner in (None, record.user_id)
+                and where.matches(record)
+                and (after is None or (record.created_at, record.id) < (after.created_at, after.id))
             )
 
         records = sorted(

@@ -221,7 +221,9 @@ class StreamBatch:
 
 @attrs.frozen(kw_only=True)
 class JobFilter:
-    user_id: str | None = None
+    """What a listing picks among the jobs it may see (whose jobs those are is the
+    ``owner`` the service passes along, as for :meth:`~server.store.base.JobStore.read_streams`)."""
+
     state: JobState | None = None
     type: str | None = None
     tag: str | None = None
@@ -231,8 +233,7 @@ class JobFilter:
     def matches(self, record: JobRecord) -> bool:
         """The filter as a predicate: the memory store's listing (Postgres says it in SQL)."""
         return (
-            (self.user_id is None or record.user_id == self.user_id)
-            and (self.state is None or record.state is self.state)
+            (self.state is None or record.state is self.state)
             and (self.type is None or record.type == self.type)
             and (self.tag is None or self.tag in record.tags)
             and (self.parent_id is None or record.parent_id == self.parent_id)

@@ -191,7 +191,6 @@ def _check_settable(name: str) -> None:
 
 #: Each :class:`~server.store.model.JobFilter` field as its condition (``{}``: its value).
 _FILTER_CONDITIONS: Final = {
-    "user_id": "user_id = {}",
     "state": "state = {}",
     "type": "type = {}",
     "tag": "tags @> ARRAY[{}::text]",
@@ -201,11 +200,15 @@ _FILTER_CONDITIONS: Final = {
 assert set(_FILTER_CONDITIONS) == {field.name for field in attrs.fields(JobFilter)}
 
 
-def list_statement(where: JobFilter, *, limit: int, after: PageCursor | None) -> Statement:
+def list_statement(
+    where: JobFilter, *, owner: str | None, limit: int, after: PageCursor | None
+) -> Statement:
     """Newest first by ``(created_at, id)``, keyset-paginated; one row more than a page
     tells whether there is a next one."""
     params = Params()
     conditions: list[str] = []
+    if owner is not None:
+        conditions.append(f"user_id = {params.add(owner)}")
     for name, condition in _FILTER_CONDITIONS.items():
         value = getattr(where, name)
         if value is not None:

@@ -239,8 +239,10 @@ class PostgresJobStore(JobStore):
             return None
         return Checkpoint(info=job.checkpoint, data=row["data"])
 
-    async def list_jobs(self, where: JobFilter, *, limit: int, after: PageCursor | None) -> Page:
-        statement = list_statement(where, limit=limit, after=after)
+    async def list_jobs(
+        self, where: JobFilter, *, owner: str | None, limit: int, after: PageCursor | None
+    ) -> Page:
+        statement = list_statement(where, owner=owner, limit=limit, after=after)
         async with self._pool.connection() as conn:
             rows = await conn.fetch(statement.sql, *statement.args)
         records = [job_from_row(row).record for row in rows]
