@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
+import pytest
+
 from server.keys import SIO
+from server.realtime import corking
 from server.realtime.backpressure import _WEBSOCKET_ATTRIBUTE
-from server.realtime.corking import CorkedTransport
+from server.realtime.corking import CorkedTransport, writelines_pauses
 from tests.support.server import TIMEOUT_S, StartServer, connect_user
 
 TEXT = b"\x81\x05hello"  # a text frame: FIN, opcode 1
@@ -41,7 +45,10 @@ async def next_turn() -> None:
     await asyncio.sleep(0)
 
 
-async def test_data_frames_of_one_turn_are_written_together_at_the_next() -> None:
+async def test_data_frames_of_one_turn_are_written_together_at_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(corking, "WRITELINES_PAUSES", True)  # (as on 3.11 and 3.12.9+)
     transport = Recording()
     cork = corked(transport)
     for _ in range(3):
@@ -62,6 +69,50 @@ async def test_a_control_frame_flushes_what_is_pending_and_goes_at_once() -> Non
     assert transport.writes == [[TEXT + b"1"], [CLOSE]]
     await next_turn()
     assert len(transport.writes) == 2
+
+
+async def test_where_writelines_does_not_pause_a_batch_is_one_joined_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (Python 3.12.0-3.12.8, 3.13.0-3.13.1: asyncio's writelines skips pause_writing, so a
+    # client that stops reading would never hold the writer back nor fill its send queue.)
+    monkeypatch.setattr(corking, "WRITELINES_PAUSES", False)
+    transport = Recording()
+    cork = corked(transport)
+    cork.write(TEXT)
+    cork.write(TEXT + b"1")
+    await next_turn()
+    assert transport.writes == [[TEXT + TEXT + b"1"]]
+
+
+def test_the_python_versions_whose_writelines_does_not_pause() -> None:
+    affected = [(3, 12, 0), (3, 12, 8), (3, 13, 0), (3, 13, 1)]
+    fine = [(3, 11, 7), (3, 12, 9), (3, 12, 10), (3, 13, 2), (3, 14, 0)]
+    assert [writelines_pauses(v) for v in affected] == [False] * len(affected)
+    assert [writelines_pauses(v) for v in fine] == [True] * len(fine)
+
+
+def test_writelines_pauses_says_what_this_pythons_asyncio_does() -> None:
+    paused: list[bool] = []
+
+    class Unread(asyncio.Protocol):
+        def pause_writing(self) -> None:
+            paused.append(True)
+
+    async def write_past_the_high_water_mark() -> None:
+        ours, theirs = socket.socketpair()  # ``theirs`` is never read
+        transport, _ = await asyncio.get_running_loop().create_connection(Unread, sock=ours)
+        try:
+            chunk = b"x" * 65_536
+            for _ in range(64):  # 4 MiB: more than the socket's and the transport's buffers
+                transport.writelines([chunk, chunk])
+        finally:
+            transport.abort()
+            theirs.close()
+
+    with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+        runner.run(write_past_the_high_water_mark())
+    assert bool(paused) is corking.WRITELINES_PAUSES
 
 
 async def test_nothing_is_written_to_a_closing_transport() -> None:
@@ -102,4 +153,5 @@ async def test_a_live_connection_writes_through_the_cork(start_server: StartServ
     finally:
         real.writelines = real_writelines
     assert [data["n"] for name, data in got if name == "test:corked"] == [0, 1, 2]
-    assert recording == [3]
+    # (Where writelines does not pause, the three go out as one joined write instead.)
+    assert recording == ([3] if corking.WRITELINES_PAUSES else [])

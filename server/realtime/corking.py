@@ -12,7 +12,9 @@ transport. Data frames are collected and handed to the transport together at the
 next turn (one ``call_soon`` per batch); a control frame (close, ping, pong) first writes
 what is pending and is then written at once, so a close frame is never left behind a
 transport that is closed right after it. Every frame goes through the one list, so the
-order of frames on the wire is the order of the writes.
+order of frames on the wire is the order of the writes. Where asyncio's ``writelines`` does
+not pause the protocol (:data:`WRITELINES_PAUSES`), the batch is joined and written with one
+``write`` instead, so that a client that stops reading still makes aiohttp's writer wait.
 
 The cork is installed by :func:`corked_websocket_class`, Engine.IO's aiohttp websocket
 wrapper whose first send puts it under the response's writer (aiohttp's private
@@ -23,6 +25,7 @@ through the cork).
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +34,20 @@ from engineio.async_drivers.aiohttp import WebSocket
 #: Opcodes from 8 up are control frames (RFC 6455, 5.5); the low 4 bits of a header's
 #: first byte.
 _CONTROL_OPCODE = 8
+
+
+def writelines_pauses(version: tuple[int, ...]) -> bool:
+    """Whether asyncio's socket transports of Python ``version`` pause their protocol from
+    ``writelines`` as they do from ``write``. 3.12.0-3.12.8 and 3.13.0-3.13.1 do not
+    (CVE-2024-12254): their buffer grows without ``pause_writing``, so aiohttp's writer never
+    waits for a client that stopped reading, Engine.IO's writer keeps emptying the client's
+    bounded send queue into that buffer, and ``MAX_CLIENT_QUEUE(_BYTES)`` never sees it."""
+    return not ((3, 12) <= version < (3, 12, 9) or (3, 13) <= version < (3, 13, 2))
+
+
+#: Whether this interpreter's ``writelines`` keeps flow control (:func:`writelines_pauses`);
+#: where it does not, a batch is joined and written with one ``write`` (one system call too).
+WRITELINES_PAUSES = writelines_pauses(sys.version_info[:3])
 
 
 def _is_control_frame(data: bytes | bytearray | memoryview) -> bool:
@@ -69,8 +86,10 @@ class CorkedTransport:
             return
         if len(pending) == 1:
             self.transport.write(pending[0])
-        else:
+        elif WRITELINES_PAUSES:
             self.transport.writelines(pending)
+        else:
+            self.transport.write(b"".join(pending))
 
     def is_closing(self) -> bool:
         return self.transport.is_closing()
@@ -121,8 +140,10 @@ def install_corked_websockets(eio: Any) -> None:
 
 
 __all__ = [
+    "WRITELINES_PAUSES",
     "CorkedTransport",
     "cork",
     "corked_websocket_class",
     "install_corked_websockets",
+    "writelines_pauses",
 ]
