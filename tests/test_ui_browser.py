@@ -13,7 +13,6 @@ Every wait is a condition (Playwright's ``expect``) with a deadline; nothing sle
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 from collections.abc import AsyncIterator
@@ -21,7 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page, Route, expect
+from playwright.async_api import Browser, Route, expect
 
 from server.auth import mint_token
 from tests.support.browser import (
@@ -29,9 +28,12 @@ from tests.support.browser import (
     WAIT_MS,
     chromium,
     connection,
+    create_in_form,
     open_dashboard,
     page_errors,
     page_requests,
+    progress_of,
+    row_of,
     screenshot,
 )
 from tests.support.processes import SECRET, token, web_process, worker_process
@@ -60,30 +62,6 @@ async def rest(url: str, method: str, path: str, sub: str, body: Any = None) -> 
     ):
         assert response.status < 300, await response.text()
         return await response.json()
-
-
-async def create_in_form(page: Page, job_input: dict[str, Any], *, tags: str = "") -> str:
-    """Fill the create form and submit it; the new row's job id."""
-    await page.get_by_label("Type", exact=True).fill("research")
-    await page.get_by_label("Input (JSON object)").fill(json.dumps(job_input))
-    if tags:
-        await page.get_by_label("Tags").fill(tags)
-    await page.get_by_role("button", name="Create job").click()
-    row = page.locator("table.jobs tbody tr").first
-    await expect(row).to_be_visible(timeout=WAIT_MS)
-    job_id = await row.get_attribute("data-job-id")
-    assert job_id
-    return job_id
-
-
-def row_of(page: Page, job_id: str) -> Any:
-    return page.locator(f'table.jobs tbody tr[data-job-id="{job_id}"]')
-
-
-async def progress_of(bar: Any) -> float:
-    value = await bar.get_attribute("aria-valuenow")
-    assert value is not None
-    return float(value)
 
 
 async def test_created_job_appears_and_its_bar_moves_live(browser: Browser) -> None:

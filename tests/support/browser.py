@@ -9,10 +9,12 @@ except under ``CI=true``, where they fail. ``JOBSPINE_CHROMIUM`` names another b
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Locator, Page, ViewportSize, async_playwright, expect
@@ -113,3 +115,27 @@ __all__ = [
     "page_requests",
     "screenshot",
 ]
+
+
+async def create_in_form(page: Page, job_input: dict[str, Any], *, tags: str = "") -> str:
+    """Fill the create form and submit it; the new row's job id."""
+    await page.get_by_label("Type", exact=True).fill("research")
+    await page.get_by_label("Input (JSON object)").fill(json.dumps(job_input))
+    if tags:
+        await page.get_by_label("Tags").fill(tags)
+    await page.get_by_role("button", name="Create job").click()
+    row = page.locator("table.jobs tbody tr").first
+    await expect(row).to_be_visible(timeout=WAIT_MS)
+    job_id = await row.get_attribute("data-job-id")
+    assert job_id
+    return job_id
+
+
+def row_of(page: Page, job_id: str) -> Locator:
+    return page.locator(f'table.jobs tbody tr[data-job-id="{job_id}"]')
+
+
+async def progress_of(bar: Locator) -> float:
+    value = await bar.get_attribute("aria-valuenow")
+    assert value is not None
+    return float(value)
