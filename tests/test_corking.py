@@ -85,6 +85,18 @@ async def test_where_writelines_does_not_pause_a_batch_is_one_joined_write(
     assert transport.writes == [[TEXT + TEXT + b"1"]]
 
 
+async def test_writelines_joins_the_pending_frames_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(corking, "WRITELINES_PAUSES", True)
+    transport = Recording()
+    cork = corked(transport)
+    cork.write(TEXT + b"1")
+    cork.writelines([TEXT + b"2", TEXT + b"3"])
+    cork.writelines([CLOSE])
+    assert transport.writes == [[TEXT + b"1", TEXT + b"2", TEXT + b"3"], [CLOSE]]
+
+
 def test_the_python_versions_whose_writelines_does_not_pause() -> None:
     affected = [(3, 12, 0), (3, 12, 8), (3, 13, 0), (3, 13, 1)]
     fine = [(3, 11, 7), (3, 12, 9), (3, 12, 10), (3, 13, 2), (3, 14, 0)]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -76,6 +77,12 @@ class CorkedTransport:
         if not self._pending:
             self._loop.call_soon(self.flush)
         self._pending.append(data)
+
+    def writelines(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Each piece as :meth:`write` takes it, so a writer that mixes ``write`` and
+        ``writelines`` keeps the order of its frames (aiohttp 3.14 only calls ``write``)."""
+        for data in lines:
+            self.write(data)
 
     def flush(self) -> None:
         """Write what is pending (nothing once the transport is closing)."""
