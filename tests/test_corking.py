@@ -40,6 +40,14 @@ def corked(transport: Recording) -> CorkedTransport:
     return CorkedTransport(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
 
 
+def batching(monkeypatch: pytest.MonkeyPatch, *, pauses: bool) -> tuple[Recording, CorkedTransport]:
+    """A recorded transport and its cork, as on a Python whose ``writelines`` does (3.11,
+    3.12.9+) or does not (3.12.0-3.12.8, 3.13.0-3.13.1) pause the protocol."""
+    monkeypatch.setattr(corking, "WRITELINES_PAUSES", pauses)
+    transport = Recording()
+    return transport, corked(transport)
+
+
 async def next_turn() -> None:
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -48,9 +56,7 @@ async def next_turn() -> None:
 async def test_data_frames_of_one_turn_are_written_together_at_the_next(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(corking, "WRITELINES_PAUSES", True)  # (as on 3.11 and 3.12.9+)
-    transport = Recording()
-    cork = corked(transport)
+    transport, cork = batching(monkeypatch, pauses=True)
     for _ in range(3):
         cork.write(TEXT)
     assert transport.writes == []
@@ -76,9 +82,7 @@ async def test_where_writelines_does_not_pause_a_batch_is_one_joined_write(
 ) -> None:
     # (Python 3.12.0-3.12.8, 3.13.0-3.13.1: asyncio's writelines skips pause_writing, so a
     # client that stops reading would never hold the writer back nor fill its send queue.)
-    monkeypatch.setattr(corking, "WRITELINES_PAUSES", False)
-    transport = Recording()
-    cork = corked(transport)
+    transport, cork = batching(monkeypatch, pauses=False)
     cork.write(TEXT)
     cork.write(TEXT + b"1")
     await next_turn()
@@ -88,9 +92,7 @@ async def test_where_writelines_does_not_pause_a_batch_is_one_joined_write(
 async def test_writelines_joins_the_pending_frames_in_order(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(corking, "WRITELINES_PAUSES", True)
-    transport = Recording()
-    cork = corked(transport)
+    transport, cork = batching(monkeypatch, pauses=True)
     cork.write(TEXT + b"1")
     cork.writelines([TEXT + b"2", TEXT + b"3"])
     cork.writelines([CLOSE])
