@@ -146,6 +146,21 @@ async def test_stats_count_by_state(repo: JobRepository) -> None:
     assert counts_to_wire(await repo.get_stats(ADMIN))["total"] == 3
 
 
+async def test_count_active_leaves_ended_jobs_out(repo: JobRepository, store: JobStore) -> None:
+    """``MAX_ACTIVE_JOBS_PER_USER``'s count: created, running and paused jobs of one user."""
+    await drive(repo, S.RUNNING, owner=BOB)
+    await drive(repo, S.COMPLETED, owner=BOB)
+    # Those claimed first: a claim takes the oldest created job.
+    for state in (S.RUNNING, S.COMPLETED, S.FAILED, S.CANCELLED, S.PAUSED, S.CREATED):
+        await drive(repo, state)
+        await drive(repo, state)
+    assert await store.count_active(ALICE.id) == 6
+    assert await store.count_active(BOB.id) == 1
+    assert await store.count_active("nobody") == 0
+    by_state = await store.count_by_state(ALICE.id)
+    assert sum(by_state.values()) == 12  # the ended ones are there, and not counted
+
+
 async def test_audit_trail_records_who_did_what(repo: JobRepository) -> None:
     job = await create(repo, ALICE)
     await repo.pause(ALICE, job.id)

@@ -11,7 +11,7 @@ from jobspine_shared.models import JobSpec
 from jobspine_shared.states import JobState
 from server.store import model
 from server.store.progress import ProgressWrite, progress_change
-from server.store.rules import check_change
+from server.store.rules import ACTIVE_STATES, check_change
 
 
 @attrs.frozen(kw_only=True)
@@ -162,6 +162,13 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     async def count_by_state(self, user_id: str | None) -> dict[JobState, int]: ...
+
+    async def count_active(self, user_id: str) -> int:
+        """How many of the user's jobs are in :data:`~server.store.rules.ACTIVE_STATES`
+        (``MAX_ACTIVE_JOBS_PER_USER``, before each create). A store may count them without
+        reading the user's ended jobs (Postgres does)."""
+        counts = await self.count_by_state(user_id)
+        return sum(counts.get(state, 0) for state in ACTIVE_STATES)
 
     @abc.abstractmethod
     async def count_by_state_and_type(self) -> dict[tuple[JobState, str], int]:

@@ -110,6 +110,11 @@ def finished_at(record: JobRecord) -> datetime | None:
 #: States a job can be deleted in (``DELETE /api/jobs/{id}``, retention).
 DELETABLE_STATES: frozenset[JobState] = ENDED_STATES
 
+#: States a job counts as active in, until it ends (``MAX_ACTIVE_JOBS_PER_USER``): created,
+#: running, paused. In the order of :class:`JobState`, so a statement built from them has
+#: one text.
+ACTIVE_STATES: tuple[JobState, ...] = tuple(s for s in JobState if s not in ENDED_STATES)
+
 
 def claimable(record: JobRecord, now: datetime) -> bool:
     """Created, and its ``run_at`` (if any) reached."""

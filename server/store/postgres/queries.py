@@ -10,6 +10,7 @@ from typing import Final
 
 from server.store.postgres.fencing import HEARTBEAT_SHAPE, fixed_fence
 from server.store.postgres.rows import JOB_COLUMNS
+from server.store.rules import ACTIVE_STATES
 
 SELECT_JOB: Final = f"SELECT {JOB_COLUMNS}, now() AS store_now FROM jobs WHERE id = $1"
 SELECT_JOBS: Final = (
@@ -226,5 +227,13 @@ WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3
 COUNT_ALL: Final = "SELECT state, count(*) AS n FROM jobs GROUP BY state"
 COUNT_BY_STATE_AND_TYPE: Final = "SELECT state, type, count(*) AS n FROM jobs GROUP BY state, type"
 COUNT_USER: Final = "SELECT state, count(*) AS n FROM jobs WHERE user_id = $1 GROUP BY state"
+#: A user's jobs in :data:`~server.store.rules.ACTIVE_STATES`, before each create; served by
+#: the partial index ``jobs_active_user_idx``, whose predicate is this one (the states as
+#: literals, so the planner proves it: a parameter would not), and which holds no ended job.
+COUNT_ACTIVE: Final = (
+    "SELECT count(*) FROM jobs WHERE user_id = $1 AND state IN ("
+    + ", ".join(f"'{state.value}'" for state in ACTIVE_STATES)
+    + ")"
+)
 
 JOB_STATE: Final = "SELECT state FROM jobs WHERE id = $1"

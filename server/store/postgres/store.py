@@ -294,6 +294,11 @@ class PostgresJobStore(JobStore):
         counts.update({JobState(r["state"]): r["n"] for r in rows})
         return counts
 
+    async def count_active(self, user_id: str) -> int:
+        async with self._pool.connection() as conn:
+            count: int = await conn.fetchval(queries.COUNT_ACTIVE, user_id)
+        return count
+
     async def count_by_state_and_type(self) -> dict[tuple[JobState, str], int]:
         async with self._pool.connection() as conn:
             rows = await conn.fetch(queries.COUNT_BY_STATE_AND_TYPE)
