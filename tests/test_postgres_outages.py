@@ -38,6 +38,7 @@ STORE_CALLS: dict[str, Callable[[PostgresJobStore], Awaitable[object]]] = {
     "claim": lambda store: store.claim(types=[], worker_id="w", lease="L"),
     "list_jobs": lambda store: store.list_jobs(JobFilter(), owner=None, limit=10, after=None),
     "count_by_state": lambda store: store.count_by_state(None),
+    "count_active": lambda store: store.count_active("u1"),
     "find_stale": lambda store: store.find_stale(30.0, limit=10),
 }
 
