@@ -199,6 +199,37 @@ def test_calls_in_flight_per_socket_are_bounded() -> None:
         pass
 
 
+async def test_a_call_refused_for_its_rate_leaves_no_call_in_flight() -> None:
+    from server.config import LimitSettings
+    from server.errors import RateLimited
+    from server.limits.calls import CallLimits, SocketQuota
+    from server.realtime.sessions import SocketGuard
+
+    settings = LimitSettings(worker_calls_per_s=1.0, max_calls_in_flight_per_socket=2)
+    limits = CallLimits.build(settings)
+    assert isinstance(limits.workers, LocalRateLimiter)
+    limits.workers.clock = FrozenClock()  # two tokens (a burst of 2x), never refilled
+
+    class Sockets:
+        on_socket_gone: list[Any] = []
+
+    quota = SocketQuota(settings)
+    guard = SocketGuard(Sockets(), verifier=None, limits=limits, quota=quota)  # type: ignore[arg-type]
+    worker = Actor(id="w1", role=Role.WORKER)
+    await guard.admit_call("s1", worker)
+    await guard.admit_call("s1", worker)
+    guard.call_done("s1")
+    with pytest.raises(RateLimited) as raised:
+        await guard.admit_call("s1", worker)  # the bucket is empty: refused, nothing taken
+    assert raised.value.details is not None
+    assert raised.value.details["limit"] == "worker_calls_per_s"
+    guard.call_done("s1")
+    quota.enter_call("s1")  # both in-flight places are free again
+    quota.enter_call("s1")
+    with pytest.raises(RateLimited):
+        quota.enter_call("s1")
+
+
 def test_idle_buckets_are_forgotten() -> None:
     from server.limits import buckets
 

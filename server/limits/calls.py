@@ -122,9 +122,9 @@ class SocketQuota:
     def sockets_of(self, sub: str) -> int:
         return len(self._sockets.get(sub, ()))
 
-    @contextlib.contextmanager
-    def call(self, sid: str) -> Iterator[None]:
-        """One more call of socket ``sid`` in flight; ``rate_limited`` beyond the bound."""
+    def enter_call(self, sid: str) -> None:
+        """One more call of socket ``sid`` in flight; ``rate_limited`` beyond the bound (and
+        then nothing is counted). Pair with :meth:`leave_call`."""
         count = self._in_flight.get(sid, 0)
         if count >= self.settings.max_calls_in_flight_per_socket:
             raise rate_limited(
@@ -134,14 +134,23 @@ class SocketQuota:
                 "at once; wait for their acks",
             )
         self._in_flight[sid] = count + 1
+
+    def leave_call(self, sid: str) -> None:
+        """A call of ``sid`` that :meth:`enter_call` counted ended."""
+        left = self._in_flight[sid] - 1
+        if left:
+            self._in_flight[sid] = left
+        else:
+            del self._in_flight[sid]
+
+    @contextlib.contextmanager
+    def call(self, sid: str) -> Iterator[None]:
+        """:meth:`enter_call` and :meth:`leave_call` around a block."""
+        self.enter_call(sid)
         try:
             yield
         finally:
-            left = self._in_flight[sid] - 1
-            if left:
-                self._in_flight[sid] = left
-            else:
-                del self._in_flight[sid]
+            self.leave_call(sid)
 
 
 __all__ = ["CallLimits", "SocketQuota"]

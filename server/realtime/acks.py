@@ -6,6 +6,7 @@ otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from server.errors import JobspineError
@@ -13,7 +14,7 @@ from server.errors import JobspineError
 Ack = dict[str, Any]
 
 
-def ok(**fields: Any) -> Ack:
+def ok(fields: Mapping[str, Any]) -> Ack:
     return {"ok": True, **fields}
 
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
 
-from jobspine_shared.logcontext import bind, log_context
+from jobspine_shared.logcontext import bind, new_request_id, restore
 from server.actors import Actor, Role
 from server.auth import TokenVerifier
 from server.error_view import error_view, is_expected
@@ -112,22 +111,24 @@ class Dispatcher:
         self._sockets.on_any_event(self.namespace, self.dispatch)
 
     async def dispatch(self, event: str, sid: str, args: tuple[object, ...]) -> acks.Ack:
+        # bind/restore and enter/leave rather than context managers: this runs once per call.
         # One request id per call, in every log line the call writes (docs/operations.md).
-        with log_context(request_id=uuid.uuid4().hex):
-            return await self._dispatch(event, sid, args)
-
-    async def _dispatch(self, event: str, sid: str, args: tuple[object, ...]) -> acks.Ack:
-        known = event in self._handlers or event == REFRESH_EVENT
-        # enter/leave rather than the ``track`` context manager: this runs once per call.
+        context = bind(request_id=new_request_id())
         self._in_flight.enter()
         try:
-            ack = acks.ok(**await self._call(event, sid, args))
+            return await self._answer(event, sid, args)
+        finally:
+            self._in_flight.leave()
+            restore(context)  # (which also drops the caller _call binds)
+
+    async def _answer(self, event: str, sid: str, args: tuple[object, ...]) -> acks.Ack:
+        known = event in self._handlers or event == REFRESH_EVENT
+        try:
+            ack = acks.ok(await self._call(event, sid, args))
         except Exception as exc:
             if not is_expected(exc):
                 log.exception("socket call %r on %s failed", event, self.namespace)
             ack = {"ok": False, "error": error_view(exc).to_wire()}
-        finally:
-            self._in_flight.leave()
         outcome = "ok" if ack["ok"] else str(ack["error"]["code"])
         self._metrics.socket_call(self.namespace, event if known else "unknown", outcome)
         return ack
@@ -153,13 +154,16 @@ class Dispatcher:
         if guard is None:
             call = Call(sid=sid, actor=identity.actor, payload=_payload(args))
             return await self._handle(handler, call)
-        async with guard.call(sid, identity.actor):
+        await guard.admit_call(sid, identity.actor)
+        try:
             call = Call(sid=sid, actor=identity.actor, payload=_payload(args))
             if handler is None:  # auth:refresh, on both namespaces
                 token = call.payload.get("token")
                 fresh = await guard.refresh(sid, self.namespace, identity, token)
                 return {"exp": int(fresh.expires_at)}
             return await self._handle(handler, call)
+        finally:
+            guard.call_done(sid)
 
     async def _handle(self, handler: Handler | None, call: Call) -> Fields:
         if handler is None:

@@ -11,10 +11,9 @@ flight per socket).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 from server.actors import Actor
 from server.auth import Identity, TokenVerifier
@@ -57,13 +56,21 @@ class SocketGuard:
         await self.quota.admit(sid, namespace, identity.actor.id)
         self._schedule(sid, namespace, identity)
 
-    @contextlib.asynccontextmanager
-    async def call(self, sid: str, actor: Actor) -> AsyncIterator[None]:
-        """Around one call: refused when the caller is over its rate or the socket has too
-        many calls in flight; a refusal takes nothing."""
-        with self.quota.call(sid):
+    async def admit_call(self, sid: str, actor: Actor) -> None:
+        """Before one call: refused when the socket has too many calls in flight or the
+        caller is over its rate; a refusal takes nothing. An admitted call ends with
+        :meth:`call_done` (two plain calls, not a context manager: this runs for every
+        call)."""
+        self.quota.enter_call(sid)
+        try:
             await self.limits.admit(actor)
-            yield
+        except BaseException:
+            self.quota.leave_call(sid)
+            raise
+
+    def call_done(self, sid: str) -> None:
+        """An admitted call ended."""
+        self.quota.leave_call(sid)
 
     async def refresh(self, sid: str, namespace: str, current: Identity, token: object) -> Identity:
         """The identity of a fresh token of the same ``sub`` and role, saved for the socket

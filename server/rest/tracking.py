@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from jobspine_shared.logcontext import log_context
+from jobspine_shared.logcontext import log_context, new_request_id
 from server.keys import HTTP_IN_FLIGHT, SETTINGS
 from server.logs import ACCESS_LOGGER
 
@@ -28,10 +27,6 @@ REQUEST_ID_KEY = web.RequestKey("request_id", str)
 _WELL_FORMED = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 
 access_log = logging.getLogger(ACCESS_LOGGER)
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex
 
 
 def request_id_of(value: str | None) -> str:
