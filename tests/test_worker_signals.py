@@ -5,7 +5,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support.server import LiveServer, SocketClient, connect_user, connect_worker
+from server.store import model
+from server.store.memory import MemoryJobStore
+from tests.support.server import (
+    TEST_BACKLOG,
+    LiveServer,
+    SocketClient,
+    StartServer,
+    connect_user,
+    connect_worker,
+)
+
+
+class FirstClaimReadsTooEarly(MemoryJobStore):
+    """Its first claim answers as a claim whose read ran just before a create committed:
+    empty, though a claimable job exists by the time the answer is shaped."""
+
+    def __init__(self) -> None:
+        super().__init__(backlog_size=TEST_BACKLOG)
+        self.claims = 0
+
+    async def _claim(
+        self, types: tuple[str, ...], worker_id: str, lease: str, max_running_per_user: int
+    ) -> model.ClaimResult | None:
+        self.claims += 1
+        if self.claims == 1:
+            return None
+        return await super()._claim(types, worker_id, lease, max_running_per_user)
 
 
 def _named(name: str) -> Any:
@@ -40,6 +66,27 @@ async def test_an_idle_worker_hears_of_a_new_job_of_its_types(live_server: LiveS
     finally:
         for client in (worker, other, user):
             await client.disconnect()
+
+
+async def test_a_job_created_while_an_empty_claim_is_answered_is_not_left_waiting(
+    start_server: StartServer,
+) -> None:
+    # The create's announcement went to the idle rooms before this socket was in them, so the
+    # claim itself must take the job, or the worker would sleep until its next poll.
+    store = FirstClaimReadsTooEarly()
+    server = await start_server(store=store)
+    worker = await connect_worker(server)
+    user = await connect_user(server)
+    try:
+        job = (await user.ok("job:create", {"type": "research"}))["job"]
+        claimed = await worker.ok("claim", {"types": ["research"]})
+        assert claimed["job"] is not None
+        assert claimed["job"]["id"] == job["id"]
+        assert store.claims == 2
+        assert _data(worker, "jobs:available") == []
+    finally:
+        await worker.disconnect()
+        await user.disconnect()
 
 
 async def test_the_lease_holder_hears_of_a_pause_request_and_a_cancel(

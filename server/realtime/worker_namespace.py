@@ -6,8 +6,10 @@ repository call (which fences the lease and applies the change) and shapes the a
 Pushes to workers (contract v2, "Workers hear of changes at once") go through rooms, so they
 reach a socket on any instance (the Redis client manager carries room emits): a claim that
 comes back empty puts the socket in ``idle:<type>`` for each type it asked for (``idle:*``
-for any type), a successful claim takes it out of those and into ``lease:<job_id>``, which
-the worker's own final call (complete, fail, paused) leaves and a revocation closes.
+for any type) and then claims once more (a job created between the two was announced before
+the socket was in those rooms), a successful claim takes it out of those and into
+``lease:<job_id>``, which the worker's own final call (complete, fail, paused) leaves and a
+revocation closes.
 """
 
 from __future__ import annotations
@@ -92,6 +94,11 @@ class WorkerHandlers:
         if claim is None:
             for room in [idle_room(t) for t in command.types] or [ANY_TYPE_ROOM]:
                 await self._sockets.enter_room(call.sid, room, NAMESPACE)
+            # A job created after the empty claim but before the socket joined its idle rooms
+            # was announced to rooms it was not in yet: that push is lost to it. Now that it
+            # hears every later announcement, one more claim takes what came in between.
+            claim = await self._repository.claim(command)
+        if claim is None:
             return {"job": None, "lease": None, "checkpoint": None}
         await self._leave_idle(call.sid)
         await self._sockets.enter_room(call.sid, lease_room(claim.job.id), NAMESPACE)
