@@ -66,32 +66,35 @@ INSERT_AUDIT: Final = """
 INSERT INTO job_audit (job_id, action, actor, at, details) VALUES ($1, $2, $3, $4, $5)
 """
 
-#: The claimable job that comes first (highest priority, then oldest; ``run_at`` reached),
-#: locked; SKIP LOCKED lets concurrent claims take the next one. ``$1``: users to pass over
-#: (those at MAX_RUNNING_PER_USER), ``$2``: the cap (0: none). Two statements rather than
-#: one with ``cardinality(types) = 0 OR …`` so each gets the plan of its own partial index.
-_CLAIMABLE: Final = """
-state = 'created' AND (run_at IS NULL OR run_at <= now()) AND user_id <> ALL($1::text[])
-AND ($2::int = 0 OR (
-    SELECT count(*) FROM jobs AS r WHERE r.state = 'running' AND r.user_id = jobs.user_id
-) < $2::int)
-"""
 
-CLAIM_ANY_SQL: Final = f"""
-SELECT {JOB_COLUMNS} FROM jobs
-WHERE {_CLAIMABLE}
-ORDER BY priority DESC, created_at, id
-LIMIT 1
-FOR UPDATE SKIP LOCKED
-"""
+def claim_pick(columns: str, *, types: str | None, capped: str | None, cap: str | None) -> str:
+    """The claimable job that comes first (highest priority, then oldest; ``run_at``
+    reached), locked; SKIP LOCKED lets concurrent claims take the next one. ``columns``: what
+    it returns; ``types``: the SQL of the types to claim (None: any); ``capped``: of users
+    to pass over (those at MAX_RUNNING_PER_USER), ``cap``: of that cap (None: no cap, and
+    no user passed over). Served by ``jobs_claim_type_idx`` or ``jobs_claim_any_idx``: each
+    form has its own statement (rather than ``cardinality(types) = 0 OR …``) so each gets
+    the plan of its own partial index."""
+    conditions = ["state = 'created'", "(run_at IS NULL OR run_at <= now())"]
+    if capped is not None:
+        conditions.append(f"user_id <> ALL({capped}::text[])")
+    if cap is not None:
+        conditions.append(
+            f"({cap}::int = 0 OR (SELECT count(*) FROM jobs AS r"
+            f" WHERE r.state = 'running' AND r.user_id = jobs.user_id) < {cap}::int)"
+        )
+    if types is not None:
+        conditions.append(f"type = ANY({types}::text[])")
+    return (
+        f"SELECT {columns} FROM jobs WHERE {' AND '.join(conditions)}"
+        " ORDER BY priority DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+    )
 
-CLAIM_TYPES_SQL: Final = f"""
-SELECT {JOB_COLUMNS} FROM jobs
-WHERE {_CLAIMABLE} AND type = ANY($3::text[])
-ORDER BY priority DESC, created_at, id
-LIMIT 1
-FOR UPDATE SKIP LOCKED
-"""
+
+#: The claim's choice when it may pass over users at the cap: ``$1`` the users to pass
+#: over, ``$2`` the cap (0: none), ``$3`` the types.
+CLAIM_ANY_SQL: Final = claim_pick(JOB_COLUMNS, types=None, capped="$1", cap="$2")
+CLAIM_TYPES_SQL: Final = claim_pick(JOB_COLUMNS, types="$3", capped="$1", cap="$2")
 
 #: Under the cap, concurrent claims of one user's jobs could each count the others out;
 #: they recount one at a time under this lock (its second key: the user's hash).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import attrs
@@ -47,15 +47,15 @@ def update_statement(key: uuid.UUID, change: JobChange) -> Statement:
     :func:`server.store.rules.apply_in_memory` in SQL, with ``now()`` for ``NOW``.
     """
     params = Params()
-    return Statement(_update_sql(key, change, params), tuple(params.values))
+    return Statement(_update_sql(params.add(key), change, params), tuple(params.values))
 
 
-def _update_sql(key: uuid.UUID, change: JobChange, params: Params) -> str:
-    id_condition = f"id = {params.add(key)}"
+def _update_sql(key: str, change: JobChange, params: Params) -> str:
+    """``key``: the SQL of the job's id."""
     where = fence_sql(change, lambda _name, value: params.add(value))
     assignments = ", ".join(f"{c} = {e}" for c, e in _assignments(change, params).items())
     return (
-        f"UPDATE jobs SET {assignments} WHERE {id_condition} AND {where} "
+        f"UPDATE jobs SET {assignments} WHERE id = {key} AND {where} "
         f"RETURNING {JOB_COLUMNS}, now() AS store_now"
     )
 
@@ -89,6 +89,51 @@ def change_statement(
     Events that the backlog would drop at once are not inserted, as in
     :data:`~server.store.postgres.queries.APPEND_EVENTS`."""
     params = Params()
+    ctes = _change_ctes(params.add(key), change, event_data, params, backlog_size=backlog_size)
+    checkpoint = (
+        ", (SELECT data FROM job_checkpoints WHERE job_id = changed.id) AS checkpoint_data"
+        if read_checkpoint
+        else ""
+    )
+    sql = f"WITH {', '.join(ctes)} SELECT changed.*{checkpoint} FROM changed"
+    return Statement(sql, tuple(params.values))
+
+
+def picked_change_statement(
+    pick: Callable[[Params], str],
+    fits: str,
+    change: JobChange,
+    event_data: Sequence[dict[str, Any]],
+    *,
+    backlog_size: int,
+) -> Statement:
+    """:func:`change_statement` for the job that ``pick`` chooses and locks in the same
+    statement (its SQL, given the statement's parameters; it selects the columns ``fits``
+    reads and ``id``), applied only when that job ``fits`` (SQL over those columns: the
+    jobs ``change`` was made for). One row when ``pick`` chose a job: ``picked_id``, then
+    the changed row's columns, NULL when the job did not fit (nothing was written); no row
+    when there was no job to choose."""
+    params = Params()
+    ctes = [f"picked AS ({pick(params)})"]
+    key = f"(SELECT id FROM picked WHERE {fits})"
+    ctes += _change_ctes(key, change, event_data, params, backlog_size=backlog_size)
+    sql = (
+        f"WITH {', '.join(ctes)} "
+        "SELECT picked.id AS picked_id, changed.* FROM picked LEFT JOIN changed ON true"
+    )
+    return Statement(sql, tuple(params.values))
+
+
+def _change_ctes(
+    key: str,
+    change: JobChange,
+    event_data: Sequence[dict[str, Any]],
+    params: Params,
+    *,
+    backlog_size: int,
+) -> list[str]:
+    """The CTEs of :func:`change_statement`, ``changed`` first; ``key``: the SQL of the
+    job's id."""
     ctes = [f"changed AS ({_update_sql(key, change, params)})"]
     if change.events:
         count = len(change.events)
@@ -128,13 +173,7 @@ def change_statement(
             f"SELECT id, {action}::text, {actor}::text, store_now, {details}::jsonb "
             "FROM changed)"
         )
-    checkpoint = (
-        ", (SELECT data FROM job_checkpoints WHERE job_id = changed.id) AS checkpoint_data"
-        if read_checkpoint
-        else ""
-    )
-    sql = f"WITH {', '.join(ctes)} SELECT changed.*{checkpoint} FROM changed"
-    return Statement(sql, tuple(params.values))
+    return ctes
 
 
 def _assignments(change: JobChange, params: Params) -> dict[str, str]:
@@ -230,5 +269,6 @@ __all__ = [
     "change_statement",
     "fixed_event_data",
     "list_statement",
+    "picked_change_statement",
     "update_statement",
 ]

@@ -51,7 +51,9 @@ from server.store.postgres.statements import list_statement
 from server.store.postgres.write_batch import DEFAULT_MAX_DELAY_S, BatchWindow
 from server.store.postgres.writes import (
     MAX_CAPPED_USERS,
+    FirstClaimMiss,
     claim_once,
+    first_claim,
     insert_job,
     plan_change,
     refusal_now,
@@ -161,6 +163,19 @@ class PostgresJobStore(JobStore):
     async def _claim(
         self, types: tuple[str, ...], worker_id: str, lease: str, max_running_per_user: int
     ) -> ClaimResult | None:
+        if max_running_per_user == 0:
+            async with self._pool.connection() as conn:
+                first = await first_claim(
+                    conn,
+                    types=types,
+                    worker_id=worker_id,
+                    lease=lease,
+                    backlog_size=self.backlog_size,
+                )
+            if isinstance(first, ClaimResult):
+                return first
+            if first is FirstClaimMiss.NOTHING_CLAIMABLE:
+                return None
         capped: list[str] = []
         while True:
             async with self._pool.transaction() as conn:

@@ -13,6 +13,7 @@ refuse with the same errors.
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -24,7 +25,11 @@ import attrs
 from jobspine_shared.models import JobEvent
 from server.errors import JobspineError, NotFound
 from server.store.base import NewJob
-from server.store.claiming import claim_change
+from server.store.claiming import (
+    UNCLAIMED_ATTEMPT,
+    claim_change,
+    first_claim_change,
+)
 from server.store.model import (
     CLEAR_CHECKPOINT,
     AuditWrite,
@@ -38,15 +43,20 @@ from server.store.postgres import queries
 from server.store.postgres.pool import Connection
 from server.store.postgres.rows import job_from_row
 from server.store.postgres.statements import (
+    Params,
     Statement,
     change_statement,
     fixed_event_data,
+    picked_change_statement,
     update_statement,
 )
 from server.store.rules import change_events, refusal
 
 #: Users passed over because they reached the cap, at most this many per claim.
 MAX_CAPPED_USERS: Final = 8
+
+#: :func:`server.store.claiming.is_first_claim` in SQL, over the chosen job's row.
+FIRST_CLAIM_FITS: Final = f"attempt = {UNCLAIMED_ATTEMPT} AND NOT has_checkpoint"
 
 
 async def insert_job(
@@ -184,6 +194,44 @@ async def _write_audit(conn: Connection, key: uuid.UUID, audit: AuditWrite, at: 
     )
 
 
+class FirstClaimMiss(enum.Enum):
+    """Why :func:`first_claim` claimed nothing."""
+
+    NOTHING_CLAIMABLE = "no job is claimable"
+    NOT_FIRST = "the job that comes first was claimed before or holds a checkpoint"
+
+
+async def first_claim(
+    conn: Connection, *, types: tuple[str, ...], worker_id: str, lease: str, backlog_size: int
+) -> ClaimResult | FirstClaimMiss:
+    """Without a cap on running jobs: choose the claimable job that comes first and, when
+    :func:`~server.store.claiming.is_first_claim` holds for it (the common case), claim it
+    with :func:`~server.store.claiming.first_claim_change`, in one statement on its own (no
+    BEGIN, no COMMIT; the row lock lasts the statement). Otherwise nothing is written and
+    :func:`claim_once` claims, with the change made for the job as it is then."""
+
+    def pick(params: Params) -> str:
+        chosen = params.add(list(types)) if types else None
+        return queries.claim_pick(
+            "id, attempt, has_checkpoint", types=chosen, capped=None, cap=None
+        )
+
+    change = first_claim_change(worker_id=worker_id, lease=lease)
+    event_data = fixed_event_data(change)
+    assert event_data is not None, "a first claim's events are fixed"
+    statement = picked_change_statement(
+        pick, FIRST_CLAIM_FITS, change, event_data, backlog_size=backlog_size
+    )
+    write = ChangeWrite(change, statement, alone=True)
+    row = await conn.fetchrow(statement.sql, *statement.args)
+    if row is None:
+        return FirstClaimMiss.NOTHING_CLAIMABLE
+    if row["id"] is None:
+        return FirstClaimMiss.NOT_FIRST
+    result = await _written(conn, row, write, backlog_size=backlog_size)
+    return ClaimResult(job=result.job.record, lease=lease, checkpoint=None, events=result.events)
+
+
 async def claim_once(
     conn: Connection,
     *,
@@ -226,10 +274,13 @@ async def claim_once(
 
 
 __all__ = [
+    "FIRST_CLAIM_FITS",
     "MAX_CAPPED_USERS",
     "ChangeWrite",
+    "FirstClaimMiss",
     "append_events",
     "claim_once",
+    "first_claim",
     "insert_job",
     "plan_change",
     "refusal_now",
