@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import attrs
 import pytest
 
 from jobspine_shared.events import EventType
@@ -104,6 +105,21 @@ def recording(store: PostgresJobStore) -> Iterator[StatementLog]:
         pool.connection = checkout  # type: ignore[method-assign]
 
 
+@attrs.frozen
+class Opened:
+    store: PostgresJobStore
+    repo: JobRepository
+
+
+@pytest.fixture
+async def opened(postgres_dsn: str) -> AsyncIterator[Opened]:
+    """A store on one connection (see :class:`StatementLog`) and its service."""
+    async with opened_postgres_store(
+        postgres_dsn, backlog_size=BACKLOG, pool=ONE_CONNECTION
+    ) as store:
+        yield Opened(store, JobRepository(store, RepositorySettings(progress_events_per_s=0)))
+
+
 async def _claim(repo: JobRepository) -> ClaimResult | None:
     return await repo.claim(parse_claim({}, default_worker_id=WORKER.id))
 
@@ -115,87 +131,74 @@ async def _started(repo: JobRepository, job_id: str) -> dict[str, Any]:
 
 
 @pytest.mark.postgres
-async def test_a_first_claim_is_one_statement(postgres_dsn: str) -> None:
-    async with opened_postgres_store(
-        postgres_dsn, backlog_size=BACKLOG, pool=ONE_CONNECTION
-    ) as store:
-        repo = JobRepository(store, RepositorySettings(progress_events_per_s=0))
-        await create(repo)
-        assert await _claim(repo) is not None  # (its statement is prepared)
-        job = await create(repo)
-        with recording(store) as log:
-            claimed = await _claim(repo)
-            assert await log.after(1) == ["WITH"]
-        assert claimed is not None
-        assert (claimed.job.id, claimed.job.state, claimed.job.attempt) == (job.id, S.RUNNING, 1)
-        assert claimed.checkpoint is None
-        assert [(e.seq, e.type) for e in claimed.events] == [(2, EventType.STARTED)]
-        assert claimed.job.started_at is not None
-        assert claimed.job.started_at >= job.created_at
-        assert claimed.events[0].data == {"attempt": 1, "worker_id": WORKER.id, "resumed": False}
-        stored = await store.get(job.id)
-        assert stored is not None
-        assert (stored.lease, stored.record.seq) == (claimed.lease, 2)
-        assert await _started(repo, job.id) == claimed.events[0].data
-        with recording(store) as log:
-            assert await _claim(repo) is None  # an empty queue: one statement too
-            assert await log.after(1) == ["WITH"]
+async def test_a_first_claim_is_one_statement(opened: Opened) -> None:
+    store, repo = opened.store, opened.repo
+    await create(repo)
+    assert await _claim(repo) is not None  # (its statement is prepared)
+    job = await create(repo)
+    with recording(store) as log:
+        claimed = await _claim(repo)
+        assert await log.after(1) == ["WITH"]
+    assert claimed is not None
+    assert (claimed.job.id, claimed.job.state, claimed.job.attempt) == (job.id, S.RUNNING, 1)
+    assert claimed.checkpoint is None
+    assert [(e.seq, e.type) for e in claimed.events] == [(2, EventType.STARTED)]
+    assert claimed.job.started_at is not None
+    assert claimed.job.started_at >= job.created_at
+    assert claimed.events[0].data == {"attempt": 1, "worker_id": WORKER.id, "resumed": False}
+    stored = await store.get(job.id)
+    assert stored is not None
+    assert (stored.lease, stored.record.seq) == (claimed.lease, 2)
+    assert await _started(repo, job.id) == claimed.events[0].data
+    with recording(store) as log:
+        assert await _claim(repo) is None  # an empty queue: one statement too
+        assert await log.after(1) == ["WITH"]
 
 
 @pytest.mark.postgres
-async def test_a_job_with_a_checkpoint_comes_first_and_is_claimed_as_before(
-    postgres_dsn: str,
-) -> None:
+async def test_a_job_with_a_checkpoint_comes_first_and_is_claimed_as_before(opened: Opened) -> None:
     """The first claim's statement chooses it (claim order), does not fit it, writes nothing;
     the transaction claims it, resumed at its checkpoint. A fresh job behind it waits."""
-    async with opened_postgres_store(
-        postgres_dsn, backlog_size=BACKLOG, pool=ONE_CONNECTION
-    ) as store:
-        repo = JobRepository(store, RepositorySettings(progress_events_per_s=0))
-        job = await create(repo)
-        lease = (await _claim(repo) or pytest.fail("not claimed")).lease
-        await repo.checkpoint(
-            parse_checkpoint(
-                {"job_id": job.id, "lease": lease, "data": {"step": 3}, "progress": 30}
-            )
-        )
-        await repo.pause(ALICE, job.id)
-        await repo.paused(parse_paused({"job_id": job.id, "lease": lease}))
-        fresh = await create(repo)
-        await repo.resume(ALICE, job.id)
-        # (Each statement prepared: a restarted job, claimed in the transaction.)
-        warm = (
-            await repo.create(ALICE, parse_create({"type": "research", "input": {}, "priority": 1}))
-        ).job
-        assert (await _claim(repo) or pytest.fail("not claimed")).job.id == warm.id
-        await repo.cancel(ALICE, warm.id)
-        await repo.restart(ALICE, parse_restart({"job_id": warm.id}))
-        assert (await _claim(repo) or pytest.fail("not claimed")).job.id == warm.id
-        with recording(store) as log:
-            claimed = await _claim(repo)
-            assert await log.after(5) == ["WITH", "BEGIN", "SELECT", "WITH", "COMMIT"]
-        assert claimed is not None
-        assert (claimed.job.id, claimed.job.attempt, claimed.job.progress) == (job.id, 2, 30.0)
-        assert claimed.checkpoint == {"step": 3}
-        assert claimed.events[0].data == {"attempt": 2, "worker_id": WORKER.id, "resumed": True}
-        assert await _started(repo, job.id) == claimed.events[0].data
-        next_one = await _claim(repo)
-        assert next_one is not None
-        assert next_one.job.id == fresh.id
+    store, repo = opened.store, opened.repo
+    job = await create(repo)
+    lease = (await _claim(repo) or pytest.fail("not claimed")).lease
+    await repo.checkpoint(
+        parse_checkpoint({"job_id": job.id, "lease": lease, "data": {"step": 3}, "progress": 30})
+    )
+    await repo.pause(ALICE, job.id)
+    await repo.paused(parse_paused({"job_id": job.id, "lease": lease}))
+    fresh = await create(repo)
+    await repo.resume(ALICE, job.id)
+    # (Each statement prepared: a restarted job, claimed in the transaction.)
+    warm = (
+        await repo.create(ALICE, parse_create({"type": "research", "input": {}, "priority": 1}))
+    ).job
+    assert (await _claim(repo) or pytest.fail("not claimed")).job.id == warm.id
+    await repo.cancel(ALICE, warm.id)
+    await repo.restart(ALICE, parse_restart({"job_id": warm.id}))
+    assert (await _claim(repo) or pytest.fail("not claimed")).job.id == warm.id
+    with recording(store) as log:
+        claimed = await _claim(repo)
+        assert await log.after(5) == ["WITH", "BEGIN", "SELECT", "WITH", "COMMIT"]
+    assert claimed is not None
+    assert (claimed.job.id, claimed.job.attempt, claimed.job.progress) == (job.id, 2, 30.0)
+    assert claimed.checkpoint == {"step": 3}
+    assert claimed.events[0].data == {"attempt": 2, "worker_id": WORKER.id, "resumed": True}
+    assert await _started(repo, job.id) == claimed.events[0].data
+    next_one = await _claim(repo)
+    assert next_one is not None
+    assert next_one.job.id == fresh.id
 
 
 @pytest.mark.postgres
-async def test_a_restarted_job_is_claimed_at_its_next_attempt(postgres_dsn: str) -> None:
-    async with opened_postgres_store(
-        postgres_dsn, backlog_size=BACKLOG, pool=ONE_CONNECTION
-    ) as store:
-        repo = JobRepository(store, RepositorySettings(progress_events_per_s=0))
-        job = await create(repo)
-        assert await _claim(repo) is not None
-        await repo.cancel(ALICE, job.id)
-        await repo.restart(ALICE, parse_restart({"job_id": job.id}))
-        claimed = await _claim(repo)
-        assert claimed is not None
-        assert (claimed.job.id, claimed.job.attempt) == (job.id, 2)
-        assert claimed.events[0].data == {"attempt": 2, "worker_id": WORKER.id, "resumed": False}
-        assert await _started(repo, job.id) == claimed.events[0].data
+async def test_a_restarted_job_is_claimed_at_its_next_attempt(opened: Opened) -> None:
+    repo = opened.repo
+    job = await create(repo)
+    assert await _claim(repo) is not None
+    await repo.cancel(ALICE, job.id)
+    await repo.restart(ALICE, parse_restart({"job_id": job.id}))
+    claimed = await _claim(repo)
+    assert claimed is not None
+    assert (claimed.job.id, claimed.job.attempt) == (job.id, 2)
+    assert claimed.events[0].data == {"attempt": 2, "worker_id": WORKER.id, "resumed": False}
+    assert await _started(repo, job.id) == claimed.events[0].data

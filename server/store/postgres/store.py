@@ -51,6 +51,7 @@ from server.store.postgres.statements import list_statement
 from server.store.postgres.write_batch import DEFAULT_MAX_DELAY_S, BatchWindow
 from server.store.postgres.writes import (
     MAX_CAPPED_USERS,
+    ClaimCall,
     FirstClaimMiss,
     claim_once,
     first_claim,
@@ -163,15 +164,12 @@ class PostgresJobStore(JobStore):
     async def _claim(
         self, types: tuple[str, ...], worker_id: str, lease: str, max_running_per_user: int
     ) -> ClaimResult | None:
+        call = ClaimCall(
+            types=types, worker_id=worker_id, lease=lease, backlog_size=self.backlog_size
+        )
         if max_running_per_user == 0:
             async with self._pool.connection() as conn:
-                first = await first_claim(
-                    conn,
-                    types=types,
-                    worker_id=worker_id,
-                    lease=lease,
-                    backlog_size=self.backlog_size,
-                )
+                first = await first_claim(conn, call)
             if isinstance(first, ClaimResult):
                 return first
             if first is FirstClaimMiss.NOTHING_CLAIMABLE:
@@ -180,13 +178,7 @@ class PostgresJobStore(JobStore):
         while True:
             async with self._pool.transaction() as conn:
                 result = await claim_once(
-                    conn,
-                    types=types,
-                    worker_id=worker_id,
-                    lease=lease,
-                    max_running_per_user=max_running_per_user,
-                    capped=capped,
-                    backlog_size=self.backlog_size,
+                    conn, call, max_running_per_user=max_running_per_user, capped=capped
                 )
             if not isinstance(result, str):
                 return result

@@ -194,6 +194,16 @@ async def _write_audit(conn: Connection, key: uuid.UUID, audit: AuditWrite, at: 
     )
 
 
+@attrs.frozen(kw_only=True)
+class ClaimCall:
+    """A worker's claim: of which types (any when empty), by whom, under which lease."""
+
+    types: tuple[str, ...]
+    worker_id: str
+    lease: str
+    backlog_size: int
+
+
 class FirstClaimMiss(enum.Enum):
     """Why :func:`first_claim` claimed nothing."""
 
@@ -201,9 +211,7 @@ class FirstClaimMiss(enum.Enum):
     NOT_FIRST = "the job that comes first was claimed before or holds a checkpoint"
 
 
-async def first_claim(
-    conn: Connection, *, types: tuple[str, ...], worker_id: str, lease: str, backlog_size: int
-) -> ClaimResult | FirstClaimMiss:
+async def first_claim(conn: Connection, call: ClaimCall) -> ClaimResult | FirstClaimMiss:
     """Without a cap on running jobs: choose the claimable job that comes first and, when
     :func:`~server.store.claiming.is_first_claim` holds for it (the common case), claim it
     with :func:`~server.store.claiming.first_claim_change`, in one statement on its own (no
@@ -211,16 +219,14 @@ async def first_claim(
     :func:`claim_once` claims, with the change made for the job as it is then."""
 
     def pick(params: Params) -> str:
-        chosen = params.add(list(types)) if types else None
-        return queries.claim_pick(
-            "id, attempt, has_checkpoint", types=chosen, capped=None, cap=None
-        )
+        types = params.add(list(call.types)) if call.types else None
+        return queries.claim_pick("id, attempt, has_checkpoint", types=types, capped=None, cap=None)
 
-    change = first_claim_change(worker_id=worker_id, lease=lease)
+    change = first_claim_change(worker_id=call.worker_id, lease=call.lease)
     event_data = fixed_event_data(change)
     assert event_data is not None, "a first claim's events are fixed"
     statement = picked_change_statement(
-        pick, FIRST_CLAIM_FITS, change, event_data, backlog_size=backlog_size
+        pick, FIRST_CLAIM_FITS, change, event_data, backlog_size=call.backlog_size
     )
     write = ChangeWrite(change, statement, alone=True)
     row = await conn.fetchrow(statement.sql, *statement.args)
@@ -228,25 +234,20 @@ async def first_claim(
         return FirstClaimMiss.NOTHING_CLAIMABLE
     if row["id"] is None:
         return FirstClaimMiss.NOT_FIRST
-    result = await _written(conn, row, write, backlog_size=backlog_size)
-    return ClaimResult(job=result.job.record, lease=lease, checkpoint=None, events=result.events)
+    result = await _written(conn, row, write, backlog_size=call.backlog_size)
+    return ClaimResult(
+        job=result.job.record, lease=call.lease, checkpoint=None, events=result.events
+    )
 
 
 async def claim_once(
-    conn: Connection,
-    *,
-    types: tuple[str, ...],
-    worker_id: str,
-    lease: str,
-    max_running_per_user: int,
-    capped: list[str],
-    backlog_size: int,
+    conn: Connection, call: ClaimCall, *, max_running_per_user: int, capped: list[str]
 ) -> ClaimResult | str | None:
     """In ``conn``'s transaction: the claim, or the id of a user found at the cap on
     recounting (to pass over next time), or None when nothing is claimable."""
-    if types:
+    if call.types:
         row = await conn.fetchrow(
-            queries.CLAIM_TYPES_SQL, capped, max_running_per_user, list(types)
+            queries.CLAIM_TYPES_SQL, capped, max_running_per_user, list(call.types)
         )
     else:
         row = await conn.fetchrow(queries.CLAIM_ANY_SQL, capped, max_running_per_user)
@@ -258,16 +259,16 @@ async def claim_once(
         if await conn.fetchval(queries.COUNT_RUNNING, user_id) >= max_running_per_user:
             return user_id
     key: uuid.UUID = row["id"]
-    change = claim_change(job_from_row(row), worker_id=worker_id, lease=lease)
-    write = plan_change(key, change, backlog_size=backlog_size, read_checkpoint=True)
+    change = claim_change(job_from_row(row), worker_id=call.worker_id, lease=call.lease)
+    write = plan_change(key, change, backlog_size=call.backlog_size, read_checkpoint=True)
     assert write.alone, "a claim's event data is known before its UPDATE"
     changed = await conn.fetchrow(write.statement.sql, *write.statement.args)
     # The row is locked by this transaction and was claimable: the UPDATE matched.
     assert changed is not None, "a locked, claimable job refused its claim"
-    result = await _written(conn, changed, write, backlog_size=backlog_size)
+    result = await _written(conn, changed, write, backlog_size=call.backlog_size)
     return ClaimResult(
         job=result.job.record,
-        lease=lease,
+        lease=call.lease,
         checkpoint=changed["checkpoint_data"],
         events=result.events,
     )
@@ -277,6 +278,7 @@ __all__ = [
     "FIRST_CLAIM_FITS",
     "MAX_CAPPED_USERS",
     "ChangeWrite",
+    "ClaimCall",
     "FirstClaimMiss",
     "append_events",
     "claim_once",
