@@ -123,3 +123,24 @@ async def test_a_restart_with_a_new_input_keeps_one_copy_of_it() -> None:
     big["items"].clear()
     assert await claim(repo, job_id)
     assert len((await repo.get_job(ALICE, job_id)).input["items"]) == ITEMS
+
+
+def test_an_event_shares_no_mutable_value_with_the_change_that_made_it() -> None:
+    from jobspine_shared.events import EventType
+    from server.store.memory_copies import event_data
+    from server.store.model import EventSpec, StoredJob
+    from tests.support.wire_samples import record
+
+    job = StoredJob(record=record())
+    flat = {"progress": 40.0, "step": "s", "size_bytes": 3, "final": True, "note": None}
+    tries = [1, 2]
+    nested = {"error": {"code": "x", "details": {"tries": tries}}}
+    flat_data = event_data(EventSpec(type=EventType.PROGRESS, data=flat), job)
+    nested_data = event_data(EventSpec(type=EventType.FAILED, data=nested), job)
+    assert flat_data == flat
+    assert flat_data is not flat
+    assert nested_data == nested
+    tries.append(3)
+    flat["step"] = "changed"
+    assert nested_data["error"]["details"]["tries"] == [1, 2]
+    assert flat_data["step"] == "s"

@@ -30,11 +30,17 @@ def owning_values(change: JobChange) -> JobChange:
     return attrs.evolve(change, fields={**change.fields, **copied}) if copied else change
 
 
+#: JSON values a copy of which is the value itself (exact types: a subclass may be mutable).
+_IMMUTABLE_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def event_data(spec: EventSpec, job: StoredJob) -> dict[str, Any]:
     """An event's data, detached from the caller. Where it carries the job's own input or
     result (``job:created``'s snapshot, ``job:completed``'s result) it shares the record's
     copy instead of holding a second one: the memory an input costs is one copy of it."""
     data = spec.render(job)
+    if all(type(value) in _IMMUTABLE_SCALARS for value in data.values()):
+        return data  # a fresh dict (``render``'s) of values no caller can change
     owned = {name: getattr(job.record, name) for name in _OWNED_FIELDS}
     snapshot = data.get("job")
     if isinstance(snapshot, dict):
