@@ -1,10 +1,13 @@
-"""``scripts/bench micro``: what jobspine adds per heartbeat call, in process.
+"""``scripts/bench micro``: what jobspine adds per worker call, in process.
 
 The suite's rates depend on how busy the machine is; this does not: it times the code
-jobspine runs for one ``heartbeat`` call on top of python-socketio (``Dispatcher.dispatch``:
-identity lookup, expiry check, routing, validation, the repository and the memory store,
-the ack and its metrics) with the socket layer replaced by a dict, best of several runs.
-Run it on two checkouts (``git worktree``) to compare versions.
+jobspine runs for one ``heartbeat`` call (or ``--event progress`` / ``checkpoint``) on top of
+python-socketio (``Dispatcher.dispatch``: identity lookup, expiry check, routing, the socket
+guard with its call rate and calls in flight, validation, the repository and the memory
+store, the ack and its metrics) with the socket layer replaced by a dict, best of several
+runs. ``--limit`` is ``PROGRESS_EVENTS_PER_S`` (0: every report appends its event). Run it on
+two checkouts (``git worktree``) to compare versions; under ``valgrind --tool=callgrind``
+the difference of two ``--calls`` counts is the instructions per call, whatever the load.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ from typing import Any
 from scripts.benchsuite import cli
 from scripts.benchsuite.report import emit
 from server.actors import Actor, Role
-from server.auth import Identity
+from server.auth import Identity, TokenVerifier
 from server.commands.create import parse_create
 from server.commands.worker import parse_claim
+from server.config import JwtSettings, LimitSettings
+from server.limits.calls import CallLimits, SocketQuota
 from server.metrics import Metrics
 from server.realtime.dispatch import Dispatcher, InFlight
+from server.realtime.sessions import SocketGuard
 from server.realtime.worker_namespace import WorkerHandlers
-from server.service import JobRepository
+from server.service import JobRepository, RepositorySettings
 from server.store.memory import MemoryJobStore
 
 OWNER = Actor(id="bench-user")
@@ -32,26 +38,44 @@ WORKER = Actor(id="bench-worker", role=Role.WORKER)
 
 
 class _Sockets:
-    """What dispatch uses of ``SocketServer``, over a dict: the identity, and no
-    :class:`~server.realtime.sessions.SocketGuard` (no call limits to ask)."""
+    """What dispatch and the socket guard use of ``SocketServer``, over a dict."""
 
-    guard = None
+    guard: SocketGuard | None = None
 
     def __init__(self, identity: Identity) -> None:
         self._identity = identity
+        self.on_socket_gone: list[Any] = []
 
     async def identity(self, sid: str, namespace: str) -> Identity | None:
         return self._identity
 
 
-async def _per_call_us(calls: int, runs: int) -> float:
-    repository = JobRepository(MemoryJobStore(backlog_size=200))
+def _payload(event: str, job_id: str, lease: str, call: int) -> dict[str, Any]:
+    """The payload of the ``call``-th call of ``event`` (progress rises, data differs)."""
+    if event == "progress":
+        return {"job_id": job_id, "lease": lease, "progress": min(100.0, call * 1e-5)}
+    if event == "checkpoint":
+        return {"job_id": job_id, "lease": lease, "data": {"report": call}}
+    return {"job_id": job_id, "lease": lease}
+
+
+async def _per_call_us(event: str, limit: float, calls: int, runs: int) -> float:
+    settings = RepositorySettings(progress_events_per_s=limit)
+    repository = JobRepository(MemoryJobStore(backlog_size=200), settings)
     job = (await repository.create(OWNER, parse_create({"type": "bench"}))).job
     claim = await repository.claim(parse_claim({"types": ["bench"]}, default_worker_id=WORKER.id))
     if claim is None or claim.job.id != job.id:
         raise RuntimeError("the claim did not return the job just created")
     identity = Identity(actor=WORKER, expires_at=time.time() + 3600)
     sockets = _Sockets(identity)
+    # The guard as served, with a worker rate no loop of this bench reaches.
+    limit_settings = LimitSettings(worker_calls_per_s=1e12)
+    sockets.guard = SocketGuard(
+        sockets,  # type: ignore[arg-type]
+        verifier=TokenVerifier(JwtSettings(algorithm="HS256", key="micro-bench-key-" * 2)),
+        limits=CallLimits.build(limit_settings),
+        quota=SocketQuota(limit_settings),
+    )
     dispatcher = Dispatcher(
         namespace="/workers",
         handlers=WorkerHandlers(repository, sockets).table(),  # type: ignore[arg-type]
@@ -59,15 +83,20 @@ async def _per_call_us(calls: int, runs: int) -> float:
         metrics=Metrics(),
         in_flight=InFlight(),
     )
-    args: tuple[Any, ...] = ({"job_id": job.id, "lease": claim.lease},)
+    payloads = [
+        (_payload(event, job.id, claim.lease, run * calls + i),)
+        for run in range(runs)
+        for i in range(calls)
+    ]
     best = float("inf")
-    for _ in range(runs):
+    for run in range(runs):
         started = time.perf_counter()
-        for _ in range(calls):
-            ack = await dispatcher.dispatch("heartbeat", "sid", args)
+        for args in payloads[run * calls : (run + 1) * calls]:
+            ack = await dispatcher.dispatch(event, "sid", args)
         best = min(best, time.perf_counter() - started)
         if not ack["ok"]:
-            raise RuntimeError(f"heartbeat refused: {ack}")
+            raise RuntimeError(f"{event} refused: {ack}")
+    await repository.close()
     return best / calls * 1e6
 
 
@@ -75,19 +104,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.parser("micro", __doc__)
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--event", choices=("heartbeat", "progress", "checkpoint"), default="heartbeat"
+    )
+    parser.add_argument("--limit", type=float, default=0.0, help="PROGRESS_EVENTS_PER_S")
     args = parser.parse_args(argv)
-    per_call = asyncio.run(_per_call_us(args.calls, args.runs))
+    per_call = asyncio.run(_per_call_us(args.event, args.limit, args.calls, args.runs))
     emit(
         "micro",
         {
-            "name": "heartbeat_dispatch_us",
+            "name": f"{args.event}_dispatch_us",
             "store": "memory",
             "value": round(per_call, 2),
             "unit": "us/call",
-            "params": {"calls": args.calls, "runs": args.runs},
+            "params": {"calls": args.calls, "runs": args.runs, "limit": args.limit},
         },
     )
-    print(f"heartbeat through Dispatcher.dispatch on the memory store: {per_call:.2f} us per call")
+    print(
+        f"{args.event} through Dispatcher.dispatch on the memory store: {per_call:.2f} us per call"
+    )
     return 0
 
 
