@@ -20,7 +20,6 @@ from jobspine_shared.states import JobState
 from server.errors import LeaseLost, NotFound, Unavailable
 from server.service import JobRepository
 from server.store.postgres import PostgresJobStore
-from server.store.postgres.write_batch import BatchWindow
 from tests.support.batching import (
     BACKLOG,
     heartbeat_all,
@@ -34,8 +33,6 @@ from tests.support.jobs import ALICE, drive, wait_until
 from tests.support.postgres import QUICK_FAILING_POOL, connected, open_postgres_store
 
 UNREACHABLE_DSN = "postgresql://postgres@127.0.0.1:1/postgres"
-#: Long enough that callers gathered together always share the batch, however slow the host.
-WIDE_WINDOW_S = 0.05
 
 
 async def lock_waiters(conn: asyncpg.Connection[Any]) -> int:
@@ -131,13 +128,10 @@ async def test_batched_heartbeats_are_hot_updates(postgres_dsn: str) -> None:
     assert hot_after - hot_before >= 0.9 * 200
 
 
-async def test_a_full_batch_is_written_without_waiting_out_its_window(postgres_dsn: str) -> None:
-    """``max_batch`` callers start the flush at once; the window only bounds a lone caller."""
+async def test_a_batch_holds_at_most_max_batch_heartbeats(postgres_dsn: str) -> None:
     async with connected(postgres_dsn) as conn:
         jobs = await running_jobs(conn, 20)
-        async with pooled_heartbeat_batcher(
-            postgres_dsn, BatchWindow(max_delay_s=3600, max_batch=10)
-        ) as batcher:
+        async with pooled_heartbeat_batcher(postgres_dsn, max_batch=10) as batcher:
             answers = await heartbeat_all(batcher, jobs, 30)
         assert answers == [False] * 20
         assert batcher.flushes == 2
@@ -147,7 +141,7 @@ async def test_a_full_batch_is_written_without_waiting_out_its_window(postgres_d
 async def test_batching_off_writes_each_heartbeat_on_its_own(postgres_dsn: str) -> None:
     async with (
         connected(postgres_dsn) as conn,
-        opened(postgres_dsn, heartbeat_batch_delay_s=0) as store,
+        opened(postgres_dsn, batch_heartbeats=False) as store,
     ):
         (job_id, lease), *_ = await running_jobs(conn, 1)
         assert store.heartbeat_batcher is None
@@ -156,16 +150,11 @@ async def test_batching_off_writes_each_heartbeat_on_its_own(postgres_dsn: str) 
             await store.heartbeat(job_id, "foreign")
 
 
-def test_a_negative_delay_is_refused() -> None:
-    with pytest.raises(ValueError, match="negative"):
-        PostgresJobStore(UNREACHABLE_DSN, backlog_size=BACKLOG, heartbeat_batch_delay_s=-1)
-
-
 # -- one batch, many answers ----------------------------------------------------------------
 
 
 async def test_each_caller_in_a_batch_gets_its_own_answer(postgres_dsn: str) -> None:
-    async with opened(postgres_dsn, heartbeat_batch_delay_s=WIDE_WINDOW_S) as store:
+    async with opened(postgres_dsn) as store:
         repo = JobRepository(store)
         plain = await drive(repo, JobState.RUNNING)
         pausing = await drive(repo, JobState.RUNNING)
@@ -215,26 +204,6 @@ async def test_a_malformed_id_is_refused_without_a_statement(postgres_dsn: str) 
 
 
 # -- callers that give up -------------------------------------------------------------------
-
-
-async def test_a_caller_giving_up_in_the_window_does_not_affect_the_others(
-    postgres_dsn: str,
-) -> None:
-    async with (
-        connected(postgres_dsn) as conn,
-        opened(postgres_dsn, heartbeat_batch_delay_s=3600) as store,
-    ):
-        jobs = await running_jobs(conn, 3)
-        batcher = heartbeat_batcher_of(store)
-        calls = [asyncio.create_task(store.heartbeat(j, lease)) for j, lease in jobs]
-        await wait_until(lambda: _true(batcher.waiting == 3))
-
-        calls[0].cancel()
-        await batcher.flush()
-
-        with pytest.raises(asyncio.CancelledError):
-            await calls[0]
-        assert [await c for c in calls[1:]] == [False, False]
 
 
 async def test_a_caller_giving_up_during_the_write_does_not_cancel_it(postgres_dsn: str) -> None:
@@ -312,7 +281,7 @@ async def test_a_deadlock_between_batches_is_retried(postgres_dsn: str) -> None:
     async with (
         connected(postgres_dsn) as conn,
         connected(postgres_dsn) as other,
-        opened(postgres_dsn, heartbeat_batch_delay_s=WIDE_WINDOW_S) as store,
+        opened(postgres_dsn) as store,
     ):
         (first, first_lease), (second, second_lease) = await running_jobs(conn, 2)
         await other.execute("SET deadlock_timeout = '60s'")
@@ -339,15 +308,13 @@ async def test_a_deadlock_between_batches_is_retried(postgres_dsn: str) -> None:
 async def test_close_writes_pending_heartbeats_and_leaves_no_task(postgres_dsn: str) -> None:
     async with connected(postgres_dsn) as conn:
         jobs = await running_jobs(conn, 5)
-        store = await open_postgres_store(
-            postgres_dsn, backlog_size=BACKLOG, heartbeat_batch_delay_s=3600
-        )
+        store = await open_postgres_store(postgres_dsn, backlog_size=BACKLOG)
         batcher = heartbeat_batcher_of(store)
         calls = [asyncio.create_task(store.heartbeat(j, lease)) for j, lease in jobs]
-        await wait_until(lambda: _true(batcher.waiting == 5))
+        # Created after the calls, so it runs after they joined (tasks start in order).
+        closing = asyncio.create_task(store.close())
 
-        # Closing does not wait out the window: it writes the batch now.
-        await asyncio.wait_for(store.close(), timeout=30)
+        await asyncio.wait_for(closing, timeout=30)
 
         assert all(c.done() for c in calls)
         assert [c.result() for c in calls] == [False] * 5
@@ -358,17 +325,34 @@ async def test_close_writes_pending_heartbeats_and_leaves_no_task(postgres_dsn: 
             await store.heartbeat(*jobs[0])
 
 
+async def test_close_waits_for_the_write_in_flight_and_the_batch_behind_it(
+    postgres_dsn: str,
+) -> None:
+    async with with_a_locker(postgres_dsn) as (conn, locker, store):
+        jobs = await running_jobs(conn, 4)
+        batcher = heartbeat_batcher_of(store)
+        async with locker.transaction():
+            first = await heartbeats_behind_a_row_lock(conn, locker, store, jobs[:2], jobs[0][0])
+            behind = [asyncio.create_task(store.heartbeat(j, lease)) for j, lease in jobs[2:]]
+            await wait_until(lambda: _true(batcher.waiting == 2))
+            closing = asyncio.create_task(store.close())
+        await asyncio.wait_for(closing, timeout=30)
+        assert [c.result() for c in first + behind] == [False] * 4
+        assert batcher.flushes == 2
+        assert await beaten_since(conn, 1) == 4
+        assert batcher.busy == 0
+
+
 async def test_close_answers_pending_callers_even_when_the_database_is_gone() -> None:
-    store = PostgresJobStore(
-        UNREACHABLE_DSN, backlog_size=BACKLOG, pool=QUICK_FAILING_POOL, heartbeat_batch_delay_s=3600
-    )
+    store = PostgresJobStore(UNREACHABLE_DSN, backlog_size=BACKLOG, pool=QUICK_FAILING_POOL)
     batcher = heartbeat_batcher_of(store)
     calls = [asyncio.create_task(store.heartbeat(str(uuid.uuid4()), "L")) for _ in range(3)]
-    await wait_until(lambda: _true(batcher.waiting == 3))
+    closing = asyncio.create_task(store.close())  # runs after the calls joined
 
-    await asyncio.wait_for(store.close(), timeout=30)
+    await asyncio.wait_for(closing, timeout=30)
 
     assert [type(c.exception()) for c in calls] == [Unavailable] * 3
+    assert batcher.flushes == 1
     assert batcher.busy == 0
     assert asyncio.all_tasks() == {asyncio.current_task()}
 

@@ -28,8 +28,6 @@ from tests.support.jobs import ALICE, drive, wait_until
 from tests.support.postgres import QUICK_FAILING_POOL, open_postgres_store
 
 UNREACHABLE_DSN = "postgresql://postgres@127.0.0.1:1/postgres"
-#: Long enough that reports gathered together always share a batch, however slow the host.
-WIDE_WINDOW_S = 0.05
 S = JobState
 
 
@@ -92,7 +90,7 @@ async def test_batched_and_unbatched_reports_store_the_same(postgres_dsn: str) -
     """Same rows, same events, same JSON (``50.0`` stays a float on replay)."""
     async with (
         opened(postgres_dsn) as batched,
-        opened(postgres_dsn, progress_batch_delay_s=0) as single,
+        opened(postgres_dsn, batch_progress=False) as single,
     ):
         assert single.progress_batcher is None
         outcomes: list[tuple[Any, ...]] = []
@@ -137,8 +135,8 @@ async def test_errors_in_a_batch_are_each_callers_own_and_the_unbatched_ones(
     postgres_dsn: str,
 ) -> None:
     shapes = []
-    for delay in (WIDE_WINDOW_S, 0):
-        async with opened(postgres_dsn, progress_batch_delay_s=delay) as store:
+    for batched in (True, False):
+        async with opened(postgres_dsn, batch_progress=batched) as store:
             repo = repository(store)
             ok, lower, foreign, cancelled, held = await running(repo, 5)
             await store.update_progress(lower[0], write(lower[1], 80.0))
@@ -152,7 +150,7 @@ async def test_errors_in_a_batch_are_each_callers_own_and_the_unbatched_ones(
                 store.update_progress(held[0], write(held[1], 60.0, event=False)),
             ]
             outcomes = await asyncio.gather(*(_answer(call) for call in calls))
-            if delay:
+            if batched:
                 assert progress_batcher_of(store).flushes <= 3  # the first report, then one batch
             assert isinstance(outcomes[1], InvalidProgress)
             assert isinstance(outcomes[2], LeaseLost)
@@ -169,7 +167,7 @@ async def test_errors_in_a_batch_are_each_callers_own_and_the_unbatched_ones(
 async def test_a_job_twice_in_one_batch_is_written_in_arrival_order(postgres_dsn: str) -> None:
     """Across web instances a job can be reported twice at once (the repository's per-job
     lock is per process): both apply, in order, with consecutive seqs."""
-    async with opened(postgres_dsn, progress_batch_delay_s=WIDE_WINDOW_S) as store:
+    async with opened(postgres_dsn) as store:
         repo = repository(store)
         ((job_id, lease),) = await running(repo, 1)
         start = (await repo.get_job(ALICE, job_id)).seq
@@ -210,7 +208,7 @@ async def test_seqs_stay_contiguous_under_concurrent_reports(postgres_dsn: str) 
 
 
 async def test_batches_trim_each_jobs_backlog(postgres_dsn: str) -> None:
-    async with opened(postgres_dsn, progress_batch_delay_s=WIDE_WINDOW_S) as store:
+    async with opened(postgres_dsn) as store:
         repo = repository(store)
         jobs = await running(repo, 3)
         for step in range(1, 13):
@@ -243,36 +241,38 @@ async def test_an_outage_fails_the_batch_with_unavailable() -> None:
 async def test_a_quiet_batcher_writes_at_once_a_busy_one_collects_and_closing_writes_all(
     postgres_dsn: str,
 ) -> None:
-    """With a window of a minute: a report with no batch being written goes out at once; one
-    that arrives while a batch is being written (here held up by a row lock) collects; closing
-    writes the collecting batch without waiting out the window, then refuses reports."""
-    store = await open_postgres_store(
-        postgres_dsn, backlog_size=BACKLOG, progress_batch_delay_s=60.0
-    )
+    """Group commit, no timer: a report with no batch being written goes out at once; reports
+    that arrive while a batch is being written (here held up by a row lock) make up the next
+    batch, written as soon as the first is done; closing writes both, then refuses reports."""
+    store = await open_postgres_store(postgres_dsn, backlog_size=BACKLOG)
     conn = await asyncpg.connect(postgres_dsn)
     try:
         batcher = progress_batcher_of(store)
         repo = repository(store)
-        (one, one_lease), (two, two_lease) = await running(repo, 2)
+        (one, one_lease), (two, two_lease), (three, three_lease) = await running(repo, 3)
         quiet = await asyncio.wait_for(store.update_progress(one, write(one_lease, 10.0)), 30)
-        assert quiet.job.record.progress == 10.0  # not after the minute's window
-        # (Its caller is answered before the batch gives its connection back; then it ends.)
-        await wait_until(lambda: _true(batcher.busy == 0))
+        assert quiet.job.record.progress == 10.0
+        assert batcher.flushes == 1
 
         locker = conn.transaction()
         await locker.start()
         await conn.execute("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", uuid.UUID(one))
         blocked = asyncio.ensure_future(store.update_progress(one, write(one_lease, 20.0)))
-        await wait_until(lambda: _true(batcher.writing == 1))
-        collecting = asyncio.ensure_future(store.update_progress(two, write(two_lease, 30.0)))
-        await wait_until(lambda: _true(batcher.busy == 2))
-        assert batcher.writing == 1  # the second batch waits in its window
+        await wait_until(lambda: _true(batcher.flushes == 2))  # in flight, behind the lock
+        behind = [
+            asyncio.ensure_future(store.update_progress(two, write(two_lease, 30.0))),
+            asyncio.ensure_future(store.update_progress(three, write(three_lease, 40.0))),
+        ]
+        await wait_until(lambda: _true(batcher.waiting == 2))
+        assert batcher.flushes == 2  # one batch in flight at a time
 
         closing = asyncio.ensure_future(batcher.close())
-        assert (await asyncio.wait_for(collecting, 30)).job.record.progress == 30.0
         await locker.rollback()
         assert (await asyncio.wait_for(blocked, 30)).job.record.progress == 20.0
+        answers = await asyncio.wait_for(asyncio.gather(*behind), 30)
+        assert [a.job.record.progress for a in answers] == [30.0, 40.0]
         await asyncio.wait_for(closing, 30)
+        assert (batcher.flushes, batcher.rounds) == (3, 3)  # the two behind shared one
         with pytest.raises(Unavailable):
             await store.update_progress(two, write(two_lease, 34.0))
     finally:

@@ -99,11 +99,11 @@ async def fenced_store(request: pytest.FixtureRequest) -> AsyncIterator[JobStore
     else:
         from tests.support.postgres import open_postgres_store
 
-        delays: dict[str, float] = {}
+        batching: dict[str, bool] = {}
         if request.param == "postgres unbatched":
-            delays = {"heartbeat_batch_delay_s": 0.0, "progress_batch_delay_s": 0.0}
+            batching = {"batch_heartbeats": False, "batch_progress": False}
         dsn = request.getfixturevalue("postgres_dsn")
-        store = await open_postgres_store(dsn, backlog_size=TEST_BACKLOG, **delays)
+        store = await open_postgres_store(dsn, backlog_size=TEST_BACKLOG, **batching)
     try:
         yield store
     finally:

@@ -2,8 +2,9 @@
 
 Why: each progress report with its event is a transaction of two statements (the fenced
 UPDATE, then the event INSERT with the backlog trim) and a commit; grouping concurrent reports
-of different jobs (:mod:`server.store.postgres.progress_batch`) trades up to a few milliseconds of
-latency for one statement and one commit per batch. This measures what that buys.
+of different jobs (:mod:`server.store.postgres.progress_batch`, group commit: a report arriving
+while a batch is written waits for it, then goes in the next) trades that wait for one
+statement and one commit per batch. This measures what that buys.
 
 What it does: migrates a fresh database, seeds N running jobs, then for each mode clones it
 and runs K concurrent loops for T seconds; each loop owns its share of the jobs (as the
@@ -88,7 +89,7 @@ async def run_mode(mode: store_modes.Mode) -> dict[str, Any]:
     jobs, loops = mode.jobs, mode.args.loops
     run = await store_modes.drive(
         mode,
-        store_options={"backlog_size": BACKLOG, "progress_batch_delay_s": mode.delay},
+        store_options={"backlog_size": BACKLOG, "batch_progress": mode.batched},
         counters=counters,
         loop=report,
         shares=[share for k in range(loops) if (share := jobs[k::loops])],

@@ -94,18 +94,18 @@ async def seed(
 
 @dataclass(frozen=True)
 class Mode:
-    """One mode of a run: batching off (``delay`` 0) or on, with the seeded ``jobs`` of the
+    """One mode of a run: batching off or on (group commit), with the seeded ``jobs`` of the
     ``template`` database on the server of ``base``, and the command line's ``args``."""
 
     base: str
     template: str
     jobs: Jobs
     args: argparse.Namespace
-    delay: float
+    batched: bool
 
     @property
     def name(self) -> str:
-        return "on" if self.delay else "off"
+        return "on" if self.batched else "off"
 
     async def clone(self) -> tuple[str, str]:
         """A new database copied from the template for this mode: its name and URL."""
@@ -168,7 +168,6 @@ class ModeRun:
         mode, done = self.mode, len(self.tally.latencies)
         return {
             "mode": mode.name,
-            "delay_s": mode.delay,
             "jobs": len(mode.jobs),
             "loops": mode.args.loops,
             "pool": mode.args.pool,
@@ -269,8 +268,8 @@ async def bench(spec: StoreBench, args: argparse.Namespace) -> list[Line]:
             await admin.execute(f"CREATE DATABASE {quote(template)} TEMPLATE template0")
         jobs = await spec.seed(dsn_for(template, base), args.jobs)
         results = []
-        for delay in (0.0, args.delay):
-            result = await spec.run_mode(Mode(base, template, jobs, args, delay))
+        for batched in (False, True):
+            result = await spec.run_mode(Mode(base, template, jobs, args, batched))
             results.append(emit(spec.bench, result))
         return results
     finally:
@@ -287,7 +286,6 @@ def parse_args(spec: StoreBench, argv: Sequence[str] | None = None) -> argparse.
     parser.add_argument("--jobs", type=int, default=1000, help="running jobs (N)")
     parser.add_argument("--loops", type=int, default=200, help=f"concurrent {spec.loop} loops (K)")
     parser.add_argument("--seconds", type=float, default=10.0, help="per mode (T)")
-    parser.add_argument("--delay", type=float, default=0.002, help="batch window when on")
     parser.add_argument("--pool", type=int, default=10, help="the store's pool size")
     parser.add_argument(
         "--tiny", action="store_true", help="a few seconds: 50 jobs, 20 loops, 1 s per mode"
@@ -295,8 +293,8 @@ def parse_args(spec: StoreBench, argv: Sequence[str] | None = None) -> argparse.
     args = parser.parse_args(argv)
     if args.tiny:
         args.jobs, args.loops, args.seconds = 50, 20, 1.0
-    if args.jobs < 1 or args.loops < 1 or args.seconds <= 0 or args.delay <= 0:
-        parser.error("--jobs, --loops, --seconds and --delay must be positive")
+    if args.jobs < 1 or args.loops < 1 or args.seconds <= 0:
+        parser.error("--jobs, --loops and --seconds must be positive")
     return args
 
 
@@ -310,7 +308,7 @@ def main(spec: StoreBench, argv: Sequence[str] | None = None) -> int:
     print()
     print(
         f"{args.jobs} running jobs, {args.loops} loops, {args.seconds:g} s per mode,"
-        f" pool {args.pool}, window {args.delay * 1e3:g} ms{spec.summary}"
+        f" pool {args.pool}{spec.summary}"
     )
     print(table(results, spec.columns))
     return 0

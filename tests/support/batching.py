@@ -15,7 +15,6 @@ import asyncpg
 from server.store.postgres import PostgresJobStore
 from server.store.postgres.heartbeat_batch import HeartbeatBatcher
 from server.store.postgres.progress_batch import ProgressBatcher
-from server.store.postgres.write_batch import BatchWindow
 from tests.support.postgres import opened_postgres_store
 
 BACKLOG = 5
@@ -39,12 +38,10 @@ def progress_batcher_of(store: PostgresJobStore) -> ProgressBatcher:
 
 
 @contextlib.asynccontextmanager
-async def pooled_heartbeat_batcher(
-    dsn: str, window: BatchWindow, **options: Any
-) -> AsyncIterator[HeartbeatBatcher]:
+async def pooled_heartbeat_batcher(dsn: str, **options: Any) -> AsyncIterator[HeartbeatBatcher]:
     """A :class:`HeartbeatBatcher` on a pool of its own (no store), closed after."""
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-    batcher = HeartbeatBatcher(pool.acquire, window, **options)
+    batcher = HeartbeatBatcher(pool.acquire, **options)
     try:
         yield batcher
     finally:

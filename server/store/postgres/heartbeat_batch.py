@@ -7,17 +7,13 @@ A heartbeat carries no data but "still alive", so heartbeats arriving within a f
 milliseconds of each other can share one statement and one commit without changing what
 any caller is told.
 
-How: the first caller of a batch opens a window of ``max_delay_s``; callers arriving within
-it join; the batch is flushed when the window closes, when ``max_batch`` callers have joined,
-or when no one has joined for ``max_delay_s / IDLE_FRACTION``: callers that come together
-(the acks of one batch bring their workers' next heartbeats back together) then wait a
-fraction of the window, not all of it, while a steady stream still fills whole windows
-(docs/performance.md: 50 heartbeats in flight, 10k/s with a fixed 2 ms window, about twice that
-with the idle close).
-The flush is a task owned by the batcher, never by a caller (the machinery both store
-batchers share, :mod:`server.store.postgres.write_batch`). Each caller is answered only after the
-statement that wrote its heartbeat has committed (it runs outside a transaction, so it has
-when its rows come back).
+How: group commit (:mod:`server.store.postgres.write_batch`, the machinery both store
+batchers share): a heartbeat that finds no batch being written is written at once, with the
+heartbeats of the same event-loop turn; heartbeats that arrive while one is being written
+make up the next batch, written as soon as it is done. No heartbeat waits on a timer, and
+the batcher holds at most one pooled connection. Each caller is answered only after the
+statement that wrote its heartbeat has completed (it runs outside a transaction, so it has
+committed when its rows come back; asynchronously, see :data:`BATCH_HEARTBEAT_SQL`).
 
 What a caller is told is what :meth:`server.store.postgres.store.PostgresJobStore.heartbeat` says
 on its own: ``pause_requested`` when the job is running under that lease; otherwise one
@@ -29,24 +25,13 @@ one place where outages become that error, for batched heartbeats as for everyth
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from typing import Final, NamedTuple
 
 from server.errors import LeaseLost, NotFound
 from server.store.postgres.fencing import HEARTBEAT_SHAPE, fixed_fence
 from server.store.postgres.queries import ASYNC_COMMIT
-from server.store.postgres.write_batch import (
-    Batch,
-    BatchWindow,
-    ConnectionFactory,
-    Waiter,
-    WriteBatcher,
-)
-
-#: A batch closes early once no caller has joined for its window divided by this.
-IDLE_FRACTION: Final = 10
+from server.store.postgres.write_batch import Connection, Waiter, WriteBatcher
 
 #: The batch's heartbeats, each fenced by its own lease as the single-job statement is. It
 #: writes only ``last_heartbeat_at``, which no index contains, so every row update is HOT,
@@ -84,70 +69,37 @@ class HeartbeatBatcher(WriteBatcher[_Heartbeat, bool]):
     task_name = "heartbeat-batch"
     lost_message = "the heartbeat was not recorded"
 
-    def __init__(
-        self,
-        connection: ConnectionFactory,
-        window: BatchWindow,
-        *,
-        idle_s: float | None = None,
-    ) -> None:
-        """``idle_s``: close a batch once no one joined for this long (default
-        ``max_delay_s / IDLE_FRACTION``)."""
-        super().__init__(connection, window)
-        if idle_s is not None and idle_s <= 0:
-            raise ValueError("idle_s must be positive")
-        self.idle_s = window.max_delay_s / IDLE_FRACTION if idle_s is None else idle_s
-
     async def submit(self, job_id: uuid.UUID, lease: str) -> bool:
         """Record a heartbeat of ``job_id`` under ``lease`` with the others of its batch and
         return ``pause_requested``; raise ``NotFound``, ``LeaseLost`` or ``Unavailable`` as a
         single heartbeat would. Returns only after the write has committed."""
         return await self._submit(_Heartbeat(job_id, lease))
 
-    async def _collect(self, batch: Batch[_Heartbeat, bool]) -> None:
-        """Return when the batch's window closes: full, out of time, or idle (no one joined
-        for ``idle_s``)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_delay_s
-        idle_s = self.idle_s
-        while not batch.full.is_set():
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            joined = len(batch.waiters)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(idle_s, remaining)):
-                    await batch.full.wait()
-            if len(batch.waiters) == joined:
-                return
-
-    async def _write(self, batch: Batch[_Heartbeat, bool], live: list[_Caller]) -> None:
-        # Duplicates answered once each; sorted so overlapping batches tend to lock their
-        # rows in the same order (the plan decides; a deadlock is retried, see
-        # fetch_retrying).
+    async def _write(self, conn: Connection, live: list[_Caller]) -> None:
+        # Duplicates answered once each; sorted so overlapping batches (of other web
+        # instances, or the progress batch) tend to lock their rows in the same order (the
+        # plan decides; a deadlock is retried, see fetch_retrying).
         pairs = sorted({w.item for w in live})
-        self.flushes += 1
-        async with self._connection() as conn:
-            rows = await self.fetch_retrying(
-                conn,
-                BATCH_HEARTBEAT_SQL,
-                [p.job_id for p in pairs],
-                [p.lease for p in pairs],
-                what="heartbeat",
-            )
-            written = {(r["id"], r["lease"]): bool(r["pause_requested"]) for r in rows}
-            refused: list[_Caller] = []
-            for waiter in live:
-                pause_requested = written.get(waiter.item)
-                if pause_requested is None:
-                    refused.append(waiter)
-                else:
-                    waiter.answer(pause_requested)  # committed: autocommit statement
-            if not refused:
-                return
-            self.statements += 1
-            job_ids = sorted({w.item.job_id for w in refused})
-            found = await conn.fetch(REFUSED_STATES_SQL, job_ids)
+        rows = await self.fetch_retrying(
+            conn,
+            BATCH_HEARTBEAT_SQL,
+            [p.job_id for p in pairs],
+            [p.lease for p in pairs],
+            what="heartbeat",
+        )
+        written = {(r["id"], r["lease"]): bool(r["pause_requested"]) for r in rows}
+        refused: list[_Caller] = []
+        for waiter in live:
+            pause_requested = written.get(waiter.item)
+            if pause_requested is None:
+                refused.append(waiter)
+            else:
+                waiter.answer(pause_requested)  # committed: autocommit statement
+        if not refused:
+            return
+        self.statements += 1
+        job_ids = sorted({w.item.job_id for w in refused})
+        found = await conn.fetch(REFUSED_STATES_SQL, job_ids)
         states = {r["id"]: str(r["state"]) for r in found}
         for waiter in refused:
             job_id = waiter.item.job_id
@@ -160,7 +112,6 @@ class HeartbeatBatcher(WriteBatcher[_Heartbeat, bool]):
 
 __all__ = [
     "BATCH_HEARTBEAT_SQL",
-    "IDLE_FRACTION",
     "REFUSED_STATES_SQL",
     "HeartbeatBatcher",
 ]

@@ -6,14 +6,13 @@ the backlog trim) and a commit. Reports arriving within a few milliseconds of ea
 share one statement and one commit without changing what any caller is told; this is what
 the heartbeat batch (:mod:`server.store.postgres.heartbeat_batch`) does for heartbeats.
 
-How: as for heartbeats, the first report of a batch opens a window of ``max_delay_s``;
-reports arriving within it join; the window closes early at ``max_batch`` reports. Unlike
-heartbeats, whose latency nobody watches, a progress report is on the way to every
-subscriber's screen: when no batch is being written, the window is skipped (reports of the
-same event-loop turn still share the batch), so a quiet server adds no delay, and under
-load, while a batch is being written, the next one collects for the window. The flush
-is a task of the batcher, never of a caller (the machinery both store batchers share,
-:mod:`server.store.postgres.write_batch`). One statement (:func:`batch_progress_sql`):
+How: group commit, as for heartbeats (:mod:`server.store.postgres.write_batch`, the machinery
+both store batchers share): a report that finds no batch being written is written at once,
+with the reports of the same event-loop turn, so a quiet server adds no delay; reports that
+arrive while a batch is being written make up the next one, written as soon as it is done.
+No report waits on a timer; the batch grows with the time a write takes (its commit waits
+for the WAL flush), and the batcher holds at most one pooled connection. One statement
+(:func:`batch_progress_sql`):
 
 * ``UPDATE jobs … FROM unnest(…)``, each row fenced as the single report is (running, same
   lease, progress not going down), moving ``seq`` by one for reports that append an event;
@@ -33,8 +32,6 @@ publishes a job's events under that lock, after the write committed.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -48,8 +45,8 @@ from server.store.model import ChangeResult, StoredJob, job_event
 from server.store.postgres.fencing import PROGRESS_SHAPE, fixed_fence
 from server.store.postgres.queries import ASYNC_COMMIT
 from server.store.postgres.write_batch import (
-    Batch,
-    BatchWindow,
+    DEFAULT_MAX_BATCH,
+    Connection,
     ConnectionFactory,
     Waiter,
     WriteBatcher,
@@ -107,7 +104,6 @@ class _Report(NamedTuple):
 
 
 _Caller = Waiter[_Report, "ChangeResult | None"]
-_ReportBatch = Batch[_Report, "ChangeResult | None"]
 
 
 def _rounds(waiters: list[_Caller]) -> list[list[_Caller]]:
@@ -128,7 +124,8 @@ def _rounds(waiters: list[_Caller]) -> list[list[_Caller]]:
 class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
     """Writes concurrent progress reports as one statement per batch (module docstring).
 
-    ``flushes`` (statements of reports written: one a round), ``statements`` (everything
+    ``flushes`` (batches written), ``rounds`` (statements of reports written: one a round,
+    more than one a batch only when a batch holds a job twice), ``statements`` (everything
     sent) and ``deadlock_retries`` are plain counters, for tests and benchmarks.
     """
 
@@ -138,8 +135,8 @@ class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
     def __init__(
         self,
         connection: ConnectionFactory,
-        window: BatchWindow,
         *,
+        max_batch: int = DEFAULT_MAX_BATCH,
         columns: Sequence[str],
         decode: RowDecoder,
         select_jobs_sql: str,
@@ -147,20 +144,13 @@ class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
     ) -> None:
         """``select_jobs_sql``: the jobs of ``$1::uuid[]`` with ``store_now``, to name why
         reports were refused."""
-        super().__init__(connection, window)
+        super().__init__(connection, max_batch=max_batch)
         self._sql = batch_progress_sql(columns)
         self._held_sql = batch_progress_sql(columns, events=False)
         self._decode = decode
         self._select_jobs = select_jobs_sql
         self._backlog_size = backlog_size
-        #: Batches past their window, being written.
-        self._written: set[_ReportBatch] = set()
-
-    @property
-    def writing(self) -> int:
-        """Batches being written whose callers are not all answered yet (a batch gives its
-        connection back after answering: that does not make a new report wait)."""
-        return sum(1 for batch in self._written if any(w.waiting for w in batch.waiters))
+        self.rounds = 0
 
     async def submit(
         self, key: uuid.UUID, job_id: str, write: ProgressWrite
@@ -170,29 +160,15 @@ class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
         what the unbatched report would."""
         return await self._submit(_Report(key, job_id, write))
 
-    async def _collect(self, batch: _ReportBatch) -> None:
-        """No window when no batch is being written (callers of this turn of the event loop
-        still join); while one is, collect for ``max_delay_s`` or until full."""
-        if self.writing:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.max_delay_s):
-                    await batch.full.wait()
-        else:
-            await asyncio.sleep(0)  # callers of this turn of the event loop join
+    async def _write(self, conn: Connection, live: list[_Caller]) -> None:
+        for round_ in _rounds(live):
+            await self._write_round(conn, round_)
 
-    async def _write(self, batch: _ReportBatch, live: list[_Caller]) -> None:
-        self._written.add(batch)
-        try:
-            for round_ in _rounds(live):
-                await self._write_round(round_)
-        finally:
-            self._written.discard(batch)
-
-    async def _write_round(self, waiters: list[_Caller]) -> None:
+    async def _write_round(self, conn: Connection, waiters: list[_Caller]) -> None:
         live = [w for w in waiters if w.waiting]
         if not live:
             return
-        self.flushes += 1
+        self.rounds += 1
         reports = [w.item for w in live]
         args: list[object] = [
             [r.key for r in reports],
@@ -206,18 +182,17 @@ class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
         if any(r.write.with_event for r in reports):
             sql = self._sql
             args.append(self._backlog_size)
-        async with self._connection() as conn:
-            rows = await self.fetch_retrying(conn, sql, *args, what="progress report")
-            answered: set[int] = set()
-            for row in rows:
-                waiter = live[row["n"] - 1]
-                answered.add(row["n"] - 1)
-                waiter.answer(self._result(row, waiter.item.write))
-            refused = [w for i, w in enumerate(live) if i not in answered]
-            if not refused:
-                return
-            self.statements += 1
-            found = await conn.fetch(self._select_jobs, sorted({w.item.key for w in refused}))
+        rows = await self.fetch_retrying(conn, sql, *args, what="progress report")
+        answered: set[int] = set()
+        for row in rows:
+            waiter = live[row["n"] - 1]
+            answered.add(row["n"] - 1)
+            waiter.answer(self._result(row, waiter.item.write))
+        refused = [w for i, w in enumerate(live) if i not in answered]
+        if not refused:
+            return
+        self.statements += 1
+        found = await conn.fetch(self._select_jobs, sorted({w.item.key for w in refused}))
         jobs = {r["id"]: (self._decode(r), r["store_now"]) for r in found}
         for waiter in refused:
             job, now = jobs.get(waiter.item.key, (None, None))

@@ -48,7 +48,6 @@ from server.store.postgres.rows import (
     job_key,
 )
 from server.store.postgres.statements import list_statement
-from server.store.postgres.write_batch import DEFAULT_MAX_DELAY_S, BatchWindow
 from server.store.postgres.writes import (
     MAX_CAPPED_USERS,
     ClaimCall,
@@ -80,28 +79,23 @@ class PostgresJobStore(JobStore):
         backlog_size: int,
         pool: PoolOptions = DEFAULT_POOL,
         ping_timeout: float = 2.0,
-        heartbeat_batch_delay_s: float = DEFAULT_MAX_DELAY_S,
-        progress_batch_delay_s: float = DEFAULT_MAX_DELAY_S,
+        batch_heartbeats: bool = True,
+        batch_progress: bool = True,
     ) -> None:
-        """``heartbeat_batch_delay_s``: how long a heartbeat may wait for others to share its
-        statement (:mod:`server.store.postgres.heartbeat_batch`); 0 writes each one on its
-        own. ``progress_batch_delay_s``: the same for progress reports
+        """``batch_heartbeats``: concurrent heartbeats share a statement (group commit,
+        :mod:`server.store.postgres.heartbeat_batch`); off, each one is written on its own.
+        ``batch_progress``: the same for progress reports
         (:mod:`server.store.postgres.progress_batch`)."""
         super().__init__(backlog_size=backlog_size)
-        if heartbeat_batch_delay_s < 0 or progress_batch_delay_s < 0:
-            raise ValueError("batch delays must not be negative")
         self._pool = StorePool(dsn, pool)
         self._ping_timeout = ping_timeout
         self._heartbeats: HeartbeatBatcher | None = None
-        if heartbeat_batch_delay_s > 0:
-            self._heartbeats = HeartbeatBatcher(
-                self._pool.connection, BatchWindow(max_delay_s=heartbeat_batch_delay_s)
-            )
+        if batch_heartbeats:
+            self._heartbeats = HeartbeatBatcher(self._pool.connection)
         self._progress: ProgressBatcher | None = None
-        if progress_batch_delay_s > 0:
+        if batch_progress:
             self._progress = ProgressBatcher(
                 self._pool.connection,
-                BatchWindow(max_delay_s=progress_batch_delay_s),
                 columns=RECORD_FIELDS + BOOKKEEPING,
                 decode=job_from_row,
                 select_jobs_sql=queries.SELECT_JOBS,

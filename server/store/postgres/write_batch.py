@@ -1,19 +1,26 @@
-"""The machinery the store's write batchers share: callers that wait, windows, one flush task.
+"""The machinery the store's write batchers share: group commit, one flush task, every caller
+answered.
 
-A :class:`WriteBatcher` collects concurrent callers (each one item and a future) into a
-batch, waits out the batch's window (:meth:`WriteBatcher._collect`, the policy each batcher
-chooses), and writes the callers still waiting (:meth:`WriteBatcher._write`, the statement
-each batcher runs). :mod:`~server.store.postgres.heartbeat_batch` and
-:mod:`~server.store.postgres.progress_batch` are its two users; their docstrings say why
-each batches and how its window behaves.
+A :class:`WriteBatcher` writes concurrent callers' items (each one item and a future) as one
+statement per batch (:meth:`WriteBatcher._write`, the statement each batcher runs).
+:mod:`~server.store.postgres.heartbeat_batch` and :mod:`~server.store.postgres.progress_batch`
+are its two users; their docstrings say why each batches.
+
+How a batch forms (group commit, no timer): a caller that finds the batcher idle starts its
+flush task, which takes every caller that has joined by the time it holds a connection (the
+callers of the same event-loop turn at least) and writes them at once. Callers that arrive
+while a batch is being written join the next one, which is written as soon as the one in
+flight is done. So a lone caller waits for nothing but its own write, and under load the
+batch grows with the time a write takes, not with a window: no caller waits on a timer, and
+each batcher has at most one write (one pooled connection) in flight.
 
 What every batcher gets from here:
 
-* the flush is a task owned by the batcher, never by a caller: a caller that gives up (its
+* the flush is one task owned by the batcher while it has callers (it ends when none is
+  left, the next caller starts another), never a caller's: a caller that gives up (its
   request is cancelled) abandons only its own future, and the write the others wait for goes
   on;
-* a batch is sealed (no one joins any more) when ``max_batch`` callers have joined, when its
-  window closes, on :meth:`~WriteBatcher.flush` and on :meth:`~WriteBatcher.close`;
+* a batch holds at most ``max_batch`` callers; the rest wait for the next;
 * whatever happens in a flush, every caller is answered: an error fails the callers not yet
   answered, each with its own copy (:func:`own_copy`), and a flush that ended without
   answering someone (cancelled, say) tells them ``Unavailable``;
@@ -32,7 +39,6 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Final, Generic, TypeAlias, TypeVar
 
 import asyncpg
-import attrs
 
 from server.errors import JobspineError, Unavailable
 from server.store.postgres.pool import Connection
@@ -42,7 +48,6 @@ log = logging.getLogger(__name__)
 #: A pooled connection for one flush; outages leave it as ``Unavailable``.
 ConnectionFactory: TypeAlias = "Callable[[], AbstractAsyncContextManager[Connection]]"
 
-DEFAULT_MAX_DELAY_S: Final = 0.002
 DEFAULT_MAX_BATCH: Final = 500
 
 #: Two flushes (or two web instances) writing overlapping jobs can lock their rows in
@@ -58,14 +63,6 @@ MAX_WRITE_ATTEMPTS: Final = 3
 #: two aborted batches do not collide again. Small next to the ``deadlock_timeout`` (1 s by
 #: default) the deadlock has already cost.
 RETRY_BACKOFF_S: Final = (0.01, 0.05)
-
-
-@attrs.frozen
-class BatchWindow:
-    """How long a batch collects callers, at most, and how many it takes before it is full."""
-
-    max_delay_s: float = attrs.field(default=DEFAULT_MAX_DELAY_S, validator=attrs.validators.ge(0))
-    max_batch: int = attrs.field(default=DEFAULT_MAX_BATCH, validator=attrs.validators.ge(1))
 
 
 ItemT = TypeVar("ItemT")
@@ -105,44 +102,36 @@ class Waiter(Generic[ItemT, ResultT]):
             self.future.set_exception(error)
 
 
-class Batch(Generic[ItemT, ResultT]):
-    """Callers collected in one window; ``full`` ends the window early; ``task`` waits out
-    the window and writes the batch."""
-
-    __slots__ = ("full", "task", "waiters")
-
-    def __init__(self) -> None:
-        self.waiters: list[Waiter[ItemT, ResultT]] = []
-        self.full = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    def refuse_all(self, error: BaseException) -> None:
-        """Fail every caller not answered yet, each with its own copy of ``error``."""
-        for waiter in self.waiters:
-            if waiter.waiting:
-                waiter.refuse(own_copy(error))
+def refuse_all(waiters: list[Waiter[ItemT, ResultT]], error: BaseException) -> None:
+    """Fail every caller of ``waiters`` not answered yet, each with its own copy of ``error``."""
+    for waiter in waiters:
+        if waiter.waiting:
+            waiter.refuse(own_copy(error))
 
 
 class WriteBatcher(ABC, Generic[ItemT, ResultT]):
     """Runs concurrent callers' writes as one write per batch; see the module docstring.
 
-    A subclass says how a batch's window closes (:meth:`_collect`) and how a batch is
-    written (:meth:`_write`). ``flushes`` (batches written, counted by :meth:`_write`),
-    ``statements`` (everything sent) and ``deadlock_retries`` are plain counters, for tests
-    and benchmarks.
+    A subclass says how a batch is written (:meth:`_write`). ``flushes`` (batches taken and
+    written, or refused for want of a connection), ``statements`` (everything sent) and
+    ``deadlock_retries`` are plain counters, for tests and benchmarks.
     """
 
-    #: Names the flush tasks.
+    #: Names the flush task.
     task_name: ClassVar[str]
     #: What a caller whose flush ended without answering it is told (as ``Unavailable``).
     lost_message: ClassVar[str]
 
-    def __init__(self, connection: ConnectionFactory, window: BatchWindow) -> None:
+    def __init__(
+        self, connection: ConnectionFactory, *, max_batch: int = DEFAULT_MAX_BATCH
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
         self._connection = connection
-        self.max_delay_s = window.max_delay_s
-        self.max_batch = window.max_batch
-        self._open: Batch[ItemT, ResultT] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.max_batch = max_batch
+        #: Callers not yet taken into a batch, in arrival order.
+        self._joined: list[Waiter[ItemT, ResultT]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._closed = False
         self.flushes = 0
         self.statements = 0
@@ -150,30 +139,25 @@ class WriteBatcher(ABC, Generic[ItemT, ResultT]):
 
     @property
     def busy(self) -> int:
-        """Batches collecting or being written (each one a task of this batcher)."""
-        return len(self._tasks)
+        """1 while the flush task runs (writing, or about to take the next batch), else 0."""
+        return 0 if self._flusher is None else 1
 
     @property
     def waiting(self) -> int:
-        """Callers in the batch still collecting (the one a new caller would join)."""
-        return len(self._open.waiters) if self._open is not None else 0
+        """Callers that joined and are not yet in a batch being written."""
+        return len(self._joined)
 
     async def _submit(self, item: ItemT) -> ResultT:
-        """Join the collecting batch (open one if none is) with ``item`` and return what its
-        write answers; raise what it refuses. Returns only after the write has committed."""
+        """Join the next batch with ``item`` (start the flush task when none runs) and return
+        what its write answers; raise what it refuses. Returns only after the write has
+        committed."""
         if self._closed:
             raise Unavailable("the job store is closed")
         loop = asyncio.get_running_loop()
-        batch = self._open
-        if batch is None:
-            batch = self._open = Batch()
-            batch.task = loop.create_task(self._run(batch), name=self.task_name)
-            self._tasks.add(batch.task)
-            batch.task.add_done_callback(self._tasks.discard)
         future: asyncio.Future[ResultT] = loop.create_future()
-        batch.waiters.append(Waiter(item, future))
-        if len(batch.waiters) >= self.max_batch:
-            self._seal(batch)
+        self._joined.append(Waiter(item, future))
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._run(), name=self.task_name)
         try:
             return await future
         except asyncio.CancelledError:
@@ -183,58 +167,57 @@ class WriteBatcher(ABC, Generic[ItemT, ResultT]):
             raise
 
     async def flush(self) -> None:
-        """Write the collecting batch now, without waiting out its window, and return once
-        its callers are answered (for shutdown paths, and tests that must not sleep)."""
-        batch = self._open
-        if batch is None:
-            return
-        self._seal(batch)
-        if batch.task is not None:
-            await asyncio.wait({batch.task})  # (not the task: giving up must not cancel it)
+        """Return once every caller that joined so far is answered (for shutdown paths, and
+        tests that must not sleep)."""
+        if self._flusher is not None:
+            await asyncio.wait({self._flusher})  # (not the task: giving up must not cancel it)
 
     async def close(self) -> None:
-        """Write the collecting batch now and wait for every batch in flight, so no caller is
-        left unanswered and no task outlives the batcher. Called before the pool closes, so
-        pending writes still happen; later ones are refused."""
+        """Write what has joined and wait for it, so no caller is left unanswered and no task
+        outlives the batcher. Called before the pool closes, so pending writes still happen;
+        later ones are refused."""
         self._closed = True
-        if self._open is not None:
-            self._seal(self._open)
-        if self._tasks:
-            # A flush ends by itself: the pool's acquire and command timeouts bound it.
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        # A flush ends by itself: the pool's acquire and command timeouts bound it.
+        await self.flush()
 
-    def _seal(self, batch: Batch[ItemT, ResultT]) -> None:
-        """No one joins ``batch`` any more; its flush starts at once."""
-        if self._open is batch:
-            self._open = None
-        batch.full.set()
+    def _take(self) -> list[Waiter[ItemT, ResultT]]:
+        """The next batch: up to ``max_batch`` callers in arrival order, those still waiting."""
+        taken, self._joined = self._joined[: self.max_batch], self._joined[self.max_batch :]
+        return [w for w in taken if w.waiting]
 
-    async def _run(self, batch: Batch[ItemT, ResultT]) -> None:
-        """Wait out the window, then write the batch's waiting callers; whatever happens,
-        every caller is answered."""
+    async def _run(self) -> None:
+        """Write batch after batch until no caller is left; whatever happens, every caller is
+        answered."""
         try:
-            await self._collect(batch)
-            self._seal(batch)
-            live = [w for w in batch.waiters if w.waiting]
-            if live:  # else every caller gave up during the window: no one waits for it
-                await self._write(batch, live)
-        except Exception as exc:
-            batch.refuse_all(exc)
+            while self._joined:
+                await self._flush_one()
         finally:
-            self._seal(batch)
-            batch.refuse_all(Unavailable(self.lost_message))
+            self._flusher = None
+            joined, self._joined = self._joined, []  # left only when this task was cancelled
+            refuse_all(joined, Unavailable(self.lost_message))
+
+    async def _flush_one(self) -> None:
+        """Take a connection, then the callers that have joined by then, and write them (one
+        flush); when no connection comes, the callers it was for are refused."""
+        live: list[Waiter[ItemT, ResultT]] = []
+        try:
+            async with self._connection() as conn:
+                live = self._take()
+                if live:  # else every caller gave up meanwhile: no one waits for it
+                    self.flushes += 1
+                    await self._write(conn, live)
+        except Exception as exc:
+            if not live:  # no connection: the callers it was taken for
+                live = self._take()
+                self.flushes += 1 if live else 0
+            refuse_all(live, exc)
+        finally:
+            refuse_all(live, Unavailable(self.lost_message))
 
     @abstractmethod
-    async def _collect(self, batch: Batch[ItemT, ResultT]) -> None:
-        """Return when ``batch``'s window closes (``batch.full`` is set when it is full or
-        flushed)."""
-
-    @abstractmethod
-    async def _write(
-        self, batch: Batch[ItemT, ResultT], live: list[Waiter[ItemT, ResultT]]
-    ) -> None:
-        """Write ``live`` (the callers of ``batch`` still waiting, in arrival order) and
-        answer or refuse each of them."""
+    async def _write(self, conn: Connection, live: list[Waiter[ItemT, ResultT]]) -> None:
+        """Write ``live`` (callers still waiting, in arrival order) on ``conn`` and answer or
+        refuse each of them."""
 
     async def fetch_retrying(
         self, conn: Connection, sql: str, *args: Any, what: str
@@ -257,14 +240,12 @@ class WriteBatcher(ABC, Generic[ItemT, ResultT]):
 
 __all__ = [
     "DEFAULT_MAX_BATCH",
-    "DEFAULT_MAX_DELAY_S",
     "MAX_WRITE_ATTEMPTS",
     "RETRY_BACKOFF_S",
-    "Batch",
-    "BatchWindow",
     "Connection",
     "ConnectionFactory",
     "Waiter",
     "WriteBatcher",
     "own_copy",
+    "refuse_all",
 ]
