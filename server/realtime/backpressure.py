@@ -29,6 +29,8 @@ from typing import Any
 
 from engineio.async_drivers.aiohttp import WebSocket
 
+from server.realtime.send_queue import SendQueue
+
 log = logging.getLogger(__name__)
 
 #: Called with the Engine.IO socket that went over the bound, once per socket.
@@ -45,13 +47,15 @@ def packet_bytes(item: Any) -> int:
     return 0
 
 
-class BoundedSendQueue(asyncio.Queue[Any]):
+class BoundedSendQueue(SendQueue):
     """An Engine.IO send queue that holds at most ``max_packets`` packets and
-    ``max_bytes`` bytes of payload (0: no byte bound).
+    ``max_bytes`` bytes of payload (0: no byte bound), lean while idle (:class:`SendQueue`).
 
-    A packet past the bound is not queued; the first one calls ``on_overflow`` (with the
+    A packet past the bound is not queued; the first one tells ``on_overflow`` (with the
     queue), later ones are dropped silently, since the client is being disconnected.
     """
+
+    __slots__ = ("_on_overflow", "max_bytes", "max_packets", "overflowed", "queued_bytes")
 
     def __init__(
         self,
@@ -117,6 +121,8 @@ class SendQueueBound:
         self.max_bytes = max_bytes
         self._on_drop = on_drop
         self.dropped = 0
+        # One bound method for every queue (each ``self._overflowed`` would be a new one).
+        self._tell_overflow: Callable[[BoundedSendQueue], None] = self._overflowed
         eio.create_queue = self._create_queue
         # The websocket wrapper of each connection is remembered on its socket, so that a
         # dropped client's TCP transport can be aborted. A per-server copy of the table:
@@ -124,7 +130,7 @@ class SendQueueBound:
         eio._async = {**eio._async, "websocket": _tracked_websocket_class(eio._async["websocket"])}
 
     def _create_queue(self, *args: Any, **kwargs: Any) -> BoundedSendQueue:
-        return BoundedSendQueue(self.max_packets, self._overflowed, self.max_bytes)
+        return BoundedSendQueue(self.max_packets, self._tell_overflow, self.max_bytes)
 
     def _overflowed(self, queue: BoundedSendQueue) -> None:
         socket = next((s for s in self._eio.sockets.values() if s.queue is queue), None)
