@@ -22,7 +22,9 @@ from jobspine_shared.logcontext import (
 )
 from server.config import load_settings
 from server.errors import ConfigError
+from server.keys import HTTP_IN_FLIGHT
 from server.rest.tracking import request_id_of
+from tests.support.jobs import wait_until
 from tests.support.server import TEST_SECRET, connect_user, running_server
 
 
@@ -170,3 +172,29 @@ async def test_each_socket_call_has_a_request_id_that_a_new_job_takes() -> None:
         ) as answer:
             assert answer.status == 201
             assert (await answer.json())["correlation_id"] == "rest-9"
+
+
+async def test_a_websocket_is_in_flight_until_it_ends_and_then_has_its_access_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="jobspine.access")
+
+    async with running_server() as server:
+        in_flight = server.app[HTTP_IN_FLIGHT]
+        ws = await server.http.ws_connect(
+            server.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket",
+            headers={"X-Request-ID": "ws-1"},
+        )
+        assert ws._response.headers["X-Request-ID"] == "ws-1"
+        assert (await ws.receive_str()).startswith("0")  # Engine.IO's open packet
+        assert len(in_flight) == 1
+        assert not [r for r in caplog.records if "/socket.io/" in r.getMessage()]
+        await ws.close()
+        await wait_until(lambda: _settled(len(in_flight) == 0))
+    lines = [r for r in caplog.records if r.name == "jobspine.access"]
+    upgraded = [r for r in lines if r.getMessage().startswith("GET /socket.io/ 101 ")]
+    assert [_fmt(r) for r in upgraded] == ["ws-1"]
+
+
+async def _settled(value: bool) -> bool:
+    return value
