@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -96,12 +97,16 @@ class SocketServer:
         so that :meth:`shutdown` can end those still pending: none outlives the app."""
         eio = self.server.eio
         spawn = eio.start_background_task
+        # One callback and one context for every task: a bound method made per task, and
+        # the context asyncio copies for its callback, would stay for each idle socket's
+        # ping task (the callback needs no context).
+        forget, quiet = self._tasks.discard, contextvars.Context()
 
         def start_background_task(target: Any, *args: Any, **kwargs: Any) -> Any:
             task = spawn(target, *args, **kwargs)
             if isinstance(task, asyncio.Task):
                 self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(forget, context=quiet)
             return task
 
         eio.start_background_task = start_background_task
