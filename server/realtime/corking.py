@@ -67,16 +67,19 @@ class CorkedTransport:
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
         self._loop = loop
-        self._pending: list[bytes | bytearray | memoryview] = []
+        #: The frames of this turn; ``None`` between turns (no list per idle client).
+        self._pending: list[bytes | bytearray | memoryview] | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if _is_control_frame(data):
             self.flush()
             self.transport.write(data)
             return
-        if not self._pending:
+        if self._pending is None:
+            self._pending = [data]
             self._loop.call_soon(self.flush)
-        self._pending.append(data)
+        else:
+            self._pending.append(data)
 
     def writelines(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
         """Each piece as :meth:`write` takes it, so a writer that mixes ``write`` and
@@ -86,9 +89,9 @@ class CorkedTransport:
 
     def flush(self) -> None:
         """Write what is pending (nothing once the transport is closing)."""
-        if not self._pending:
+        pending, self._pending = self._pending, None
+        if pending is None:
             return
-        pending, self._pending = self._pending, []
         if self.transport.is_closing():
             return
         if len(pending) == 1:
