@@ -1,10 +1,11 @@
 """Socket sessions and their limits: a socket lives no longer than its token.
 
-At admission a socket is counted against ``MAX_SOCKETS_PER_USER`` and gets a timer for its
-token's ``exp`` plus the leeway; when it fires the server emits ``session:expired`` ``{}`` and
-disconnects the socket. ``auth:refresh`` ``{token}`` with a token of the same ``sub`` and role
-moves the timer to the new ``exp``. A socket that leaves loses its timer and its count, so
-nothing outlives it. Every call passes :meth:`SocketGuard.admit_call` (call rates, calls in
+At admission a socket is counted against ``MAX_SOCKETS_PER_USER`` and gets a deadline at its
+token's ``exp`` plus the leeway (every socket's on one loop timer: :mod:`.deadlines`); when it
+is reached the server emits ``session:expired`` ``{}`` and disconnects the socket.
+``auth:refresh`` ``{token}`` with a token of the same ``sub`` and role moves the deadline to
+the new ``exp``. A socket that leaves loses its deadline and its count, so nothing outlives
+it. Every call passes :meth:`SocketGuard.admit_call` (call rates, calls in
 flight per socket).
 """
 
@@ -19,6 +20,7 @@ from server.actors import Actor
 from server.auth import Identity, TokenVerifier
 from server.errors import Forbidden
 from server.limits.calls import CallLimits, SocketQuota
+from server.realtime.deadlines import Deadlines, Key
 from server.realtime.sockets import SocketServer
 from server.tasks import start_task
 
@@ -26,8 +28,6 @@ log = logging.getLogger(__name__)
 
 REFRESH_EVENT = "auth:refresh"
 EXPIRED_EVENT = "session:expired"
-
-Key = tuple[str, str]
 
 
 class SocketGuard:
@@ -44,15 +44,14 @@ class SocketGuard:
         self._verifier = verifier
         self.limits = limits
         self.quota = quota
-        self._clock = clock
-        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._session_ends = Deadlines(self._expire_soon, clock=clock)
         self._expiring: set[asyncio.Task[None]] = set()
         sockets.on_socket_gone.append(self.forget)
 
     # -- admission and calls ------------------------------------------------------------------
 
     async def admit_socket(self, sid: str, namespace: str, identity: Identity) -> None:
-        """Count the socket (``rate_limited`` beyond the bound) and start its session timer."""
+        """Count the socket (``rate_limited`` beyond the bound) and set its session's end."""
         await self.quota.admit(sid, namespace, identity.actor.id)
         self._schedule(sid, namespace, identity)
 
@@ -74,7 +73,7 @@ class SocketGuard:
 
     async def refresh(self, sid: str, namespace: str, current: Identity, token: object) -> Identity:
         """The identity of a fresh token of the same ``sub`` and role, saved for the socket
-        with its timer moved; :class:`Unauthorized` / :class:`Forbidden` otherwise."""
+        with its session's end moved; :class:`Unauthorized` / :class:`Forbidden` otherwise."""
         fresh = self._verifier.verify(token)
         if fresh.actor != current.actor:
             raise Forbidden(
@@ -85,19 +84,12 @@ class SocketGuard:
         self._schedule(sid, namespace, fresh)
         return fresh
 
-    # -- timers -------------------------------------------------------------------------------
+    # -- session ends -------------------------------------------------------------------------
 
     def _schedule(self, sid: str, namespace: str, identity: Identity) -> None:
-        key = (sid, namespace)
-        previous = self._timers.pop(key, None)
-        if previous is not None:
-            previous.cancel()
-        delay = max(0.0, identity.session_ends_at - self._clock())
-        loop = asyncio.get_running_loop()
-        self._timers[key] = loop.call_later(delay, self._expire_soon, key)
+        self._session_ends.set((sid, namespace), identity.session_ends_at)
 
     def _expire_soon(self, key: Key) -> None:
-        self._timers.pop(key, None)
         task = start_task(self._expire(*key), name=f"session-expired-{key[0]}")
         self._expiring.add(task)
         task.add_done_callback(self._expiring.discard)
@@ -113,20 +105,17 @@ class SocketGuard:
             log.exception("ending the expired session of %s failed", sid)
 
     def forget(self, sid: str, namespace: str) -> None:
-        """The socket left: its timer and its count go."""
-        timer = self._timers.pop((sid, namespace), None)
-        if timer is not None:
-            timer.cancel()
+        """The socket left: its session's end and its count go."""
+        self._session_ends.discard((sid, namespace))
         self.quota.release(sid, namespace)
 
     def timers(self) -> int:
-        return len(self._timers)
+        """Sockets whose session's end is still to come."""
+        return len(self._session_ends)
 
     async def close(self) -> None:
-        """Cancel every timer and the expiries under way (at shutdown)."""
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        """Drop every session's end and cancel the expiries under way (at shutdown)."""
+        self._session_ends.close()
         pending = list(self._expiring)
         for task in pending:
             task.cancel()
