@@ -53,11 +53,12 @@ class CallLimits:
         await _take(self.workers, actor, "worker_calls_per_s", self.settings.worker_calls_per_s)
 
     async def admit(self, actor: Actor) -> None:
-        """The bucket of ``actor``'s side: workers on theirs, users and admins on theirs."""
+        """The bucket of ``actor``'s side: workers on theirs, users and admins on theirs
+        (straight to :func:`_take`: every Socket.IO call comes here)."""
         if actor.role is Role.WORKER:
-            await self.admit_worker(actor)
+            await _take(self.workers, actor, "worker_calls_per_s", self.settings.worker_calls_per_s)
         else:
-            await self.admit_user(actor)
+            await _take(self.users, actor, "user_calls_per_s", self.settings.user_calls_per_s)
 
 
 async def _take(bucket: RateLimiter, actor: Actor, limit: str, per_s: float) -> None:
