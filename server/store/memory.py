@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import functools
 import operator
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -48,6 +49,10 @@ if TYPE_CHECKING:  # names only the signatures use
     from server.store.model import EventSpec, JobChange, JobFilter, PageCursor
 
 Clock = Callable[[], datetime]
+
+
+#: Fences of the leases heartbeating most recently that the memory store keeps built.
+HEARTBEAT_FENCES = 4096
 
 
 def utc_now() -> datetime:
@@ -118,6 +123,8 @@ class MemoryJobStore(JobStore):
         #: ``(user_id, idempotency key) -> (job id, when the key was taken)``.
         self._idempotency: dict[tuple[str, str], tuple[str, datetime]] = {}
         self._claims = ClaimIndex()
+        #: The fence of each running lease, built once (a heartbeat is the hottest call).
+        self._heartbeat_fence = functools.lru_cache(maxsize=HEARTBEAT_FENCES)(heartbeat_fence)
 
     def _now(self) -> datetime:
         return self._clock()
@@ -221,7 +228,7 @@ class MemoryJobStore(JobStore):
             raise NotFound()
         job = slot.job_before_heartbeat
         now = self._now()
-        error = refusal(job, heartbeat_fence(lease), now)
+        error = refusal(job, self._heartbeat_fence(lease), now)
         if error is not None:
             raise error
         slot.heartbeat(now)
