@@ -37,13 +37,13 @@ def progress_event(write: ProgressWrite) -> EventSpec:
 def progress_change(write: ProgressWrite) -> JobChange:
     """Running under the lease, progress not going down; sets progress, step and the
     heartbeat; the event when asked for."""
-    events = (progress_event(write),)
     return JobChange(
         action="progress",
         lease=write.lease,
         progress_at_most=write.progress,
         fields={"progress": write.progress, "step": write.step, "last_heartbeat_at": NOW},
-        events=events if write.with_event else (),
+        # (built only when asked for: most reports are held at the default limit)
+        events=(progress_event(write),) if write.with_event else (),
     )
 
 
