@@ -32,6 +32,14 @@ class ClaimIndex:
 
     def changed(self, before: JobRecord | None, after: JobRecord | None) -> None:
         """A job went from ``before`` to ``after`` (``None``: not in the store)."""
+        if (
+            before is not None
+            and after is not None
+            and before.state is JobState.RUNNING
+            and after.state is JobState.RUNNING
+            and before.user_id == after.user_id
+        ):
+            return  # a running job's report, heartbeat or checkpoint: the counts stay
         if before is not None:
             if before.state is JobState.CREATED:
                 created, key = self._created, claim_order(before)
