@@ -60,6 +60,10 @@ def test_bench_smoke_prints_every_measure(postgres_template: str, tmp_path: Path
         assert line["smoke"] is True
         assert line["machine"]["cpus"] >= 1
         assert line["date"]
+    for line in lines:
+        if line["name"] == "progress_latency_p99":  # each side's CPU, to tell who queued
+            sides = ("server_cpu", "client_cpu", "raw_server_cpu", "raw_client_cpu")
+            assert all(_number(line["extra"][key]) for key in sides), line
     goals = [line for line in lines if line["goal"] is not None]
     assert goals, "no result names its goal"
     assert all(isinstance(line["met"], bool) for line in goals)

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import attrs
+
 from scripts.benchsuite.common import (
     Result,
     RunningJob,
@@ -114,9 +116,27 @@ async def max_rate(ctx: Context, server: Server, jobs: list[RunningJob]) -> Loop
     )
 
 
-async def _latency(
-    ctx: Context, server: Server, jobs: list[RunningJob], rate: float
-) -> tuple[float, float, int]:
+@attrs.frozen
+class Latency:
+    """One paced run: percentiles of every delivery's latency (seconds), how many there were,
+    and the busy fraction of one core each side spent from the first call to the last
+    delivery: a side near 1.0 was queueing its work, and its latencies say so."""
+
+    p50: float
+    p99: float
+    deliveries: int
+    server_cpu: float
+    client_cpu: float
+
+    def extra(self, prefix: str = "") -> dict[str, float]:
+        return {
+            f"{prefix}p50_ms": round(self.p50 * 1e3, 3),
+            f"{prefix}server_cpu": round(self.server_cpu, 2),
+            f"{prefix}client_cpu": round(self.client_cpu, 2),
+        }
+
+
+async def _latency(ctx: Context, server: Server, jobs: list[RunningJob], rate: float) -> Latency:
     sizes = ctx.sizes
     subscribers = await _readers(ctx, server, jobs)
     workers = await _workers(ctx, server)
@@ -125,7 +145,7 @@ async def _latency(
     total = max(10, int(rate * sizes.seconds))
     pending: set[asyncio.Task[object]] = set()
     try:
-        started = time.perf_counter()
+        started, cpu0, client0 = time.perf_counter(), server.cpu_seconds(), time.process_time()
         for n in range(total):
             due = started + n / rate
             delay = due - time.perf_counter()
@@ -140,6 +160,8 @@ async def _latency(
         for ack in acks:
             checked(ack, "progress")
         await subscribers.until(total * len(subscribers.sockets), DRAIN_WITHIN_S)
+        elapsed = time.perf_counter() - started
+        server_cpu, client_cpu = server.cpu_seconds() - cpu0, time.process_time() - client0
     finally:
         for task in pending:
             task.cancel()
@@ -147,7 +169,13 @@ async def _latency(
         for socket in workers:
             await socket.close()
     latencies = subscribers.latencies
-    return percentile(latencies, 50), percentile(latencies, 99), len(latencies)
+    return Latency(
+        p50=percentile(latencies, 50),
+        p99=percentile(latencies, 99),
+        deliveries=len(latencies),
+        server_cpu=server_cpu / elapsed,
+        client_cpu=client_cpu / elapsed,
+    )
 
 
 def _params(sizes: Sizes) -> dict[str, object]:
@@ -174,10 +202,12 @@ async def run(ctx: Context) -> list[Result]:
         rate, goal = rates[store], share_of_raw(RATE_GOALS[store])
         results.append(fanout.result(store, rate, raw_rate, goal, rounds_extra(rounds[store])))
         paced = rate / 2
-        p50, p99, samples = await _latency(ctx, server, jobs, paced)
-        raw_p50, raw_p99, _ = await _latency(ctx, *targets["raw"], paced)
-        latency_params = {**_params(sizes), "rate_rps": round(paced), "deliveries": samples}
+        ours = await _latency(ctx, server, jobs, paced)
+        raw = await _latency(ctx, *targets["raw"], paced)
+        latency_params = {**_params(sizes), "rate_rps": round(paced), "deliveries": ours.deliveries}
         latency = Series("b", "progress_latency_p99", "ms", latency_params)
-        extra = {"p50_ms": round(p50 * 1e3, 3), "raw_p50_ms": round(raw_p50 * 1e3, 3)}
-        results.append(latency.result(store, p99 * 1e3, raw_p99 * 1e3, times_raw(P99_GOAL), extra))
+        extra = {**ours.extra(), **raw.extra("raw_")}
+        results.append(
+            latency.result(store, ours.p99 * 1e3, raw.p99 * 1e3, times_raw(P99_GOAL), extra)
+        )
     return results
