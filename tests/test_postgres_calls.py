@@ -1,25 +1,31 @@
 """Fewer statements per job on Postgres (docs/performance.md, "Postgres: fewer statements per
-job"): the active-jobs count reads the active jobs only; a job never claimed and without a
-checkpoint is chosen and claimed in one statement, every other claim as before."""
+job"): the active-jobs count reads the active jobs only; a create is one statement, stamped
+with a time Postgres's clock has reached; a job never claimed and without a checkpoint is
+chosen and claimed in one statement, every other claim as before."""
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 import pytest
 
 from jobspine_shared.events import EventType
+from jobspine_shared.models import JobEvent, JobSpec
 from jobspine_shared.states import JobState
-from server.commands.create import parse_create
+from jobspine_shared.wire import job_to_wire
 from server.commands.user import parse_read_stream, parse_restart
 from server.commands.worker import parse_checkpoint, parse_claim, parse_paused
 from server.service import JobRepository, RepositorySettings
+from server.store.base import NewJob
 from server.store.claiming import claim_change, first_claim_change, is_first_claim
-from server.store.model import ClaimResult, StoredJob
+from server.store.model import ChangeResult, ClaimResult, EventSpec, StoredJob
 from server.store.postgres import PostgresJobStore
+from server.store.postgres.clock import ClockBound
 from server.store.postgres.queries import COUNT_ACTIVE
 from tests.support.jobs import ADMIN, ALICE, WORKER, create, wait_until
 from tests.support.postgres import ONE_CONNECTION, connected, opened_postgres_store
@@ -61,17 +67,22 @@ def test_the_first_claim_is_the_claim_of_a_job_never_claimed() -> None:
     )
 
 
+#: What asyncpg itself sends the first time a connection prepares a statement of a type it
+#: has not met (its type introspection), whichever statement the store sent.
+INTROSPECTION = ("typeinfo_tree", "current_setting('jit')")
+
+
 class StatementLog:
-    """The statements a store sends while :func:`recording` (asyncpg's query loggers, which
-    report each statement on the next turn of the loop). asyncpg also sends its own type
-    introspection the first time a connection prepares a statement: the tests claim once
-    before they record, on a pool of one connection."""
+    """The statements a store sends while :func:`recording`, by their first word, asyncpg's
+    own introspection left out (asyncpg's query loggers, which report each statement on the
+    next turn of the loop)."""
 
     def __init__(self) -> None:
         self.sent: list[str] = []
 
     def __call__(self, record: Any) -> None:
-        self.sent.append(record.query.split(None, 1)[0].rstrip(";").upper())
+        if not any(mark in record.query for mark in INTROSPECTION):
+            self.sent.append(record.query.split(None, 1)[0].rstrip(";").upper())
 
     async def after(self, count: int) -> list[str]:
         """The statements sent, once ``count`` of them were reported."""
@@ -105,19 +116,116 @@ def recording(store: PostgresJobStore) -> Iterator[StatementLog]:
         pool.connection = checkout  # type: ignore[method-assign]
 
 
+class Wall:
+    """The local clock, set ahead of the true time by ``ahead``."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+
 @attrs.frozen
 class Opened:
     store: PostgresJobStore
     repo: JobRepository
+    wall: Wall
 
 
 @pytest.fixture
 async def opened(postgres_dsn: str) -> AsyncIterator[Opened]:
-    """A store on one connection (see :class:`StatementLog`) and its service."""
+    """A store on one connection (its statements in the order sent), its wall clock and
+    its service."""
+    wall = Wall()
     async with opened_postgres_store(
-        postgres_dsn, backlog_size=BACKLOG, pool=ONE_CONNECTION
+        postgres_dsn, backlog_size=BACKLOG, pool=ONE_CONNECTION, clock=ClockBound(wall)
     ) as store:
-        yield Opened(store, JobRepository(store, RepositorySettings(progress_events_per_s=0)))
+        repo = JobRepository(store, RepositorySettings(progress_events_per_s=0))
+        yield Opened(store, repo, wall)
+
+
+def test_the_clock_bound_keeps_the_largest_lower_bound() -> None:
+    wall = Wall()
+    clock = ClockBound(wall)
+    assert clock.now() is None  # nothing known before a statement answered
+    base = datetime.now(UTC)
+    clock.answered(base - timedelta(seconds=5))
+    clock.answered(base - timedelta(seconds=2))
+    clock.answered(base - timedelta(seconds=9))
+    known = clock.now()
+    assert known is not None
+    assert base - timedelta(seconds=2) <= known < datetime.now(UTC) - timedelta(seconds=1.5)
+    wall.ahead = timedelta(hours=1)  # the local clock stepped forward
+    clock.refused(datetime.now(UTC))
+    again = clock.now()
+    assert again is not None
+    assert again <= datetime.now(UTC)
+
+
+async def _replayed(repo: JobRepository, job_id: str) -> list[JobEvent]:
+    replay = await repo.replay(ADMIN, parse_read_stream({"job_id": job_id, "after_seq": 0}))
+    return list(replay.events)
+
+
+async def _created(opened: Opened) -> ChangeResult:
+    """A create through the store, with the event the service gives it."""
+    job = NewJob(id=str(uuid.uuid4()), user_id=ALICE.id, epoch="e1", spec=JobSpec(type="t"))
+    event = EventSpec(type=EventType.CREATED, data=lambda made: {"job": job_to_wire(made.record)})
+    return await opened.store.create(job, event=event)
+
+
+@pytest.mark.postgres
+async def test_a_create_is_one_statement_once_the_clock_is_known(opened: Opened) -> None:
+    store, repo = opened.store, opened.repo
+    with recording(store) as log:
+        first = await create(repo)  # nothing known of Postgres's clock: its transaction
+        assert await log.after(4) == ["BEGIN", "INSERT", "WITH", "COMMIT"]
+    assert first.seq == 1
+    with recording(store) as log:
+        made = await _created(opened)
+        assert await log.after(1) == ["WITH"]
+    record = made.job.record
+    stored = await store.get(record.id)
+    assert stored is not None
+    assert stored.record == record
+    assert record.created_at == record.updated_at >= first.created_at
+    (event,) = made.events
+    assert (event.seq, event.type, event.at) == (1, EventType.CREATED, record.created_at)
+    assert event.data == {"job": job_to_wire(record)}
+    assert await _replayed(repo, record.id) == [event]
+    claimed = await _claim(repo)  # (first, then made)
+    claimed = await _claim(repo)
+    assert claimed is not None
+    assert claimed.job.id == record.id
+    assert claimed.job.started_at is not None
+    assert claimed.job.started_at >= record.created_at
+
+
+@pytest.mark.postgres
+async def test_a_create_ahead_of_postgres_clock_writes_nothing_then_takes_its_transaction(
+    opened: Opened,
+) -> None:
+    store, repo = opened.store, opened.repo
+    await create(repo)  # (the clock known, each statement prepared)
+    await _created(opened)
+    opened.wall.ahead = timedelta(hours=1)  # the local clock steps forward
+    with recording(store) as log:
+        made = await _created(opened)
+        assert await log.after(5) == ["WITH", "BEGIN", "INSERT", "WITH", "COMMIT"]
+    record = made.job.record
+    assert record.created_at < datetime.now(UTC) + timedelta(minutes=1)  # Postgres's time
+    assert await _replayed(repo, record.id) == list(made.events)
+    stored = await store.get(record.id)
+    assert stored is not None
+    assert stored.record == record
+    with recording(store) as log:  # the bound learnt from that answer: one statement again
+        again = await _created(opened)
+        assert await log.after(1) == ["WITH"]
+    assert again.job.record.created_at < datetime.now(UTC) + timedelta(minutes=1)
+    assert (await _replayed(repo, again.job.record.id))[0].data == {
+        "job": job_to_wire(again.job.record)
+    }
 
 
 async def _claim(repo: JobRepository) -> ClaimResult | None:
@@ -133,8 +241,6 @@ async def _started(repo: JobRepository, job_id: str) -> dict[str, Any]:
 @pytest.mark.postgres
 async def test_a_first_claim_is_one_statement(opened: Opened) -> None:
     store, repo = opened.store, opened.repo
-    await create(repo)
-    assert await _claim(repo) is not None  # (its statement is prepared)
     job = await create(repo)
     with recording(store) as log:
         claimed = await _claim(repo)
@@ -169,14 +275,6 @@ async def test_a_job_with_a_checkpoint_comes_first_and_is_claimed_as_before(open
     await repo.paused(parse_paused({"job_id": job.id, "lease": lease}))
     fresh = await create(repo)
     await repo.resume(ALICE, job.id)
-    # (Each statement prepared: a restarted job, claimed in the transaction.)
-    warm = (
-        await repo.create(ALICE, parse_create({"type": "research", "input": {}, "priority": 1}))
-    ).job
-    assert (await _claim(repo) or pytest.fail("not claimed")).job.id == warm.id
-    await repo.cancel(ALICE, warm.id)
-    await repo.restart(ALICE, parse_restart({"job_id": warm.id}))
-    assert (await _claim(repo) or pytest.fail("not claimed")).job.id == warm.id
     with recording(store) as log:
         claimed = await _claim(repo)
         assert await log.after(5) == ["WITH", "BEGIN", "SELECT", "WITH", "COMMIT"]

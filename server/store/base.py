@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import abc
+import copy
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import attrs
 
-from jobspine_shared.models import JobSpec
+from jobspine_shared.models import JobRecord, JobSpec
 from jobspine_shared.states import JobState
 from server.store import model
 from server.store.progress import ProgressWrite, progress_change
@@ -22,6 +24,19 @@ class NewJob:
     user_id: str
     epoch: str
     spec: JobSpec
+
+    def record(self, at: datetime) -> JobRecord:
+        """The job as a store inserts it ``at`` (the store's clock): ``created``, at seq 1
+        (its ``job:created`` event), holding a copy of the spec's input."""
+        return JobRecord(
+            **(self.spec.values() | {"input": copy.deepcopy(self.spec.input)}),
+            id=self.id,
+            user_id=self.user_id,
+            created_at=at,
+            updated_at=at,
+            epoch=self.epoch,
+            seq=1,
+        )
 
 
 #: How long an idempotency key stays taken, by default (``IDEMPOTENCY_TTL_S``).

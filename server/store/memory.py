@@ -154,15 +154,7 @@ class MemoryJobStore(JobStore):
             return ChangeResult(job=holder.job, events=(), existing=True)
         if job.spec.idempotency_key is not None:
             self._idempotency[(job.user_id, job.spec.idempotency_key)] = (job.id, now)
-        record = JobRecord(
-            **(job.spec.values() | {"input": copy.deepcopy(job.spec.input)}),
-            id=job.id,
-            user_id=job.user_id,
-            created_at=now,
-            updated_at=now,
-            epoch=job.epoch,
-            seq=1,
-        )
+        record = job.record(now)
         slot = _Slot(
             job=StoredJob(record=record), events=collections.deque(maxlen=self.backlog_size)
         )

@@ -17,12 +17,37 @@ SELECT_JOBS: Final = (
     f"SELECT {JOB_COLUMNS}, now() AS store_now FROM jobs WHERE id = ANY($1::uuid[])"
 )
 
-INSERT_JOB: Final = f"""
+
+def _insert_job(created_at: str, returning: str) -> str:
+    """Insert a job in ``created`` at seq 1 (``$1``..``$13``: :func:`~server.store.postgres.
+    writes.insert_args`), created and updated at ``created_at``: only when Postgres's clock
+    has reached that time (:mod:`server.store.postgres.clock`)."""
+    return f"""
 INSERT INTO jobs (id, user_id, type, input, epoch, seq, created_at, updated_at,
                   priority, run_at, tags, parent_id, timeout_s, retry, idempotency_key,
                   correlation_id)
-VALUES ($1, $2, $3, $4, $5, 1, now(), now(), $6, $7, $8, $9, $10, $11, $12, $13)
-RETURNING {JOB_COLUMNS}, now() AS store_now
+SELECT $1::uuid, $2::text, $3::text, $4::jsonb, $5::text, 1, {created_at}, {created_at},
+       $6::int, $7::timestamptz, $8::text[], $9::uuid, $10::float8, $11::jsonb, $12::text,
+       $13::text
+WHERE {created_at} <= now()
+RETURNING {returning}
+"""
+
+
+#: A create in its transaction, stamped by Postgres; its event follows (APPEND_EVENTS).
+INSERT_JOB: Final = _insert_job("now()", f"{JOB_COLUMNS}, now() AS store_now")
+
+#: A create as one statement: the job created at ``$14`` with its first event (seq ``$15``,
+#: type ``$16``, data ``$17``, rendered from the record before the statement was sent), or
+#: nothing at all when Postgres's clock has not reached ``$14`` (``inserted`` false). A
+#: first event is never beyond the backlog, which holds at least one.
+INSERT_JOB_ALONE: Final = f"""
+WITH inserted AS ({_insert_job("$14::timestamptz", "id")}),
+appended AS (
+    INSERT INTO job_events (job_id, seq, type, at, data)
+    SELECT id, $15::bigint, $16::text, $14::timestamptz, $17::jsonb FROM inserted
+)
+SELECT now() AS store_now, EXISTS (SELECT FROM inserted) AS inserted
 """
 
 #: Take an idempotency key: a new one, or one whose holder took it more than the TTL ago.

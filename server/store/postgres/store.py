@@ -37,6 +37,7 @@ from server.store.model import (
     StreamRead,
 )
 from server.store.postgres import queries
+from server.store.postgres.clock import ClockBound
 from server.store.postgres.heartbeat_batch import HeartbeatBatcher
 from server.store.postgres.pool import DEFAULT_POOL, PoolOptions, StorePool
 from server.store.postgres.progress_batch import ProgressBatcher
@@ -54,6 +55,7 @@ from server.store.postgres.writes import (
     FirstClaimMiss,
     claim_once,
     first_claim,
+    insert_alone,
     insert_job,
     plan_change,
     refusal_now,
@@ -81,13 +83,17 @@ class PostgresJobStore(JobStore):
         ping_timeout: float = 2.0,
         batch_heartbeats: bool = True,
         batch_progress: bool = True,
+        clock: ClockBound | None = None,
     ) -> None:
         """``batch_heartbeats``: concurrent heartbeats share a statement (group commit,
         :mod:`server.store.postgres.heartbeat_batch`); off, each one is written on its own.
         ``batch_progress``: the same for progress reports
-        (:mod:`server.store.postgres.progress_batch`)."""
+        (:mod:`server.store.postgres.progress_batch`). ``clock``: what the store knows of
+        Postgres's clock (:mod:`server.store.postgres.clock`; tests inject its wall clock)."""
         super().__init__(backlog_size=backlog_size)
         self._pool = StorePool(dsn, pool)
+        #: What Postgres's clock has reached, for creates written as one statement.
+        self._clock = clock or ClockBound()
         self._ping_timeout = ping_timeout
         self._heartbeats: HeartbeatBatcher | None = None
         if batch_heartbeats:
@@ -132,9 +138,20 @@ class PostgresJobStore(JobStore):
     async def _insert(
         self, job: NewJob, event: EventSpec, idempotency_ttl_s: float
     ) -> ChangeResult:
+        at = self._clock.now()
+        if at is not None and job.spec.idempotency_key is None:
+            async with self._pool.connection() as conn:
+                alone = await insert_alone(conn, job, event, at, self._clock)
+            if alone is not None:
+                return alone
         async with self._pool.transaction() as conn:
             return await insert_job(
-                conn, job, event, idempotency_ttl_s, backlog_size=self.backlog_size
+                conn,
+                job,
+                event,
+                idempotency_ttl_s,
+                backlog_size=self.backlog_size,
+                clock=self._clock,
             )
 
     async def _apply(self, job_id: str, change: JobChange) -> ChangeResult:

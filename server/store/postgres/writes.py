@@ -38,8 +38,10 @@ from server.store.model import (
     ClaimResult,
     EventSpec,
     JobChange,
+    StoredJob,
 )
 from server.store.postgres import queries
+from server.store.postgres.clock import ClockBound
 from server.store.postgres.pool import Connection
 from server.store.postgres.rows import job_from_row
 from server.store.postgres.statements import (
@@ -59,6 +61,55 @@ MAX_CAPPED_USERS: Final = 8
 FIRST_CLAIM_FITS: Final = f"attempt = {UNCLAIMED_ATTEMPT} AND NOT has_checkpoint"
 
 
+def insert_args(job: NewJob) -> tuple[object, ...]:
+    """The values of a job's insert, ``$1``..``$13`` of
+    :data:`~server.store.postgres.queries.INSERT_JOB` and ``INSERT_JOB_ALONE``."""
+    spec = job.spec
+    return (
+        uuid.UUID(job.id),
+        job.user_id,
+        spec.type,
+        spec.input,
+        job.epoch,
+        spec.priority,
+        spec.run_at,
+        list(spec.tags),
+        None if spec.parent_id is None else uuid.UUID(spec.parent_id),
+        spec.timeout_s,
+        attrs.asdict(spec.retry),
+        spec.idempotency_key,
+        spec.correlation_id,
+    )
+
+
+async def insert_alone(
+    conn: Connection, job: NewJob, event: EventSpec, at: datetime, clock: ClockBound
+) -> ChangeResult | None:
+    """A create without an idempotency key as one statement, no BEGIN, no COMMIT: the job
+    and its first event, rendered from the record as the memory store renders it
+    (:meth:`~server.store.base.NewJob.record`,
+    :func:`~server.store.rules.change_events`), stamped ``at``, a time ``clock`` says
+    Postgres's clock has reached. None when nothing was written because it had not (the
+    caller then creates in a transaction)."""
+    stored = StoredJob(record=job.record(at))
+    events = change_events(stored, (event,), at)
+    (created,) = events
+    row = await conn.fetchrow(
+        queries.INSERT_JOB_ALONE,
+        *insert_args(job),
+        at,
+        created.seq,
+        created.type.value,
+        created.data,
+    )
+    assert row is not None  # (the statement's last SELECT has no FROM: always one row)
+    if not row["inserted"]:
+        clock.refused(row["store_now"])
+        return None
+    clock.answered(row["store_now"])
+    return ChangeResult(job=stored, events=events)
+
+
 async def insert_job(
     conn: Connection,
     job: NewJob,
@@ -66,9 +117,10 @@ async def insert_job(
     idempotency_ttl_s: float,
     *,
     backlog_size: int,
+    clock: ClockBound,
 ) -> ChangeResult:
-    """Insert ``job`` with its first event; with a live idempotency key, the job holding it
-    instead (``existing``)."""
+    """In ``conn``'s transaction: insert ``job`` with its first event, stamped by Postgres;
+    with a live idempotency key, the job holding it instead (``existing``)."""
     if job.spec.idempotency_key is not None:
         taken = await conn.fetchval(
             queries.TAKE_KEY,
@@ -81,23 +133,9 @@ async def insert_job(
             holder = await conn.fetchrow(queries.KEY_HOLDER, job.user_id, job.spec.idempotency_key)
             assert holder is not None  # the key row's job is deleted with it
             return ChangeResult(job=job_from_row(holder), events=(), existing=True)
-    row = await conn.fetchrow(
-        queries.INSERT_JOB,
-        uuid.UUID(job.id),
-        job.user_id,
-        job.spec.type,
-        job.spec.input,
-        job.epoch,
-        job.spec.priority,
-        job.spec.run_at,
-        list(job.spec.tags),
-        None if job.spec.parent_id is None else uuid.UUID(job.spec.parent_id),
-        job.spec.timeout_s,
-        attrs.asdict(job.spec.retry),
-        job.spec.idempotency_key,
-        job.spec.correlation_id,
-    )
+    row = await conn.fetchrow(queries.INSERT_JOB, *insert_args(job))
     assert row is not None
+    clock.answered(row["store_now"])
     stored = job_from_row(row)
     events = change_events(stored, (event,), row["store_now"])
     await append_events(conn, events, backlog_size=backlog_size)
@@ -283,6 +321,8 @@ __all__ = [
     "append_events",
     "claim_once",
     "first_claim",
+    "insert_alone",
+    "insert_args",
     "insert_job",
     "plan_change",
     "refusal_now",
