@@ -4,7 +4,8 @@ The package, module by module: :mod:`.store` (this: the :class:`~server.store.ba
 methods), :mod:`.writes` (what one change writes in its transaction, the claim),
 :mod:`.fencing` (a change's conditions as SQL), :mod:`.statements` (statements built from a
 change or a filter), :mod:`.queries` (the fixed SQL), :mod:`.rows` (row decoding),
-:mod:`.pool` and :mod:`.outages` (connections; outages become ``Unavailable`` in one place),
+:mod:`.clock` (what Postgres's clock has reached, for a create in one statement), :mod:`.pool`
+and :mod:`.outages` (connections; outages become ``Unavailable`` in one place),
 :mod:`.heartbeat_batch` / :mod:`.progress_batch` over :mod:`.write_batch` (writes grouped
 across jobs), :mod:`.migrator` with ``migrations/``, and :mod:`.scan_lock` (one scanning
 supervisor among instances).
