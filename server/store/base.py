@@ -28,14 +28,10 @@ class NewJob:
     def record(self, at: datetime) -> JobRecord:
         """The job as a store inserts it ``at`` (the store's clock): ``created``, at seq 1
         (its ``job:created`` event), holding a copy of the spec's input."""
+        own = {"id": self.id, "user_id": self.user_id, "epoch": self.epoch, "seq": 1}
+        times = {"created_at": at, "updated_at": at}
         return JobRecord(
-            **(self.spec.values() | {"input": copy.deepcopy(self.spec.input)}),
-            id=self.id,
-            user_id=self.user_id,
-            created_at=at,
-            updated_at=at,
-            epoch=self.epoch,
-            seq=1,
+            **(self.spec.values() | {"input": copy.deepcopy(self.spec.input)} | own | times)
         )
 
 
