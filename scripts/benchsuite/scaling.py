@@ -174,10 +174,11 @@ async def drive(
 ) -> dict[str, Any]:
     """Run the load generator on ``jobs`` jobs through ``worker_on`` until every receiver
     has its events; the web CPU of ``servers`` per event and per delivery."""
-    pids = sorted({server.pid for server in servers})
+    # The instance the worker calls first, then the others (their clients' events only).
+    pids = list(dict.fromkeys([worker_on.pid, *(server.pid for server in servers)]))
 
-    def web_cpu() -> float:
-        return sum(cpu_seconds(pid) for pid in pids)
+    def web_cpu() -> list[float]:
+        return [cpu_seconds(pid) for pid in pids]
 
     events = jobs * (args.events + 1)  # progress events and the completion
     try:
@@ -202,7 +203,9 @@ async def drive(
         cpu_before = web_cpu()
         await asyncio.wait_for(asyncio.gather(*(r.done.wait() for r in receivers)), RUN_TIMEOUT_S)
         finished_at = time.time()
-        server_cpu = web_cpu() - cpu_before
+        cpu_after = web_cpu()
+        cpu_by_instance = [end - start for start, end in zip(cpu_before, cpu_after, strict=True)]
+        server_cpu = sum(cpu_by_instance)
         report = json.loads(await generator.stdout.readline())
         await generator.wait()
     finally:
@@ -223,6 +226,7 @@ async def drive(
         "worker_calls_per_s": round(report["calls"] / report["seconds"], 1),
         "web_processes": len(pids),
         "web_cpu_s": round(server_cpu, 3),
+        "web_cpu_s_by_instance": [round(cpu, 3) for cpu in cpu_by_instance],
         "web_cpu_ms_per_event": round(1000 * server_cpu / events, 3),
         "web_cpu_ms_per_delivery": round(1000 * server_cpu / deliveries, 4),
         "lost": sum(r.expected for r in receivers) - deliveries,
