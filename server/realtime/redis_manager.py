@@ -45,6 +45,7 @@ from socketio import packet as sio_packet
 from server.realtime.redis_outbox import RedisOutbox
 from server.realtime.redis_routes import RoomRoutes, is_routed
 from server.realtime.redis_signing import MessageSigner, host_of
+from server.realtime.redis_subscriber import Reply, SubscriberConnection
 from server.tasks import start_task, stop_task
 
 log = logging.getLogger(__name__)
@@ -189,17 +190,24 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
 
     async def _thread(self) -> None:
         """The listener task: every message heard, opened and handled, until cancelled."""
-        async for channel, message in self._listen():
-            try:
-                await self._receive(channel, message)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("redis: handling a message from another instance failed")
+        own, probe_channel = self._own, self.probe_channel.encode()
+        async for replies in self._subscription():
+            for kind, channel, data in replies:
+                if kind != b"message":
+                    if kind in (b"subscribe", b"unsubscribe") and isinstance(channel, bytes):
+                        self.routes.answered(kind.decode(), channel)
+                elif channel == probe_channel:
+                    self._heard(data)
+                elif isinstance(data, bytes) and host_of(data) != own:
+                    try:
+                        await self._receive(channel, data)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("redis: handling a message from another instance failed")
 
     async def _receive(self, channel: bytes, message: bytes) -> None:
-        if host_of(message) == self._own:
-            return
+        """A message of another instance (our own are skipped unopened)."""
         opened = self._signer.open(channel, message)
         if opened is None:
             self.rejected += 1
@@ -242,43 +250,30 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         eio_sids = [eio for sid, eio in recipients if sid not in skip]
         await self._send(body.decode(), eio_sids)
 
-    async def _listen(self) -> AsyncIterator[tuple[bytes, bytes]]:
-        """``(channel, message)`` of the main and room channels; probes and subscription
-        confirmations are handled here."""
-        probe_channel = self.probe_channel.encode()
-        async for message in self._subscription():
-            kind, channel = message.get("type"), message.get("channel")
-            if kind == "message" and isinstance(channel, bytes):
-                if channel == probe_channel:
-                    self._heard(message.get("data"))
-                elif isinstance(message.get("data"), bytes):
-                    yield channel, message["data"]
-            elif kind in ("subscribe", "unsubscribe") and isinstance(channel, bytes):
-                self.routes.answered(kind, channel)
-
-    async def _subscription(self) -> AsyncIterator[dict[str, Any]]:
-        """Messages of every channel; after any error, a new connection and subscription."""
+    async def _subscription(self) -> AsyncIterator[list[Reply]]:
+        """The replies of every channel, a chunk read at a time; after any error, a new
+        connection and subscription."""
         backoff = MIN_LISTEN_BACKOFF_S
         failing = False
         while True:
             client = self._new_client(blocking=True)
-            pubsub = client.pubsub()
+            subscriber: SubscriberConnection | None = None
             try:
-                await pubsub.subscribe(self.channel, self.probe_channel)
-                self.routes.attach(pubsub)
+                subscriber = await SubscriberConnection.open(client)
+                await subscriber.subscribe(self.channel, self.probe_channel)
+                self.routes.attach(subscriber)
                 self.subscriptions += 1
                 self._subscribed.set()
                 backoff, failing = MIN_LISTEN_BACKOFF_S, False
-                async for message in pubsub.listen():
-                    yield message
-                log.warning("redis listener: the subscription ended; subscribing again")
+                while True:
+                    yield await subscriber.replies()
             except Exception as exc:  # a lost or refused connection: retry below
                 if not failing:
                     log.warning("redis listener: %s; retrying", exc)
                 failing = True
             finally:
                 self._subscribed.clear()
-                await _close_quietly(pubsub, client)
+                await _close_quietly(subscriber, client)
                 self.routes.detach()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_LISTEN_BACKOFF_S)
@@ -377,10 +372,12 @@ def _rooms_of(room: Any) -> list[str]:
     return []
 
 
-async def _close_quietly(*clients: Any) -> None:
-    for client in clients:
-        with contextlib.suppress(Exception):
-            await client.aclose()
+async def _close_quietly(subscriber: SubscriberConnection | None, client: Any) -> None:
+    with contextlib.suppress(Exception):
+        if subscriber is not None:
+            await subscriber.close()
+    with contextlib.suppress(Exception):
+        await client.aclose()
 
 
 __all__ = ["EMIT_PACKET", "JobspineRedisManager"]
