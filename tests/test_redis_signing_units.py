@@ -4,11 +4,14 @@ known key (with the previous key during a rotation), and the signing key's setti
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 
 from server.config import load_settings
 from server.errors import ConfigError
-from server.realtime.redis_signing import MessageSigner, derive_signing_key
+from server.realtime.redis_signing import MAC_BYTES, MessageSigner, derive_signing_key
 from tests.support.redis_apps import OTHER_SIGNING_KEY, SIGNING_KEY
 from tests.support.server import TEST_SECRET
 
@@ -24,6 +27,15 @@ def test_a_message_opens_only_on_its_channel_under_a_known_key() -> None:
     # Rotation: messages of instances still on the previous key open; theirs don't take ours.
     assert signer.open(b"c1", old.seal("c1", "h" * 32, b"{}", b"")) == (b"{}", b"")
     assert old.open(b"c1", message) is None
+
+
+@pytest.mark.parametrize("key_bytes", [1, 32, 63, 64, 65, 200])
+def test_the_mac_is_hmac_sha256_of_the_channel_and_the_rest(key_bytes: int) -> None:
+    key = bytes((7 * index + 1) % 256 for index in range(key_bytes))  # around the 64-byte block
+    message = MessageSigner([key]).seal("room:/:job:1", "h" * 32, b'{"a":1}', b"body")
+    mac, signed = message[:MAC_BYTES], message[MAC_BYTES:]
+    assert mac == hmac.digest(key, b"room:/:job:1\n" + signed, hashlib.sha256)
+    assert signed == b"h" * 32 + b'{"a":1}\nbody'
 
 
 def test_the_signing_key_defaults_to_one_derived_from_jwt_secret() -> None:

@@ -34,11 +34,11 @@ class MessageSigner:
     def __init__(self, keys: Sequence[bytes]) -> None:
         if not keys or not all(keys):
             raise ValueError("at least one non-empty signing key is needed")
-        self._keys = tuple(keys)
+        self._macs = tuple(_KeyedMac(key) for key in keys)
 
     def seal(self, channel: str, host_id: str, header: bytes, body: bytes) -> bytes:
         signed = b"".join((host_id.encode(), header, b"\n", body))
-        return _mac(self._keys[0], channel.encode(), signed) + signed
+        return self._macs[0].of(channel.encode(), signed) + signed
 
     def open(self, channel: bytes, message: bytes) -> tuple[bytes, bytes] | None:
         """``(header, body)`` of a message sealed for ``channel``; ``None`` when its mac is
@@ -46,10 +46,11 @@ class MessageSigner:
         if len(message) <= MAC_BYTES + HOST_ID_BYTES:
             return None
         mac, signed = message[:MAC_BYTES], message[MAC_BYTES:]
-        if not any(hmac.compare_digest(mac, _mac(key, channel, signed)) for key in self._keys):
-            return None
-        header, newline, body = signed[HOST_ID_BYTES:].partition(b"\n")
-        return (header, body) if newline else None
+        for keyed in self._macs:
+            if hmac.compare_digest(mac, keyed.of(channel, signed)):
+                header, newline, body = signed[HOST_ID_BYTES:].partition(b"\n")
+                return (header, body) if newline else None
+        return None
 
 
 def host_of(message: bytes) -> bytes:
@@ -57,9 +58,33 @@ def host_of(message: bytes) -> bytes:
     return message[MAC_BYTES : MAC_BYTES + HOST_ID_BYTES]
 
 
-def _mac(key: bytes, channel: bytes, signed: bytes) -> bytes:
-    # One-shot HMAC (OpenSSL's, no HMAC object per message): a third of hmac.new's cost.
-    return hmac.digest(key, b"".join((channel, b"\n", signed)), "sha256")
+class _KeyedMac:
+    """HMAC-SHA256 (RFC 2104) under one key of ``channel || "\\n" || signed``, the same bytes
+    as ``hmac.digest``. The inner and outer hashes hold the padded key already, so a message
+    costs two copies and the hashing of its own bytes: half of ``hmac.digest`` (0.77 against
+    1.65 us on a 360-byte message, ``timeit`` best of 7), which sets up OpenSSL's HMAC per call.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _SHA256_BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_INNER_PAD))
+        self._outer = hashlib.sha256(key.translate(_OUTER_PAD))
+
+    def of(self, channel: bytes, signed: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(channel)
+        inner.update(b"\n")
+        inner.update(signed)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+_SHA256_BLOCK = 64
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
 
 
 __all__ = ["HOST_ID_BYTES", "MAC_BYTES", "MessageSigner", "derive_signing_key", "host_of"]
