@@ -42,10 +42,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from socketio import packet as sio_packet
 
+from server.realtime.redis_connection import RedisConnection, Reply
 from server.realtime.redis_outbox import RedisOutbox
 from server.realtime.redis_routes import RoomRoutes, is_routed
 from server.realtime.redis_signing import MessageSigner, host_of
-from server.realtime.redis_subscriber import Reply, SubscriberConnection
 from server.tasks import start_task, stop_task
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,10 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         """The listener task: every message heard, opened and handled, until cancelled."""
         own, probe_channel = self._own, self.probe_channel.encode()
         async for replies in self._subscription():
-            for kind, channel, data in replies:
+            for reply in replies:
+                if not isinstance(reply, list) or len(reply) != 3:
+                    continue
+                kind, channel, data = reply
                 if kind != b"message":
                     if kind in (b"subscribe", b"unsubscribe") and isinstance(channel, bytes):
                         self.routes.answered(kind.decode(), channel)
@@ -257,10 +260,10 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         failing = False
         while True:
             client = self._new_client(blocking=True)
-            subscriber: SubscriberConnection | None = None
+            subscriber: RedisConnection | None = None
             try:
-                subscriber = await SubscriberConnection.open(client)
-                await subscriber.subscribe(self.channel, self.probe_channel)
+                subscriber = await RedisConnection.open(client)
+                await subscriber.send((b"SUBSCRIBE", self.channel, self.probe_channel))
                 self.routes.attach(subscriber)
                 self.subscriptions += 1
                 self._subscribed.set()
@@ -372,7 +375,7 @@ def _rooms_of(room: Any) -> list[str]:
     return []
 
 
-async def _close_quietly(subscriber: SubscriberConnection | None, client: Any) -> None:
+async def _close_quietly(subscriber: RedisConnection | None, client: Any) -> None:
     with contextlib.suppress(Exception):
         if subscriber is not None:
             await subscriber.close()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from server.realtime.redis_connection import RedisConnection
 from server.tasks import start_task, stop_task
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class RedisOutbox:
         self._connect = connect
         self._timeout_s = timeout_s
         self._client: Any = None
+        self._publishing: RedisConnection | None = None
         self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(MAX_PUBLISH_QUEUE)
         self._sender: asyncio.Task[None] | None = None
         self._paused_until = 0.0
@@ -86,27 +88,34 @@ class RedisOutbox:
                     queue.task_done()
 
     async def send(self, messages: list[tuple[str, bytes]]) -> bool:
-        """Publish ``(channel, message)`` pairs in order, in one round trip; whether Redis
-        took them."""
+        """Publish ``(channel, message)`` pairs in order, in one write and one round trip;
+        whether Redis took them."""
         try:
-            client = self.client()
             async with asyncio.timeout(self._timeout_s):
-                if len(messages) == 1:
-                    await client.publish(*messages[0])
-                else:
-                    async with client.pipeline(transaction=False) as pipe:
-                        for channel, message in messages:
-                            pipe.publish(channel, message)
-                        await pipe.execute()
-        except Exception as exc:  # redis-py raises many kinds; each means "not now"
+                if self._publishing is None:
+                    self._publishing = await RedisConnection.open(self.client())
+                publishing = self._publishing
+                await publishing.send(*((b"PUBLISH", *message) for message in messages))
+                await publishing.read(len(messages))
+        except BaseException as exc:  # each means "not now"; the connection is out of step
+            await self._close_publishing()
+            if not isinstance(exc, Exception):
+                raise
             log.debug("redis publish failed: %r", exc)
             return False
         return True
 
     def client(self) -> Any:
+        """The redis-py client: connects the publishing connection, and answers pings."""
         if self._client is None:
             self._client = self._connect()
         return self._client
+
+    async def _close_publishing(self) -> None:
+        publishing, self._publishing = self._publishing, None
+        if publishing is not None:
+            with contextlib.suppress(Exception):
+                await publishing.close()
 
     async def ping(self) -> bool:
         """Whether Redis answers a PING within the timeout."""
@@ -159,6 +168,7 @@ class RedisOutbox:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), FLUSH_TIMEOUT_S)
             await stop_task(sender)
+        await self._close_publishing()
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):

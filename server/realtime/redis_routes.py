@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
+from server.realtime.redis_connection import RedisConnection
 from server.tasks import start_task
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class RoomRoutes:
         #: Subscribe and unsubscribe commands sent whose confirmation has not arrived.
         self._unanswered: dict[str, int] = {}
         self._waiters: dict[str, asyncio.Event] = {}
-        self._pubsub: Any = None
+        self._listening: RedisConnection | None = None
         self._commands: asyncio.Queue[tuple[bool, list[str]]] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
 
@@ -60,7 +60,7 @@ class RoomRoutes:
         channel = self.channel_of(namespace, room)
         if channel not in self._wanted:
             self._wanted.add(channel)
-            if self._pubsub is not None:
+            if self._listening is not None:
                 self._commands.put_nowait((True, [channel]))
 
     def closed(self, namespace: str, room: str) -> None:
@@ -70,7 +70,7 @@ class RoomRoutes:
             self._wanted.discard(channel)
             self._confirmed.discard(channel)
             self._release(channel)
-            if self._pubsub is not None:
+            if self._listening is not None:
                 self._commands.put_nowait((False, [channel]))
 
     async def wait(self, namespace: str, room: str) -> None:
@@ -80,7 +80,7 @@ class RoomRoutes:
         if not is_routed(room):
             return
         channel = self.channel_of(namespace, room)
-        if channel in self._confirmed or channel not in self._wanted or self._pubsub is None:
+        if channel in self._confirmed or channel not in self._wanted or self._listening is None:
             return
         event = self._waiters.setdefault(channel, asyncio.Event())
         with contextlib.suppress(TimeoutError):
@@ -88,35 +88,32 @@ class RoomRoutes:
 
     # -- the listener's connection ------------------------------------------------------------
 
-    def attach(self, pubsub: Any) -> None:
-        """The listener subscribed ``pubsub``: subscribe every wanted channel on it, then
-        follow membership changes in order."""
-        self._pubsub = pubsub
+    def attach(self, listening: RedisConnection) -> None:
+        """The listener subscribed its connection ``listening``: subscribe every wanted
+        channel on it, then follow membership changes in order."""
+        self._listening = listening
         self._commands = asyncio.Queue()
         if self._wanted:
             self._commands.put_nowait((True, sorted(self._wanted)))
-        self._sender = start_task(self._send_commands(pubsub), name="redis-routes")
+        self._sender = start_task(self._send_commands(listening), name="redis-routes")
 
     def detach(self) -> None:
         """The listener's connection is gone (closed first, so the command sender, cancelled
         here, ends at once): nothing is subscribed any more."""
-        self._pubsub = None
+        self._listening = None
         sender, self._sender = self._sender, None
         if sender is not None:
             sender.cancel()
         self._confirmed.clear()
         self._unanswered.clear()
 
-    async def _send_commands(self, pubsub: Any) -> None:
+    async def _send_commands(self, listening: RedisConnection) -> None:
         while True:
             subscribe, channels = await self._commands.get()
             for channel in channels:
                 self._unanswered[channel] = self._unanswered.get(channel, 0) + 1
             try:
-                if subscribe:
-                    await pubsub.subscribe(*channels)
-                else:
-                    await pubsub.unsubscribe(*channels)
+                await listening.send((b"SUBSCRIBE" if subscribe else b"UNSUBSCRIBE", *channels))
             except Exception as exc:  # the listener sees the broken connection too
                 log.warning("redis: (un)subscribing room channels failed: %r", exc)
                 return
