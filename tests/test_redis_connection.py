@@ -1,10 +1,12 @@
 """The Redis connection of the hot paths (``server/realtime/redis_connection.py``) on the shared
 test Redis: commands packed here reach Redis byte for byte and in order, a subscriber reads
 every message of a chunk, and an error reply or a closed connection raises the error the
-listener and the outbox reconnect on."""
+listener and the outbox reconnect on. The outbox's batches and a probe share its one
+publishing connection without mixing their replies."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from server.realtime.redis_connection import RedisConnection, pack
+from server.realtime.redis_outbox import RedisOutbox
 
 pytestmark = pytest.mark.redis
 
@@ -73,3 +76,26 @@ async def test_a_connection_the_server_closed_raises_a_connection_error(client: 
         await connection.close()
     with pytest.raises(RedisConnectionError, match="closed"):
         await connection.send((b"PING",))
+
+
+async def test_concurrent_batches_of_the_outbox_each_go_out_whole(
+    client: Redis, redis_url: str, redis_channel: str
+) -> None:
+    listening = await RedisConnection.open(client)
+    outbox = RedisOutbox(lambda: Redis.from_url(redis_url), timeout_s=5.0)
+    try:
+        await listening.send((b"SUBSCRIBE", redis_channel))
+        await listening.replies()
+        assert await outbox.send([(redis_channel, b"opens the connection")])
+        await listening.replies()
+        batches = [[(redis_channel, b"%d-%d" % (b, m)) for m in range(50)] for b in range(4)]
+        assert await asyncio.gather(*(outbox.send(batch) for batch in batches)) == [True] * 4
+        heard: list[bytes] = []
+        while len(heard) < 200:
+            heard.extend(reply[2] for reply in await listening.replies())
+        for batch in batches:  # each batch in its order (batches in any order)
+            sent = [message for _, message in batch]
+            assert [message for message in heard if message in sent] == sent
+    finally:
+        await outbox.close()
+        await listening.close()

@@ -44,6 +44,8 @@ class RedisOutbox:
         self._timeout_s = timeout_s
         self._client: Any = None
         self._publishing: RedisConnection | None = None
+        #: One batch at a time on the connection: the sender's and a probe's replies would mix.
+        self._sending = asyncio.Lock()
         self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(MAX_PUBLISH_QUEUE)
         self._sender: asyncio.Task[None] | None = None
         self._paused_until = 0.0
@@ -90,19 +92,20 @@ class RedisOutbox:
     async def send(self, messages: list[tuple[str, bytes]]) -> bool:
         """Publish ``(channel, message)`` pairs in order, in one write and one round trip;
         whether Redis took them."""
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                if self._publishing is None:
-                    self._publishing = await RedisConnection.open(self.client())
-                publishing = self._publishing
-                await publishing.send(*((b"PUBLISH", *message) for message in messages))
-                await publishing.read(len(messages))
-        except BaseException as exc:  # each means "not now"; the connection is out of step
-            await self._close_publishing()
-            if not isinstance(exc, Exception):
-                raise
-            log.debug("redis publish failed: %r", exc)
-            return False
+        async with self._sending:
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    if self._publishing is None:
+                        self._publishing = await RedisConnection.open(self.client())
+                    publishing = self._publishing
+                    await publishing.send(*((b"PUBLISH", *message) for message in messages))
+                    await publishing.read(len(messages))
+            except BaseException as exc:  # each means "not now"; the connection is out of step
+                await self._close_publishing()
+                if not isinstance(exc, Exception):
+                    raise
+                log.debug("redis publish failed: %r", exc)
+                return False
         return True
 
     def client(self) -> Any:
