@@ -22,6 +22,11 @@ Scenarios (clients on instance A, but in ``spread-N``):
   first. Each event reaches ``--clients`` clients as in ``single``, so ``web cpu
   ms/delivery`` against ``single`` is the cost of the cross-instance path at N instances
   (each instance hears only the rooms its clients are in: docs/redis.md).
+- ``layout-2``, ``layout-4``: one instance without Redis holding the clients of ``spread-N``
+  (N users' groups of ``--clients``, each watching its user's ``--jobs`` / N jobs). Against
+  ``single`` it is the cost of that client layout alone (N times the sockets, each sent 1/N
+  of the events, so fewer frames per write); against it, ``spread-N`` is the cost of the
+  instances and Redis alone.
 
 Besides the rates, it reports the CPU time the web process(es) spent per event (user and
 system, from ``/proc``): on a shared machine the rates move with other load, the CPU cost
@@ -64,7 +69,7 @@ from tests.support.processes import ROOT, cpu_seconds, token
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 OWNER = "bench"
 START_TIMEOUT_S = 60.0
-SCENARIOS = ("single", "single+redis", "cross", "spread-2", "spread-4")
+SCENARIOS = ("single", "single+redis", "cross", "spread-2", "spread-4", "layout-2", "layout-4")
 RUN_TIMEOUT_S = 120.0
 
 
@@ -154,7 +159,8 @@ async def run_spread(
     """``--clients`` clients on each of N instances, those of instance i watching the jobs
     of owner ``bench-i`` (``--jobs`` / N of them); the worker on the first instance. Each
     event then reaches ``--clients`` clients, as in ``single``: what grows with N is only
-    the cross-instance path (each instance hears only the jobs its clients watch)."""
+    the cross-instance path (each instance hears only the jobs its clients watch).
+    ``servers`` may name one instance N times (``layout-N``)."""
     receivers, per_instance = [], args.jobs // len(servers)
     for index, server in enumerate(servers):
         owner = f"{OWNER}-{index}"
@@ -294,6 +300,10 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                     web_instance("cross-b", {**base, **redis_env}) as b,
                 ):
                     results.append(await run_scenario("cross", a, b, args))
+            for name in (n for n in args.scenarios if n.startswith("layout-")):
+                count = int(name.removeprefix("layout-"))
+                async with web_instance(name, base) as a:
+                    results.append(await run_spread(name, [a] * count, args))
             for name in (n for n in args.scenarios if n.startswith("spread-")):
                 count = int(name.removeprefix("spread-"))
                 async with contextlib.AsyncExitStack() as stack:
