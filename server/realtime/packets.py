@@ -18,70 +18,27 @@ import json
 import logging
 from typing import Any
 
-import orjson
 import socketio
 
+from jobspine_shared import packet_json
 from server.validation import parse_json_int
 
 log = logging.getLogger(__name__)
 
 
-class PacketJson:
-    """The ``json`` module face python-socketio asks of a packet class: orjson where it gives
-    the same answer as the standard library, which it is about 10x (encoding) and 2x
-    (decoding) faster than (docs/performance.md), and the standard library otherwise.
-
-    - Encoding never escapes non-ASCII text (UTF-8 on the wire, a third of the bytes of
-      ``\\uXXXX`` escapes for emoji). What orjson refuses (an integer beyond 64 bits, a lone
-      surrogate, a key that is not text) is encoded as before, by ``json.dumps``.
-    - Decoding: orjson turns an integer literal beyond 64 bits into a float, and refuses
-      what the standard library decodes (``NaN``, a lone surrogate escape, ``1e400``, nesting
-      past 1024). Text orjson refuses, or whose decoded value holds an integral float beyond
-      64 bits (where such a literal may have been), is decoded by ``json.loads`` with the
-      over-long integer check, so every payload decodes exactly as before.
-    """
+class PacketJson(packet_json.PacketJson):
+    """The shared packet codec (:class:`jobspine_shared.packet_json.PacketJson`; it lived
+    here before the worker SDK and the Python client used it too), decoding what orjson
+    cannot with the server's rules: an over-long integer literal becomes a value every field
+    check refuses, a payload nested too deep a :class:`TooDeepPayload`."""
 
     @staticmethod
-    def dumps(obj: Any, **kwargs: Any) -> str:
-        try:
-            return orjson.dumps(obj).decode()
-        except TypeError:  # orjson.JSONEncodeError is one
-            return json.dumps(obj, **kwargs)
-
-    @staticmethod
-    def loads(text: str | bytes, **kwargs: Any) -> Any:
-        if not kwargs:
-            try:
-                value = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                pass
-            else:
-                if not _may_hold_a_long_integer(value):
-                    return value
+    def loads_exactly(text: str | bytes, **kwargs: Any) -> Any:
         kwargs.setdefault("parse_int", parse_json_int)
         try:
             return json.loads(text, **kwargs)
         except RecursionError:
             return _too_deep_event(text)
-
-
-#: orjson decodes integer literals beyond 64 bits as floats of at least this size.
-_LONG_INTEGER_FLOAT = 2.0**63
-
-
-def _may_hold_a_long_integer(value: object) -> bool:
-    """Whether a value orjson decoded holds an integral float of 64 bits or more."""
-    stack = [value]
-    pop, extend = stack.pop, stack.extend
-    while stack:
-        item = pop()
-        if isinstance(item, dict):
-            extend(item.values())
-        elif isinstance(item, list):
-            extend(item)
-        elif isinstance(item, float) and abs(item) >= _LONG_INTEGER_FLOAT and item.is_integer():
-            return True
-    return False
 
 
 class TooDeepPayload:

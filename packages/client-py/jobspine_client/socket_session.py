@@ -22,6 +22,8 @@ from typing import Any, Protocol
 import engineio
 import socketio
 
+from jobspine_shared.packet_json import PacketJson
+
 log = logging.getLogger("jobspine_client")
 
 #: Largest message accepted from the server. Snapshots, replays and a claim's checkpoint (up
@@ -50,11 +52,19 @@ class SocketClient(Protocol):
     async def disconnect(self) -> None: ...
 
 
+class ClientPacket(socketio.packet.Packet):  # type: ignore[misc]
+    """python-socketio's packet with the shared packet codec (orjson, the standard library's
+    answers): scoped to the sessions' clients, so other clients keep the library's parser."""
+
+    json = PacketJson
+
+
 def default_socket() -> Any:
     """A python-socketio client without its own reconnect loop (the connections have one)."""
     return socketio.AsyncClient(
         reconnection=False,
         handle_sigint=False,
+        serializer=ClientPacket,
         websocket_extra_options={"max_msg_size": MAX_MESSAGE_BYTES},
     )
 
