@@ -214,6 +214,22 @@ async def test_a_cancelled_flush_task_tells_every_caller_unavailable_and_re_rais
     await batcher.close()
 
 
+async def test_a_flush_task_cancelled_before_it_ran_still_answers_and_frees_the_batcher() -> None:
+    # A task cancelled before its first step never runs its coroutine (nor its finally):
+    # the batcher must not go on believing a flush runs, or every later caller waits forever.
+    batcher = Doubler()
+    call = asyncio.create_task(batcher.submit(1))
+    await asyncio.sleep(0)  # (a turn, not a wait: the caller has joined and made the task)
+    task = flush_task()
+    task.cancel()
+    (answer,) = await asyncio.wait_for(asyncio.gather(call, return_exceptions=True), WITHIN_S)
+    assert isinstance(answer, Unavailable)
+    assert task.cancelled()
+    assert batcher.busy == 0
+    assert await asyncio.wait_for(batcher.submit(3), WITHIN_S) == 6
+    await batcher.close()
+
+
 async def test_close_writes_what_joined_then_refuses_new_callers_and_leaves_no_task() -> None:
     batcher = Doubler()
     batcher.release.clear()

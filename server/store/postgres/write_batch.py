@@ -158,6 +158,7 @@ class WriteBatcher(ABC, Generic[ItemT, ResultT]):
         self._joined.append(Waiter(item, future))
         if self._flusher is None:
             self._flusher = loop.create_task(self._run(), name=self.task_name)
+            self._flusher.add_done_callback(self._flush_task_done)
         try:
             return await future
         except asyncio.CancelledError:
@@ -192,9 +193,18 @@ class WriteBatcher(ABC, Generic[ItemT, ResultT]):
             while self._joined:
                 await self._flush_one()
         finally:
-            self._flusher = None
-            joined, self._joined = self._joined, []  # left only when this task was cancelled
-            refuse_all(joined, Unavailable(self.lost_message))
+            self._end_flush()
+
+    def _flush_task_done(self, task: asyncio.Task[None]) -> None:
+        """A flush task cancelled before its first step never ran :meth:`_run` (nor its
+        ``finally``): its callers are answered here, and the next caller starts a flush."""
+        if self._flusher is task:
+            self._end_flush()
+
+    def _end_flush(self) -> None:
+        self._flusher = None
+        joined, self._joined = self._joined, []  # left only when the flush was cancelled
+        refuse_all(joined, Unavailable(self.lost_message))
 
     async def _flush_one(self) -> None:
         """Take a connection, then the callers that have joined by then, and write them (one
