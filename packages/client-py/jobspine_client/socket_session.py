@@ -87,6 +87,72 @@ class AckMissing(Exception):
         self.cause = cause
 
 
+class AckWaits:
+    """The acks a session waits for: one future each, resolved by the ack, or with a
+    :class:`NoAck` when the session ends (``LOST``) or the call's time is up (``TIMEOUT``).
+    One timer for all of them, set for the earliest deadline: a call costs no timer, no task
+    and no ``asyncio.wait`` of its own."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        #: Each waiting ack's deadline (loop time), None until its call was sent.
+        self._deadlines: dict[asyncio.Future[Any], float | None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def waiting(self) -> int:
+        """How many calls wait for their ack."""
+        return len(self._deadlines)
+
+    def open(self) -> asyncio.Future[Any]:
+        ack: asyncio.Future[Any] = self._loop.create_future()
+        self._deadlines[ack] = None
+        return ack
+
+    def start_clock(self, ack: asyncio.Future[Any], timeout_s: float) -> None:
+        """The call was sent: ``ack`` resolves with ``TIMEOUT`` unless answered in time."""
+        if ack.done():
+            return
+        deadline = self._loop.time() + timeout_s
+        self._deadlines[ack] = deadline
+        if self._timer is None or deadline < self._timer.when():
+            self._arm(deadline)
+
+    def close(self, ack: asyncio.Future[Any]) -> None:
+        """No longer waited for (answered, timed out, or the caller was cancelled)."""
+        self._deadlines.pop(ack, None)
+
+    def end(self) -> None:
+        """The session is over: every waiting call resolves with ``LOST``."""
+        self._disarm()
+        for ack in self._deadlines:
+            if not ack.done():
+                ack.set_result(NoAck.LOST)
+
+    def _arm(self, when: float) -> None:
+        self._disarm()
+        self._timer = self._loop.call_at(when, self._expire)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        now = self._loop.time()
+        later = []
+        for ack, deadline in self._deadlines.items():
+            if deadline is None or ack.done():
+                continue
+            if deadline <= now:
+                ack.set_result(NoAck.TIMEOUT)
+            else:
+                later.append(deadline)
+        if later:
+            self._arm(min(later))
+
+
 class SocketSession:
     """One live Socket.IO connection; ``closed`` resolves when it ends for any reason."""
 
@@ -97,10 +163,17 @@ class SocketSession:
         #: python-socketio's emit is not safe to interleave: sends go one at a time (the
         #: acks are awaited concurrently).
         self._sending = asyncio.Lock()
+        self._acks = AckWaits()
 
     def end(self) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
+        self._acks.end()
+
+    @property
+    def waiting_acks(self) -> int:
+        """How many calls wait for their ack."""
+        return self._acks.waiting
 
     async def last_until(self, closing: asyncio.Event) -> None:
         """Wait until this session ends or ``closing`` is set, whichever comes first."""
@@ -137,25 +210,27 @@ class SocketSession:
         :class:`AckMissing` when none comes within ``timeout_s`` or before the session ends."""
         if self.closed.done():
             raise AckMissing(NoAck.NOT_CONNECTED)
-        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        ack = self._acks.open()
 
         def on_ack(*args: Any) -> None:
             if not ack.done():
                 ack.set_result(args[0] if args else None)
 
         try:
-            async with self._sending:
-                await self.socket.emit(
-                    event, dict(payload), namespace=self.namespace, callback=on_ack
-                )
-        except (socketio.exceptions.SocketIOError, engineio.exceptions.EngineIOError) as exc:
-            raise AckMissing(NoAck.SEND_FAILED, exc) from exc
-        await asyncio.wait(
-            {ack, self.closed}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-        )
-        if ack.done():
-            return ack.result()
-        raise AckMissing(NoAck.LOST if self.closed.done() else NoAck.TIMEOUT)
+            try:
+                async with self._sending:
+                    await self.socket.emit(
+                        event, dict(payload), namespace=self.namespace, callback=on_ack
+                    )
+            except (socketio.exceptions.SocketIOError, engineio.exceptions.EngineIOError) as exc:
+                raise AckMissing(NoAck.SEND_FAILED, exc) from exc
+            self._acks.start_clock(ack, timeout_s)
+            answer = await ack
+        finally:
+            self._acks.close(ack)
+        if isinstance(answer, NoAck):
+            raise AckMissing(answer)
+        return answer
 
 
 async def disconnect_quietly(socket: SocketClient, timeout_s: float) -> None:
@@ -171,6 +246,7 @@ __all__ = [
     "FATAL_CODES",
     "MAX_MESSAGE_BYTES",
     "AckMissing",
+    "AckWaits",
     "NoAck",
     "SocketClient",
     "SocketSession",
