@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import random
 
+#: The jitter's source when none is given: one for every backoff (seeding a ``Random`` of its
+#: own reads the system's entropy, a cost every reliable write of a worker would pay).
+_JITTER = random.Random()
+
 
 class Backoff:
     """Delays ``initial, initial*factor, …`` capped at ``maximum``, each jittered by ±``jitter``.
@@ -26,7 +30,7 @@ class Backoff:
         self.maximum = maximum
         self.factor = factor
         self.jitter = jitter
-        self._rng = rng or random.Random()
+        self._rng = rng or _JITTER
         self._attempt = 0
 
     @property
