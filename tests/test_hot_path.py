@@ -92,6 +92,21 @@ def test_encoding_keeps_non_ascii_text_and_falls_back_for_what_orjson_refuses() 
     assert json.loads(PacketJson.dumps(["\ud800"])) == ["\ud800"]  # escaped, as before
 
 
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def test_the_server_sends_strict_json_and_a_null_as_orjson_writes_it() -> None:
+    # Every number the server sends was checked finite; should a non-finite one slip
+    # through, it goes out as orjson writes it (null), never as NaN, which JSON.parse
+    # refuses. (And a null, in nearly every packet, costs no walk of the value.)
+    encoded = PacketJson.dumps(["job:progress", {"progress": float("nan"), "step": None}])
+    assert json.loads(encoded, parse_constant=_no_constant) == [
+        "job:progress",
+        {"progress": None, "step": None},
+    ]
+
+
 async def test_an_emoji_input_is_sent_back_unescaped(start_server: StartServer) -> None:
     server = await start_server()
     client = await connect_user(server, "alice")

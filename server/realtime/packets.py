@@ -30,7 +30,14 @@ class PacketJson(packet_json.PacketJson):
     """The shared packet codec (:class:`jobspine_shared.packet_json.PacketJson`; it lived
     here before the worker SDK and the Python client used it too), decoding what orjson
     cannot with the server's rules: an over-long integer literal becomes a value every field
-    check refuses, a payload nested too deep a :class:`TooDeepPayload`."""
+    check refuses, a payload nested too deep a :class:`TooDeepPayload`.
+
+    Encoding is orjson's, a ``null`` taken as a null: every number the server sends was
+    checked finite (progress, and every JSON value a caller stores), so no walk of each
+    packet looks for NaN; should one slip through it goes out as ``null``, strict JSON that
+    a browser's ``JSON.parse`` reads, not ``json.dumps``'s ``NaN``."""
+
+    writes_non_finite = False
 
     @staticmethod
     def loads_exactly(text: str | bytes, **kwargs: Any) -> Any:

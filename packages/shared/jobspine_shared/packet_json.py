@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -40,13 +40,18 @@ class PacketJson:
       every payload decodes as the standard library decodes it.
     """
 
-    @staticmethod
-    def dumps(obj: Any, **kwargs: Any) -> str:
+    #: Whether a ``null`` in orjson's output sends a value holding NaN or an infinity to
+    #: ``json.dumps`` (a walk of the whole value, for nearly every packet: most hold a null).
+    #: The server's codec turns it off (:mod:`server.realtime.packets`).
+    writes_non_finite: ClassVar[bool] = True
+
+    @classmethod
+    def dumps(cls, obj: Any, **kwargs: Any) -> str:
         try:
             encoded = orjson.dumps(obj, option=_ENCODE_OPTIONS)
         except TypeError:  # orjson.JSONEncodeError is one
             return json.dumps(obj, **kwargs)
-        if b"null" in encoded and _holds_a_non_finite_float(obj):
+        if cls.writes_non_finite and b"null" in encoded and _holds_a_non_finite_float(obj):
             return json.dumps(obj, **kwargs)
         return encoded.decode()
 
