@@ -95,3 +95,8 @@ def test_the_sessions_sockets_encode_and_decode_packets_with_the_codec() -> None
     encoded = ClientPacket(sio_packet.EVENT, data=data, namespace="/workers", id=7).encode()
     assert encoded.endswith('["progress",{"step":"é","progress":50.0}]')
     assert ClientPacket(encoded_packet=encoded).data == data
+
+
+def test_the_sessions_sockets_refuse_binary_data_instead_of_sending_a_binary_packet() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        ClientPacket(sio_packet.EVENT, data=["e", {"b": b"\x00"}], namespace="/workers").encode()

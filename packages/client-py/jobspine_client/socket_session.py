@@ -54,9 +54,14 @@ class SocketClient(Protocol):
 
 class ClientPacket(socketio.packet.Packet):  # type: ignore[misc]
     """python-socketio's packet with the shared packet codec (orjson, the standard library's
-    answers): scoped to the sessions' clients, so other clients keep the library's parser."""
+    answers): scoped to the sessions' clients, so other clients keep the library's parser.
+
+    No jobspine event carries binary data (the server closes a connection that sends a
+    binary packet), so a packet is not searched for it: data holding ``bytes`` is refused
+    by the encoder (``TypeError``) instead of going out as a binary packet."""
 
     json = PacketJson
+    uses_binary_events = False
 
 
 def default_socket() -> Any:
