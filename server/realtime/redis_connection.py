@@ -8,9 +8,13 @@ replies are read from the connection's stream in chunks and parsed by a ``hiredi
 our own, every whole reply of a chunk at once.
 
 Used by the listener (subscriber mode: a reply is ``[kind, channel, data]``) and by the
-outbox (``PUBLISH``, many per write). An error reply or the connection closing raises
-:class:`redis.exceptions.ConnectionError`; after any error the owner closes the connection
-and opens a new one.
+outbox (``PUBLISH``, many per write). The stream and writer are redis-py's connection's own
+(``_reader`` and ``_writer``, there since redis-py 4.2's asyncio client); a redis-py without
+them makes :meth:`RedisConnection.open` fail, so the listener never subscribes and
+``/readyz`` says so (``tests/test_redis_connection.py`` checks the shape).
+
+An error reply or the connection closing raises :class:`redis.exceptions.ConnectionError`;
+after any error the owner closes the connection and opens a new one.
 """
 
 from __future__ import annotations
