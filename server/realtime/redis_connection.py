@@ -9,7 +9,7 @@ our own, every whole reply of a chunk at once.
 
 Used by the listener (subscriber mode: a reply is ``[kind, channel, data]``) and by the
 outbox (``PUBLISH``, many per write). The stream and writer are redis-py's connection's own
-(``_reader`` and ``_writer``, there since redis-py 4.2's asyncio client); a redis-py without
+(``_reader`` and ``_writer`` of its asyncio connection, checked with redis-py 8.2); one without
 them makes :meth:`RedisConnection.open` fail, so the listener never subscribes and
 ``/readyz`` says so (``tests/test_redis_connection.py`` checks the shape).
 
