@@ -16,6 +16,7 @@ from server.errors import NotFound
 from server.realtime.backpressure import SendQueueBound
 from server.realtime.corking import install_corked_websockets
 from server.realtime.packets import GuardedAsyncServer, ServerPacket
+from server.realtime.pings import PingSchedule
 
 if TYPE_CHECKING:
     from server.realtime.sessions import SocketGuard
@@ -82,7 +83,8 @@ class SocketServer:
         #: Limits and session timers of every socket (set by the app; ``None`` in none).
         self.guard: SocketGuard | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._track_background_tasks()
+        #: Every socket's next ping (:mod:`server.realtime.pings`).
+        self.pings = self._track_background_tasks()
         self.send_queue_bound: SendQueueBound | None = None
         if max_client_queue > 0:
             self.send_queue_bound = SendQueueBound(
@@ -92,24 +94,30 @@ class SocketServer:
                 on_drop=on_client_dropped,
             )
 
-    def _track_background_tasks(self) -> None:
+    def _track_background_tasks(self) -> PingSchedule:
         """Keep a handle on every task Engine.IO and Socket.IO start (event handlers, pings),
-        so that :meth:`shutdown` can end those still pending: none outlives the app."""
+        so that :meth:`shutdown` can end those still pending: none outlives the app. A
+        socket's wait for its next ping is no task but an entry of the returned schedule."""
         eio = self.server.eio
         spawn = eio.start_background_task
         # One callback and one context for every task: a bound method made per task, and
-        # the context asyncio copies for its callback, would stay for each idle socket's
-        # ping task (the callback needs no context).
+        # the context asyncio copies for its callback, would stay with each task until it
+        # ends (the callback needs no context).
         forget, quiet = self._tasks.discard, contextvars.Context()
 
         def start_background_task(target: Any, *args: Any, **kwargs: Any) -> Any:
+            if pings.takes(target) and not args and not kwargs:
+                pings.schedule(target)
+                return None
             task = spawn(target, *args, **kwargs)
             if isinstance(task, asyncio.Task):
                 self._tasks.add(task)
                 task.add_done_callback(forget, context=quiet)
             return task
 
+        pings = PingSchedule(eio, start_background_task)
         eio.start_background_task = start_background_task
+        return pings
 
     def attach(self, app: web.Application) -> None:
         self.server.attach(app)
@@ -249,6 +257,7 @@ class SocketServer:
         if not self._shut_down:
             self._shut_down = True
             await self.server.shutdown()
+        self.pings.close()
         pending = [task for task in self._tasks if not task.done()]
         for task in pending:
             task.cancel()
