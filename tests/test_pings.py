@@ -38,3 +38,20 @@ async def test_an_idle_socket_is_pinged_every_interval_without_a_task_of_its_own
         await ws.close()
         # Its entry comes due and goes without a ping.
         await wait_until(lambda: _true(len(sockets.pings) == 0))
+
+
+async def test_after_shutdown_a_pong_schedules_nothing() -> None:
+    async with running_server() as server:
+        sockets = server.app[SIO]
+        sockets.server.eio.ping_interval = PING_INTERVAL_S
+        ws = await server.http.ws_connect(
+            server.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+        )
+        assert (await ws.receive_str()).startswith("0")
+        assert await asyncio.wait_for(ws.receive_str(), 5.0) == "2"
+        (socket,) = sockets.server.eio.sockets.values()
+        sockets.pings.close()
+        await ws.send_str("3")
+        await wait_until(lambda: _true(socket.last_ping is None))  # the pong was handled
+        assert len(sockets.pings) == 0
+        await ws.close()

@@ -38,6 +38,7 @@ class PingSchedule:
         self._spawn = spawn
         self._due: collections.deque[tuple[float, Any]] = collections.deque()
         self._alarm: asyncio.TimerHandle | None = None
+        self._closed = False
 
     @staticmethod
     def takes(target: object) -> bool:
@@ -45,7 +46,10 @@ class PingSchedule:
         return getattr(target, "__func__", None) is _SEND_PING
 
     def schedule(self, ping_wait: Any) -> None:
-        """In place of running ``ping_wait`` (a socket's bound ``_send_ping``) as a task."""
+        """In place of running ``ping_wait`` (a socket's bound ``_send_ping``) as a task;
+        nothing once closed."""
+        if self._closed:
+            return
         loop = asyncio.get_running_loop()
         self._due.append((loop.time() + self._eio.ping_interval, ping_wait.__self__))
         if self._alarm is None:
@@ -56,6 +60,7 @@ class PingSchedule:
 
     def close(self) -> None:
         """No more pings (at shutdown)."""
+        self._closed = True
         if self._alarm is not None:
             self._alarm.cancel()
             self._alarm = None
