@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
+
 from server.keys import SIO
+from server.realtime.sockets import SocketServer
 from tests.support.jobs import wait_until
-from tests.support.server import running_server
+from tests.support.server import LiveServer, running_server
 
 PING_INTERVAL_S = 0.05
 
@@ -21,14 +24,23 @@ async def _true(value: bool) -> bool:
     return value
 
 
+async def _pinged_websocket(
+    server: LiveServer,
+) -> tuple[SocketServer, aiohttp.ClientWebSocketResponse]:
+    """A bare Engine.IO websocket on a server that pings every :data:`PING_INTERVAL_S`,
+    past its open packet."""
+    sockets = server.app[SIO]
+    sockets.server.eio.ping_interval = PING_INTERVAL_S
+    ws = await server.http.ws_connect(
+        server.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+    )
+    assert (await ws.receive_str()).startswith("0")
+    return sockets, ws
+
+
 async def test_an_idle_socket_is_pinged_every_interval_without_a_task_of_its_own() -> None:
     async with running_server() as server:
-        sockets = server.app[SIO]
-        sockets.server.eio.ping_interval = PING_INTERVAL_S
-        ws = await server.http.ws_connect(
-            server.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
-        )
-        assert (await ws.receive_str()).startswith("0")  # open
+        sockets, ws = await _pinged_websocket(server)
         for _ in range(3):  # each pong schedules the next ping
             assert await asyncio.wait_for(ws.receive_str(), 5.0) == "2"
             assert _ping_tasks() == []
@@ -42,12 +54,7 @@ async def test_an_idle_socket_is_pinged_every_interval_without_a_task_of_its_own
 
 async def test_after_shutdown_a_pong_schedules_nothing() -> None:
     async with running_server() as server:
-        sockets = server.app[SIO]
-        sockets.server.eio.ping_interval = PING_INTERVAL_S
-        ws = await server.http.ws_connect(
-            server.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
-        )
-        assert (await ws.receive_str()).startswith("0")
+        sockets, ws = await _pinged_websocket(server)
         assert await asyncio.wait_for(ws.receive_str(), 5.0) == "2"
         (socket,) = sockets.server.eio.sockets.values()
         sockets.pings.close()
