@@ -81,3 +81,14 @@ async def test_sockets_that_come_and_go_leave_no_entries_behind() -> None:
     # 20,000 stale entries would be over 1 MB; the heap is rebuilt as they pile up.
     assert grown < 64 * 1024, grown
     deadlines.close()
+
+
+async def test_a_deadline_within_a_millisecond_is_due_now() -> None:
+    """The loop's timer may fire that early by the clock (uvloop counts milliseconds)."""
+    clock, told = Clock(), list[Key]()
+    deadlines = Deadlines(told.append, clock=clock)
+    deadlines.set(("soon", "/"), 1000.0005)
+    deadlines.set(("later", "/"), 1000.01)
+    deadlines.fire_due()
+    assert told == [("soon", "/")]
+    deadlines.close()

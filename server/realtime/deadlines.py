@@ -19,6 +19,10 @@ Key = tuple[str, str]
 
 #: Stale heap entries allowed beyond the live ones before the heap is rebuilt.
 _SLACK = 64
+#: A deadline within this is due now: the loop's timer may fire a little early by the
+#: clock (uvloop's timers count milliseconds), which would otherwise re-arm it again and
+#: again until then.
+EARLY_S = 0.001
 
 
 class Deadlines:
@@ -52,7 +56,7 @@ class Deadlines:
     def fire_due(self) -> None:
         """Tell every key whose deadline the clock reached, then wait for the next one."""
         self._alarm = None
-        now = self._clock()
+        now = self._clock() + EARLY_S
         heap, due_at = self._heap, self._due_at
         while heap and heap[0][0] <= now:
             at, key = heapq.heappop(heap)

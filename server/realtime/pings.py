@@ -27,6 +27,9 @@ from engineio.async_socket import AsyncSocket
 Spawn = Callable[[Callable[..., Coroutine[Any, Any, None]], Any], Any]
 
 _SEND_PING = AsyncSocket._send_ping
+#: A socket due within this is due now: uvloop's timers count milliseconds and may fire
+#: up to one early, which would otherwise re-arm the alarm again and again until then.
+EARLY_S = 0.001
 
 
 class PingSchedule:
@@ -72,7 +75,7 @@ class PingSchedule:
     def _ring(self) -> None:
         self._alarm = None
         loop = asyncio.get_running_loop()
-        now, due = loop.time(), self._due
+        now, due = loop.time() + EARLY_S, self._due
         while due and due[0][0] <= now:
             _, socket = due.popleft()
             if not socket.closing and not socket.closed:
