@@ -3,6 +3,8 @@ configuration of ``python -m workers``."""
 
 from __future__ import annotations
 
+import json
+import os
 import random
 from typing import Any
 
@@ -33,6 +35,27 @@ def test_backoff_jitter_stays_within_bounds() -> None:
 
     assert all(0.75 <= d <= 1.25 for d in delays)
     assert len(set(delays)) > 100
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_backoff_jitter_differs_between_processes_forked_from_one() -> None:
+    # An app that imports the client and then forks (a preloading server's workers) must not
+    # give every child the same jitter: they would all reconnect in lockstep.
+    def delays() -> list[float]:
+        backoff = Backoff(1.0, 1.0, jitter=0.25)
+        return [backoff.next_delay() for _ in range(8)]
+
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child only reports its delays
+        os.write(writing, json.dumps(delays()).encode())
+        os._exit(0)
+    os.close(writing)
+    with os.fdopen(reading) as pipe:
+        childs = json.loads(pipe.read())
+    os.waitpid(child, 0)
+    assert len(childs) == 8
+    assert childs != delays()
 
 
 # -- progress coalescing --------------------------------------------------------------------

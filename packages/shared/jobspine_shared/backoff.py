@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import random
 
-#: The jitter's source when none is given: one for every backoff (seeding a ``Random`` of its
-#: own reads the system's entropy, a cost every reliable write of a worker would pay).
-_JITTER = random.Random()
-
 
 class Backoff:
     """Delays ``initial, initial*factor, …`` capped at ``maximum``, each jittered by ±``jitter``.
 
-    ``reset()`` after a success starts over. ``rng`` is injectable for deterministic tests.
+    ``reset()`` after a success starts over. ``rng`` is injectable for deterministic tests;
+    without it the jitter comes from the ``random`` module's generator (:func:`jittered`):
+    no seeding per backoff (it reads the system's entropy, a cost every reliable write of a
+    worker would pay), and unlike a ``Random`` of our own made at import, it is seeded again
+    in a forked child, so the processes of a preforking app do not back off in lockstep.
     """
 
     def __init__(
@@ -30,7 +30,7 @@ class Backoff:
         self.maximum = maximum
         self.factor = factor
         self.jitter = jitter
-        self._rng = rng or _JITTER
+        self._rng = rng
         self._attempt = 0
 
     @property
