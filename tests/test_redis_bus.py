@@ -140,11 +140,42 @@ async def test_a_dead_listener_is_detected_restarted_and_delivery_resumes(
     assert manager.listener_restarts >= 1
     assert manager.listener_running
     await progress(worker, job, 10)
-    assert await received(owner, job["id"], 3) == [1, 2, 3]
+    await owner.events.wait_for(lambda _: 3 in seqs(owner, job["id"]), HEAL_WITHIN_S)
+    # Each seq in order, and 2 perhaps twice: the repair sends the latest event of the jobs
+    # of local user rooms again once the listener subscribed anew (clients drop the copy).
+    got = seqs(owner, job["id"])
+    assert list(dict.fromkeys(got)) == [1, 2, 3]
+    assert got.count(2) <= 2
     metrics = await metric_values(a)
     assert metrics["jobspine_redis_listener_restarts_total"] >= 1
     assert metrics["jobspine_redis_up"] == 1
     assert metrics["jobspine_redis_published_total"] >= 1
+
+
+async def test_a_resubscribed_instance_sends_the_latest_events_to_its_user_room_watchers(
+    bus_instances: tuple[LiveServer, LiveServer],
+) -> None:
+    a, b = bus_instances
+    near, far = await connect_user(a, "alice"), await connect_user(b, "alice")
+    worker = await connect_worker(a)
+    job = await running_job(near, worker)
+    # far watches through alice's user room only (no job:subscribe).
+    assert await received(far, job["id"], 2) == [1, 2]
+
+    listener = b.app[REDIS_MANAGER]._listener
+    assert listener is not None
+    listener.cancel()
+    await asyncio.wait({listener})
+    # A publishes every event (nothing to repair on its side); B hears none of them.
+    await progress(worker, job, 10)
+    await worker.ok("complete", {"job_id": job["id"], "lease": job["lease"], "result": {}})
+    assert await received(near, job["id"], 4) == [1, 2, 3, 4]
+
+    await wait_until(lambda: not_ready(b), within=HEAL_WITHIN_S)
+    await wait_until(lambda: is_ready(b), within=HEAL_WITHIN_S)
+    # B subscribed again and sent its user room the job's latest event: far sees the gap.
+    assert (await received(far, job["id"], 3))[:3] == [1, 2, 4]
+    assert far.events.of_job(job["id"])[2]["type"] == "job:completed"
 
 
 async def test_a_listener_on_a_connection_gone_silent_is_detected_and_restarted(

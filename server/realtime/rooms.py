@@ -18,8 +18,23 @@ def job_of_room(room: str) -> str | None:
     return room.removeprefix(JOB_ROOM_PREFIX) if room.startswith(JOB_ROOM_PREFIX) else None
 
 
+USER_ROOM_PREFIX = "user:"
+
+
 def user_room(user_id: str) -> str:
-    return f"user:{user_id}"
+    return f"{USER_ROOM_PREFIX}{user_id}"
 
 
-__all__ = ["USER_NAMESPACE", "WORKER_NAMESPACE", "job_of_room", "job_room", "user_room"]
+def user_of_room(room: str) -> str | None:
+    """The user id of a ``user:<id>`` room; ``None`` for any other room."""
+    return room.removeprefix(USER_ROOM_PREFIX) if room.startswith(USER_ROOM_PREFIX) else None
+
+
+__all__ = [
+    "USER_NAMESPACE",
+    "WORKER_NAMESPACE",
+    "job_of_room",
+    "job_room",
+    "user_of_room",
+    "user_room",
+]
