@@ -5,7 +5,7 @@ changes nothing."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 from server.actors import Actor, Role
@@ -46,19 +46,22 @@ class CallLimits:
             ),
         )
 
-    async def admit_user(self, actor: Actor) -> None:
-        await _take(self.users, actor, "user_calls_per_s", self.settings.user_calls_per_s)
+    # admit_user and admit_worker are plain functions handing back _take's coroutine: one
+    # pairing of bucket, limit and rate each, and no coroutine frame of their own on the way
+    # (every Socket.IO call comes through admit).
 
-    async def admit_worker(self, actor: Actor) -> None:
-        await _take(self.workers, actor, "worker_calls_per_s", self.settings.worker_calls_per_s)
+    def admit_user(self, actor: Actor) -> Awaitable[None]:
+        return _take(self.users, actor, "user_calls_per_s", self.settings.user_calls_per_s)
+
+    def admit_worker(self, actor: Actor) -> Awaitable[None]:
+        return _take(self.workers, actor, "worker_calls_per_s", self.settings.worker_calls_per_s)
 
     async def admit(self, actor: Actor) -> None:
-        """The bucket of ``actor``'s side: workers on theirs, users and admins on theirs
-        (straight to :func:`_take`: every Socket.IO call comes here)."""
+        """The bucket of ``actor``'s side: workers on theirs, users and admins on theirs."""
         if actor.role is Role.WORKER:
-            await _take(self.workers, actor, "worker_calls_per_s", self.settings.worker_calls_per_s)
+            await self.admit_worker(actor)
         else:
-            await _take(self.users, actor, "user_calls_per_s", self.settings.user_calls_per_s)
+            await self.admit_user(actor)
 
 
 async def _take(bucket: RateLimiter, actor: Actor, limit: str, per_s: float) -> None:
