@@ -300,3 +300,25 @@ async def test_a_restarted_job_is_claimed_at_its_next_attempt(opened: Opened) ->
     assert (claimed.job.id, claimed.job.attempt) == (job.id, 2)
     assert claimed.events[0].data == {"attempt": 2, "worker_id": WORKER.id, "resumed": False}
     assert await _started(repo, job.id) == claimed.events[0].data
+
+
+@pytest.mark.postgres
+async def test_a_checkpoint_row_the_job_does_not_hold_is_not_handed_to_its_worker(
+    opened: Opened, postgres_dsn: str
+) -> None:
+    """The row a restart's clear could leave behind (it reads its statement's snapshot):
+    the job says it holds no checkpoint, and its claim says so too."""
+    repo = opened.repo
+    job = await create(repo)
+    assert await _claim(repo) is not None
+    await repo.cancel(ALICE, job.id)
+    await repo.restart(ALICE, parse_restart({"job_id": job.id}))
+    async with connected(postgres_dsn) as conn:
+        await conn.execute(
+            "INSERT INTO job_checkpoints (job_id, data) VALUES ($1::uuid, '{\"stale\": 1}')",
+            job.id,
+        )
+    claimed = await _claim(repo)
+    assert claimed is not None
+    assert (claimed.job.id, claimed.job.has_checkpoint, claimed.checkpoint) == (job.id, False, None)
+    assert claimed.events[0].data["resumed"] is False

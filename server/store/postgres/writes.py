@@ -304,11 +304,13 @@ async def claim_once(
     # The row is locked by this transaction and was claimable: the UPDATE matched.
     assert changed is not None, "a locked, claimable job refused its claim"
     result = await _written(conn, changed, write, backlog_size=call.backlog_size)
+    # The data only of a checkpoint the job holds: a restart's one-statement clear reads
+    # its statement's snapshot, so a checkpoint row written after that snapshot (by an
+    # attempt that ran and ended meanwhile) could outlive the clear. The job's own flag,
+    # cleared by the same UPDATE under the row lock, says there is none.
+    held = changed["checkpoint_data"] if result.job.checkpoint is not None else None
     return ClaimResult(
-        job=result.job.record,
-        lease=call.lease,
-        checkpoint=changed["checkpoint_data"],
-        events=result.events,
+        job=result.job.record, lease=call.lease, checkpoint=held, events=result.events
     )
 
 
