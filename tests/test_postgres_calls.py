@@ -23,10 +23,11 @@ from server.commands.worker import parse_checkpoint, parse_claim, parse_paused
 from server.service import JobRepository, RepositorySettings
 from server.store.base import NewJob
 from server.store.claiming import claim_change, first_claim_change, is_first_claim
-from server.store.model import ChangeResult, ClaimResult, EventSpec, StoredJob
+from server.store.model import ChangeResult, CheckpointInfo, ClaimResult, EventSpec, StoredJob
 from server.store.postgres import PostgresJobStore
 from server.store.postgres.clock import ClockBound
 from server.store.postgres.queries import COUNT_ACTIVE
+from server.store.postgres.writes import FIRST_CLAIM_FITS
 from tests.support.jobs import ADMIN, ALICE, WORKER, create, wait_until
 from tests.support.postgres import ONE_CONNECTION, connected, opened_postgres_store
 from tests.support.query_plans import fill_jobs, plan_of
@@ -65,6 +66,36 @@ def test_the_first_claim_is_the_claim_of_a_job_never_claimed() -> None:
     assert claim_change(retried, worker_id="w", lease="L") != first_claim_change(
         worker_id="w", lease="L"
     )
+
+
+@pytest.mark.postgres
+async def test_the_first_claims_sql_fits_the_jobs_is_first_claim_holds_for(
+    postgres_dsn: str,
+) -> None:
+    """``FIRST_CLAIM_FITS`` is ``is_first_claim`` in SQL: the rule is stated twice, so a
+    change to one alone fails here (each pair of attempt and checkpoint, over the rows)."""
+    async with connected(postgres_dsn) as conn:
+        await fill_jobs(conn, 4)
+        await conn.execute(
+            "UPDATE jobs SET attempt = n.k % 2, has_checkpoint = n.k >= 2,"
+            " checkpoint_at = CASE WHEN n.k >= 2 THEN now() END,"
+            " checkpoint_size = CASE WHEN n.k >= 2 THEN 2 END,"
+            " checkpoint_progress = CASE WHEN n.k >= 2 THEN 0 END,"
+            " checkpoint_keys = CASE WHEN n.k >= 2 THEN '{}'::text[] END"
+            " FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM jobs) AS n"
+            " WHERE jobs.id = n.id"
+        )
+        rows = await conn.fetch(f"SELECT attempt, has_checkpoint, {FIRST_CLAIM_FITS} FROM jobs")
+    judged = {(r["attempt"], r["has_checkpoint"]): r[2] for r in rows}
+    assert len(judged) == 4
+    held = CheckpointInfo(saved_at=datetime.now(UTC), size_bytes=2, progress=0.0, keys=())
+    for (attempt, has_checkpoint), fits in judged.items():
+        job = StoredJob(
+            record=record(state=S.CREATED, attempt=attempt, has_checkpoint=has_checkpoint),
+            checkpoint=held if has_checkpoint else None,
+        )
+        assert fits == is_first_claim(job), (attempt, has_checkpoint)
+    assert list(judged.values()).count(True) == 1
 
 
 #: What asyncpg itself sends the first time a connection prepares a statement of a type it
