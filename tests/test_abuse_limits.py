@@ -189,14 +189,17 @@ def test_calls_in_flight_per_socket_are_bounded() -> None:
     from server.limits.calls import SocketQuota
 
     quota = SocketQuota(LimitSettings(max_calls_in_flight_per_socket=2))
-    with quota.call("s1"), quota.call("s1"):
-        with pytest.raises(RateLimited) as raised, quota.call("s1"):
-            pass
-        assert raised.value.details == {"limit": "calls_in_flight_per_socket", "retry_after_s": 0.1}
-        with quota.call("s2"):  # another socket has its own bound
-            pass
-    with quota.call("s1"):  # released when the calls ended
-        pass
+    quota.enter_call("s1")
+    quota.enter_call("s1")
+    with pytest.raises(RateLimited) as raised:
+        quota.enter_call("s1")
+    assert raised.value.details == {"limit": "calls_in_flight_per_socket", "retry_after_s": 0.1}
+    quota.enter_call("s2")  # another socket has its own bound
+    quota.leave_call("s2")
+    quota.leave_call("s1")
+    quota.leave_call("s1")
+    quota.enter_call("s1")  # released when the calls ended
+    quota.leave_call("s1")
 
 
 async def test_a_call_refused_for_its_rate_leaves_no_call_in_flight() -> None:

@@ -4,8 +4,7 @@ changes nothing."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from typing import Any
 
 from server.actors import Actor, Role
@@ -146,15 +145,6 @@ class SocketQuota:
             self._in_flight[sid] = left
         else:
             del self._in_flight[sid]
-
-    @contextlib.contextmanager
-    def call(self, sid: str) -> Iterator[None]:
-        """:meth:`enter_call` and :meth:`leave_call` around a block."""
-        self.enter_call(sid)
-        try:
-            yield
-        finally:
-            self.leave_call(sid)
 
 
 __all__ = ["CallLimits", "SocketQuota"]
