@@ -4,8 +4,11 @@ its deadline; moved and dropped deadlines are not told; churn leaves nothing beh
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import tracemalloc
+
+import pytest
 
 from server.realtime.deadlines import Deadlines, Key
 
@@ -91,4 +94,33 @@ async def test_a_deadline_within_a_millisecond_is_due_now() -> None:
     deadlines.set(("later", "/"), 1000.01)
     deadlines.fire_due()
     assert told == [("soon", "/")]
+    deadlines.close()
+
+
+async def test_a_key_whose_telling_raises_does_not_stop_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An ``on_due`` that raises is logged; the keys due after it are still told, and the
+    later ones stay."""
+    clock, told = Clock(), list[Key]()
+
+    def tell(key: Key) -> None:
+        if key[0] == "broken":
+            raise RuntimeError("the session's end failed")
+        told.append(key)
+
+    deadlines = Deadlines(tell, clock=clock)
+    deadlines.set(("first", "/"), 1010.0)
+    deadlines.set(("broken", "/"), 1011.0)
+    deadlines.set(("after", "/"), 1012.0)
+    deadlines.set(("later", "/"), 1100.0)
+    clock.now = 1020.0
+    with caplog.at_level(logging.ERROR, logger="server.realtime.deadlines"):
+        deadlines.fire_due()
+    assert told == [("first", "/"), ("after", "/")]
+    assert len(deadlines) == 1
+    assert any("broken" in record.getMessage() for record in caplog.records)
+    clock.now = 1100.0
+    deadlines.fire_due()
+    assert told == [("first", "/"), ("after", "/"), ("later", "/")]
     deadlines.close()

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 from collections.abc import Callable
 
 Key = tuple[str, str]
+
+log = logging.getLogger(__name__)
 
 #: Stale heap entries allowed beyond the live ones before the heap is rebuilt.
 _SLACK = 64
@@ -27,7 +30,8 @@ EARLY_S = 0.001
 
 class Deadlines:
     """``on_due(key)`` for each key once ``clock()`` reaches its deadline (seconds on the
-    clock's scale); a key is due once, unless it is set again."""
+    clock's scale); a key is due once, unless it is set again. An ``on_due`` that raises is
+    logged and the other keys are still told."""
 
     def __init__(self, on_due: Callable[[Key], None], *, clock: Callable[[], float]) -> None:
         self._on_due = on_due
@@ -62,7 +66,10 @@ class Deadlines:
             at, key = heapq.heappop(heap)
             if due_at.get(key) == at:
                 del due_at[key]
-                self._on_due(key)
+                try:
+                    self._on_due(key)
+                except Exception:
+                    log.exception("telling %s its deadline failed", key)
         while heap and due_at.get(heap[0][1]) != heap[0][0]:
             heapq.heappop(heap)  # moved or dropped since
         if heap:
