@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import socketio
 
-from jobspine_client.socket_session import AckMissing, NoAck, SocketSession
+from jobspine_client.socket_session import AckMissing, AckWaits, NoAck, SocketSession
 from workers.testing import wait_until
 
 WITHIN_S = 5.0
@@ -66,12 +66,33 @@ async def test_each_call_gets_its_own_ack_in_any_order() -> None:
     assert session.waiting_acks == 0
 
 
+class Clock:
+    """The acks' clock, moved by the test (the loop's timer is never waited for)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def clocked_session(socket: HeldAcks, clock: Clock) -> tuple[SocketSession, AckWaits]:
+    acks = AckWaits(clock=clock)
+    return SocketSession(socket, "/workers", acks=acks), acks
+
+
 async def test_a_short_timeout_after_a_long_one_expires_first_and_alone() -> None:
-    socket = HeldAcks()
-    session = SocketSession(socket, "/workers")
+    socket, clock = HeldAcks(), Clock()
+    session, acks = clocked_session(socket, clock)
     patient = call(session, "long", 60)
     await sent(socket, "long")
-    hasty = call(session, "short", 0.01)
+    hasty = call(session, "short", 10)
+    await sent(socket, "short")
+    clock.now = 1009.0
+    acks.expire_due()
+    assert not hasty.done()
+    clock.now = 1010.0
+    acks.expire_due()
     assert await reason(hasty) is NoAck.TIMEOUT
     assert not patient.done()
     socket.callbacks["short"]({"ok": True})  # too late: nobody waits for it any more
@@ -91,15 +112,30 @@ async def test_the_end_of_the_session_resolves_every_waiting_call_as_lost() -> N
 
 
 async def test_a_cancelled_call_is_forgotten_and_the_others_still_time_out() -> None:
-    socket = HeldAcks()
-    session = SocketSession(socket, "/workers")
-    cancelled, timed = call(session, "a", 0.01), call(session, "b", 0.02)
+    socket, clock = HeldAcks(), Clock()
+    session, acks = clocked_session(socket, clock)
+    cancelled, timed = call(session, "a", 10), call(session, "b", 20)
     await sent(socket, "a", "b")
     cancelled.cancel()
     with pytest.raises(asyncio.CancelledError):
         await cancelled
+    assert session.waiting_acks == 1
+    clock.now = 1020.0
+    acks.expire_due()
     assert await reason(timed) is NoAck.TIMEOUT
     assert session.waiting_acks == 0
+
+
+async def test_the_loop_timer_times_a_call_out() -> None:
+    """The session's own timer (on the loop's clock) fires for a call already due."""
+    socket = HeldAcks()
+    session = SocketSession(socket, "/workers")
+    patient = call(session, "long", 3600)
+    await sent(socket, "long")
+    assert await reason(call(session, "now", 0)) is NoAck.TIMEOUT
+    assert not patient.done()
+    socket.callbacks["long"]({"ok": True})
+    assert await asyncio.wait_for(patient, WITHIN_S) == {"ok": True}
 
 
 async def test_a_failed_send_says_so_and_leaves_nothing_waiting() -> None:

@@ -98,11 +98,14 @@ class AckWaits:
     One timer for all of them, set for the earliest deadline: a call costs no timer, no task
     and no ``asyncio.wait`` of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
-        #: Each waiting ack's deadline (loop time), None until its call was sent.
+        #: Seconds on any scale (the loop's time unless a test injects its own).
+        self._clock = clock or self._loop.time
+        #: Each waiting ack's deadline (on the clock), None until its call was sent.
         self._deadlines: dict[asyncio.Future[Any], float | None] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     @property
     def waiting(self) -> int:
@@ -118,9 +121,9 @@ class AckWaits:
         """The call was sent: ``ack`` resolves with ``TIMEOUT`` unless answered in time."""
         if ack.done():
             return
-        deadline = self._loop.time() + timeout_s
+        deadline = self._clock() + timeout_s
         self._deadlines[ack] = deadline
-        if self._timer is None or deadline < self._timer.when():
+        if self._timer is None or deadline < self._timer_at:
             self._arm(deadline)
 
     def close(self, ack: asyncio.Future[Any]) -> None:
@@ -136,16 +139,19 @@ class AckWaits:
 
     def _arm(self, when: float) -> None:
         self._disarm()
-        self._timer = self._loop.call_at(when, self._expire)
+        self._timer = self._loop.call_later(max(0.0, when - self._clock()), self.expire_due)
+        self._timer_at = when
 
     def _disarm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _expire(self) -> None:
-        self._timer = None
-        now = self._loop.time()
+    def expire_due(self) -> None:
+        """Every call whose deadline the clock reached resolves with ``TIMEOUT`` (the timer
+        calls this); the timer is set again for the earliest one left."""
+        self._disarm()
+        now = self._clock()
         later = []
         for ack, deadline in self._deadlines.items():
             if deadline is None or ack.done():
@@ -161,14 +167,16 @@ class AckWaits:
 class SocketSession:
     """One live Socket.IO connection; ``closed`` resolves when it ends for any reason."""
 
-    def __init__(self, socket: SocketClient, namespace: str) -> None:
+    def __init__(
+        self, socket: SocketClient, namespace: str, *, acks: AckWaits | None = None
+    ) -> None:
         self.socket = socket
         self.namespace = namespace
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         #: python-socketio's emit is not safe to interleave: sends go one at a time (the
         #: acks are awaited concurrently).
         self._sending = asyncio.Lock()
-        self._acks = AckWaits()
+        self._acks = acks if acks is not None else AckWaits()
 
     def end(self) -> None:
         if not self.closed.done():
