@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,28 +109,99 @@ __all__ = [
     "DESKTOP",
     "PHONE",
     "WAIT_MS",
+    "RowLook",
     "chromium",
     "chromium_path",
     "connection",
     "open_dashboard",
     "page_errors",
     "page_requests",
+    "record_rows",
+    "row_looks",
     "screenshot",
 ]
 
 
 async def create_in_form(page: Page, job_input: dict[str, Any], *, tags: str = "") -> str:
-    """Fill the create form and submit it; the new row's job id."""
+    """Fill the create form and submit it once the list's first page is in; the new job's
+    id, from the row the form's ``Created <type> <id>.`` names (not merely the first row:
+    older jobs are there before the new one is)."""
+    # A page load answered after the create would replace the rows without the new one.
+    await expect(page.locator(".pager .page-label")).to_have_text(
+        re.compile(r"^page \d+$"), timeout=WAIT_MS
+    )
     await page.get_by_label("Type", exact=True).fill("research")
     await page.get_by_label("Input (JSON object)").fill(json.dumps(job_input))
     if tags:
         await page.get_by_label("Tags").fill(tags)
     await page.get_by_role("button", name="Create job").click()
-    row = page.locator("table.jobs tbody tr").first
-    await expect(row).to_be_visible(timeout=WAIT_MS)
+    created = page.locator("form.create p.note")
+    await expect(created).to_have_text(_CREATED, timeout=WAIT_MS)
+    found = _CREATED.fullmatch(await created.inner_text())
+    assert found, await created.inner_text()
+    row = page.locator(f'table.jobs tbody tr[data-job-id^="{found[1]}"]')
+    await expect(row).to_have_count(1)
     job_id = await row.get_attribute("data-job-id")
     assert job_id
     return job_id
+
+
+#: What the create form says once the job exists: its type and the first 8 of its id.
+_CREATED = re.compile(r"Created \S+ ([0-9a-f]{8})\.")
+
+
+@dataclass(frozen=True)
+class RowLook:
+    """What a row of the jobs table showed once: its state, bar and step."""
+
+    state: str
+    progress: float
+    step: str
+
+
+async def record_rows(page: Page) -> None:
+    """From now on, each look of each row of the jobs table is kept in the page (each
+    render, as the page's events change it), for :func:`row_looks`: what a row showed on
+    the way, asserted after the job is done, instead of catching a passing state in time."""
+    await page.locator("table.jobs tbody").wait_for(state="attached", timeout=WAIT_MS)
+    await page.evaluate(_RECORD_ROWS)
+
+
+async def row_looks(page: Page, job_id: str) -> list[RowLook]:
+    """The looks of ``job_id``'s row since :func:`record_rows` (a reload would lose them)."""
+    looks = await page.evaluate("id => window.__rowLooks.get(id) ?? []", job_id)
+    return [RowLook(look["state"], float(look["progress"]), look["step"]) for look in looks]
+
+
+_RECORD_ROWS = """() => {
+  const body = document.querySelector("table.jobs tbody");
+  const looks = new Map();
+  window.__rowLooks = looks;
+  const look = (tr) => {
+    const id = tr.dataset.jobId;
+    const state = tr.querySelector("[data-state]");
+    const bar = tr.querySelector("[role=progressbar]");
+    const step = tr.querySelector("td.step");
+    if (!id || !state || !bar) return;
+    const seen = { state: state.dataset.state, progress: bar.getAttribute("aria-valuenow"),
+                   step: step ? step.textContent : "" };
+    if (!looks.has(id)) looks.set(id, []);
+    const kept = looks.get(id);
+    const last = kept.at(-1);
+    if (!last || last.state !== seen.state || last.progress !== seen.progress
+        || last.step !== seen.step) kept.push(seen);
+  };
+  for (const tr of body.querySelectorAll("tr")) look(tr);
+  new MutationObserver((records) => {
+    const touched = new Set();
+    for (const record of records) {
+      const tr = record.target.closest ? record.target.closest("tr") : null;
+      if (tr && body.contains(tr)) touched.add(tr);
+      for (const node of record.addedNodes) if (node.tagName === "TR") touched.add(node);
+    }
+    for (const tr of touched) look(tr);
+  }).observe(body, { childList: true, subtree: true });
+}"""
 
 
 def row_of(page: Page, job_id: str) -> Locator:
