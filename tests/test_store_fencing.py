@@ -1,7 +1,7 @@
 """Lease fencing, written once: every fenced write refuses exactly what ``refusal`` says.
 
 Each write path a worker's call takes (heartbeat, progress with and without its event, the
-trailing progress event, a change applied on its own) is run against jobs in every
+trailing progress event, a checkpoint, a change applied on its own) is run against jobs in every
 situation a fence tells apart, on the memory store and on Postgres with and without
 batching. The expected answer is :func:`server.store.rules.refusal` of the path's own change
 description (:func:`~server.store.heartbeat.heartbeat_fence`,
@@ -20,13 +20,14 @@ from datetime import UTC, datetime
 import attrs
 import pytest
 
+from jobspine_shared.events import EventType
 from jobspine_shared.states import JobState
 from server.errors import JobspineError
 from server.service import JobRepository, RepositorySettings
 from server.store.base import JobStore
 from server.store.heartbeat import heartbeat_fence
 from server.store.memory import MemoryJobStore
-from server.store.model import JobChange
+from server.store.model import NOW, CheckpointWrite, EventSpec, JobChange
 from server.store.progress import ProgressWrite, progress_change, trailing_progress_change
 from server.store.rules import refusal
 from tests.support.jobs import drive
@@ -59,6 +60,19 @@ def _write(case: Case, *, with_event: bool = True) -> ProgressWrite:
     return ProgressWrite(lease=case.lease, progress=case.progress, step="s", with_event=with_event)
 
 
+def _checkpoint(case: Case) -> JobChange:
+    """A worker's checkpoint with its own progress (the change the service makes)."""
+    write = CheckpointWrite(data={"k": 1}, size_bytes=7, progress=case.progress, keys=("k",))
+    return JobChange(
+        action="checkpoint",
+        lease=case.lease,
+        progress_at_most=case.progress,
+        fields={"last_heartbeat_at": NOW, "progress": case.progress},
+        checkpoint=write,
+        events=(EventSpec(type=EventType.CHECKPOINT, data={"size_bytes": 7}),),
+    )
+
+
 PATHS = [
     Path(
         "heartbeat", lambda s, c: s.heartbeat(c.job_id, c.lease), lambda c: heartbeat_fence(c.lease)
@@ -78,6 +92,7 @@ PATHS = [
         lambda s, c: s.apply(c.job_id, progress_change(_write(c))),
         lambda c: progress_change(_write(c)),
     ),
+    Path("checkpoint", lambda s, c: s.apply(c.job_id, _checkpoint(c)), _checkpoint),
     Path(
         "trailing progress",
         lambda s, c: s.apply(c.job_id, trailing_progress_change(c.lease)),
@@ -101,7 +116,11 @@ async def fenced_store(request: pytest.FixtureRequest) -> AsyncIterator[JobStore
 
         batching: dict[str, bool] = {}
         if request.param == "postgres unbatched":
-            batching = {"batch_heartbeats": False, "batch_progress": False}
+            batching = {
+                "batch_heartbeats": False,
+                "batch_progress": False,
+                "batch_checkpoints": False,
+            }
         dsn = request.getfixturevalue("postgres_dsn")
         store = await open_postgres_store(dsn, backlog_size=TEST_BACKLOG, **batching)
     try:

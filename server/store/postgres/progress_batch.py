@@ -33,15 +33,15 @@ publishes a job's events under that lock, after the write committed.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Final, NamedTuple, TypeAlias
+from typing import Final, NamedTuple
 
 import asyncpg
 
 from jobspine_shared.events import EventType
-from server.errors import NotFound
-from server.store.model import ChangeResult, StoredJob, job_event
+from server.store.model import ChangeResult, JobChange, job_event
+from server.store.postgres.batch_answers import RowDecoder, answer_refused, rounds_by_key
 from server.store.postgres.fencing import PROGRESS_SHAPE, fixed_fence
 from server.store.postgres.queries import ASYNC_COMMIT
 from server.store.postgres.write_batch import (
@@ -52,10 +52,6 @@ from server.store.postgres.write_batch import (
     WriteBatcher,
 )
 from server.store.progress import ProgressWrite, progress_change
-from server.store.rules import refusal
-
-#: A ``jobs`` row (with ``store_now``) as the store's job.
-RowDecoder: TypeAlias = "Callable[[asyncpg.Record], StoredJob]"
 
 _PROGRESS: Final = EventType.PROGRESS.value
 
@@ -106,19 +102,12 @@ class _Report(NamedTuple):
 _Caller = Waiter[_Report, "ChangeResult | None"]
 
 
-def _rounds(waiters: list[_Caller]) -> list[list[_Caller]]:
-    """Arrival order, at most one report per job in each round."""
-    rounds: list[list[_Caller]] = []
-    seen: list[set[uuid.UUID]] = []
-    for waiter in waiters:
-        key = waiter.item.key
-        index = next((i for i, keys in enumerate(seen) if key not in keys), len(rounds))
-        if index == len(rounds):
-            rounds.append([])
-            seen.append(set())
-        rounds[index].append(waiter)
-        seen[index].add(key)
-    return rounds
+def _job_of(report: _Report) -> uuid.UUID:
+    return report.key
+
+
+def _change_of(report: _Report) -> JobChange:
+    return progress_change(report.write)
 
 
 class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
@@ -161,7 +150,7 @@ class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
         return await self._submit(_Report(key, job_id, write))
 
     async def _write(self, conn: Connection, live: list[_Caller]) -> None:
-        for round_ in _rounds(live):
+        for round_ in rounds_by_key(live, _job_of):
             await self._write_round(conn, round_)
 
     async def _write_round(self, conn: Connection, waiters: list[_Caller]) -> None:
@@ -192,18 +181,14 @@ class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
         if not refused:
             return
         self.statements += 1
-        found = await conn.fetch(self._select_jobs, sorted({w.item.key for w in refused}))
-        jobs = {r["id"]: (self._decode(r), r["store_now"]) for r in found}
-        for waiter in refused:
-            job, now = jobs.get(waiter.item.key, (None, None))
-            if job is None or now is None:
-                waiter.refuse(NotFound())
-                continue
-            error = refusal(job, progress_change(waiter.item.write), now)
-            if error is None:
-                waiter.answer(None)  # changed since the batch: the caller applies it alone
-            else:
-                waiter.refuse(error)
+        await answer_refused(
+            conn,
+            refused,
+            key=_job_of,
+            change=_change_of,
+            select_jobs_sql=self._select_jobs,
+            decode=self._decode,
+        )
 
     def _result(self, row: asyncpg.Record, write: ProgressWrite) -> ChangeResult:
         job = self._decode(row)

@@ -6,9 +6,9 @@ methods), :mod:`.writes` (what one change writes in its transaction, the claim),
 change or a filter), :mod:`.queries` (the fixed SQL), :mod:`.rows` (row decoding),
 :mod:`.clock` (what Postgres's clock has reached, for a create in one statement), :mod:`.pool`
 and :mod:`.outages` (connections; outages become ``Unavailable`` in one place),
-:mod:`.heartbeat_batch` / :mod:`.progress_batch` over :mod:`.write_batch` (writes grouped
-across jobs), :mod:`.migrator` with ``migrations/``, and :mod:`.scan_lock` (one scanning
-supervisor among instances).
+:mod:`.heartbeat_batch` / :mod:`.progress_batch` / :mod:`.checkpoint_batch` over
+:mod:`.write_batch` and :mod:`.batch_answers` (writes grouped across jobs), :mod:`.migrator`
+with ``migrations/``, and :mod:`.scan_lock` (one scanning supervisor among instances).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from server.store.model import (
     StreamRead,
 )
 from server.store.postgres import queries
+from server.store.postgres.checkpoint_batch import CheckpointBatcher, batchable
 from server.store.postgres.clock import ClockBound
 from server.store.postgres.heartbeat_batch import HeartbeatBatcher
 from server.store.postgres.pool import DEFAULT_POOL, PoolOptions, StorePool
@@ -84,12 +85,14 @@ class PostgresJobStore(JobStore):
         ping_timeout: float = 2.0,
         batch_heartbeats: bool = True,
         batch_progress: bool = True,
+        batch_checkpoints: bool = True,
         clock: ClockBound | None = None,
     ) -> None:
         """``batch_heartbeats``: concurrent heartbeats share a statement (group commit,
         :mod:`server.store.postgres.heartbeat_batch`); off, each one is written on its own.
         ``batch_progress``: the same for progress reports
-        (:mod:`server.store.postgres.progress_batch`). ``clock``: what the store knows of
+        (:mod:`server.store.postgres.progress_batch`), ``batch_checkpoints`` for checkpoints
+        (:mod:`server.store.postgres.checkpoint_batch`). ``clock``: what the store knows of
         Postgres's clock (:mod:`server.store.postgres.clock`; tests inject its wall clock)."""
         super().__init__(backlog_size=backlog_size)
         self._pool = StorePool(dsn, pool)
@@ -108,11 +111,25 @@ class PostgresJobStore(JobStore):
                 select_jobs_sql=queries.SELECT_JOBS,
                 backlog_size=backlog_size,
             )
+        self._checkpoints: CheckpointBatcher | None = None
+        if batch_checkpoints:
+            self._checkpoints = CheckpointBatcher(
+                self._pool.connection,
+                columns=RECORD_FIELDS + BOOKKEEPING,
+                decode=job_from_row,
+                select_jobs_sql=queries.SELECT_JOBS,
+                backlog_size=backlog_size,
+            )
 
     @property
     def progress_batcher(self) -> ProgressBatcher | None:
         """The progress batcher (None when batching is off), for its counters."""
         return self._progress
+
+    @property
+    def checkpoint_batcher(self) -> CheckpointBatcher | None:
+        """The checkpoint batcher (None when batching is off), for its counters."""
+        return self._checkpoints
 
     @property
     def heartbeat_batcher(self) -> HeartbeatBatcher | None:
@@ -132,6 +149,8 @@ class PostgresJobStore(JobStore):
             await self._heartbeats.close()  # writes pending heartbeats while the pool is open
         if self._progress is not None:
             await self._progress.close()
+        if self._checkpoints is not None:
+            await self._checkpoints.close()
         await self._pool.close()
 
     # -- changes -----------------------------------------------------------------------------
@@ -159,6 +178,10 @@ class PostgresJobStore(JobStore):
         key = job_key(job_id)
         if key is None:
             raise NotFound()
+        if self._checkpoints is not None and batchable(change) is not None:
+            batched = await self._checkpoints.submit(key, change)
+            if batched is not None:
+                return batched  # (None: the job changed under the batch, applied below)
         write = plan_change(key, change, backlog_size=self.backlog_size)
         for _ in range(MAX_APPLY_ATTEMPTS):
             # A change written by one statement commits on its own: no BEGIN, no COMMIT.
