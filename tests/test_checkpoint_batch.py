@@ -15,14 +15,17 @@ import asyncio
 import uuid
 from typing import Any
 
+import attrs
 import pytest
 
+from jobspine_shared.events import EventType
 from jobspine_shared.states import JobState
 from server.commands.worker import parse_checkpoint, parse_progress
 from server.errors import InvalidProgress, JobspineError, LeaseLost, NotFound, Unavailable
 from server.service import JobRepository, RepositorySettings
+from server.store.model import NOW, AuditWrite, CheckpointWrite, EventSpec, JobChange
 from server.store.postgres import PostgresJobStore
-from server.store.postgres.checkpoint_batch import CheckpointBatcher
+from server.store.postgres.checkpoint_batch import CheckpointBatcher, batchable
 from tests.support.batching import opened
 from tests.support.heartbeat_rows import running_jobs
 from tests.support.jobs import ALICE, drive, wait_until
@@ -347,3 +350,27 @@ async def test_a_batch_is_written_in_statements_of_bounded_size(postgres_dsn: st
             saved = await store.get_checkpoint(job_id)
             assert saved is not None
             assert saved.data == data
+
+
+def test_only_changes_the_batch_statement_writes_exactly_are_batched() -> None:
+    write = CheckpointWrite(data={"k": 1}, size_bytes=7, progress=None, keys=("k",))
+    event = EventSpec(type=EventType.CHECKPOINT, data={"size_bytes": 7})
+    checkpoint_change = JobChange(
+        action="checkpoint",
+        lease="a-lease",
+        fields={"last_heartbeat_at": NOW},
+        checkpoint=write,
+        events=(event,),
+    )
+    assert batchable(checkpoint_change) is write
+    computed = EventSpec(type=EventType.CHECKPOINT, data=lambda job: {"seq": job.record.seq})
+    others = [
+        attrs.evolve(checkpoint_change, events=(computed,)),
+        attrs.evolve(checkpoint_change, events=()),
+        attrs.evolve(checkpoint_change, checkpoint=None),
+        attrs.evolve(checkpoint_change, to_state=S.PAUSED, require_pause_requested=True),
+        attrs.evolve(checkpoint_change, fields={"last_heartbeat_at": NOW, "step": "s"}),
+        attrs.evolve(checkpoint_change, fields={"progress": 5.0}),
+        attrs.evolve(checkpoint_change, audit=AuditWrite(action="a", actor="b")),
+    ]
+    assert [batchable(change) for change in others] == [None] * len(others)

@@ -82,7 +82,8 @@ _SHAPE: Final = JobChange(action="checkpoint", lease="", progress_at_most=0.0)
 
 def batchable(change: JobChange) -> CheckpointWrite | None:
     """The checkpoint ``change`` writes when the batch statement writes exactly what
-    :func:`~server.store.postgres.statements.change_statement` writes for it; else None."""
+    :func:`~server.store.postgres.statements.change_statement` writes for it (its events'
+    data known beforehand among the rest); else None."""
     checkpoint = change.checkpoint
     fields = change.fields
     if not (
@@ -96,6 +97,7 @@ def batchable(change: JobChange) -> CheckpointWrite | None:
         and change.audit is None
         and not change.increments
         and change.events
+        and fixed_event_data(change) is not None
         and fields.get("last_heartbeat_at") is NOW
         and _FIELDS.issuperset(fields)
         and isinstance(fields.get("progress", 0.0), float | int)
