@@ -21,7 +21,12 @@ from server.commands.worker import parse_claim, parse_complete, parse_progress
 from server.errors import InvalidTransition, LeaseLost
 from server.service import JobRepository, RepositorySettings
 from server.store.postgres import PostgresJobStore
-from server.store.postgres.migrator import MIGRATION_LOCK_KEY, load_migrations, migrate
+from server.store.postgres.migrator import (
+    MIGRATION_LOCK_KEY,
+    apply_migrations,
+    load_migrations,
+    migrate,
+)
 from server.store.postgres.queries import FIND_STALE_SQL, HEARTBEAT_SQL
 from tests.support.hot_updates import update_counts, without_autovacuum
 from tests.support.jobs import ALICE, WORKER, claim, create, wait_until
@@ -152,6 +157,12 @@ async def test_a_job_cannot_be_inserted_past_created(postgres_dsn: str) -> None:
         ("has_checkpoint = true", "jobs_checkpoint_flag"),
         ("checkpoint_size = 10", "jobs_checkpoint_meta"),
         ('error = \'{"code": "x"}\'', "jobs_error_shape"),
+        ("priority = 101", "jobs_priority_range"),
+        ("timeout_s = 0", "jobs_timeout_positive"),
+        ("retries = -1", "jobs_retries_count"),
+        ("retry = '{\"max_attempts\": 1}'", "jobs_retry_shape"),
+        ("schema_version = 0", "jobs_schema_version"),
+        ("tags = array_fill('t'::text, ARRAY[17])", "jobs_tags_count"),
     ],
 )
 async def test_check_constraints_refuse_bad_values(
@@ -162,6 +173,55 @@ async def test_check_constraints_refuse_bad_values(
         with pytest.raises(asyncpg.CheckViolationError) as refused:
             await conn.execute(f"UPDATE jobs SET {assignment} WHERE id = $1", job_id)
     assert refused.value.constraint_name == constraint
+
+
+async def test_an_insert_is_refused_by_a_column_rule(postgres_dsn: str) -> None:
+    async with connected(postgres_dsn) as conn:
+        with pytest.raises(asyncpg.CheckViolationError) as refused:
+            await conn.execute(
+                "INSERT INTO jobs (id, user_id, type, created_at, updated_at, epoch, seq)"
+                " VALUES (gen_random_uuid(), 'u', 'Not A Type', now(), now(), 'e', 1)"
+            )
+    assert refused.value.constraint_name == "jobs_type_format"
+
+
+async def test_the_table_checks_only_rules_that_tie_columns_together(postgres_dsn: str) -> None:
+    # Postgres checks every CHECK constraint of a table on every row an UPDATE writes,
+    # whatever it sets (a heartbeat sets last_heartbeat_at alone), and a domain's only where
+    # its column is assigned: the rules of one column are domains (migration 0005), but
+    # tags' (a domain over an array would change how its index's operators resolve).
+    async with connected(postgres_dsn) as conn:
+        rows = await conn.fetch(
+            "SELECT conname, cardinality(conkey) AS columns FROM pg_constraint"
+            " WHERE conrelid = 'jobs'::regclass AND contype = 'c'"
+        )
+    assert len(rows) > 5
+    assert [r["conname"] for r in rows if r["columns"] == 1] == ["jobs_tags_count"]
+
+
+async def test_the_column_domains_keep_the_rows_of_an_older_schema(
+    empty_postgres_dsn: str,
+) -> None:
+    before_domains = [m for m in load_migrations() if m.version < 5]
+    async with connected(empty_postgres_dsn) as conn:
+        await apply_migrations(conn, before_domains)
+        job_id = await insert_job(conn, running=True)
+        await conn.execute(
+            "UPDATE jobs SET priority = 7, timeout_s = 2.5, step = 's', progress = 40"
+            " WHERE id = $1",
+            job_id,
+        )
+        old = await conn.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
+        applied = await apply_migrations(conn)
+        new = await conn.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
+        with pytest.raises(asyncpg.CheckViolationError) as refused:
+            await conn.execute("UPDATE jobs SET priority = 101 WHERE id = $1", job_id)
+
+    assert [m.version for m in applied] == [m.version for m in load_migrations()][4:]
+    assert old is not None
+    assert new is not None
+    assert dict(new) == dict(old)
+    assert refused.value.constraint_name == "jobs_priority_range"
 
 
 # -- heartbeats and indexes ------------------------------------------------------------------
