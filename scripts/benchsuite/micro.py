@@ -8,6 +8,8 @@ store, the ack and its metrics) with the socket layer replaced by a dict, best o
 runs. ``--limit`` is ``PROGRESS_EVENTS_PER_S`` (0: every report appends its event). Run it on
 two checkouts (``git worktree``) to compare versions; under ``valgrind --tool=callgrind``
 the difference of two ``--calls`` counts is the instructions per call, whatever the load.
+``--event emit`` times one job event's emit to ``--watchers`` sockets instead
+(:mod:`scripts.benchsuite.micro_emit`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from scripts.benchsuite import cli
+from scripts.benchsuite.micro_emit import per_emit_us
 from scripts.benchsuite.report import emit
 from server.actors import Actor, Role
 from server.auth import Identity, TokenVerifier
@@ -105,10 +108,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
-        "--event", choices=("heartbeat", "progress", "checkpoint"), default="heartbeat"
+        "--event", choices=("heartbeat", "progress", "checkpoint", "emit"), default="heartbeat"
     )
     parser.add_argument("--limit", type=float, default=0.0, help="PROGRESS_EVENTS_PER_S")
+    parser.add_argument(
+        "--watchers", type=int, default=1, help="sockets an emit reaches (--event emit)"
+    )
     args = parser.parse_args(argv)
+    if args.event == "emit":
+        return _emit_main(args.calls, args.runs, args.watchers)
     per_call = asyncio.run(_per_call_us(args.event, args.limit, args.calls, args.runs))
     emit(
         "micro",
@@ -122,6 +130,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"{args.event} through Dispatcher.dispatch on the memory store: {per_call:.2f} us per call"
+    )
+    return 0
+
+
+def _emit_main(calls: int, runs: int, watchers: int) -> int:
+    per_emit = asyncio.run(per_emit_us(calls, runs, watchers))
+    params = {"calls": calls, "runs": runs, "watchers": watchers}
+    emit(
+        "micro",
+        {"name": "emit_us", "value": round(per_emit, 2), "unit": "us/emit", "params": params},
+    )
+    print(
+        f"a job event through SocketServer.emit to {watchers} socket(s): {per_emit:.2f} us per emit"
     )
     return 0
 

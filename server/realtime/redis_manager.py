@@ -32,16 +32,15 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import socketio
-from engineio import packet as eio_packet
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from socketio import packet as sio_packet
 
+from server.realtime.local_emit import event_packet, recipients, send_to, skipped
 from server.realtime.redis_connection import RedisConnection, Reply
 from server.realtime.redis_outbox import RedisOutbox
 from server.realtime.redis_routes import RoomRoutes, is_routed
@@ -117,30 +116,20 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         to: Any = None,
         **kwargs: Any,
     ) -> None:
-        """Encode the packet once, send it to our sockets in ``room`` and publish it."""
+        """Encode the packet once, send it to our sockets in ``room`` and, unless
+        ``ignore_queue``, publish it (:mod:`server.realtime.local_emit`)."""
         room = to or room
-        if callback is not None or kwargs.get("ignore_queue"):
-            await super().emit(event, data, namespace, room, skip_sid, callback, **kwargs)
-            return
         namespace = namespace or "/"
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-        encoded = self.server.packet_class(
-            sio_packet.EVENT, namespace=namespace, data=[event, *args]
-        ).encode()
-        if not isinstance(encoded, str):  # binary attachments: python-socketio's own way
+        encoded = None
+        if callback is None:
+            encoded = event_packet(self.server, event, data, namespace)
+        if encoded is None:  # a callback or binary attachments: python-socketio's own way
             await super().emit(event, data, namespace, room, skip_sid, callback, **kwargs)
             return
-        skip = _as_list(skip_sid)
-        local = self.get_participants(namespace, room) if namespace in self.rooms else ()
-        await self._send(encoded, [eio for sid, eio in local if sid not in skip])
-        self._publish_packet(encoded, namespace, room, skip)
-
-    async def _send(self, encoded: str, eio_sids: list[str]) -> None:
-        """One Engine.IO packet for every recipient (Engine.IO's queues never wait)."""
-        if eio_sids:
-            packet = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-            for eio_sid in eio_sids:
-                await self.server._send_eio_packet(eio_sid, packet)
+        skip = skipped(skip_sid)
+        await send_to(self.server, encoded, recipients(self, namespace, room, skip))
+        if not kwargs.get("ignore_queue"):
+            self._publish_packet(encoded, namespace, room, skip)
 
     def _publish_packet(self, encoded: str, namespace: str, room: Any, skip: list[Any]) -> None:
         body = encoded.encode()
@@ -240,18 +229,19 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         skip = set(header.get("skip_sid") or ())
         index = header.get("index")
         if index is None:
-            recipients: Iterable[tuple[Any, Any]] = self.get_participants(namespace, rooms)
+            eio_sids = recipients(self, namespace, rooms, skip)
         else:
             local = self.rooms.get(namespace, {})
             members = local.get(rooms[index])
             if not members:
                 return
             earlier = [local[r] for r in rooms[:index] if r in local]
-            recipients = [
-                (sid, eio) for sid, eio in members.items() if not any(sid in e for e in earlier)
+            eio_sids = [
+                eio
+                for sid, eio in members.items()
+                if sid not in skip and not any(sid in e for e in earlier)
             ]
-        eio_sids = [eio for sid, eio in recipients if sid not in skip]
-        await self._send(body.decode(), eio_sids)
+        await send_to(self.server, body.decode(), eio_sids)
 
     async def _subscription(self) -> AsyncIterator[list[Reply]]:
         """The replies of every channel, a chunk read at a time; after any error, a new
@@ -358,12 +348,6 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         connection; later publishes are dropped."""
         await self.outbox.close()
         await self.stop_listener()
-
-
-def _as_list(skip_sid: Any) -> list[Any]:
-    if skip_sid is None:
-        return []
-    return list(skip_sid) if isinstance(skip_sid, list) else [skip_sid]
 
 
 def _rooms_of(room: Any) -> list[str]:

@@ -15,6 +15,7 @@ from server.auth import Identity
 from server.errors import NotFound
 from server.realtime.backpressure import SendQueueBound
 from server.realtime.corking import install_corked_websockets
+from server.realtime.local_emit import LocalManager
 from server.realtime.packets import GuardedAsyncServer, ServerPacket
 from server.realtime.pings import PingSchedule
 
@@ -58,9 +59,9 @@ class SocketServer:
         that stopped reading (:mod:`server.realtime.backpressure`); 0 leaves it unbounded;
         ``max_client_queue_bytes`` bounds their bytes too. ``cors_origins``: ``CORS_ORIGINS``
         (``*`` for any); credentials are never allowed."""
-        options: dict[str, Any] = {}
-        if client_manager is not None:
-            options["client_manager"] = client_manager
+        # Without one given (Redis), python-socketio's in-process manager, emitting
+        # without a task per recipient (:mod:`server.realtime.local_emit`).
+        manager = LocalManager() if client_manager is None else client_manager
         self.server: Any = GuardedAsyncServer(
             async_mode="aiohttp",
             cors_allowed_origins="*" if "*" in cors_origins else list(cors_origins),
@@ -73,7 +74,7 @@ class SocketServer:
             # own refusal carries a bare string, which the JS client turns into no
             # ``err.data`` at all).
             namespaces="*",
-            **options,
+            client_manager=manager,
         )
         self.server.on("connect", _refuse_unknown_namespace, namespace="*")
         install_corked_websockets(self.server.eio)
