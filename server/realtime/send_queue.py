@@ -12,6 +12,13 @@ connection").
 ``empty``), unbounded as Engine.IO's own: its items live in a deque only while there are
 any, its getters in a list made when one first waits, and ``join`` makes its event only
 when it has to wait.
+
+:meth:`SendQueue.get_within` is the wait of a client's websocket writer (its
+:mod:`server.realtime.writer_wait`): the next item, or :class:`TimeoutError` once none came for
+a while, without ``asyncio.wait_for``'s task, future and timer per item. One timer per queue
+stands for the deadline and is armed again only when it rings before it (the writer waited
+again meanwhile), so a writer woken for every packet arms about one timer per deadline period
+instead of one per packet.
 """
 
 from __future__ import annotations
@@ -20,18 +27,38 @@ import asyncio
 import collections
 from typing import Any
 
+#: A deadline this close is due now: uvloop's timers count milliseconds and may ring up to
+#: one early.
+EARLY_S = 0.001
+
 
 class SendQueue:
     """A FIFO of packets with one or more waiting getters, and ``join``/``task_done``
     accounting, as ``asyncio.Queue`` without a bound."""
 
-    __slots__ = ("_finished", "_getters", "_items", "_unfinished")
+    __slots__ = (
+        "_alarm",
+        "_finished",
+        "_getters",
+        "_items",
+        "_loop",
+        "_timed",
+        "_unfinished",
+        "_waiting_since",
+    )
 
     def __init__(self) -> None:
         self._items: collections.deque[Any] | None = None
         self._getters: list[asyncio.Future[None]] | None = None
         self._unfinished = 0
         self._finished: asyncio.Event | None = None
+        #: The loop of the first wait (asyncio's ``get_running_loop`` costs a ``getpid`` on
+        #: Python 3.11); the getter of :meth:`get_within` waiting now, since when, and the
+        #: timer that stands for its deadline.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timed: asyncio.Future[None] | None = None
+        self._waiting_since = 0.0
+        self._alarm: asyncio.TimerHandle | None = None
 
     def qsize(self) -> int:
         return 0 if self._items is None else len(self._items)
@@ -58,20 +85,62 @@ class SendQueue:
         """The oldest item, once there is one. A getter cancelled after it was woken
         passes the wake-up on, so that no item waits while another getter does."""
         while self._items is None:
-            getter = asyncio.get_running_loop().create_future()
-            if self._getters is None:
-                self._getters = []
-            self._getters.append(getter)
-            try:
-                await getter
-            except BaseException:
-                getter.cancel()
-                if getter in self._getters:
-                    self._getters.remove(getter)
-                if self._items is not None and not getter.cancelled():
-                    self._wake_getter()
-                raise
+            await self._wait(timed=False)
         return self._get()
+
+    async def get_within(self, timeout_s: float) -> Any:
+        """The oldest item, once there is one; :class:`TimeoutError` when none came within
+        ``timeout_s`` of the start of this wait (for one getter at a time: a client's writer).
+        The end marker ``None`` disarms the deadline's timer (the writer ends)."""
+        if self._items is None:
+            loop = self._loop or self._bind_loop()
+            self._waiting_since = loop.time()
+            if self._alarm is None:
+                self._alarm = loop.call_at(self._waiting_since + timeout_s, self._ring, timeout_s)
+            while self._items is None:
+                await self._wait(timed=True)
+        item = self._get()
+        if item is None and self._alarm is not None:
+            self._alarm.cancel()
+            self._alarm = None
+        return item
+
+    async def _wait(self, *, timed: bool) -> None:
+        getter = (self._loop or self._bind_loop()).create_future()
+        if self._getters is None:
+            self._getters = []
+        self._getters.append(getter)
+        if timed:
+            self._timed = getter
+        try:
+            await getter
+        except BaseException:
+            getter.cancel()
+            if getter in self._getters:
+                self._getters.remove(getter)
+            if self._items is not None and not getter.cancelled():
+                self._wake_getter()
+            raise
+        finally:
+            if timed:
+                self._timed = None
+
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def _ring(self, timeout_s: float) -> None:
+        """The deadline's timer: fail the timed getter once its wait is ``timeout_s`` old,
+        else arm again for when it will be (nobody waiting: the next wait arms it)."""
+        self._alarm = None
+        timed, loop = self._timed, self._loop
+        if timed is None or timed.done() or loop is None:
+            return
+        due = self._waiting_since + timeout_s
+        if loop.time() + EARLY_S >= due:
+            timed.set_exception(TimeoutError())
+        else:
+            self._alarm = loop.call_at(due, self._ring, timeout_s)
 
     def task_done(self) -> None:
         if self._unfinished <= 0:
@@ -113,4 +182,4 @@ class SendQueue:
                 return
 
 
-__all__ = ["SendQueue"]
+__all__ = ["EARLY_S", "SendQueue"]
