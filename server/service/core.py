@@ -1,6 +1,10 @@
 """The commit core every part of the service shares: per-job lock, flush held progress,
 apply one change, publish its events (and count the transition), signal workers.
 
+A commit's events are published after the job's lock is released, in seq order
+(:mod:`server.service.publishing`), so the job's next write need not wait for them; a caller
+cancelled once they are put leaves them to be published.
+
 User commands, worker calls, supervision and reads (the other modules of this package) are
 written over :class:`CommitCore`; none of them touches the publisher or the lock directly.
 """
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
@@ -23,6 +27,7 @@ from server.keyed_lock import KeyedLock
 from server.progress_gate import ProgressGate
 from server.recovery import RecoveryOptions, recovery_options
 from server.retry import failure_change
+from server.service.publishing import ClaimsInFlight, PublishLines
 from server.service.settings import RepositorySettings
 from server.store.base import JobStore
 from server.store.model import AuditWrite, ChangeResult, JobChange, StoredJob
@@ -31,6 +36,7 @@ from server.store.progress import progress_event
 log = logging.getLogger(__name__)
 
 S = JobState
+T = TypeVar("T")
 
 
 class EventPublisher(Protocol):
@@ -100,6 +106,8 @@ class CommitCore:
         self._publisher = publisher
         self._signals: WorkerSignals | None = None
         self._ordering = KeyedLock()
+        self._lines: PublishLines[Transition | None] = PublishLines(self._publish)
+        self._claims = ClaimsInFlight()
         self.progress_gate = ProgressGate(
             self.settings.progress_events_per_s, self._append_trailing_progress
         )
@@ -121,20 +129,50 @@ class CommitCore:
         self._on_progress_held = on_held
 
     async def close(self) -> None:
-        """Append the trailing progress events still pending; call before the store closes."""
+        """Append the trailing progress events still pending and publish what cancelled
+        callers left; call before the store closes."""
         await self.progress_gate.close()
+        await self._lines.close()
 
     # -- the commit path --------------------------------------------------------------------
 
-    async def _publish(
-        self, events: Sequence[JobEvent], transition: Transition | None = None
+    async def _in_order(self, job_id: str, section: Callable[[], Awaitable[T]]) -> T:
+        """``section`` under the job's lock; the events it put (:meth:`_put`) go out after
+        the lock is released, each batch in its turn, before this returns or raises."""
+        try:
+            async with self._ordering.hold(job_id):
+                return await section()
+        finally:
+            await self._lines.publish_own(job_id)
+
+    def _put(
+        self,
+        job_id: str,
+        events: Sequence[JobEvent],
+        transition: Transition | None = None,
+        *,
+        after_claims: bool = False,
     ) -> None:
-        """The one commit path: count the state change committed, then publish its events."""
+        """Queue a commit's events (call under the job's lock, in a section); the state
+        change is counted when they are published. ``after_claims``: a change without a
+        lease, which could have come between a claim's commit and its events."""
+        if not events:
+            self._count(transition)
+            return
+        ready = self._claims.barrier() if after_claims else None
+        self._lines.put(job_id, events, transition, ready=ready)
+
+    def _count(self, transition: Transition | None) -> None:
         if transition is not None and self._transitions is not None:
             try:
                 self._transitions.transition(transition.job, transition.source, transition.target)
             except Exception:
                 log.exception("counting a transition failed")
+
+    async def _publish(self, events: Sequence[JobEvent], transition: Transition | None) -> None:
+        """The one publish path: count the state change committed, then publish its events
+        (in the job's turn, :class:`PublishLines`)."""
+        self._count(transition)
         if not events or self._publisher is None:
             return
         try:
@@ -144,11 +182,14 @@ class CommitCore:
             log.exception("publishing %d event(s) failed", len(events))
 
     async def _change(self, job_id: str, change: JobChange) -> StoredJob:
-        async with self._ordering.hold(job_id):
+        async def section() -> ChangeResult:
             result = await self._apply_after_held(job_id, change)
             about(result.job.record)
-            await self._publish(result.events, _transition(change, result))
-        return result.job
+            after_claims = change.lease is None
+            self._put(job_id, result.events, _transition(change, result), after_claims=after_claims)
+            return result
+
+        return (await self._in_order(job_id, section)).job
 
     async def _apply_after_held(self, job_id: str, change: JobChange) -> ChangeResult:
         """Apply ``change`` after the trailing event of the job's held progress report, if
@@ -175,8 +216,7 @@ class CommitCore:
 
     async def _append_trailing_progress(self, job_id: str) -> None:
         """The gate's callback: the trailing event of held reports, in its turn."""
-        async with self._ordering.hold(job_id):
-            await self._flush_held_progress(job_id)
+        await self._in_order(job_id, lambda: self._flush_held_progress(job_id))
 
     async def _flush_held_progress(self, job_id: str) -> None:
         """Append the pending trailing progress event of ``job_id``, if any, before anything
@@ -199,7 +239,7 @@ class CommitCore:
             self.progress_gate.update_held(job_id, held)  # try again when the window closes
             raise
         self.progress_gate.event_appended(job_id)
-        await self._publish(result.events)
+        self._put(job_id, result.events)
 
     # -- worker pushes ----------------------------------------------------------------------
 

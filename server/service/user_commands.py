@@ -21,7 +21,14 @@ from server.limits.active_jobs import check_active_jobs
 from server.service.answers import Created
 from server.service.core import CommitCore, Transition, about, states
 from server.store.base import NewJob
-from server.store.model import CLEAR_CHECKPOINT, NOW, EventSpec, JobChange, StoredJob
+from server.store.model import (
+    CLEAR_CHECKPOINT,
+    NOW,
+    ChangeResult,
+    EventSpec,
+    JobChange,
+    StoredJob,
+)
 
 S = JobState
 
@@ -47,14 +54,19 @@ class UserCommands(CommitCore):
         event = EventSpec(
             type=EventType.CREATED, data=lambda created: {"job": job_to_wire(created.record)}
         )
-        async with self._ordering.hold(job.id):
+
+        async def section() -> ChangeResult:
             result = await self.store.create(
                 job, event=event, idempotency_ttl_s=self.settings.idempotency_ttl_s
             )
             record = result.job.record
             about(record)
             created = None if result.existing else Transition(record, None, record.state)
-            await self._publish(result.events, created)
+            self._put(job.id, result.events, created)
+            return result
+
+        result = await self._in_order(job.id, section)
+        record = result.job.record
         if result.existing and not command.same_request(record):
             raise Conflict(
                 "this idempotency key was used for a job of another type or input",

@@ -24,7 +24,14 @@ from server.commands.worker import (
 )
 from server.errors import PayloadTooLarge
 from server.service.core import CommitCore, Transition, about
-from server.store.model import NOW, CheckpointWrite, ClaimResult, EventSpec, JobChange
+from server.store.model import (
+    NOW,
+    ChangeResult,
+    CheckpointWrite,
+    ClaimResult,
+    EventSpec,
+    JobChange,
+)
 from server.store.progress import ProgressWrite
 
 S = JobState
@@ -32,17 +39,30 @@ S = JobState
 
 class WorkerCalls(CommitCore):
     async def claim(self, command: ClaimJobs) -> ClaimResult | None:
-        claimed = await self.store.claim(
-            types=list(command.types),
-            worker_id=command.worker_id,
-            lease=secrets.token_urlsafe(18),
-            max_running_per_user=self.settings.max_running_per_user,
-        )
-        if claimed is None:
-            return None
-        about(claimed.job)
-        async with self._ordering.hold(claimed.job.id):
-            await self._publish(claimed.events, Transition(claimed.job, S.CREATED, S.RUNNING))
+        """Claim a job; its ``job:started`` goes out before any later event of the job
+        (:mod:`server.service.publishing`: the claim is in flight until its events are in
+        the job's line)."""
+        in_flight = self._claims.start()
+        try:
+            claimed = await self.store.claim(
+                types=list(command.types),
+                worker_id=command.worker_id,
+                lease=secrets.token_urlsafe(18),
+                max_running_per_user=self.settings.max_running_per_user,
+            )
+            if claimed is None:
+                return None
+            about(claimed.job)
+            job_id, events = claimed.job.id, claimed.events
+            started = Transition(claimed.job, S.CREATED, S.RUNNING)
+
+            async def section() -> None:
+                self._put(job_id, events, started)
+                self._claims.finish(in_flight)
+
+            await self._in_order(job_id, section)
+        finally:
+            self._claims.finish(in_flight)
         return claimed
 
     async def heartbeat(self, call: LeaseCall) -> bool:
@@ -54,7 +74,8 @@ class WorkerCalls(CommitCore):
         job's event rate is reached (:mod:`server.progress_gate`: a trailing event carries
         the latest value once the window closes, and seq never skips)."""
         job_id, lease, gate = report.job_id, report.lease, self.progress_gate
-        async with self._ordering.hold(job_id):
+
+        async def section() -> ChangeResult:
             live = gate.admits(job_id)
             write = ProgressWrite(
                 lease=lease, progress=report.progress, step=report.step, with_event=live
@@ -62,11 +83,13 @@ class WorkerCalls(CommitCore):
             result = await self.store.update_progress(job_id, write)
             if live:
                 gate.event_appended(job_id)
-                await self._publish(result.events)
+                self._put(job_id, result.events)
             else:
                 gate.update_held(job_id, write)
                 self._on_progress_held()
-        return result.job.record
+            return result
+
+        return (await self._in_order(job_id, section)).job.record
 
     def _checkpoint_write(
         self, checkpoint: CheckpointData, progress: float | None, field: str
