@@ -39,9 +39,11 @@ class RecordValidationError(ValueError):
 
 def format_time(value: datetime) -> str:
     """ISO 8601 in UTC with a ``Z`` suffix and microseconds kept."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime")
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # every time jobspine makes is in UTC already
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+    return value.isoformat()[:-6] + "Z"  # "+00:00", the only offset of UTC
 
 
 def parse_time(value: Any) -> datetime:
