@@ -99,7 +99,7 @@ class ProgressGate:
         window.held_write = write
         self.held += 1
         timer = window.timer
-        if timer is None or timer.done() or timer is asyncio.current_task():
+        if timer is None or timer.done():
             window.timer = asyncio.get_running_loop().create_task(
                 self._trail(job_id), name=f"progress-trail-{job_id}"
             )
@@ -157,7 +157,13 @@ class ProgressGate:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
-        if self.has_held(job_id):
+        window = self._windows.get(job_id)
+        if window is not None and window.held_write is not None:
+            # From here on this timer has taken its report: one held while the flush is
+            # still under way (its publish can wait for its turn after the job's lock)
+            # needs a timer of its own (update_held starts one), not this one.
+            if window.timer is asyncio.current_task():
+                window.timer = None
             try:
                 await self._flush(job_id)
             except Exception:
