@@ -2,6 +2,7 @@
 ``python -m server`` and the example worker ``python -m workers`` (tests/support/processes.py).
 
 - a job created in the form appears in the list and its bar moves live;
+- a job created while the list's first page is on its way stays listed once the page is in;
 - SIGKILL of the worker: the supervisor pauses the job and the page shows the recovery panel
   (reason, checkpoint summary, attempts left); Resume continues it to completed;
 - a user never sees another user's job (list, job view); the admin sees every user's;
@@ -15,6 +16,7 @@ the job is done, so a slow browser cannot miss a passing state.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 from collections.abc import AsyncIterator
@@ -343,6 +345,40 @@ async def test_the_form_sends_v2_fields_and_refusals_read_in_plain_words(browser
         await toolbar.get_by_role("button", name="Delete").click()
         await expect(page.get_by_role("heading", name="Your jobs")).to_be_visible()
         await expect(rows).to_have_count(0)
+        assert page_errors(page) == []
+
+
+async def test_a_job_created_while_the_first_page_loads_stays_listed(browser: Browser) -> None:
+    async with web_process() as web:
+        older = await rest(web.url, "POST", "/api/jobs", "u1", {"type": "trade"})
+        page = await open_dashboard(browser, web.url, token("u1"))
+        rows = page.locator("table.jobs tbody tr")
+        await expect(rows).to_have_count(1)
+        # The first page is asked again (Filter); its answer is read at once and held.
+        answer_read = asyncio.Event()
+        release = asyncio.Event()
+
+        async def hold_the_page(route: Route) -> None:
+            answer = await route.fetch()
+            answer_read.set()
+            await release.wait()
+            await route.fulfill(response=answer)
+
+        await page.route(re.compile(r"/api/jobs\?limit=20(&|$)"), hold_the_page)
+        # The rows drawn before it, so that the held answer's own rows can be told apart.
+        await rows.evaluate_all("rows => rows.forEach(row => { row.dataset.before = 'yes'; })")
+        await page.get_by_role("button", name="Filter").click()
+        await asyncio.wait_for(answer_read.wait(), WAIT_MS / 1000)
+        # Created after the answer was read: its live event reaches the page first.
+        created = await rest(web.url, "POST", "/api/jobs", "u1", {"type": "analysis"})
+        await expect(row_of(page, created["id"])).to_have_count(1, timeout=WAIT_MS)
+        release.set()
+        redrawn = page.locator(f'tr[data-job-id="{older["id"]}"]:not([data-before])')
+        await expect(redrawn).to_have_count(1, timeout=WAIT_MS)
+        # The answer is applied: the union, newest first.
+        shown = await rows.evaluate_all("rows => rows.map(row => row.dataset.jobId)")
+        assert shown == [created["id"], older["id"]]
+        await page.unroute(re.compile(r"/api/jobs\?limit=20(&|$)"))
         assert page_errors(page) == []
 
 

@@ -30,6 +30,9 @@ export function mountJobsView(ctx, container) {
   /** @type {Map<string, any>} watches of other users' jobs */
   const watches = new Map();
   let generation = 0;
+  /** Jobs heard of live while the newest page request was on its way (null: none is): its
+   * answer may have been read before they were created. @type {Map<string, any> | null} */
+  let heard = null;
   /** every job of this user, live (the client's watchUser) */
   const mine = ctx.client.watchUser();
 
@@ -171,6 +174,8 @@ export function mountJobsView(ctx, container) {
   /** @param {string | null} target */
   async function load(target) {
     const ticket = ++generation;
+    const arrivals = new Map();
+    heard = arrivals;
     try {
       const page = await ctx.api.listJobs({
         limit: PAGE_SIZE,
@@ -193,20 +198,30 @@ export function mountJobsView(ctx, container) {
         if (live) upsert(live, false);
         follow(job);
       }
+      // A job created while the page was on its way is not in it: on top when newest
+      // (oldest first, so each one goes above the one before).
+      heard = null;
+      const missing = [...arrivals.values()].filter((job) => !rows.has(job.id));
+      missing.sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at));
+      for (const job of missing) upsert(mine.jobs.get(job.id) ?? job, true);
       /** @type {HTMLButtonElement} */ (older).disabled = nextCursor === null;
       /** @type {HTMLButtonElement} */ (newer).disabled = cursor === null;
       pageLabel.textContent = `page ${previous.length + 1}`;
       emptyNotice();
     } catch (error) {
       if (ticket !== generation) return;
+      heard = null;
       fill(notice, alertLine(`The jobs could not be loaded: ${/** @type {any} */ (error).message}`));
     }
   }
 
   /** @param {any} job */
   const onChange = (job) => {
-    if (job && typeof job.id === "string") upsert(job, true);
-    else for (const each of mine.jobs.values()) upsert(each, true);
+    const changed = job && typeof job.id === "string" ? [job] : [...mine.jobs.values()];
+    for (const each of changed) {
+      heard?.set(each.id, each);
+      upsert(each, true);
+    }
   };
   const stopChanges = mine.on("change", onChange);
   void load(null);
