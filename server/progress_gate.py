@@ -81,6 +81,8 @@ class ProgressGate:
         """A progress event of ``job_id`` was appended: its window starts now, and it carries
         the latest value, so no trailing event is needed any more."""
         if not self.limited:
+            if self._windows:  # (a report cancelled in its write left one: see update_held)
+                self._windows.pop(job_id, None)
             return
         now = self._clock()
         window = self._windows.pop(job_id, None)
@@ -92,7 +94,11 @@ class ProgressGate:
 
     def update_held(self, job_id: str, write: ProgressWrite) -> None:
         """``write``, a progress update of ``job_id``, was stored without an event: schedule
-        its trailing event (the same values, with the event) for when the window closes."""
+        its trailing event (the same values, with the event) for when the window closes.
+
+        Also for a report whose caller was cancelled during its write, which may or may not
+        have been stored, with or without its event: its trailing event is due when the
+        window closes, at once on a gate without a limit."""
         window = self._windows.get(job_id)
         if window is None:  # pruned meanwhile: an event is due at once
             window = self._windows[job_id] = _Window(last_event_at=self._clock() - self.interval_s)
@@ -113,6 +119,8 @@ class ProgressGate:
         if window is None or window.held_write is None:
             return None
         write, window.held_write = window.held_write, None
+        if not self.limited:
+            del self._windows[job_id]  # (no window to keep: see update_held)
         return write
 
     def held_write(self, job_id: str) -> ProgressWrite | None:

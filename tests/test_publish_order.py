@@ -1,7 +1,8 @@
 """Publishing after the job's lock (server/service/publishing.py): the next write of a job
 does not wait for the previous publish, events still go out in seq order, a caller cancelled
-after its events were put does not lose them, and ``job:started`` never follows a racing
-cancel's event.
+after its events were put does not lose them (nor one cancelled during its progress write,
+nor a claim cancelled before it took its job's lock), ``job:started`` never follows a racing
+cancel's event, and a change waits only for the claims that may have claimed its job.
 
 The interleavings are driven with events the test opens (a store that holds a call after its
 commit, a publisher that holds an emit); every wait has a deadline, none is a sleep.
@@ -29,26 +30,37 @@ WITHIN_S = 5.0
 
 
 class HeldStore(MemoryJobStore):
-    """A memory store that tells of its progress writes and changes, and whose claims can
-    be held after they committed, as a Postgres answer still on its way would be."""
+    """A memory store that tells of its progress writes and changes, and whose claims (and
+    the next change or progress write) can be held after they committed, as a Postgres
+    answer still on its way would be."""
 
     def __init__(self) -> None:
         super().__init__(backlog_size=100)
         self.hold_claims = False
+        self.hold_next_change = False
+        self.hold_next_progress = False
         self.release = asyncio.Event()
+        self.release_change = asyncio.Event()
         self.committed = asyncio.Event()
+        self.claim_answered = asyncio.Event()
         self.progress_writes = 0
         self.applied = asyncio.Event()
 
     async def _apply(self, job_id: str, change: JobChange) -> ChangeResult:
         result = await super()._apply(job_id, change)
         self.applied.set()
+        if self.hold_next_change:
+            self.hold_next_change = False
+            await self.release_change.wait()
         return result
 
     async def update_progress(self, job_id: str, write: ProgressWrite) -> ChangeResult:
         result = await super().update_progress(job_id, write)
         self.progress_writes += 1
         self.committed.set()
+        if self.hold_next_progress:
+            self.hold_next_progress = False
+            await asyncio.Event().wait()  # (the caller is cancelled here)
         return result
 
     async def _claim(
@@ -58,6 +70,7 @@ class HeldStore(MemoryJobStore):
         self.committed.set()
         if self.hold_claims:
             await self.release.wait()
+        self.claim_answered.set()
         return claimed
 
 
@@ -69,12 +82,21 @@ class HeldPublisher:
         self.holding = False
         self.release = asyncio.Event()
         self.entered = asyncio.Event()
+        self.published = asyncio.Event()
 
     async def publish(self, events: Sequence[JobEvent]) -> None:
         self.entered.set()
         if self.holding:
             await self.release.wait()
         self.events.extend(events)
+        self.published.set()
+
+    async def wait_for(self, job_id: str, event_type: str) -> None:
+        """Until an event of ``event_type`` of ``job_id`` was published (a deadline's)."""
+        async with asyncio.timeout(WITHIN_S):
+            while not any(e.job_id == job_id and e.type == event_type for e in self.events):
+                self.published.clear()
+                await self.published.wait()
 
 
 @pytest.fixture
@@ -206,14 +228,126 @@ async def test_started_is_published_before_the_event_of_a_cancel_that_raced_the_
     assert seqs(publisher, job.id) == [1, 2, 3]
 
 
+async def test_a_report_cancelled_during_its_store_write_still_reaches_live_clients(
+    repo: JobRepository, store: HeldStore, publisher: HeldPublisher
+) -> None:
+    job_id, lease = await running(repo)
+    store.hold_next_progress, store.committed = True, asyncio.Event()
+    caller = asyncio.create_task(_report(repo, job_id, lease, "cut"))
+    async with asyncio.timeout(WITHIN_S):
+        await store.committed.wait()  # stored with its event; the answer never comes
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    async with asyncio.timeout(WITHIN_S):
+        while "cut" not in steps(publisher, job_id):  # live, without a close or a replay
+            publisher.published.clear()
+            await publisher.published.wait()
+    stored = await store.read_stream(job_id, 0)
+    assert stored is not None
+    # The event the write stored stays in the backlog; the next one carries the same
+    # value live, so a client sees it at once (and fills the seq it skipped by replay).
+    progress = [e for e in stored.events if e.type == EventType.PROGRESS]
+    assert [e.data["step"] for e in progress] == ["cut", "cut"]
+    assert stored.job.record.seq == seqs(publisher, job_id)[-1]
+    assert stored.job.record.step == "cut"
+    await repo.close()
+
+
+async def test_a_claim_cancelled_while_waiting_for_its_jobs_lock_still_publishes_started(
+    repo: JobRepository, store: HeldStore, publisher: HeldPublisher
+) -> None:
+    job = await create(repo)
+    store.hold_claims, store.committed = True, asyncio.Event()
+    claiming = asyncio.create_task(
+        repo.claim(parse_claim({"types": None}, default_worker_id=WORKER.id))
+    )
+    async with asyncio.timeout(WITHIN_S):
+        await store.committed.wait()  # the claim committed; its answer is held
+    store.hold_next_change, store.applied = True, asyncio.Event()
+    cancelling = asyncio.create_task(repo.cancel(ALICE, job.id))
+    async with asyncio.timeout(WITHIN_S):
+        await store.applied.wait()  # the cancel committed and holds the job's lock
+    store.release.set()
+    async with asyncio.timeout(WITHIN_S):
+        # Answered: in the same step the claim went on to wait for the job's lock.
+        await store.claim_answered.wait()
+    assert not claiming.done()
+    claiming.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await claiming
+    store.release_change.set()
+    async with asyncio.timeout(WITHIN_S):
+        await cancelling
+        await repo.close()
+    types = [str(e.type) for e in publisher.events if e.job_id == job.id]
+    assert types == ["job:created", "job:started", "job:cancelled"]
+    assert seqs(publisher, job.id) == [1, 2, 3]
+
+
+async def test_a_change_of_a_job_not_running_does_not_wait_for_claims_in_flight(
+    repo: JobRepository, store: HeldStore, publisher: HeldPublisher
+) -> None:
+    claimable = await create(repo)
+    other = await create(repo, type="analysis")
+    store.hold_claims, store.committed = True, asyncio.Event()
+    claiming = asyncio.create_task(
+        repo.claim(parse_claim({"types": ["research"]}, default_worker_id=WORKER.id))
+    )
+    async with asyncio.timeout(WITHIN_S):
+        await store.committed.wait()  # a slow claim (of the other job) in flight
+    async with asyncio.timeout(WITHIN_S):
+        cancelled = await repo.cancel(ALICE, other.id)
+    assert str(cancelled.state) == "cancelled"
+    assert "job:cancelled" in [str(e.type) for e in publisher.events if e.job_id == other.id]
+    assert not claiming.done()
+    store.release.set()
+    async with asyncio.timeout(WITHIN_S):
+        claimed = await claiming
+    assert claimed is not None
+    assert claimed.job.id == claimable.id
+
+
+async def test_a_cancel_of_a_running_job_does_not_wait_for_a_claim_of_another_job(
+    repo: JobRepository, store: HeldStore, publisher: HeldPublisher
+) -> None:
+    job_id, _ = await running(repo)
+    other = await create(repo)
+    store.hold_claims, store.committed = True, asyncio.Event()
+    claiming = asyncio.create_task(
+        repo.claim(parse_claim({"types": None}, default_worker_id=WORKER.id))
+    )
+    async with asyncio.timeout(WITHIN_S):
+        await store.committed.wait()  # the other job claimed; the answer is held
+    store.hold_next_change, store.applied = True, asyncio.Event()
+    racing = asyncio.create_task(repo.cancel(ALICE, other.id))
+    async with asyncio.timeout(WITHIN_S):
+        await store.applied.wait()  # a cancel of it committed and holds its lock
+    store.release.set()
+    async with asyncio.timeout(WITHIN_S):
+        await store.claim_answered.wait()  # the claim waits for the other job's lock
+    async with asyncio.timeout(WITHIN_S):
+        cancelled = await repo.cancel(ALICE, job_id)
+    assert str(cancelled.state) == "cancelled"
+    assert "job:cancelled" in [str(e.type) for e in publisher.events if e.job_id == job_id]
+    assert not claiming.done()
+    store.release_change.set()
+    async with asyncio.timeout(WITHIN_S):
+        claimed, _ = await asyncio.gather(claiming, racing)
+    assert claimed is not None
+    assert claimed.job.id == other.id
+    types = [str(e.type) for e in publisher.events if e.job_id == other.id]
+    assert types == ["job:created", "job:started", "job:cancelled"]
+
+
 # -- the parts ------------------------------------------------------------------------------
 
 
 async def test_a_barrier_waits_for_the_claims_in_flight_when_it_was_taken_only() -> None:
     claims = ClaimsInFlight()
-    assert claims.barrier() is None
+    assert claims.barrier("j") is None
     first, second = claims.start(), claims.start()
-    barrier = claims.barrier()
+    barrier = claims.barrier("j")
     assert barrier is not None
     later = claims.start()  # after the barrier: not waited for
     claims.finish(second)
@@ -224,6 +358,21 @@ async def test_a_barrier_waits_for_the_claims_in_flight_when_it_was_taken_only()
     assert len(claims) == 1
     claims.finish(later)
     assert len(claims) == 0
+
+
+async def test_a_barrier_does_not_wait_for_claims_that_answered_with_another_job() -> None:
+    claims = ClaimsInFlight()
+    theirs, mine, unknown = claims.start(), claims.start(), claims.start()
+    claims.claimed(theirs, "other")
+    claims.claimed(mine, "j")
+    barrier = claims.barrier("j")
+    assert barrier is not None
+    claims.finish(mine)
+    assert not barrier.done()  # the claim still in its store call may have claimed "j"
+    claims.claimed(unknown, "another")
+    assert barrier.done()
+    assert theirs in claims
+    assert claims.barrier("j") is None
 
 
 def _event(seq: int) -> JobEvent:

@@ -11,6 +11,7 @@ written over :class:`CommitCore`; none of them touches the publisher or the lock
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
@@ -84,6 +85,16 @@ def _transition(change: JobChange, result: ChangeResult) -> Transition | None:
     return None
 
 
+def _may_follow_a_claim(change: JobChange, transition: Transition | None) -> bool:
+    """Whether ``change`` is one without a lease that found its job running: a claim of
+    this instance may have committed the job running just before it, its ``job:started``
+    not put yet (a claim commits before it knows its job). A change from another state
+    cannot have: a claim that committed first would have left the job running."""
+    if change.lease is not None or S.RUNNING not in change.from_states:
+        return False
+    return transition is None or transition.source is None or transition.source is S.RUNNING
+
+
 def about(job: JobRecord) -> None:
     """Every later log line of this request, call or task names the job."""
     bind(job_id=job.id, correlation_id=job.correlation_id)
@@ -108,6 +119,8 @@ class CommitCore:
         self._ordering = KeyedLock()
         self._lines: PublishLines[Transition | None] = PublishLines(self._publish)
         self._claims = ClaimsInFlight()
+        #: Putting and publishing what cancelled callers left before they took the lock.
+        self._left: set[asyncio.Task[None]] = set()
         self.progress_gate = ProgressGate(
             self.settings.progress_events_per_s, self._append_trailing_progress
         )
@@ -132,6 +145,8 @@ class CommitCore:
         """Append the trailing progress events still pending and publish what cancelled
         callers left; call before the store closes."""
         await self.progress_gate.close()
+        while self._left:
+            await asyncio.gather(*self._left, return_exceptions=True)
         await self._lines.close()
 
     # -- the commit path --------------------------------------------------------------------
@@ -145,6 +160,20 @@ class CommitCore:
         finally:
             await self._lines.publish_own(job_id)
 
+    def _leave(self, job_id: str, work: Awaitable[None]) -> None:
+        """Run ``work`` (what a cancelled caller left of its commit: putting its events, in
+        a section) in a task of its own; :meth:`close` waits for it."""
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("publishing what a cancelled call left of job %s failed", job_id)
+
+        task = asyncio.get_running_loop().create_task(run(), name=f"left-{job_id}")
+        self._left.add(task)
+        task.add_done_callback(self._left.discard)
+
     def _put(
         self,
         job_id: str,
@@ -155,11 +184,12 @@ class CommitCore:
     ) -> None:
         """Queue a commit's events (call under the job's lock, in a section); the state
         change is counted when they are published. ``after_claims``: a change without a
-        lease, which could have come between a claim's commit and its events."""
+        lease that found the job running, which could have come between a claim's commit
+        and its events."""
         if not events:
             self._count(transition)
             return
-        ready = self._claims.barrier() if after_claims else None
+        ready = self._claims.barrier(job_id) if after_claims else None
         self._lines.put(job_id, events, transition, ready=ready)
 
     def _count(self, transition: Transition | None) -> None:
@@ -185,8 +215,9 @@ class CommitCore:
         async def section() -> ChangeResult:
             result = await self._apply_after_held(job_id, change)
             about(result.job.record)
-            after_claims = change.lease is None
-            self._put(job_id, result.events, _transition(change, result), after_claims=after_claims)
+            transition = _transition(change, result)
+            after_claims = _may_follow_a_claim(change, transition)
+            self._put(job_id, result.events, transition, after_claims=after_claims)
             return result
 
         return (await self._in_order(job_id, section)).job

@@ -11,10 +11,13 @@ to a task that publishes them in their turn.
 
 One exception to "put in commit order": a claim commits in the store before its caller
 knows the job, so it takes the job's lock after its commit. A change without a lease
-(cancel, a pause request) may have committed on the claimed job in between. Such a change's
-batch waits for the claims in flight when it was put (:class:`ClaimsInFlight`), and a
-claim's batch goes into its line before the batches of higher seqs still waiting, so
-``job:started`` never follows a later event of its job.
+(cancel, a pause request) may have committed on the claimed job in between, when it found
+the job running. Such a change's batch waits for the claims in flight when it was put that
+may have claimed its job (:class:`ClaimsInFlight`: those whose store call is under way and
+those that answered with this job, not claims of other jobs), and a claim's batch goes into
+its line before the batches of higher seqs still waiting, so ``job:started`` never follows
+a later event of its job. A claim cancelled before it took its job's lock leaves its events
+to a task that puts and publishes them in their turn.
 """
 
 from __future__ import annotations
@@ -33,14 +36,16 @@ Note = TypeVar("Note")
 
 
 class ClaimsInFlight:
-    """Claims between their call and the moment their events are in their job's line."""
+    """Claims between their call and the moment their events are in their job's line, and
+    the job each one claimed once its store call answered."""
 
     def __init__(self) -> None:
         self._started = 0
-        #: Numbers of the claims in flight, oldest first (a dict keeps insertion order).
-        self._running: dict[int, None] = {}
-        #: Futures waiting until no claim up to a number is in flight, in number order.
-        self._barriers: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+        #: Each claim in flight, oldest first, and the job it claimed (``None``: its store
+        #: call is under way).
+        self._running: dict[int, str | None] = {}
+        #: Changes waiting: their job, the claims they still wait for, their future.
+        self._barriers: list[tuple[str, set[int], asyncio.Future[None]]] = []
 
     def start(self) -> int:
         """A claim begins; pair with :meth:`finish` (more than once is fine)."""
@@ -48,24 +53,47 @@ class ClaimsInFlight:
         self._running[self._started] = None
         return self._started
 
+    def claimed(self, number: int, job_id: str) -> None:
+        """Claim ``number``'s store call answered with ``job_id``: changes of other jobs no
+        longer wait for it."""
+        if number in self._running:
+            self._running[number] = job_id
+            if self._barriers:
+                self._settle(number, job_id)
+
     def finish(self, number: int) -> None:
         """Claim ``number`` put its events into its line, found no job, or failed."""
-        if number not in self._running:
-            return
-        del self._running[number]
-        oldest = next(iter(self._running), None)
-        while self._barriers and (oldest is None or self._barriers[0][0] < oldest):
-            _, barrier = self._barriers.popleft()
-            if not barrier.done():
-                barrier.set_result(None)
+        if self._running.pop(number, False) is not False and self._barriers:
+            self._settle(number, None)
 
-    def barrier(self) -> asyncio.Future[None] | None:
-        """Done once every claim in flight now has finished; ``None`` when none is."""
-        if not self._running:
+    def barrier(self, job_id: str) -> asyncio.Future[None] | None:
+        """Done once every claim in flight now that may have claimed ``job_id`` (its store
+        call under way, or answered with ``job_id``) has finished; ``None`` when none is."""
+        waits = {n for n, claimed in self._running.items() if claimed is None or claimed == job_id}
+        if not waits:
             return None
         barrier = asyncio.get_running_loop().create_future()
-        self._barriers.append((self._started, barrier))
+        self._barriers.append((job_id, waits, barrier))
         return barrier
+
+    def _settle(self, number: int, claimed: str | None) -> None:
+        """Claim ``number`` finished (``claimed`` None) or claimed ``claimed``: the barriers
+        it no longer holds up drop it, and those left waiting for none are done."""
+        kept: list[tuple[str, set[int], asyncio.Future[None]]] = []
+        for job_id, waits, barrier in self._barriers:
+            if claimed != job_id:
+                waits.discard(number)
+            if barrier.done():  # (its waiter was cancelled)
+                continue
+            if waits:
+                kept.append((job_id, waits, barrier))
+            else:
+                barrier.set_result(None)
+        self._barriers = kept
+
+    def __contains__(self, number: object) -> bool:
+        """Whether claim ``number`` is in flight still (its events not put)."""
+        return number in self._running
 
     def __len__(self) -> int:
         return len(self._running)

@@ -4,7 +4,9 @@ parser (:mod:`server.commands.worker`) built; sizes are bounded here, by the set
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -42,7 +44,8 @@ class WorkerCalls(CommitCore):
         """Claim a job; its ``job:started`` goes out before any later event of the job
         (:mod:`server.service.publishing`: the claim is in flight until its events are in
         the job's line)."""
-        in_flight = self._claims.start()
+        claims = self._claims
+        in_flight = claims.start()
         try:
             claimed = await self.store.claim(
                 types=list(command.types),
@@ -54,16 +57,34 @@ class WorkerCalls(CommitCore):
                 return None
             about(claimed.job)
             job_id, events = claimed.job.id, claimed.events
+            claims.claimed(in_flight, job_id)
             started = Transition(claimed.job, S.CREATED, S.RUNNING)
 
             async def section() -> None:
                 self._put(job_id, events, started)
-                self._claims.finish(in_flight)
+                claims.finish(in_flight)
 
+            try:
+                await self._in_order(job_id, section)
+            except asyncio.CancelledError:
+                if in_flight in claims:  # before its section: a task puts its events
+                    self._leave(job_id, self._claim_left(job_id, section, in_flight))
+                    in_flight = 0  # (finished by that task)
+                raise
+        finally:
+            claims.finish(in_flight)
+        return claimed
+
+    async def _claim_left(
+        self, job_id: str, section: Callable[[], Awaitable[None]], in_flight: int
+    ) -> None:
+        """The section of a claim cancelled before it took its job's lock: its events put
+        in their turn (ahead of later ones, :mod:`server.service.publishing`), and the
+        changes that wait for it released whatever happens."""
+        try:
             await self._in_order(job_id, section)
         finally:
             self._claims.finish(in_flight)
-        return claimed
 
     async def heartbeat(self, call: LeaseCall) -> bool:
         """Prove the worker is alive; returns whether a pause was requested."""
@@ -80,7 +101,15 @@ class WorkerCalls(CommitCore):
             write = ProgressWrite(
                 lease=lease, progress=report.progress, step=report.step, with_event=live
             )
-            result = await self.store.update_progress(job_id, write)
+            try:
+                result = await self.store.update_progress(job_id, write)
+            except asyncio.CancelledError:
+                # Written or not (a store may write it for a caller that gave up: the
+                # Postgres batch does), its value is owed an event: the held report's
+                # trailing event writes it again with one (a second event of the same value
+                # when the first was stored, which clients take as any other).
+                gate.update_held(job_id, write)
+                raise
             if live:
                 gate.event_appended(job_id)
                 self._put(job_id, result.events)
