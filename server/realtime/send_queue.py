@@ -69,6 +69,8 @@ class SendQueue:
     def put_nowait(self, item: Any) -> None:
         self._put(item)
         self._unfinished += 1
+        if item is None and self._alarm is not None:
+            self._disarm()  # the end marker: the writer takes it at once, then ends
         self._wake_getter()
 
     async def put(self, item: Any) -> None:
@@ -91,19 +93,26 @@ class SendQueue:
     async def get_within(self, timeout_s: float) -> Any:
         """The oldest item, once there is one; :class:`TimeoutError` when none came within
         ``timeout_s`` of the start of this wait (for one getter at a time: a client's writer).
-        The end marker ``None`` disarms the deadline's timer (the writer ends)."""
+        The deadline's timer is disarmed when the end marker ``None`` is put (the writer
+        ends) and when the wait is cancelled (the writer is), so that no timer keeps the
+        queue of a closed socket alive."""
         if self._items is None:
             loop = self._loop or self._bind_loop()
             self._waiting_since = loop.time()
             if self._alarm is None:
                 self._alarm = loop.call_at(self._waiting_since + timeout_s, self._ring, timeout_s)
-            while self._items is None:
-                await self._wait(timed=True)
-        item = self._get()
-        if item is None and self._alarm is not None:
+            try:
+                while self._items is None:
+                    await self._wait(timed=True)
+            except asyncio.CancelledError:
+                self._disarm()
+                raise
+        return self._get()
+
+    def _disarm(self) -> None:
+        if self._alarm is not None:
             self._alarm.cancel()
             self._alarm = None
-        return item
 
     async def _wait(self, *, timed: bool) -> None:
         getter = (self._loop or self._bind_loop()).create_future()

@@ -24,7 +24,6 @@ process), goes through Engine.IO's own ``poll``.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from engineio import exceptions
@@ -39,8 +38,14 @@ ENGINEIO_POLL = AsyncSocket.poll
 async def lean_poll(socket: AsyncSocket) -> list[Any]:
     """What Engine.IO's ``poll`` returns: the queued packets, at least one (waiting up to
     ``ping_interval + ping_timeout`` for the first); ``[]`` at the end marker;
-    :class:`engineio.exceptions.QueueEmpty` when none came or the wait was cancelled (the
-    writer then closes the websocket, as with Engine.IO's own)."""
+    :class:`engineio.exceptions.QueueEmpty` when none came (the writer then closes the
+    websocket, as with Engine.IO's own).
+
+    A cancellation propagates. Engine.IO's own ``poll`` turns it into ``QueueEmpty`` (its
+    ``wait_for`` could raise it for the ``get`` it wrapped); here only the cancellation of
+    the writer task itself can reach this wait, and turning that into ``QueueEmpty`` would
+    have the cancelled writer go on to close the websocket and end as if it had not been
+    cancelled (a shutdown cancelling it would wait for that close)."""
     queue = socket.queue
     if not socket.upgraded or not isinstance(queue, SendQueue):
         packets: list[Any] = await ENGINEIO_POLL(socket)
@@ -48,7 +53,7 @@ async def lean_poll(socket: AsyncSocket) -> list[Any]:
     server = socket.server
     try:
         first = await queue.get_within(server.ping_interval + server.ping_timeout)
-    except (TimeoutError, asyncio.CancelledError):
+    except TimeoutError:
         raise exceptions.QueueEmpty() from None
     queue.task_done()
     if first is None:
