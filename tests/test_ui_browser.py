@@ -9,8 +9,9 @@
 - the page keeps working across a restart of the server (PostgreSQL, same port), no reload.
 
 Every wait is a condition (Playwright's ``expect``) with a deadline; nothing sleeps. What a
-row showed on the way (running, its bar rising) is recorded in the page and asserted after
-the job is done, so a slow browser cannot miss a passing state.
+row showed on the way (running, its bar rising) and what a job page's toolbar offered while
+it ran are recorded in the page and asserted after the job moved on, so a slow browser
+cannot miss a passing state; the worker is killed once the server holds its checkpoint.
 ``JOBSPINE_UI_SCREENSHOTS=docs/screenshots`` writes the README's screenshots.
 """
 
@@ -38,10 +39,13 @@ from tests.support.browser import (
     page_requests,
     progress_of,
     record_rows,
+    record_toolbar,
     row_looks,
     row_of,
     screenshot,
+    toolbar_looks,
 )
+from tests.support.jobs import wait_until
 from tests.support.processes import SECRET, token, web_process, worker_process
 
 pytestmark = pytest.mark.slow
@@ -68,6 +72,22 @@ async def rest(url: str, method: str, path: str, sub: str, body: Any = None) -> 
     ):
         assert response.status < 300, await response.text()
         return await response.json()
+
+
+async def checkpointed_steps(url: str, job_id: str, steps: int) -> bool:
+    """Whether the job's checkpoint holds ``completed_steps`` of ``steps`` or more."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{url}/api/jobs/{job_id}/checkpoint",
+            headers={"Authorization": f"Bearer {token('u1')}"},
+        ) as response,
+    ):
+        if response.status == 404:
+            return False
+        assert response.status == 200, await response.text()
+        body = await response.json()
+    return int(body["data"].get("completed_steps", 0)) >= steps
 
 
 async def test_created_job_appears_and_its_bar_moves_live(browser: Browser) -> None:
@@ -131,16 +151,17 @@ async def test_killed_worker_shows_the_recovery_panel_and_resume_completes(
             job_id = await create_in_form(page, SLOW_INPUT)
             await page.locator(f'a[href="#/jobs/{job_id}"]').click()
             await expect(page.locator("#job-title")).to_contain_text("research")
-            # Two steps done: its checkpoint holds completed_steps 2.
-            bar = page.get_by_role("progressbar", name="Progress")
-            await expect(bar).to_have_attribute(
-                "aria-valuenow", re.compile(r"^(2[5-9]|[3-9]\d)(\.\d+)?$"), timeout=WAIT_MS
-            )
-            await expect(page.get_by_role("button", name="Pause")).to_be_visible()
-            await expect(page.get_by_role("button", name="Cancel")).to_be_visible()
-            await expect(page.get_by_role("button", name="Resume")).to_have_count(0)
+            await record_toolbar(page)
+            # Two steps done (a fact that stays true, read from the server): its checkpoint
+            # holds completed_steps 2 or more. Killed at once, mid-job.
+            await wait_until(lambda: checkpointed_steps(web.url, job_id, 2), within=WAIT_MS / 1000)
             worker.kill(signal.SIGKILL)
             await worker.wait()
+        bar = page.get_by_role("progressbar", name="Progress")
+        # The page followed it live that far (and it moves no further without a worker).
+        await expect(bar).to_have_attribute(
+            "aria-valuenow", re.compile(r"^(2[5-9]|[3-9]\d)(\.\d+)?$"), timeout=WAIT_MS
+        )
 
         panel = page.get_by_role("region", name="Recovery")
         await expect(panel).to_be_visible(timeout=WAIT_MS)
@@ -150,6 +171,11 @@ async def test_killed_worker_shows_the_recovery_panel_and_resume_completes(
         await expect(panel.get_by_role("button", name="Resume")).to_be_visible()
         await expect(page.get_by_role("button", name="Pause")).to_have_count(0)
         await expect(page.locator("#job-state")).to_have_text("paused")
+        # While it ran, the page offered Pause and Cancel, not Resume (what the toolbar
+        # showed on the way, recorded in the page, not caught in passing).
+        running = [look.buttons for look in await toolbar_looks(page) if look.state == "running"]
+        assert running, await toolbar_looks(page)
+        assert all(buttons == ("Pause", "Cancel") for buttons in running), running
         timeline = page.locator("ol.timeline")
         await expect(timeline.locator('li[data-type="job:paused"]')).to_contain_text("supervisor")
         await expect(page.locator(".checkpoint-json")).to_contain_text('"completed_steps"')

@@ -110,6 +110,7 @@ __all__ = [
     "PHONE",
     "WAIT_MS",
     "RowLook",
+    "ToolbarLook",
     "chromium",
     "chromium_path",
     "connection",
@@ -117,8 +118,10 @@ __all__ = [
     "page_errors",
     "page_requests",
     "record_rows",
+    "record_toolbar",
     "row_looks",
     "screenshot",
+    "toolbar_looks",
 ]
 
 
@@ -201,6 +204,45 @@ _RECORD_ROWS = """() => {
     }
     for (const tr of touched) look(tr);
   }).observe(body, { childList: true, subtree: true });
+}"""
+
+
+@dataclass(frozen=True)
+class ToolbarLook:
+    """What a job's page showed once: the job's state and the buttons its toolbar offered."""
+
+    state: str
+    buttons: tuple[str, ...]
+
+
+async def record_toolbar(page: Page) -> None:
+    """From now on, each look of the job page's state and toolbar is kept in the page, for
+    :func:`toolbar_looks` (what it offered while running, asserted once the job moved on)."""
+    await page.locator("#job-state").wait_for(state="attached", timeout=WAIT_MS)
+    await page.evaluate(_RECORD_TOOLBAR)
+
+
+async def toolbar_looks(page: Page) -> list[ToolbarLook]:
+    looks = await page.evaluate("() => window.__toolbarLooks")
+    return [ToolbarLook(look["state"], tuple(look["buttons"])) for look in looks]
+
+
+_RECORD_TOOLBAR = """() => {
+  const looks = [];
+  window.__toolbarLooks = looks;
+  const look = () => {
+    const state = document.querySelector("#job-state");
+    const toolbar = document.querySelector('[role=toolbar][aria-label="Actions"]');
+    if (!state || !toolbar) return;
+    const buttons = [...toolbar.querySelectorAll("button")].map((b) => b.textContent.trim());
+    const seen = { state: state.textContent.trim(), buttons };
+    const last = looks.at(-1);
+    if (!last || last.state !== seen.state || last.buttons.join() !== seen.buttons.join())
+      looks.push(seen);
+  };
+  look();
+  new MutationObserver(look).observe(document.body, { childList: true, subtree: true,
+                                                       characterData: true });
 }"""
 
 
