@@ -18,6 +18,7 @@ from server.realtime.corking import install_corked_websockets
 from server.realtime.local_emit import LocalManager
 from server.realtime.packets import GuardedAsyncServer, ServerPacket
 from server.realtime.pings import PingSchedule
+from server.realtime.reader_wait import install_lean_readers
 from server.realtime.writer_wait import install_lean_writers
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class SocketServer:
         self.server.on("connect", _refuse_unknown_namespace, namespace="*")
         install_corked_websockets(self.server.eio)
         install_lean_writers()
+        install_lean_readers()
         self._shut_down = False
         #: Called for every socket that leaves a namespace (session timers, socket counts).
         self.on_socket_gone: list[SocketGone] = []
