@@ -241,7 +241,8 @@ class JobspineRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 for sid, eio in members.items()
                 if sid not in skip and not any(sid in e for e in earlier)
             ]
-        await send_to(self.server, body.decode(), eio_sids)
+        if eio_sids:  # the copy of a socket's earlier room: checked, nothing to send
+            await send_to(self.server, body.decode(), eio_sids)
 
     async def _subscription(self) -> AsyncIterator[list[Reply]]:
         """The replies of every channel, a chunk read at a time; after any error, a new
