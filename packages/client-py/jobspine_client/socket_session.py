@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import engineio
 import socketio
 
+from jobspine_client.engineio_reads import LeanSocketIOClient
 from jobspine_shared.packet_json import PacketJson
 
 log = logging.getLogger("jobspine_client")
@@ -65,8 +66,9 @@ class ClientPacket(socketio.packet.Packet):  # type: ignore[misc]
 
 
 def default_socket() -> Any:
-    """A python-socketio client without its own reconnect loop (the connections have one)."""
-    return socketio.AsyncClient(
+    """A python-socketio client without its own reconnect loop (the connections have one),
+    reading its websocket without a task per message (:mod:`jobspine_client.engineio_reads`)."""
+    return LeanSocketIOClient(
         reconnection=False,
         handle_sigint=False,
         serializer=ClientPacket,
