@@ -87,8 +87,8 @@ async def test_heartbeats_alone_commit_asynchronously(postgres_dsn: str) -> None
 
     assert "synchronous_commit" in HEARTBEAT_SQL
     assert "synchronous_commit" in BATCH_HEARTBEAT_SQL
-    assert "synchronous_commit" not in batch_progress_sql(["id"])
-    assert "synchronous_commit" in batch_progress_sql(["id"], events=False)
+    assert "synchronous_commit" not in batch_progress_sql()
+    assert "synchronous_commit" in batch_progress_sql(events=False)
     async with opened_postgres_store(postgres_dsn, backlog_size=BACKLOG) as store:
         repo = JobRepository(store, RepositorySettings(progress_events_per_s=0))
         running = await drive(repo, JobState.RUNNING, ALICE)

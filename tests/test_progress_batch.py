@@ -20,9 +20,8 @@ from jobspine_shared.states import JobState
 from server.commands.worker import parse_progress
 from server.errors import InvalidProgress, JobspineError, LeaseLost, NotFound, Unavailable
 from server.service import JobRepository, RepositorySettings
-from server.store.model import ChangeResult
 from server.store.postgres import PostgresJobStore
-from server.store.progress import ProgressWrite
+from server.store.progress import ProgressResult, ProgressWrite
 from tests.support.batching import BACKLOG, opened, progress_batcher_of
 from tests.support.jobs import ALICE, drive, wait_until
 from tests.support.postgres import QUICK_FAILING_POOL, open_postgres_store
@@ -73,13 +72,12 @@ async def test_reports_of_many_jobs_share_few_statements(postgres_dsn: str) -> N
         batcher = progress_batcher_of(store)
         assert batcher.flushes < len(jobs) / 4
         for (job_id, _), result in zip(jobs, results, strict=True):
-            assert result.job.record.progress == 42.5
-            assert result.job.record.step == "at 42.5"
-            assert result.job.record.seq == before[job_id] + 1
+            job = await repo.get_job(ALICE, job_id)
+            assert (job.progress, job.step, job.seq) == (42.5, "at 42.5", before[job_id] + 1)
             (event,) = result.events
             assert (event.seq, str(event.type)) == (before[job_id] + 1, "job:progress")
             assert event.data == {"progress": 42.5, "step": "at 42.5"}
-            assert event.epoch == result.job.record.epoch
+            assert (event.job_id, event.user_id, event.epoch) == (job.id, job.user_id, job.epoch)
             # What the stream holds is what the caller was given (committed, same data).
             read = await store.read_stream(job_id, before[job_id])
             assert read is not None
@@ -101,12 +99,13 @@ async def test_batched_and_unbatched_reports_store_the_same(postgres_dsn: str) -
             held = await store.update_progress(job_id, write(lease, 60.0, event=False))
             read = await store.read_stream(job_id, 0)
             assert read is not None
+            assert read.events[-1:] == first.events  # what the caller was given is stored
             outcomes.append(
                 (
                     [(e.seq, e.type, e.data, type(e.data["progress"])) for e in first.events],
                     held.events,
-                    held.job.record.seq - first.job.record.seq,
-                    held.job.record.progress,
+                    read.job.record.seq - first.events[0].seq,
+                    read.job.record.progress,
                     [(e.type, e.data) for e in read.events[-1:]],
                 )
             )
@@ -114,21 +113,21 @@ async def test_batched_and_unbatched_reports_store_the_same(postgres_dsn: str) -
         assert outcomes[0][2] == 0  # a report without its event does not move seq
 
 
-async def _answer(call: Any) -> ChangeResult | JobspineError:
+async def _answer(call: Any) -> ProgressResult | JobspineError:
     try:
-        result: ChangeResult = await call
+        result: ProgressResult = await call
     except JobspineError as error:
         return error
     return result
 
 
-def _shape(outcome: ChangeResult | JobspineError) -> Any:
+def _shape(outcome: ProgressResult | JobspineError) -> Any:
     if isinstance(outcome, JobspineError):
         details = {
             k: v for k, v in (outcome.details or {}).items() if k != "job_id"
         }  # differs per run
         return (type(outcome).__name__, outcome.code, outcome.message, details)
-    return ("ok", outcome.job.record.progress, [e.data for e in outcome.events])
+    return ("ok", [(e.seq, e.data) for e in outcome.events])
 
 
 async def test_errors_in_a_batch_are_each_callers_own_and_the_unbatched_ones(
@@ -251,7 +250,7 @@ async def test_a_quiet_batcher_writes_at_once_a_busy_one_collects_and_closing_wr
         repo = repository(store)
         (one, one_lease), (two, two_lease), (three, three_lease) = await running(repo, 3)
         quiet = await asyncio.wait_for(store.update_progress(one, write(one_lease, 10.0)), 30)
-        assert quiet.job.record.progress == 10.0
+        assert [e.data["progress"] for e in quiet.events] == [10.0]
         assert batcher.flushes == 1
 
         locker = conn.transaction()
@@ -268,9 +267,9 @@ async def test_a_quiet_batcher_writes_at_once_a_busy_one_collects_and_closing_wr
 
         closing = asyncio.ensure_future(batcher.close())
         await locker.rollback()
-        assert (await asyncio.wait_for(blocked, 30)).job.record.progress == 20.0
+        assert [e.data["progress"] for e in (await asyncio.wait_for(blocked, 30)).events] == [20.0]
         answers = await asyncio.wait_for(asyncio.gather(*behind), 30)
-        assert [a.job.record.progress for a in answers] == [30.0, 40.0]
+        assert [e.data["progress"] for a in answers for e in a.events] == [30.0, 40.0]
         await asyncio.wait_for(closing, 30)
         assert (batcher.flushes, batcher.rounds) == (3, 3)  # the two behind shared one
         with pytest.raises(Unavailable):

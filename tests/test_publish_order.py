@@ -23,7 +23,7 @@ from server.service import JobRepository, RepositorySettings
 from server.service.publishing import ClaimsInFlight, PublishLines
 from server.store.memory import MemoryJobStore
 from server.store.model import ChangeResult, ClaimResult, JobChange
-from server.store.progress import ProgressWrite
+from server.store.progress import ProgressResult, ProgressWrite
 from tests.support.jobs import ALICE, WORKER, create, running
 
 WITHIN_S = 5.0
@@ -54,7 +54,7 @@ class HeldStore(MemoryJobStore):
             await self.release_change.wait()
         return result
 
-    async def update_progress(self, job_id: str, write: ProgressWrite) -> ChangeResult:
+    async def update_progress(self, job_id: str, write: ProgressWrite) -> ProgressResult:
         result = await super().update_progress(job_id, write)
         self.progress_writes += 1
         self.committed.set()
@@ -114,9 +114,9 @@ def repo(store: HeldStore, publisher: HeldPublisher) -> JobRepository:
     return JobRepository(store, RepositorySettings(progress_events_per_s=0), publisher=publisher)
 
 
-async def _report(repo: JobRepository, job_id: str, lease: str, step: str) -> object:
+async def _report(repo: JobRepository, job_id: str, lease: str, step: str) -> None:
     payload = {"job_id": job_id, "lease": lease, "progress": 50.0, "step": step}
-    return await repo.update_progress(parse_progress(payload))
+    await repo.update_progress(parse_progress(payload))
 
 
 def steps(publisher: HeldPublisher, job_id: str) -> list[object]:

@@ -129,9 +129,10 @@ async def worker_call(repo: JobRepository, call: str, job_id: str, lease: str) -
     if call == "heartbeat":
         return await repo.heartbeat(parse_heartbeat({"job_id": job_id, "lease": lease}))
     if call == "progress":
-        return await repo.update_progress(
+        await repo.update_progress(
             parse_progress({"job_id": job_id, "lease": lease, "progress": 50})
         )
+        return None
     if call == "checkpoint":
         return await repo.checkpoint(
             parse_checkpoint({"job_id": job_id, "lease": lease, "data": {"k": 1}})

@@ -28,7 +28,6 @@ from server.errors import PayloadTooLarge
 from server.service.core import CommitCore, Transition, about
 from server.store.model import (
     NOW,
-    ChangeResult,
     CheckpointWrite,
     ClaimResult,
     EventSpec,
@@ -90,13 +89,13 @@ class WorkerCalls(CommitCore):
         """Prove the worker is alive; returns whether a pause was requested."""
         return await self.store.heartbeat(call.job_id, call.lease)
 
-    async def update_progress(self, report: ReportProgress) -> JobRecord:
+    async def update_progress(self, report: ReportProgress) -> None:
         """Store the report; append its ``job:progress`` event now, or hold it back when the
         job's event rate is reached (:mod:`server.progress_gate`: a trailing event carries
         the latest value once the window closes, and seq never skips)."""
         job_id, lease, gate = report.job_id, report.lease, self.progress_gate
 
-        async def section() -> ChangeResult:
+        async def section() -> None:
             live = gate.admits(job_id)
             write = ProgressWrite(
                 lease=lease, progress=report.progress, step=report.step, with_event=live
@@ -116,9 +115,8 @@ class WorkerCalls(CommitCore):
             else:
                 gate.update_held(job_id, write)
                 self._on_progress_held()
-            return result
 
-        return (await self._in_order(job_id, section)).job.record
+        await self._in_order(job_id, section)
 
     def _checkpoint_write(
         self, checkpoint: CheckpointData, progress: float | None, field: str

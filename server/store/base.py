@@ -12,7 +12,7 @@ import attrs
 from jobspine_shared.models import JobRecord, JobSpec
 from jobspine_shared.states import JobState
 from server.store import model
-from server.store.progress import ProgressWrite, progress_change
+from server.store.progress import ProgressResult, ProgressWrite, progress_change
 from server.store.rules import ACTIVE_STATES, check_change
 
 
@@ -57,10 +57,12 @@ class JobStore(abc.ABC):
         check_change(change)
         return await self._apply(job_id, change)
 
-    async def update_progress(self, job_id: str, write: ProgressWrite) -> model.ChangeResult:
+    async def update_progress(self, job_id: str, write: ProgressWrite) -> ProgressResult:
         """A worker's progress report: :func:`server.store.progress.progress_change`, with or
-        without its event. A store may group concurrent reports (Postgres does)."""
-        return await self.apply(job_id, progress_change(write))
+        without its event; the result holds the event, not the job. A store may group
+        concurrent reports (Postgres does)."""
+        result = await self.apply(job_id, progress_change(write))
+        return ProgressResult(events=result.events)
 
     async def create(
         self,

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 
 from jobspine_shared.events import EventType
+from jobspine_shared.models import JobEvent
 from server.store.model import NOW, EventSpec, JobChange, StoredJob
 
 
@@ -27,6 +28,16 @@ class ProgressWrite:
     @property
     def event_data(self) -> dict[str, Any]:
         return {"progress": self.progress, "step": self.step}
+
+
+@attrs.frozen(kw_only=True)
+class ProgressResult:
+    """What a stored report gives back: its ``job:progress`` event, none when held.
+
+    Not the job: no caller uses it (the worker's ack is empty), and on Postgres reading the
+    whole row back for every report cost more web CPU than the rest of the report."""
+
+    events: tuple[JobEvent, ...]
 
 
 def progress_event(write: ProgressWrite) -> EventSpec:
@@ -61,4 +72,10 @@ def trailing_progress_change(lease: str) -> JobChange:
     )
 
 
-__all__ = ["ProgressWrite", "progress_change", "progress_event", "trailing_progress_change"]
+__all__ = [
+    "ProgressResult",
+    "ProgressWrite",
+    "progress_change",
+    "progress_event",
+    "trailing_progress_change",
+]

@@ -17,7 +17,7 @@ from typing import TypeAlias, TypeVar
 import asyncpg
 
 from server.errors import NotFound
-from server.store.model import ChangeResult, JobChange, StoredJob
+from server.store.model import JobChange, StoredJob
 from server.store.postgres.write_batch import Connection, Waiter
 from server.store.rules import refusal
 
@@ -49,7 +49,7 @@ def rounds_by_key(
 
 async def answer_refused(
     conn: Connection,
-    refused: Sequence[Waiter[ItemT, ChangeResult | None]],
+    refused: Sequence[Waiter[ItemT, ResultT | None]],
     *,
     key: Callable[[ItemT], uuid.UUID],
     change: Callable[[ItemT], JobChange],

@@ -20,8 +20,9 @@ for the WAL flush), and the batcher holds at most one pooled connection. One sta
 * ``DELETE`` of the events that fall out of each job's backlog.
 
 It runs outside a transaction, so it has committed when its rows come back; only then is a
-caller answered, with the same :class:`~server.store.model.ChangeResult` the unbatched path
-gives. A report whose row did not match is judged on the job as it is now by
+caller answered, with the same :class:`~server.store.progress.ProgressResult` the unbatched
+path gives (its event, not the job: the statement returns only what the event needs). A
+report whose row did not match is judged on the job as it is now by
 :func:`server.store.rules.refusal`, the function both stores use, so the errors are the
 unbatched ones; when the job has changed since and the report now applies, the caller
 applies it unbatched. A job reported twice in one batch (possible only across web
@@ -33,14 +34,13 @@ publishes a job's events under that lock, after the write committed.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Final, NamedTuple
 
 import asyncpg
 
 from jobspine_shared.events import EventType
-from server.store.model import ChangeResult, JobChange, job_event
+from jobspine_shared.models import JobEvent
+from server.store.model import JobChange
 from server.store.postgres.batch_answers import RowDecoder, answer_refused, rounds_by_key
 from server.store.postgres.fencing import PROGRESS_SHAPE, fixed_fence
 from server.store.postgres.queries import ASYNC_COMMIT
@@ -51,23 +51,26 @@ from server.store.postgres.write_batch import (
     Waiter,
     WriteBatcher,
 )
-from server.store.progress import ProgressWrite, progress_change
+from server.store.progress import ProgressResult, ProgressWrite, progress_change
 
 _PROGRESS: Final = EventType.PROGRESS.value
+_HELD: Final = ProgressResult(events=())
 
 
-def batch_progress_sql(columns: Sequence[str], *, events: bool = True) -> str:
-    """The batch statement, returning ``columns`` of each changed job (new values), its
-    ``store_now`` and its position in the batch (``n``).
+def batch_progress_sql(*, events: bool = True) -> str:
+    """The batch statement, returning each changed job's position in the batch (``n``) and
+    what its event needs: ``user_id``, ``epoch``, the new ``seq`` and ``store_now``. Not the
+    whole row: no caller uses the job (:class:`~server.store.progress.ProgressResult`), and
+    fetching and decoding its columns cost the web process more than the rest of a report.
 
     ``events=False``: the statement of a round of held reports only (none appends an event):
-    no event to insert or trim (no ``$7``), and it commits without waiting for the WAL flush
-    (:data:`~server.store.postgres.queries.ASYNC_COMMIT`): no client has been told about a
-    held value, the trailing event that tells them is a write of its own, so a crash of
-    Postgres could lose only a stored progress that a later report or the trailing event
-    writes again."""
-    returned = ", ".join(f"j.{c}" for c in columns)
+    no event to insert or trim (no ``$7``), only ``n`` returned, and it commits without
+    waiting for the WAL flush (:data:`~server.store.postgres.queries.ASYNC_COMMIT`): no client
+    has been told about a held value, the trailing event that tells them is a write of its
+    own, so a crash of Postgres could lose only a stored progress that a later report or the
+    trailing event writes again."""
     fence = fixed_fence(PROGRESS_SHAPE, table="j", lease="b.lease", progress_at_most="b.progress")
+    returned = "j.id, j.user_id, j.epoch, j.seq, b.with_event, b.data AS event_data, b.n"
     update = f"""WITH b AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[], $5::bool[],
                          $6::jsonb[]) WITH ORDINALITY AS b(id, lease, progress, step, with_event,
@@ -78,10 +81,10 @@ def batch_progress_sql(columns: Sequence[str], *, events: bool = True) -> str:
         seq = j.seq + b.with_event::int
     FROM b{"" if events else ", " + ASYNC_COMMIT}
     WHERE j.id = b.id AND {fence}
-    RETURNING {returned}, b.with_event, b.data AS event_data, b.n
+    RETURNING {returned if events else "b.n"}
 )"""
     if not events:
-        return f"{update}\nSELECT changed.*, now() AS store_now FROM changed\n"
+        return f"{update}\nSELECT n FROM changed\n"
     return f"""{update}, appended AS (
     INSERT INTO job_events (job_id, seq, type, at, data)
     SELECT id, seq, '{_PROGRESS}', now(), event_data FROM changed WHERE with_event
@@ -89,7 +92,7 @@ def batch_progress_sql(columns: Sequence[str], *, events: bool = True) -> str:
     DELETE FROM job_events AS e USING changed AS c
     WHERE c.with_event AND c.seq > $7 AND e.job_id = c.id AND e.seq <= c.seq - $7
 )
-SELECT changed.*, now() AS store_now FROM changed
+SELECT n, user_id, epoch, seq, now() AS store_now FROM changed
 """
 
 
@@ -99,7 +102,7 @@ class _Report(NamedTuple):
     write: ProgressWrite
 
 
-_Caller = Waiter[_Report, "ChangeResult | None"]
+_Caller = Waiter[_Report, "ProgressResult | None"]
 
 
 def _job_of(report: _Report) -> uuid.UUID:
@@ -110,7 +113,7 @@ def _change_of(report: _Report) -> JobChange:
     return progress_change(report.write)
 
 
-class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
+class ProgressBatcher(WriteBatcher[_Report, "ProgressResult | None"]):
     """Writes concurrent progress reports as one statement per batch (module docstring).
 
     ``flushes`` (batches written), ``rounds`` (statements of reports written: one a round,
@@ -126,16 +129,15 @@ class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
         connection: ConnectionFactory,
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
-        columns: Sequence[str],
         decode: RowDecoder,
         select_jobs_sql: str,
         backlog_size: int,
     ) -> None:
         """``select_jobs_sql``: the jobs of ``$1::uuid[]`` with ``store_now``, to name why
-        reports were refused."""
+        reports were refused; ``decode``: such a row as the store's job."""
         super().__init__(connection, max_batch=max_batch)
-        self._sql = batch_progress_sql(columns)
-        self._held_sql = batch_progress_sql(columns, events=False)
+        self._sql = batch_progress_sql()
+        self._held_sql = batch_progress_sql(events=False)
         self._decode = decode
         self._select_jobs = select_jobs_sql
         self._backlog_size = backlog_size
@@ -143,7 +145,7 @@ class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
 
     async def submit(
         self, key: uuid.UUID, job_id: str, write: ProgressWrite
-    ) -> ChangeResult | None:
+    ) -> ProgressResult | None:
         """Write the report with the others of its batch; its result once committed, or None
         when the caller should apply it on its own (the job changed under the batch). Raises
         what the unbatched report would."""
@@ -176,7 +178,7 @@ class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
         for row in rows:
             waiter = live[row["n"] - 1]
             answered.add(row["n"] - 1)
-            waiter.answer(self._result(row, waiter.item.write))
+            waiter.answer(self._result(row, waiter.item))
         refused = [w for i, w in enumerate(live) if i not in answered]
         if not refused:
             return
@@ -190,14 +192,19 @@ class ProgressBatcher(WriteBatcher[_Report, "ChangeResult | None"]):
             decode=self._decode,
         )
 
-    def _result(self, row: asyncpg.Record, write: ProgressWrite) -> ChangeResult:
-        job = self._decode(row)
-        if not row["with_event"]:
-            return ChangeResult(job=job, events=())
-        at: datetime = row["store_now"]
-        data = dict(write.event_data)
-        event = job_event(job.record, seq=job.record.seq, type=EventType.PROGRESS, at=at, data=data)
-        return ChangeResult(job=job, events=(event,))
+    def _result(self, row: asyncpg.Record, report: _Report) -> ProgressResult:
+        if not report.write.with_event:
+            return _HELD
+        event = JobEvent(
+            job_id=report.job_id,
+            user_id=row["user_id"],
+            seq=row["seq"],
+            epoch=row["epoch"],
+            type=EventType.PROGRESS,
+            at=row["store_now"],
+            data=report.write.event_data,
+        )
+        return ProgressResult(events=(event,))
 
 
 __all__ = ["ProgressBatcher", "batch_progress_sql"]

@@ -63,7 +63,7 @@ from server.store.postgres.writes import (
     refusal_now,
     try_change,
 )
-from server.store.progress import ProgressWrite
+from server.store.progress import ProgressResult, ProgressWrite
 from server.store.rules import finished_at
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,6 @@ class PostgresJobStore(JobStore):
         if batch_progress:
             self._progress = ProgressBatcher(
                 self._pool.connection,
-                columns=RECORD_FIELDS + BOOKKEEPING,
                 decode=job_from_row,
                 select_jobs_sql=queries.SELECT_JOBS,
                 backlog_size=backlog_size,
@@ -221,7 +220,7 @@ class PostgresJobStore(JobStore):
             if len(capped) > MAX_CAPPED_USERS:
                 return None
 
-    async def update_progress(self, job_id: str, write: ProgressWrite) -> ChangeResult:
+    async def update_progress(self, job_id: str, write: ProgressWrite) -> ProgressResult:
         """Grouped with concurrent reports of other jobs when batching is on."""
         key = job_key(job_id)
         if key is None:
