@@ -203,6 +203,29 @@ async def test_a_malformed_id_is_refused_without_a_statement(postgres_dsn: str) 
         assert heartbeat_batcher_of(store).statements == 0
 
 
+def other_spellings(job_id: str) -> list[str]:
+    """Forms of ``job_id`` that Postgres (and asyncpg) would read as the same uuid."""
+    plain = job_id.replace("-", "")
+    return [job_id.upper(), "{" + job_id + "}", "urn:uuid:" + job_id, plain, f" {job_id}"]
+
+
+@pytest.mark.parametrize("batched", [True, False])
+async def test_another_spelling_of_a_running_jobs_id_is_not_found(
+    postgres_dsn: str, batched: bool
+) -> None:
+    """A job's id is its canonical text, as in the memory store: the store hands that text
+    to Postgres as it is, so any other spelling of the uuid is refused before it is sent."""
+    async with opened(postgres_dsn, batch_heartbeats=batched) as store:
+        async with connected(postgres_dsn) as conn:
+            ((job_id, lease),) = await running_jobs(conn, 1)
+        for spelling in other_spellings(job_id):
+            with pytest.raises(NotFound):
+                await store.heartbeat(spelling, lease)
+        assert await store.heartbeat(job_id, lease) is False
+        if batched:
+            assert heartbeat_batcher_of(store).statements == 1
+
+
 # -- callers that give up -------------------------------------------------------------------
 
 

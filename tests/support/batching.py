@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -53,5 +52,5 @@ async def heartbeat_all(
     batcher: HeartbeatBatcher, jobs: list[tuple[str, str]], within: float
 ) -> list[bool]:
     """Every job's heartbeat at once, (id, lease) each; their answers."""
-    beats = (batcher.submit(uuid.UUID(job_id), lease) for job_id, lease in jobs)
+    beats = (batcher.submit(job_id, lease) for job_id, lease in jobs)
     return await asyncio.wait_for(asyncio.gather(*beats), within)

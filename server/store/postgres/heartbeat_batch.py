@@ -25,7 +25,6 @@ one place where outages become that error, for batched heartbeats as for everyth
 
 from __future__ import annotations
 
-import uuid
 from typing import Final, NamedTuple
 
 from server.errors import LeaseLost, NotFound
@@ -52,7 +51,7 @@ REFUSED_STATES_SQL: Final = "SELECT id, state FROM jobs WHERE id = ANY($1::uuid[
 
 
 class _Heartbeat(NamedTuple):
-    job_id: uuid.UUID
+    job_id: str  # canonical (rows.is_job_id): compared, hashed and encoded as it is
     lease: str
 
 
@@ -69,9 +68,10 @@ class HeartbeatBatcher(WriteBatcher[_Heartbeat, bool]):
     task_name = "heartbeat-batch"
     lost_message = "the heartbeat was not recorded"
 
-    async def submit(self, job_id: uuid.UUID, lease: str) -> bool:
-        """Record a heartbeat of ``job_id`` under ``lease`` with the others of its batch and
-        return ``pause_requested``; raise ``NotFound``, ``LeaseLost`` or ``Unavailable`` as a
+    async def submit(self, job_id: str, lease: str) -> bool:
+        """Record a heartbeat of ``job_id`` (a canonical uuid, :func:`~server.store.postgres.
+        rows.is_job_id`) under ``lease`` with the others of its batch and return
+        ``pause_requested``; raise ``NotFound``, ``LeaseLost`` or ``Unavailable`` as a
         single heartbeat would. Returns only after the write has committed."""
         return await self._submit(_Heartbeat(job_id, lease))
 
@@ -87,7 +87,7 @@ class HeartbeatBatcher(WriteBatcher[_Heartbeat, bool]):
             [p.lease for p in pairs],
             what="heartbeat",
         )
-        written = {(r["id"], r["lease"]): bool(r["pause_requested"]) for r in rows}
+        written = {(str(r["id"]), r["lease"]): bool(r["pause_requested"]) for r in rows}
         refused: list[_Caller] = []
         for waiter in live:
             pause_requested = written.get(waiter.item)
@@ -100,14 +100,14 @@ class HeartbeatBatcher(WriteBatcher[_Heartbeat, bool]):
         self.statements += 1
         job_ids = sorted({w.item.job_id for w in refused})
         found = await conn.fetch(REFUSED_STATES_SQL, job_ids)
-        states = {r["id"]: str(r["state"]) for r in found}
+        states = {str(r["id"]): str(r["state"]) for r in found}
         for waiter in refused:
             job_id = waiter.item.job_id
             state = states.get(job_id)
             if state is None:
                 waiter.refuse(NotFound())
             else:
-                waiter.refuse(LeaseLost(details={"state": state, "job_id": str(job_id)}))
+                waiter.refuse(LeaseLost(details={"state": state, "job_id": job_id}))
 
 
 __all__ = [

@@ -3,6 +3,7 @@ records, and the columns a statement may name."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any, Final
@@ -24,6 +25,7 @@ BOOKKEEPING: Final = (
     "checkpoint_keys",
 )
 JOB_COLUMNS: Final = ", ".join(RECORD_FIELDS + BOOKKEEPING)
+_CANONICAL_UUID: Final = re.compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: Columns a change may name: record fields, except the identity.
 SETTABLE: Final = frozenset(RECORD_FIELDS) - {"id"}
 
@@ -84,14 +86,17 @@ def column_value(name: str, value: Any) -> Any:
     return value
 
 
+def is_job_id(job_id: str) -> bool:
+    """Whether ``job_id`` is a canonical uuid (lower case, hyphenated: what ``str`` of a
+    ``uuid.UUID`` gives), the only form a job's id has. asyncpg encodes such a string as a
+    ``uuid`` parameter, so a statement can take it as it is."""
+    return isinstance(job_id, str) and _CANONICAL_UUID.fullmatch(job_id) is not None
+
+
 def job_key(job_id: str) -> uuid.UUID | None:
     """The uuid of a canonical job id; None for anything else, which no job has (as in the
     memory store, whose keys are these strings)."""
-    try:
-        key = uuid.UUID(job_id)
-    except (ValueError, TypeError, AttributeError):
-        return None
-    return key if str(key) == job_id else None
+    return uuid.UUID(job_id) if is_job_id(job_id) else None
 
 
 def events_from_arrays(job: JobRecord, row: asyncpg.Record) -> tuple[JobEvent, ...]:

@@ -47,6 +47,7 @@ from server.store.postgres.rows import (
     BOOKKEEPING,
     RECORD_FIELDS,
     events_from_arrays,
+    is_job_id,
     job_from_row,
     job_key,
 )
@@ -232,16 +233,15 @@ class PostgresJobStore(JobStore):
         return await super().update_progress(job_id, write)
 
     async def heartbeat(self, job_id: str, lease: str) -> bool:
-        key = job_key(job_id)
-        if key is None:
+        if not is_job_id(job_id):  # the id as it is: asyncpg encodes it (no uuid.UUID)
             raise NotFound()
         if self._heartbeats is not None:
-            return await self._heartbeats.submit(key, lease)
+            return await self._heartbeats.submit(job_id, lease)
         async with self._pool.connection() as conn:
-            pause_requested = await conn.fetchval(queries.HEARTBEAT_SQL, key, lease)
+            pause_requested = await conn.fetchval(queries.HEARTBEAT_SQL, job_id, lease)
             if pause_requested is not None:
                 return bool(pause_requested)
-            state = await conn.fetchval(queries.JOB_STATE, key)
+            state = await conn.fetchval(queries.JOB_STATE, job_id)
         if state is None:
             raise NotFound()
         # A lease once lost never comes back, so this answer cannot be stale.
