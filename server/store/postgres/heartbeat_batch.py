@@ -40,8 +40,8 @@ from server.store.postgres.write_batch import Connection, Waiter, WriteBatcher
 #: the job's current one matches.
 BATCH_HEARTBEAT_SQL: Final = f"""
 UPDATE jobs AS j SET last_heartbeat_at = now()
-FROM unnest($1::uuid[], $2::text[]) AS b(id, lease), {ASYNC_COMMIT}
-WHERE j.id = b.id AND {fixed_fence(HEARTBEAT_SHAPE, table="j", lease="b.lease")}
+FROM unnest($1::uuid[], $2::text[]) AS b(id, lease)
+WHERE j.id = b.id AND {fixed_fence(HEARTBEAT_SHAPE, table="j", lease="b.lease")} AND {ASYNC_COMMIT}
 RETURNING j.id, j.lease, j.pause_requested
 """
 

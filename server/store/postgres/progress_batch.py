@@ -79,8 +79,8 @@ def batch_progress_sql(*, events: bool = True) -> str:
     UPDATE jobs AS j
     SET progress = b.progress, step = b.step, last_heartbeat_at = now(), updated_at = now(),
         seq = j.seq + b.with_event::int
-    FROM b{"" if events else ", " + ASYNC_COMMIT}
-    WHERE j.id = b.id AND {fence}
+    FROM b
+    WHERE j.id = b.id AND {fence}{"" if events else " AND " + ASYNC_COMMIT}
     RETURNING {returned if events else "b.n"}
 )"""
     if not events:

@@ -169,21 +169,23 @@ DELETE FROM jobs WHERE id IN (
 RETURNING {JOB_COLUMNS}
 """
 
-#: Joined into a statement's FROM clause: that statement (its own transaction) commits
-#: without waiting for its WAL flush, which costs a few milliseconds per commit on a busy
+#: A condition ANDed into a statement's WHERE clause: that statement (its own transaction)
+#: commits without waiting for its WAL flush, which costs a few milliseconds per commit on a busy
 #: disk. Only writes no client has been told about do: heartbeats (a time; the few lost
 #: should Postgres crash within ``wal_writer_delay`` x3 only make their jobs look that much
 #: older to the supervisor, against a timeout of a minute) and held progress reports
 #: (:func:`~server.store.postgres.progress_batch.batch_progress_sql`). Changes with events
 #: never do: a client may have seen them, and a lost event would give its seq away twice.
-ASYNC_COMMIT: Final = "(SELECT set_config('synchronous_commit', 'off', true)) AS async_commit"
+#: A condition, not a FROM item: the subquery has no column of the statement's tables, so
+#: Postgres evaluates it once per statement (an InitPlan gating the plan); joined into FROM
+#: it was evaluated again for every row of a batch (a nested loop's inner side).
+ASYNC_COMMIT: Final = "(SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL"
 
 #: A heartbeat, fenced by the lease in the same statement. It writes only
 #: ``last_heartbeat_at``, which no index contains, so the UPDATE is HOT.
 HEARTBEAT_SQL: Final = f"""
 UPDATE jobs SET last_heartbeat_at = now()
-FROM {ASYNC_COMMIT}
-WHERE id = $1 AND {fixed_fence(HEARTBEAT_SHAPE, lease="$2")}
+WHERE id = $1 AND {fixed_fence(HEARTBEAT_SHAPE, lease="$2")} AND {ASYNC_COMMIT}
 RETURNING pause_requested
 """
 
