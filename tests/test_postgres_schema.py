@@ -133,6 +133,30 @@ async def test_trigger_refuses_an_illegal_transition_in_raw_sql(postgres_dsn: st
         await conn.execute("UPDATE jobs SET state = 'paused' WHERE id = $1", job_id)
 
 
+async def test_only_updates_that_assign_the_state_fire_the_transition_trigger(
+    empty_postgres_dsn: str,
+) -> None:
+    """Migration 0006 on a database at 0005: the trigger is ``BEFORE UPDATE OF state`` (a
+    heartbeat's UPDATE fires no row trigger), and still refuses an illegal transition."""
+    async with connected(empty_postgres_dsn) as conn:
+        await apply_migrations(conn, [m for m in load_migrations() if m.version < 6])
+        job_id = await insert_job(conn)
+        applied = await apply_migrations(conn)
+        triggers = await conn.fetch(
+            "SELECT pg_get_triggerdef(oid) AS definition FROM pg_trigger"
+            " WHERE tgrelid = 'jobs'::regclass AND NOT tgisinternal"
+        )
+        updates = [t["definition"] for t in triggers if " UPDATE " in t["definition"]]
+        await conn.execute("UPDATE jobs SET last_heartbeat_at = now() WHERE id = $1", job_id)
+        with pytest.raises(asyncpg.CheckViolationError, match="created -> completed"):
+            await conn.execute(
+                "UPDATE jobs SET state = 'completed', completed_at = now() WHERE id = $1", job_id
+            )
+    assert [m.version for m in applied] == [6]
+    assert len(updates) == 1
+    assert "BEFORE UPDATE OF state ON public.jobs" in updates[0]
+
+
 async def test_a_job_cannot_be_inserted_past_created(postgres_dsn: str) -> None:
     async with connected(postgres_dsn) as conn, conn.transaction():
         with pytest.raises(asyncpg.CheckViolationError, match="must be created"):
