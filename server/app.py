@@ -63,11 +63,11 @@ def add_background_services(app: web.Application) -> None:
     """In-process background services, each a ``cleanup_ctx`` generator.
 
     They start after the store is open and Socket.IO is ready, and stop first, in reverse
-    order. A service whose dependency ``/readyz`` should check appends a
+    order, before the socket calls still running are drained and the repository closes
+    (``_socketio_lifecycle``). A service whose dependency ``/readyz`` should check appends a
     :class:`~server.keys.ReadinessCheck` to ``app[keys.READINESS_CHECKS]``.
     """
     app.cleanup_ctx.append(_supervisor_lifecycle)
-    app.cleanup_ctx.append(_repository_lifecycle)
     app.cleanup_ctx.append(_retention_lifecycle)
 
 
@@ -146,13 +146,6 @@ async def _redis_lifecycle(app: web.Application) -> AsyncIterator[None]:
         await manager.close()
 
 
-async def _repository_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    """The repository closes before the store: held progress reports get their trailing
-    events first."""
-    yield
-    await app[keys.REPOSITORY].close()
-
-
 async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
     store = app[keys.STORE]
     try:
@@ -169,9 +162,14 @@ async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _socketio_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """At shutdown, after the background services stopped: the socket calls still running
+    finish (up to ``DRAIN_TIMEOUT_S``), then the repository closes (the trailing events of
+    held progress reports, what cancelled callers left), while Socket.IO, Redis and the store
+    are still up to publish and write them; then Socket.IO stops."""
     yield
     if not await app[keys.IN_FLIGHT].drain(DRAIN_TIMEOUT_S):
         log.warning("%d socket call(s) still running at shutdown", len(app[keys.IN_FLIGHT]))
+    await app[keys.REPOSITORY].close()
     await app[keys.SIO].shutdown()
 
 
