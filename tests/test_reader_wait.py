@@ -168,6 +168,29 @@ async def test_a_cancelled_handler_ends_the_connection_and_raises() -> None:
     assert socket.closed_with == FakeReason.TRANSPORT_CLOSE
 
 
+async def test_a_cancel_from_outside_landing_with_the_deadline_is_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deadline cancels the reader and, in the same turn of the loop, the application's
+    shutdown cancels it too: the handler ends the connection and raises (it used to take
+    the shutdown's cancel for the deadline's and return normally)."""
+    socket, ws = FakeSocket(timeout_s=0.0), FakeWebSocket()
+    handlers: list[asyncio.Task[None]] = []
+    ring = ReadDeadline.ring
+
+    def ring_then_shutdown(deadline: ReadDeadline) -> None:
+        ring(deadline)
+        if deadline.expired:
+            handlers[0].cancel()
+
+    monkeypatch.setattr(ReadDeadline, "ring", ring_then_shutdown)
+    handlers.append(handle(socket, ws))
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(handlers[0], 1.0)
+    assert ws.closed
+    assert socket.closed_with == FakeReason.TRANSPORT_CLOSE
+
+
 async def test_an_upgrade_from_long_polling_goes_through_engineio_s_own_handler() -> None:
     socket, ws = FakeSocket(connected=True), FakeWebSocket()
     # Engine.IO's handshake wants a PING "probe" first; anything else fails the upgrade.

@@ -148,9 +148,10 @@ async def _read_messages(socket: AsyncSocket, ws: Any, deadline: ReadDeadline) -
         try:
             data = await ws.wait()
         except asyncio.CancelledError:
-            if not deadline.expired:
+            # The deadline's own cancel ends the loop as a timeout does; any other cancel
+            # (alone, or landing in the same turn as the deadline's) is raised.
+            if not deadline.expired or task.uncancel() > 0:
                 raise
-            task.uncancel()
             break
         except Exception:
             break
