@@ -3,7 +3,6 @@ records, and the columns a statement may name."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Mapping
 from typing import Any, Final
@@ -16,6 +15,10 @@ from jobspine_shared.models import JobError, JobEvent, JobRecord, RetryPolicy
 from jobspine_shared.states import JobState
 from server.store.model import CheckpointInfo, StoredJob, job_event
 
+# A job's id has one form, canonical (lower case, hyphenated: what ``str`` of a ``uuid.UUID``
+# gives); asyncpg encodes such a string as a ``uuid`` parameter, so a statement takes it as is.
+from server.validation import is_job_id as is_job_id
+
 RECORD_FIELDS: Final = tuple(field.name for field in attrs.fields(JobRecord))
 BOOKKEEPING: Final = (
     "lease",
@@ -25,7 +28,6 @@ BOOKKEEPING: Final = (
     "checkpoint_keys",
 )
 JOB_COLUMNS: Final = ", ".join(RECORD_FIELDS + BOOKKEEPING)
-_CANONICAL_UUID: Final = re.compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: Columns a change may name: record fields, except the identity.
 SETTABLE: Final = frozenset(RECORD_FIELDS) - {"id"}
 
@@ -84,13 +86,6 @@ def column_value(name: str, value: Any) -> Any:
     if name == "parent_id" and value is not None:
         return uuid.UUID(value)
     return value
-
-
-def is_job_id(job_id: str) -> bool:
-    """Whether ``job_id`` is a canonical uuid (lower case, hyphenated: what ``str`` of a
-    ``uuid.UUID`` gives), the only form a job's id has. asyncpg encodes such a string as a
-    ``uuid`` parameter, so a statement can take it as it is."""
-    return isinstance(job_id, str) and _CANONICAL_UUID.fullmatch(job_id) is not None
 
 
 def job_key(job_id: str) -> uuid.UUID | None:
