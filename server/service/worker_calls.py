@@ -44,7 +44,8 @@ class WorkerCalls(CommitCore):
         (:mod:`server.service.publishing`: the claim is in flight until its events are in
         the job's line)."""
         claims = self._claims
-        in_flight = claims.start()
+        number = claims.start()
+        handed_over = False  # to a task that puts the events of a cancelled claim
         try:
             claimed = await self.store.claim(
                 types=list(command.types),
@@ -56,26 +57,27 @@ class WorkerCalls(CommitCore):
                 return None
             about(claimed.job)
             job_id, events = claimed.job.id, claimed.events
-            claims.claimed(in_flight, job_id)
+            claims.claimed(number, job_id)
             started = Transition(claimed.job, S.CREATED, S.RUNNING)
 
             async def section() -> None:
                 self._put(job_id, events, started)
-                claims.finish(in_flight)
+                claims.finish(number)
 
             try:
                 await self._in_order(job_id, section)
             except asyncio.CancelledError:
-                if in_flight in claims:  # before its section: a task puts its events
-                    self._leave(job_id, self._claim_left(job_id, section, in_flight))
-                    in_flight = 0  # (finished by that task)
+                if number in claims:  # before its section: a task puts its events
+                    self._leave(job_id, self._claim_left(job_id, section, number))
+                    handed_over = True
                 raise
         finally:
-            claims.finish(in_flight)
+            if not handed_over:
+                claims.finish(number)
         return claimed
 
     async def _claim_left(
-        self, job_id: str, section: Callable[[], Awaitable[None]], in_flight: int
+        self, job_id: str, section: Callable[[], Awaitable[None]], number: int
     ) -> None:
         """The section of a claim cancelled before it took its job's lock: its events put
         in their turn (ahead of later ones, :mod:`server.service.publishing`), and the
@@ -83,7 +85,7 @@ class WorkerCalls(CommitCore):
         try:
             await self._in_order(job_id, section)
         finally:
-            self._claims.finish(in_flight)
+            self._claims.finish(number)
 
     async def heartbeat(self, call: LeaseCall) -> bool:
         """Prove the worker is alive; returns whether a pause was requested."""
