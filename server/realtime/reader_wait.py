@@ -119,7 +119,7 @@ async def lean_websocket_handler(socket: AsyncSocket, ws: Any) -> None:
     assert task is not None
     deadline = ReadDeadline(server.ping_interval + server.ping_timeout, task)
     try:
-        await _read_messages(socket, ws, deadline)
+        await _read_messages(socket, ws, deadline, task)
     except asyncio.CancelledError:
         await _end(socket, writer_task)  # the connection ends as on any other way out
         raise
@@ -135,14 +135,14 @@ async def _end(socket: AsyncSocket, writer_task: asyncio.Future[None]) -> None:
     await socket.close(wait=False, abort=True, reason=socket.server.reason.TRANSPORT_CLOSE)
 
 
-async def _read_messages(socket: AsyncSocket, ws: Any, deadline: ReadDeadline) -> None:
+async def _read_messages(
+    socket: AsyncSocket, ws: Any, deadline: ReadDeadline, task: asyncio.Task[Any]
+) -> None:
     """Hand each message to the socket until the connection ends, a read fails, a message is
     too large or no message came within the deadline (each ends the loop, as in Engine.IO's
     handler). A cancellation of the reading task from elsewhere is raised (after the
-    caller's cleanup)."""
+    caller's cleanup). ``task``: the reading task, the one ``deadline`` cancels."""
     server = socket.server
-    task = asyncio.current_task()
-    assert task is not None
     while True:
         deadline.waiting()
         try:
